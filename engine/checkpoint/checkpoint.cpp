@@ -1,0 +1,279 @@
+#include "checkpoint/checkpoint.h"
+
+#include "checkpoint/safetensors.h"
+#include "checkpoint/torch_pickle.h"
+#include "checkpoint/torch_zip.h"
+#include "core/error.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace layerwise {
+
+namespace fs = std::filesystem;
+
+std::string_view format_name(CheckpointFormat format)
+{
+    switch (format) {
+    case CheckpointFormat::safetensors: return "safetensors";
+    case CheckpointFormat::safetensors_sharded: return "safetensors (sharded)";
+    case CheckpointFormat::torch_bin: return "pytorch .bin";
+    case CheckpointFormat::torch_bin_sharded: return "pytorch .bin (sharded)";
+    }
+    return "?";
+}
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void check_folder_readable(const fs::path& folder)
+{
+    std::error_code ec;
+    fs::directory_iterator it(folder, ec);
+    if (ec)
+        throw IoError("cannot read folder " + folder.string() + ": " + ec.message() +
+                      (ec == std::errc::permission_denied ? " (check the folder's permissions)" : ""));
+}
+
+} // namespace
+
+std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path)
+{
+    std::unique_ptr<Checkpoint> ck(new Checkpoint());
+    std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (ec || !fs::exists(status))
+        throw IoError(path.string() + " does not exist");
+    if (fs::is_regular_file(status)) {
+        ck->m_folder = path.parent_path();
+        const std::string name = path.filename().string();
+        if (ends_with(name, ".safetensors")) {
+            ck->m_format = CheckpointFormat::safetensors;
+            ck->add_safetensors(path);
+        } else if (ends_with(name, ".index.json")) {
+            const bool st = ends_with(name, ".safetensors.index.json");
+            ck->m_format = st ? CheckpointFormat::safetensors_sharded : CheckpointFormat::torch_bin_sharded;
+            ck->add_index(path, st);
+        } else if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth")) {
+            ck->m_format = CheckpointFormat::torch_bin;
+            ck->add_torch_bin(path);
+        } else {
+            throw UnsupportedError(path.string() + ": not a weights file (expected .safetensors, .bin or .index.json)");
+        }
+        return ck;
+    }
+    ck->m_folder = path;
+    check_folder_readable(path);
+    struct Candidate {
+        const char* file;
+        CheckpointFormat format;
+    };
+    const Candidate candidates[] = {
+        {"model.safetensors", CheckpointFormat::safetensors},
+        {"model.safetensors.index.json", CheckpointFormat::safetensors_sharded},
+        {"pytorch_model.bin", CheckpointFormat::torch_bin},
+        {"pytorch_model.bin.index.json", CheckpointFormat::torch_bin_sharded},
+    };
+    for (const auto& c : candidates) {
+        const fs::path file = path / c.file;
+        if (!fs::exists(file, ec))
+            continue;
+        ck->m_format = c.format;
+        switch (c.format) {
+        case CheckpointFormat::safetensors: ck->add_safetensors(file); break;
+        case CheckpointFormat::safetensors_sharded: ck->add_index(file, true); break;
+        case CheckpointFormat::torch_bin: ck->add_torch_bin(file); break;
+        case CheckpointFormat::torch_bin_sharded: ck->add_index(file, false); break;
+        }
+        return ck;
+    }
+    // A folder with exactly one .safetensors file of another name is still a checkpoint.
+    std::vector<fs::path> st;
+    for (const auto& e : fs::directory_iterator(path, ec))
+        if (e.is_regular_file() && e.path().extension() == ".safetensors")
+            st.push_back(e.path());
+    if (st.size() == 1) {
+        ck->m_format = CheckpointFormat::safetensors;
+        ck->add_safetensors(st.front());
+        return ck;
+    }
+    throw FormatError(path.string() + " holds no weights: expected model.safetensors, model.safetensors.index.json, "
+                      "pytorch_model.bin or pytorch_model.bin.index.json" +
+                      (st.size() > 1 ? std::string(" (found several .safetensors files but no index)") : ""));
+}
+
+std::size_t Checkpoint::add_file(const fs::path& file)
+{
+    m_files.push_back(std::make_unique<MappedFile>(file));
+    return m_files.size() - 1;
+}
+
+void Checkpoint::add_entry(TensorEntry entry)
+{
+    if (m_by_name.count(entry.name))
+        throw FormatError(m_files[entry.file]->path().string() + ": tensor '" + entry.name + "' is also in " +
+                          m_files[m_tensors[m_by_name[entry.name]].file]->path().string() +
+                          "; a checkpoint must hold each tensor once");
+    m_by_name[entry.name] = m_tensors.size();
+    m_tensors.push_back(std::move(entry));
+}
+
+void Checkpoint::add_safetensors(const fs::path& file)
+{
+    const std::size_t index = add_file(file);
+    SafetensorsHeader h = read_safetensors_header(*m_files[index], index);
+    if (index == 0)
+        m_metadata = h.metadata;
+    for (auto& t : h.tensors)
+        add_entry(std::move(t));
+}
+
+void Checkpoint::add_torch_bin(const fs::path& file)
+{
+    const std::size_t index = add_file(file);
+    const MappedFile& mf = *m_files[index];
+    const std::string where = file.string();
+    const auto records = read_zip_directory(mf);
+    std::string prefix;
+    for (const auto& [name, rec] : records) {
+        if (ends_with(name, "/data.pkl") && name.find('/') == name.size() - 9) {
+            prefix = name.substr(0, name.size() - 8);
+            break;
+        }
+    }
+    if (prefix.empty())
+        throw FormatError(where + ": zip archive without <name>/data.pkl; not a torch.save checkpoint");
+    const ZipRecord pkl = records.at(prefix + "data.pkl");
+    const auto tensors = read_state_dict_pickle(mf.read(pkl.offset, pkl.size), where);
+    for (const auto& p : tensors) {
+        const std::string what = where + ": tensor '" + p.name + "'";
+        auto rec = records.find(prefix + "data/" + p.storage_key);
+        if (rec == records.end())
+            throw FormatError(what + ": its storage record '" + prefix + "data/" + p.storage_key + "' is missing");
+        const std::uint64_t elem = static_cast<std::uint64_t>(dtype_bits(p.dtype)) / 8;
+        if (rec->second.size < p.storage_numel * elem)
+            throw FormatError(what + ": storage record holds " + std::to_string(rec->second.size) + " bytes but " +
+                              std::to_string(p.storage_numel) + " elements of " + std::string(torch_name(p.dtype)) +
+                              " need " + std::to_string(p.storage_numel * elem));
+        std::uint64_t extent = 0; // elements the view spans, past its offset
+        bool empty = false;
+        for (std::size_t d = 0; d < p.shape.size(); ++d) {
+            empty = empty || p.shape[d] == 0;
+            extent += static_cast<std::uint64_t>(p.shape[d] - 1) * static_cast<std::uint64_t>(p.strides[d]);
+        }
+        if (!empty && static_cast<std::uint64_t>(p.storage_offset) + extent + 1 > p.storage_numel)
+            throw FormatError(what + ": shape " + shape_string(p.shape) + " at storage offset " +
+                              std::to_string(p.storage_offset) + " reaches past its storage of " +
+                              std::to_string(p.storage_numel) + " elements");
+        TensorEntry t;
+        t.name = p.name;
+        t.dtype = p.dtype;
+        t.shape = p.shape;
+        t.file = index;
+        t.offset = rec->second.offset + static_cast<std::uint64_t>(p.storage_offset) * elem;
+        t.size = empty ? 0 : (extent + 1) * elem;
+        // Record strides only when the view is not plain row-major.
+        std::int64_t expect = 1;
+        bool contiguous = true;
+        for (std::size_t d = p.shape.size(); d-- > 0;) {
+            if (p.shape[d] != 1 && p.strides[d] != expect)
+                contiguous = false;
+            expect *= p.shape[d];
+        }
+        if (!contiguous)
+            t.strides = p.strides;
+        add_entry(std::move(t));
+    }
+}
+
+void Checkpoint::add_index(const fs::path& index, bool safetensors)
+{
+    const std::string where = index.string();
+    MappedFile file(index);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(file.read(0, file.size()));
+    } catch (const nlohmann::json::parse_error& e) {
+        throw FormatError(where + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+        throw FormatError(where + ": missing the 'weight_map' object (tensor name -> shard file)");
+    if (j.contains("metadata") && j["metadata"].is_object() && j["metadata"].contains("total_size")) {
+        const auto& ts = j["metadata"]["total_size"];
+        if (ts.is_number_unsigned())
+            m_index_total_size = ts.get<std::uint64_t>();
+        else if (ts.is_number_float() && ts.get<double>() >= 0)
+            m_index_total_size = static_cast<std::uint64_t>(ts.get<double>());
+        else
+            throw FormatError(where + ": metadata.total_size must be a non-negative integer");
+    }
+    // Shards in the order they first appear; each is opened once.
+    std::vector<std::string> shards;
+    std::map<std::string, std::vector<std::string>> expected;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+        if (!it.value().is_string())
+            throw FormatError(where + ": weight_map['" + it.key() + "'] is not a file name");
+        const std::string shard = it.value().get<std::string>();
+        if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
+            throw FormatError(where + ": weight_map['" + it.key() + "'] = '" + shard +
+                              "' is not a file name in the checkpoint folder");
+        if (!expected.count(shard))
+            shards.push_back(shard);
+        expected[shard].push_back(it.key());
+    }
+    if (shards.empty())
+        throw FormatError(where + ": weight_map is empty");
+    const fs::path folder = index.parent_path();
+    for (const auto& shard : shards) {
+        const fs::path path = folder / shard;
+        std::error_code ec;
+        if (!fs::exists(path, ec))
+            throw FormatError(where + ": names shard '" + shard + "' (for tensor '" + expected[shard].front() +
+                              "' and " + std::to_string(expected[shard].size() - 1) +
+                              " more) but that file is missing from " + folder.string());
+        const std::size_t before = m_tensors.size();
+        try {
+            if (safetensors)
+                add_safetensors(path);
+            else
+                add_torch_bin(path);
+        } catch (...) {
+            rethrow_with_context("shard of " + where);
+        }
+        std::set<std::string> in_shard;
+        for (std::size_t i = before; i < m_tensors.size(); ++i)
+            in_shard.insert(m_tensors[i].name);
+        for (const auto& name : expected[shard])
+            if (!in_shard.count(name))
+                throw FormatError(where + ": tensor '" + name + "' is mapped to shard '" + shard +
+                                  "' but that shard does not contain it");
+    }
+}
+
+const TensorEntry* Checkpoint::find(const std::string& name) const
+{
+    auto it = m_by_name.find(name);
+    return it == m_by_name.end() ? nullptr : &m_tensors[it->second];
+}
+
+std::uint64_t Checkpoint::tensor_bytes() const
+{
+    std::uint64_t n = 0;
+    for (const auto& t : m_tensors)
+        n += dtype_bytes(t.dtype, t.numel());
+    return n;
+}
+
+std::uint64_t Checkpoint::data_bytes_handed_out() const
+{
+    std::uint64_t n = 0;
+    for (const auto& f : m_files)
+        n += f->data_bytes_handed_out();
+    return n;
+}
+
+} // namespace layerwise

@@ -1,0 +1,58 @@
+#pragma once
+// A checkpoint: the tensors of a model folder, across one or many files, described by
+// their headers only. Formats, in the order transformers looks for them:
+// model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json.
+#include "checkpoint/tensor_entry.h"
+#include "core/mapped_file.h"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace layerwise {
+
+enum class CheckpointFormat { safetensors, safetensors_sharded, torch_bin, torch_bin_sharded };
+std::string_view format_name(CheckpointFormat format);
+
+class Checkpoint {
+public:
+    // `path` is a model folder or a single weights file. Throws IoError / FormatError with the path.
+    static std::unique_ptr<Checkpoint> open(const std::filesystem::path& path);
+
+    CheckpointFormat format() const { return m_format; }
+    const std::filesystem::path& folder() const { return m_folder; }
+    const std::vector<std::unique_ptr<MappedFile>>& files() const { return m_files; }
+    const std::vector<TensorEntry>& tensors() const { return m_tensors; }
+    const TensorEntry* find(const std::string& name) const;
+
+    // safetensors __metadata__ of the first file (empty for .bin)
+    const std::map<std::string, std::string>& metadata() const { return m_metadata; }
+    // metadata.total_size of a sharded index, if any
+    std::optional<std::uint64_t> index_total_size() const { return m_index_total_size; }
+    // Sum of tensor bytes in the files
+    std::uint64_t tensor_bytes() const;
+    // Bytes of tensor data handed out by all mappings: 0 after header-only work.
+    std::uint64_t data_bytes_handed_out() const;
+
+private:
+    Checkpoint() = default;
+    void add_safetensors(const std::filesystem::path& file);
+    void add_torch_bin(const std::filesystem::path& file);
+    void add_index(const std::filesystem::path& index, bool safetensors);
+    std::size_t add_file(const std::filesystem::path& file);
+    void add_entry(TensorEntry entry);
+
+    CheckpointFormat m_format = CheckpointFormat::safetensors;
+    std::filesystem::path m_folder;
+    std::vector<std::unique_ptr<MappedFile>> m_files;
+    std::vector<TensorEntry> m_tensors;
+    std::unordered_map<std::string, std::size_t> m_by_name;
+    std::map<std::string, std::string> m_metadata;
+    std::optional<std::uint64_t> m_index_total_size;
+};
+
+} // namespace layerwise

@@ -1,0 +1,48 @@
+#pragma once
+// A read-only memory mapping of a whole file (RAII). Checkpoint tensors are views
+// into it. Headers are read with pread() so that describing a model never faults in
+// a page of tensor data; `resident_bytes` (mincore) lets tests prove it.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace layerwise {
+
+class MappedFile {
+public:
+    // Throws IoError (missing file, no permission, a folder) naming the path.
+    explicit MappedFile(const std::filesystem::path& path);
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    const std::filesystem::path& path() const { return m_path; }
+    std::uint64_t size() const { return m_size; }
+
+    // Copies [offset, offset + length) with pread(); throws FormatError if past the end.
+    std::string read(std::uint64_t offset, std::uint64_t length) const;
+
+    // Pointer into the mapping (maps lazily on first use). Counted: see data_bytes_handed_out().
+    const std::byte* data(std::uint64_t offset, std::uint64_t length) const;
+
+    // Bytes handed out through data(): 0 proves no tensor data was asked for.
+    std::uint64_t data_bytes_handed_out() const { return m_handed_out; }
+
+    // How many bytes of [offset, offset + length) are in the page cache (mincore).
+    std::uint64_t resident_bytes(std::uint64_t offset, std::uint64_t length) const;
+
+    // Ask the kernel to read [offset, offset + length) ahead (madvise WILLNEED).
+    void prefetch(std::uint64_t offset, std::uint64_t length) const;
+
+private:
+    void map() const;
+
+    std::filesystem::path m_path;
+    int m_fd = -1;
+    std::uint64_t m_size = 0;
+    mutable void* m_map = nullptr;
+    mutable std::uint64_t m_handed_out = 0;
+};
+
+} // namespace layerwise

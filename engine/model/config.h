@@ -1,0 +1,64 @@
+#pragma once
+// config.json -> a typed model configuration. Both transformers 4.x spellings
+// (torch_dtype, rope_scaling, rotary_pct) and 5.x spellings (dtype, rope_parameters,
+// partial_rotary_factor) are read.
+#include "core/dtype.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace layerwise {
+
+struct RopeConfig {
+    std::string type = "default"; // default, linear, dynamic, llama3, yarn...
+    double theta = 10000.0;
+    double factor = 1.0;
+    double low_freq_factor = 1.0;
+    double high_freq_factor = 4.0;
+    std::int64_t original_max_position_embeddings = 0;
+    double partial_rotary_factor = 1.0; // fraction of head_dim that is rotated (GPT-NeoX rotary_pct)
+};
+
+struct ModelConfig {
+    std::string model_type;        // "llama", "gpt2"...
+    std::string architecture;      // "LlamaForCausalLM" (architectures[0] or the family's default)
+    std::int64_t hidden_size = 0;
+    std::int64_t intermediate_size = 0;
+    std::int64_t num_layers = 0;
+    std::int64_t num_heads = 0;
+    std::int64_t num_kv_heads = 0;
+    std::int64_t head_dim = 0;
+    std::int64_t vocab_size = 0;
+    std::int64_t max_position_embeddings = 0;
+    double norm_eps = 1e-5;
+    RopeConfig rope;
+    bool tie_word_embeddings = false;
+    bool attention_bias = false;   // bias on q/k/v/o (llama family) or on all attention linears (neox)
+    bool mlp_bias = false;
+    bool use_parallel_residual = true; // gpt_neox
+    std::string hidden_act = "silu";
+    std::optional<std::int64_t> sliding_window;
+    std::optional<DType> dtype;    // declared torch_dtype / dtype
+    std::vector<std::int64_t> bos_token_ids;
+    std::vector<std::int64_t> eos_token_ids;
+
+    std::int64_t rotary_dim() const
+    {
+        return static_cast<std::int64_t>(static_cast<double>(head_dim) * rope.partial_rotary_factor);
+    }
+};
+
+// `where` names the source in errors. Throws FormatError for missing or invalid fields and
+// UnsupportedError naming the supported architectures for an unknown model_type.
+ModelConfig parse_model_config(std::string_view json_text, const std::string& where);
+ModelConfig load_model_config(const std::filesystem::path& config_json);
+
+// The dtype transformers uses for dtype="auto": the config's dtype, else the first
+// floating-point tensor of the checkpoint (`first_floating`), else float32.
+DType resolve_auto_dtype(const ModelConfig& config, std::optional<DType> first_floating);
+
+} // namespace layerwise

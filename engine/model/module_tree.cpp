@@ -1,0 +1,287 @@
+#include "model/module_tree.h"
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "model/arch.h"
+
+#include <algorithm>
+#include <cassert>
+#include <set>
+#include <unordered_map>
+
+namespace layerwise {
+
+std::uint64_t ModuleTensor::numel() const
+{
+    std::uint64_t n = 1;
+    for (auto d : shape)
+        n *= static_cast<std::uint64_t>(d);
+    return n;
+}
+
+namespace {
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to)
+{
+    for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+        s.replace(p, from.size(), to);
+    return s;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix)
+{
+    return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+} // namespace
+
+int ModuleTree::add_node(const std::string& name, const std::string& class_name)
+{
+    ModuleNode n;
+    n.name = name;
+    n.class_name = class_name;
+    if (!name.empty()) {
+        const auto dot = name.rfind('.');
+        const std::string parent = dot == std::string::npos ? std::string() : name.substr(0, dot);
+        n.parent = find(parent);
+        assert(n.parent >= 0 && "modules must be listed parent first");
+    }
+    m_nodes.push_back(std::move(n));
+    const int index = static_cast<int>(m_nodes.size()) - 1;
+    if (m_nodes[index].parent >= 0)
+        m_nodes[static_cast<std::size_t>(m_nodes[index].parent)].children.push_back(index);
+    return index;
+}
+
+ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DType dtype)
+{
+    ModuleTree tree;
+    tree.m_dtype = dtype;
+    tree.m_no_split_class = replace_all(arch.layer_class, "{P}", arch.class_prefix);
+    tree.add_node("", config.architecture);
+    auto emit = [&](const ModuleSpec& spec, int layer) {
+        if (spec.present && !spec.present(config))
+            return;
+        std::string name = layer >= 0 ? replace_all(spec.path, "{i}", std::to_string(layer)) : spec.path;
+        std::string cls = replace_all(spec.class_name, "{P}", arch.class_prefix);
+        cls = replace_all(cls, "{act}", activation_class(config.hidden_act));
+        const int index = tree.add_node(name, cls);
+        ModuleNode& node = tree.m_nodes[static_cast<std::size_t>(index)];
+        if (cls == tree.m_no_split_class) {
+            node.no_split = true;
+            node.layer = layer;
+        }
+        // transformers lists a module's parameters before its buffers.
+        for (int pass = 0; pass < 2; ++pass) {
+            for (const TensorSpec& t : spec.tensors) {
+                if (t.buffer != (pass == 1) || (t.present && !t.present(config)))
+                    continue;
+                ModuleTensor mt;
+                mt.name = t.name;
+                mt.full_name = name + "." + t.name;
+                mt.shape = t.shape(config);
+                mt.buffer = t.buffer;
+                mt.persistent = t.persistent;
+                mt.dtype = t.fixed_dtype ? *t.fixed_dtype : dtype;
+                for (auto d : mt.shape)
+                    if (d <= 0)
+                        throw FormatError("config.json gives " + mt.full_name + " the shape " +
+                                          shape_string(mt.shape) + "; every dimension must be positive");
+                node.tensors.push_back(std::move(mt));
+            }
+        }
+    };
+    const auto& mods = arch.modules;
+    for (std::size_t i = 0; i < mods.size();) {
+        if (mods[i].path.find("{i}") == std::string::npos) {
+            emit(mods[i], -1);
+            ++i;
+            continue;
+        }
+        std::size_t end = i;
+        while (end < mods.size() && mods[end].path.find("{i}") != std::string::npos)
+            ++end;
+        for (std::int64_t layer = 0; layer < config.num_layers; ++layer)
+            for (std::size_t k = i; k < end; ++k)
+                emit(mods[k], static_cast<int>(layer));
+        i = end;
+    }
+    if (config.tie_word_embeddings) {
+        tree.m_tied = arch.tied;
+        for (const auto& [tied, source] : arch.tied) {
+            auto* t = const_cast<ModuleTensor*>(tree.find_tensor(tied));
+            if (t)
+                t->tied_to = source;
+        }
+    }
+    return tree;
+}
+
+ModuleTree ModuleTree::from_config(const ModelConfig& config, DType dtype)
+{
+    const ArchSpec* arch = find_arch(config.model_type);
+    if (!arch)
+        throw UnsupportedError("unsupported architecture '" + config.model_type + "'; supported: " +
+                               supported_arch_list());
+    return build(config, *arch, dtype);
+}
+
+ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoint& checkpoint,
+                                       std::optional<DType> dtype, const Logger& log)
+{
+    const ArchSpec* arch = find_arch(config.model_type);
+    if (!arch)
+        throw UnsupportedError("unsupported architecture '" + config.model_type + "'; supported: " +
+                               supported_arch_list());
+    std::optional<DType> first_floating;
+    for (const auto& t : checkpoint.tensors())
+        if (is_floating(t.dtype)) {
+            first_floating = t.dtype;
+            break;
+        }
+    const DType load_dtype = dtype ? *dtype : resolve_auto_dtype(config, first_floating);
+    ModuleTree tree = build(config, *arch, load_dtype);
+
+    // Checkpoint names -> entry, after mapping old names and adding a missing base prefix.
+    std::unordered_map<std::string, std::size_t> by_name;
+    const auto& entries = checkpoint.tensors();
+    std::set<std::string> model_names;
+    for (const auto& n : tree.m_nodes)
+        for (const auto& t : n.tensors)
+            model_names.insert(t.full_name);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        std::string name = entries[i].name;
+        for (const auto& [old_prefix, new_prefix] : arch->renamed)
+            if (starts_with(name, old_prefix))
+                name = new_prefix + name.substr(old_prefix.size());
+        if (!model_names.count(name) && model_names.count(arch->base_prefix + "." + name))
+            name = arch->base_prefix + "." + name;
+        by_name.emplace(name, i);
+    }
+
+    const std::string where = checkpoint.folder().string();
+    std::set<std::size_t> used;
+    for (auto& node : tree.m_nodes) {
+        for (auto& t : node.tensors) {
+            auto it = by_name.find(t.full_name);
+            if (it == by_name.end()) {
+                if (!t.persistent || !t.tied_to.empty())
+                    continue; // computed at load time, or shares the tied tensor's storage
+                throw FormatError(where + ": tensor '" + t.full_name + "' (shape " + shape_string(t.shape) +
+                                  ") that config.json describes is missing from the checkpoint; the config and the "
+                                  "weights do not belong together");
+            }
+            const TensorEntry& e = entries[it->second];
+            used.insert(it->second);
+            if (!t.tied_to.empty())
+                continue; // a saved copy of a tied weight is ignored, as transformers does
+            if (e.shape != t.shape)
+                throw FormatError(where + ": config.json contradicts the weights: tensor '" + e.name + "' in " +
+                                  checkpoint.files()[e.file]->path().filename().string() + " has shape " +
+                                  shape_string(e.shape) + " but the config (" + config.model_type +
+                                  ", hidden_size " + std::to_string(config.hidden_size) + ", " +
+                                  std::to_string(config.num_layers) + " layers) implies " + shape_string(t.shape));
+            t.checkpoint_entry = it->second;
+            t.file_dtype = e.dtype;
+            if (t.buffer || !is_floating(e.dtype))
+                t.dtype = e.dtype;
+        }
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i)
+        if (!used.count(i))
+            tree.m_unused.push_back(entries[i].name);
+    if (!tree.m_unused.empty())
+        log.warning(std::to_string(tree.m_unused.size()) + " checkpoint tensor(s) are not used by " +
+                    config.architecture + " (first: '" + tree.m_unused.front() + "'); they will not be loaded");
+    return tree;
+}
+
+int ModuleTree::find(const std::string& module_name) const
+{
+    for (std::size_t i = 0; i < m_nodes.size(); ++i)
+        if (m_nodes[i].name == module_name)
+            return static_cast<int>(i);
+    return -1;
+}
+
+const ModuleTensor* ModuleTree::find_tensor(const std::string& full_name) const
+{
+    const auto dot = full_name.rfind('.');
+    if (dot == std::string::npos)
+        return nullptr;
+    const int node = find(full_name.substr(0, dot));
+    if (node < 0)
+        return nullptr;
+    for (const auto& t : m_nodes[static_cast<std::size_t>(node)].tensors)
+        if (t.full_name == full_name)
+            return &t;
+    return nullptr;
+}
+
+std::uint64_t ModuleTree::num_parameters() const
+{
+    std::uint64_t n = 0;
+    for (const auto& node : m_nodes)
+        for (const auto& t : node.tensors)
+            if (t.is_parameter() && t.tied_to.empty())
+                n += t.numel();
+    return n;
+}
+
+std::uint64_t ModuleTree::tensor_bytes(const ModuleTensor& t, SizeRule rule) const
+{
+    if (!t.tied_to.empty())
+        return 0;
+    const std::uint64_t own = dtype_bytes(t.dtype, t.numel());
+    if (rule.kind == SizeRule::Kind::stored || !is_floating(t.dtype))
+        return own;
+    if (rule.kind == SizeRule::Kind::as_loaded)
+        return t.buffer ? own : dtype_bytes(rule.target, t.numel());
+    return dtype_bits(rule.target) < dtype_bits(t.dtype) ? dtype_bytes(rule.target, t.numel()) : own;
+}
+
+std::vector<std::uint64_t> ModuleTree::all_module_bytes(SizeRule rule) const
+{
+    std::vector<std::uint64_t> bytes(m_nodes.size(), 0);
+    // Nodes are in preorder: children come after parents, so a reverse pass accumulates.
+    for (std::size_t i = m_nodes.size(); i-- > 0;) {
+        for (const auto& t : m_nodes[i].tensors)
+            bytes[i] += tensor_bytes(t, rule);
+        if (m_nodes[i].parent >= 0)
+            bytes[static_cast<std::size_t>(m_nodes[i].parent)] += bytes[i];
+    }
+    return bytes;
+}
+
+std::uint64_t ModuleTree::module_bytes(int node, SizeRule rule) const
+{
+    std::uint64_t total = 0;
+    std::vector<int> stack{node};
+    while (!stack.empty()) {
+        const auto& n = m_nodes[static_cast<std::size_t>(stack.back())];
+        stack.pop_back();
+        for (const auto& t : n.tensors)
+            total += tensor_bytes(t, rule);
+        stack.insert(stack.end(), n.children.begin(), n.children.end());
+    }
+    return total;
+}
+
+std::vector<int> ModuleTree::no_split_blocks() const
+{
+    std::vector<int> out;
+    for (std::size_t i = 0; i < m_nodes.size(); ++i)
+        if (m_nodes[i].no_split)
+            out.push_back(static_cast<int>(i));
+    return out;
+}
+
+std::uint64_t ModuleTree::largest_no_split_bytes(SizeRule rule) const
+{
+    std::uint64_t largest = 0;
+    for (int b : no_split_blocks())
+        largest = std::max(largest, module_bytes(b, rule));
+    return largest;
+}
+
+} // namespace layerwise

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Takes a fresh Debian bookworm machine to a configured, built Layerwise tree.
+#
+#   packaging/setup.sh            install what is missing, then configure and build (build/)
+#   packaging/setup.sh --deps     only install dependencies
+#
+# Idempotent: packages already present and an existing virtualenv with the pinned
+# torch are left alone, and the build is incremental.
+#
+# Environment:
+#   Torch_DIR=/path/to/share/cmake/Torch   use this LibTorch instead of the virtualenv's
+#   LAYERWISE_BUILD_DIR=build              where to build
+#   LAYERWISE_BUILD_TYPE=RelWithDebInfo    CMAKE_BUILD_TYPE
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+torch_version="2.11.0"
+venv="$root/.venv"
+build_dir="${LAYERWISE_BUILD_DIR:-$root/build}"
+build_type="${LAYERWISE_BUILD_TYPE:-RelWithDebInfo}"
+only_deps=0
+[ "${1:-}" = "--deps" ] && only_deps=1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  clang-14 lld-14 libclang-rt-14-dev
+  qt6-base-dev qt6-base-dev-tools qt6-charts-dev qt6-svg-dev qt6-tools-dev-tools
+  libqt6opengl6-dev libgl-dev libxkbcommon-dev
+  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev
+  xvfb xauth
+  python3 python3-venv python3-pip
+)
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "Debian packages: all present"
+    return
+  fi
+  log "Debian packages: installing ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_torch() {
+  if [ -n "${Torch_DIR:-}" ]; then
+    [ -f "$Torch_DIR/TorchConfig.cmake" ] || { log "error: Torch_DIR=$Torch_DIR has no TorchConfig.cmake; point it at <libtorch>/share/cmake/Torch"; exit 1; }
+    log "LibTorch: using Torch_DIR=$Torch_DIR"
+    return
+  fi
+  local py="$venv/bin/python"
+  if [ -x "$py" ] && "$py" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$torch_version' else 1)" 2>/dev/null; then
+    log "LibTorch: torch $torch_version already in $venv"
+  else
+    log "LibTorch: installing torch==$torch_version from PyPI into $venv (a few GB, once)"
+    [ -x "$py" ] || python3 -m venv "$venv"
+    "$py" -m pip install -q --upgrade pip >/dev/null
+    "$py" -m pip install -q "torch==$torch_version"
+  fi
+  Torch_DIR="$("$py" -c 'import torch.utils, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
+  export Torch_DIR
+  echo "$Torch_DIR" > "$venv/torch_dir.txt"
+  log "LibTorch: Torch_DIR=$Torch_DIR"
+}
+
+configure_and_build() {
+  local cuda_args=()
+  if [ -x /usr/local/cuda/bin/nvcc ]; then
+    cuda_args=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCUDAToolkit_ROOT=/usr/local/cuda)
+  fi
+  local cc=gcc cxx=g++
+  if command -v clang++-14 >/dev/null; then cc=clang-14; cxx=clang++-14; fi
+  if [ ! -f "$build_dir/build.ninja" ]; then
+    log "configuring $build_dir ($build_type, $cxx)"
+    cmake -S "$root" -B "$build_dir" -G Ninja \
+      -DCMAKE_BUILD_TYPE="$build_type" \
+      -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
+      -DTorch_DIR="$Torch_DIR" "${cuda_args[@]}" >/dev/null
+  fi
+  log "building"
+  cmake --build "$build_dir" -j "$(nproc)"
+}
+
+install_packages
+install_torch
+[ "$only_deps" -eq 1 ] && exit 0
+configure_and_build

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Creates tiny random-weight checkpoints of every supported architecture with HF
+transformers and records what transformers says about them, plus the same facts for
+real-size configs (built on the meta device, no weights).
+
+Outputs (committed as fixtures, so CI needs none of these packages):
+  tests/fixtures/checkpoints/<name>/   config.json + weights (single, sharded, .bin)
+  tests/fixtures/checkpoints/<name>/reference.json   transformers' facts about the model
+  tests/fixtures/presets_reference.json              the same facts for resources/presets
+
+Run: .venv/bin/python tests/reference/make_checkpoints.py
+"""
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+import accelerate
+from accelerate.utils import compute_module_sizes
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "checkpoints"
+
+TINY = {
+    "llama": dict(model_type="llama", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
+                  tie_word_embeddings=False),
+    "llama31": dict(model_type="llama", hidden_size=16, intermediate_size=40, num_hidden_layers=3,
+                    num_attention_heads=2, num_key_value_heads=1, vocab_size=80, max_position_embeddings=128,
+                    tie_word_embeddings=True, rope_theta=500000.0,
+                    rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
+    "mistral": dict(model_type="mistral", hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=1, vocab_size=72, max_position_embeddings=64,
+                    sliding_window=32),
+    "qwen2": dict(model_type="qwen2", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
+                  tie_word_embeddings=True),
+    "qwen3": dict(model_type="qwen3", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, vocab_size=96,
+                  max_position_embeddings=64, tie_word_embeddings=False),
+    "gpt2": dict(model_type="gpt2", n_embd=16, n_layer=2, n_head=4, vocab_size=96, n_positions=32),
+    "gpt_neox": dict(model_type="gpt_neox", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                     num_attention_heads=4, vocab_size=96, max_position_embeddings=64, rotary_pct=0.5),
+}
+
+# (fixture name, tiny config key, dtype, layout)
+CASES = [
+    ("llama-f32", "llama", torch.float32, "single"),
+    ("llama-bf16-sharded", "llama", torch.bfloat16, "sharded"),
+    ("llama-bin", "llama", torch.float32, "bin"),
+    ("llama31-tied", "llama31", torch.float32, "single"),
+    ("mistral-f16", "mistral", torch.float16, "single"),
+    ("qwen2-sharded", "qwen2", torch.float32, "sharded"),
+    ("qwen3-bf16", "qwen3", torch.bfloat16, "single"),
+    ("gpt2", "gpt2", torch.float32, "single"),
+    ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),
+    ("gpt_neox-sharded", "gpt_neox", torch.float16, "sharded"),
+]
+
+SIZE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
+
+
+def dtype_name(dt):
+    return str(dt).replace("torch.", "")
+
+
+def facts(model):
+    params = [[n, list(p.shape), dtype_name(p.dtype)] for n, p in model.named_parameters()]
+    persistent = set(model.state_dict().keys())
+    buffers = [[n, list(b.shape), dtype_name(b.dtype), n in persistent] for n, b in model.named_buffers()]
+    modules = [[n, type(m).__name__] for n, m in model.named_modules() if n]
+    sizes = {}
+    for key, dt in SIZE_DTYPES.items():
+        s = compute_module_sizes(model, dtype=dt)
+        sizes[key] = {k: v for k, v in s.items() if k.count(".") <= 2}
+    return {
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "class": type(model).__name__,
+        "num_parameters": model.num_parameters(),
+        "memory_footprint": model.get_memory_footprint(),
+        "no_split_modules": list(model._no_split_modules or []),
+        "parameters": params,
+        "buffers": buffers,
+        "modules": modules,
+        "module_sizes": sizes,
+    }
+
+
+def save_bin(model, folder, sharded):
+    sd = {k: v.contiguous().clone() for k, v in model.state_dict().items()}
+    if "lm_head.weight" in sd and model.config.tie_word_embeddings:
+        del sd["lm_head.weight"]  # transformers never saves the tied copy
+    if not sharded:
+        torch.save(sd, folder / "pytorch_model.bin")
+        return
+    names = list(sd)
+    half = len(names) // 2
+    parts = [names[:half], names[half:]]
+    weight_map, total = {}, 0
+    for i, part in enumerate(parts):
+        fname = f"pytorch_model-{i + 1:05d}-of-{len(parts):05d}.bin"
+        torch.save({k: sd[k] for k in part}, folder / fname)
+        for k in part:
+            weight_map[k] = fname
+            total += sd[k].numel() * sd[k].element_size()
+    (folder / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n")
+
+
+def make_case(name, key, dtype, layout):
+    torch.manual_seed(1234)
+    cfg = dict(TINY[key])
+    model_type = cfg.pop("model_type")
+    config = AutoConfig.for_model(model_type, **cfg)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    folder = OUT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    if layout == "single":
+        model.save_pretrained(folder)
+    elif layout == "sharded":
+        model.save_pretrained(folder, max_shard_size="8KB")
+    else:
+        model.config.save_pretrained(folder)
+        save_bin(model, folder, sharded=(layout == "bin-sharded"))
+    for extra in ("generation_config.json",):
+        (folder / extra).unlink(missing_ok=True)
+    # Reload the way a user would, to record what transformers reports for the files.
+    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype="auto")
+    f = facts(loaded)
+    f["dtype_auto"] = dtype_name(loaded.dtype)
+    f["files"] = sorted(p.name for p in folder.iterdir())
+    (folder / "reference.json").write_text(json.dumps(f, indent=1) + "\n")
+    print(f"{name}: {f['num_parameters']} parameters, footprint {f['memory_footprint']}, files {f['files']}")
+
+
+def make_presets():
+    out = {}
+    for path in sorted((ROOT / "resources" / "presets").glob("*.json")):
+        cfg = json.loads(path.read_text())
+        model_type = cfg.pop("model_type")
+        cfg.pop("layerwise", None)
+        config = AutoConfig.for_model(model_type, **cfg)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        out[path.stem] = {
+            "num_parameters": model.num_parameters(),
+            "module_sizes_bfloat16": compute_module_sizes(model, dtype=torch.bfloat16)[""],
+            "num_layers": config.num_hidden_layers,
+        }
+        print(path.stem, out[path.stem])
+    (ROOT / "tests" / "fixtures" / "presets_reference.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1:] or ["checkpoints", "presets"]
+    if "checkpoints" in what:
+        for case in CASES:
+            make_case(*case)
+    if "presets" in what:
+        make_presets()
