@@ -3,6 +3,8 @@
 #
 #   packaging/setup.sh            install what is missing, then configure and build (build/)
 #   packaging/setup.sh --deps     only install dependencies
+#   packaging/setup.sh --run      ... then start the application (needs a display)
+#   packaging/setup.sh --test     ... then run the whole test suite (all labels but gpu)
 #
 # Idempotent: packages already present and an existing virtualenv with the pinned
 # torch are left alone, and the build is incremental.
@@ -20,8 +22,8 @@ torch_version="2.11.0"
 venv="$root/.venv"
 build_dir="${LAYERWISE_BUILD_DIR:-$root/build}"
 build_type="${LAYERWISE_BUILD_TYPE:-RelWithDebInfo}"
-only_deps=0
-[ "${1:-}" = "--deps" ] && only_deps=1
+mode="${1:-build}"
+case "$mode" in build|--deps|--run|--test) ;; *) echo "usage: $0 [--deps|--run|--test]" >&2; exit 2 ;; esac
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -91,7 +93,17 @@ configure_and_build() {
   cmake --build "$build_dir" -j "$(nproc)"
 }
 
+started=$(date +%s)
 install_packages
 install_torch
-[ "$only_deps" -eq 1 ] && exit 0
+[ "$mode" = "--deps" ] && exit 0
 configure_and_build
+log "set-up and build took $(( $(date +%s) - started )) s"
+case "$mode" in
+  --run)
+    exec "$build_dir/app/layerwise" ;;
+  --test)
+    # gpu-labelled tests need a CUDA device; everything else runs everywhere.
+    cd "$build_dir"
+    exec ctest --output-on-failure --timeout 600 -LE gpu ;;
+esac

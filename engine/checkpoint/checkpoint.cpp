@@ -1,11 +1,11 @@
 #include "checkpoint/checkpoint.h"
 
 #include "checkpoint/safetensors.h"
+#include "checkpoint/sharded_index.h"
 #include "checkpoint/torch_pickle.h"
 #include "checkpoint/torch_zip.h"
 #include "core/error.h"
 
-#include <nlohmann/json.hpp>
 #include <set>
 
 namespace layerwise {
@@ -190,45 +190,17 @@ void Checkpoint::add_torch_bin(const fs::path& file)
     }
 }
 
-void Checkpoint::add_index(const fs::path& index, bool safetensors)
+void Checkpoint::add_index(const fs::path& index_path, bool safetensors)
 {
-    const std::string where = index.string();
-    MappedFile file(index);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(file.read(0, file.size()));
-    } catch (const nlohmann::json::parse_error& e) {
-        throw FormatError(where + ": not valid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-        throw FormatError(where + ": missing the 'weight_map' object (tensor name -> shard file)");
-    if (j.contains("metadata") && j["metadata"].is_object() && j["metadata"].contains("total_size")) {
-        const auto& ts = j["metadata"]["total_size"];
-        if (ts.is_number_unsigned())
-            m_index_total_size = ts.get<std::uint64_t>();
-        else if (ts.is_number_float() && ts.get<double>() >= 0)
-            m_index_total_size = static_cast<std::uint64_t>(ts.get<double>());
-        else
-            throw FormatError(where + ": metadata.total_size must be a non-negative integer");
-    }
-    // Shards in the order they first appear; each is opened once.
-    std::vector<std::string> shards;
+    const std::string where = index_path.string();
+    MappedFile file(index_path);
+    const ShardedIndex index = parse_sharded_index(file.read(0, file.size()), where);
+    m_index_total_size = index.total_size;
     std::map<std::string, std::vector<std::string>> expected;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-        if (!it.value().is_string())
-            throw FormatError(where + ": weight_map['" + it.key() + "'] is not a file name");
-        const std::string shard = it.value().get<std::string>();
-        if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
-            throw FormatError(where + ": weight_map['" + it.key() + "'] = '" + shard +
-                              "' is not a file name in the checkpoint folder");
-        if (!expected.count(shard))
-            shards.push_back(shard);
-        expected[shard].push_back(it.key());
-    }
-    if (shards.empty())
-        throw FormatError(where + ": weight_map is empty");
-    const fs::path folder = index.parent_path();
-    for (const auto& shard : shards) {
+    for (const auto& [tensor, shard] : index.weight_map)
+        expected[shard].push_back(tensor);
+    const fs::path folder = index_path.parent_path();
+    for (const auto& shard : index.shards) {
         const fs::path path = folder / shard;
         std::error_code ec;
         if (!fs::exists(path, ec))

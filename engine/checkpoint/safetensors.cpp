@@ -21,7 +21,8 @@ std::string shape_string(const std::vector<std::int64_t>& shape)
 
 namespace {
 
-using nlohmann::json;
+// ordered_json keeps the header's order (tensor order matters for dtype="auto").
+using json = nlohmann::ordered_json;
 
 json parse_rejecting_duplicates(std::string_view text, const std::string& where)
 {
@@ -44,7 +45,7 @@ json parse_rejecting_duplicates(std::string_view text, const std::string& where)
     json j;
     try {
         j = json::parse(text.begin(), text.end(), cb);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         throw FormatError(where + ": the header is not valid JSON (" + e.what() +
                           "); the file is corrupt or not a safetensors file");
     }

@@ -168,7 +168,7 @@ ModelConfig parse_model_config(std::string_view json_text, const std::string& wh
     json j;
     try {
         j = json::parse(json_text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         throw FormatError(where + ": not valid JSON (" + e.what() + ")");
     }
     if (!j.is_object())

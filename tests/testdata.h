@@ -1,0 +1,92 @@
+#pragma once
+// Where tests find their data: the shared real models (LAYERWISE_TEST_DATA) and the
+// committed reference fixtures (LAYERWISE_FIXTURES). Missing data fails loudly.
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace layerwise::test {
+
+inline std::filesystem::path env_dir(const char* name)
+{
+    const QByteArray v = qgetenv(name);
+    if (v.isEmpty())
+        qFatal("%s is not set; run the tests through ctest", name);
+    std::filesystem::path p(v.toStdString());
+    if (!std::filesystem::is_directory(p))
+        qFatal("%s=%s is not a folder: the test data is missing", name, v.constData());
+    return p;
+}
+
+inline std::filesystem::path shared_data() { return env_dir("LAYERWISE_TEST_DATA"); }
+inline std::filesystem::path fixtures() { return env_dir("LAYERWISE_FIXTURES"); }
+
+inline std::string read_file(const std::filesystem::path& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    if (!in)
+        qFatal("cannot read %s", p.c_str());
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& p)
+{
+    return nlohmann::json::parse(read_file(p));
+}
+
+inline void write_file(const std::filesystem::path& p, const std::string& bytes)
+{
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << bytes;
+}
+
+// A fresh temporary folder removed at scope exit.
+class TempDir {
+public:
+    TempDir()
+    {
+        char tmpl[] = "/tmp/layerwise-test-XXXXXX";
+        m_path = mkdtemp(tmpl);
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        std::filesystem::permissions(m_path, std::filesystem::perms::owner_all, ec);
+        std::filesystem::remove_all(m_path, ec);
+    }
+    const std::filesystem::path& path() const { return m_path; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+// Runs `f`, expecting an exception of type E whose message contains every needle.
+template <typename E, typename F>
+bool throws_with(F&& f, std::initializer_list<const char*> needles, QString* message = nullptr)
+{
+    try {
+        f();
+    } catch (const E& e) {
+        const QString what = QString::fromUtf8(e.what());
+        if (message)
+            *message = what;
+        for (const char* n : needles)
+            if (!what.contains(QString::fromUtf8(n))) {
+                qWarning("message lacks '%s': %s", n, e.what());
+                return false;
+            }
+        return true;
+    } catch (const std::exception& e) {
+        qWarning("wrong exception type: %s", e.what());
+        return false;
+    }
+    qWarning("no exception thrown");
+    return false;
+}
+
+} // namespace layerwise::test
