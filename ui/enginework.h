@@ -15,6 +15,7 @@ struct ModuleRow {
     int parent = -1;
     QVector<int> children;
     bool noSplit = false;
+    QString tiedTo;    // its weights share storage with this tensor
 };
 
 struct ModelSummary {

@@ -34,6 +34,9 @@ ModelSummary summarize(const ModelDescription& d)
         r.parent = nodes[i].parent;
         r.children = QVector<int>(nodes[i].children.begin(), nodes[i].children.end());
         r.noSplit = nodes[i].no_split;
+        for (const auto& t : nodes[i].tensors)
+            if (!t.tied_to.empty())
+                r.tiedTo = QString::fromStdString(t.tied_to);
         if (!nodes[i].tensors.empty())
             r.dtype = QString::fromLatin1(torch_name(nodes[i].tensors.front().dtype).data());
         s.modules.push_back(std::move(r));

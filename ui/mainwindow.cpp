@@ -57,6 +57,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_summary = new QPlainTextEdit(this);
     m_summary->setObjectName(QStringLiteral("summary"));
     m_summary->setReadOnly(true);
+    m_summary->setLineWrapMode(QPlainTextEdit::NoWrap);
     m_summary->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
     m_summary->setPlaceholderText(tr("Open a model folder (or drop one here), or choose a preset."));
 
@@ -67,13 +68,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_tree->setAlternatingRowColors(true);
     m_tree->setUniformRowHeights(true);
     m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(ModuleTreeModel::NameColumn, QHeaderView::Stretch);
+    m_tree->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
 
     auto* splitter = new QSplitter(this);
     splitter->addWidget(m_summary);
     splitter->addWidget(m_tree);
-    splitter->setStretchFactor(0, 3);
-    splitter->setStretchFactor(1, 2);
+    splitter->setSizes({560, 640});
     setCentralWidget(splitter);
 
     m_status = new QLabel(this);
@@ -99,8 +99,6 @@ void MainWindow::onDescribed(const ModelSummary& summary)
     m_model->setSummary(summary);
     m_summary->setPlainText(summary.text);
     m_tree->expandToDepth(0);
-    for (int c = ModuleTreeModel::ClassColumn; c < ModuleTreeModel::ColumnCount; ++c)
-        m_tree->resizeColumnToContents(c);
     setWindowTitle(tr("%1 — Layerwise").arg(QFileInfo(summary.source).fileName().isEmpty()
                                               ? summary.source
                                               : QFileInfo(summary.source).fileName()));

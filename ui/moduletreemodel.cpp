@@ -70,6 +70,8 @@ QVariant ModuleTreeModel::data(const QModelIndex& index, int role) const
         return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
     if (role == Qt::ToolTipRole && r.noSplit)
         return tr("%1 is kept whole on one device").arg(r.name);
+    if (role == Qt::ToolTipRole && !r.tiedTo.isEmpty())
+        return tr("Shares its weight with %1: stored and counted once").arg(r.tiedTo);
     if (role != Qt::DisplayRole)
         return {};
     switch (index.column()) {
@@ -78,7 +80,7 @@ QVariant ModuleTreeModel::data(const QModelIndex& index, int role) const
         return dot < 0 ? r.name : r.name.mid(dot + 1);
     }
     case ClassColumn: return r.className;
-    case BytesColumn: return formatBytes(r.bytes);
+    case BytesColumn: return r.bytes == 0 && !r.tiedTo.isEmpty() ? tr("tied") : formatBytes(r.bytes);
     case ParametersColumn: return QLocale().toString(r.parameters);
     case DtypeColumn: return r.dtype;
     }
