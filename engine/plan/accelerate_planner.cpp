@@ -1,0 +1,402 @@
+#include "plan/accelerate_planner.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace layerwise {
+
+Strategy parse_strategy(std::string_view text)
+{
+    if (text == "auto") return Strategy::auto_;
+    if (text == "balanced") return Strategy::balanced;
+    if (text == "balanced_low_0") return Strategy::balanced_low_0;
+    if (text == "sequential") return Strategy::sequential;
+    if (text == "custom") return Strategy::custom;
+    throw PlanError("unknown strategy '" + std::string(text) + "'; use auto, balanced, balanced_low_0, sequential or custom");
+}
+
+std::string_view strategy_name(Strategy s)
+{
+    switch (s) {
+    case Strategy::auto_: return "auto";
+    case Strategy::balanced: return "balanced";
+    case Strategy::balanced_low_0: return "balanced_low_0";
+    case Strategy::sequential: return "sequential";
+    case Strategy::custom: return "custom";
+    }
+    return "?";
+}
+
+namespace {
+
+// What accelerate's lists hold: a module, or a tensor (a parameter, when a module is split).
+struct Item {
+    std::string name;
+    int node = -1;                     // module
+    const ModuleTensor* tensor = nullptr;
+    bool is_module() const { return node >= 0; }
+};
+
+// Python's `a in b` for strings.
+bool contains(const std::string& haystack, const std::string& needle)
+{
+    return haystack.find(needle) != std::string::npos;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix)
+{
+    return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+class Sizes {
+public:
+    Sizes(const ModuleTree& tree, SizeRule rule) : m_tree(tree), m_rule(rule), m_module(tree.all_module_bytes(rule))
+    {
+        for (std::size_t i = 0; i < tree.nodes().size(); ++i)
+            m_by_name.emplace(tree.nodes()[i].name, i);
+    }
+    // module_sizes[name]: a module, a tensor, or 0 (a defaultdict) for anything else.
+    std::int64_t of(const Item& item) const
+    {
+        if (item.is_module())
+            return static_cast<std::int64_t>(m_module[static_cast<std::size_t>(item.node)]);
+        return static_cast<std::int64_t>(m_tree.tensor_bytes(*item.tensor, m_rule));
+    }
+    std::int64_t of(const std::string& name) const
+    {
+        auto it = m_by_name.find(name);
+        if (it != m_by_name.end())
+            return static_cast<std::int64_t>(m_module[it->second]);
+        if (const ModuleTensor* t = m_tree.find_tensor(name))
+            return static_cast<std::int64_t>(m_tree.tensor_bytes(*t, m_rule));
+        return 0;
+    }
+    std::int64_t node(int i) const { return static_cast<std::int64_t>(m_module[static_cast<std::size_t>(i)]); }
+
+private:
+    const ModuleTree& m_tree;
+    SizeRule m_rule;
+    std::vector<std::uint64_t> m_module;
+    std::map<std::string, std::size_t> m_by_name;
+};
+
+std::vector<Item> children_of(const ModuleTree& tree, int node, bool with_parameters)
+{
+    const ModuleNode& n = tree.nodes()[static_cast<std::size_t>(node)];
+    std::vector<Item> out;
+    if (with_parameters)
+        for (const auto& t : n.tensors)
+            if (t.is_parameter())
+                out.push_back({t.full_name, -1, &t});
+    for (int c : n.children)
+        out.push_back({tree.nodes()[static_cast<std::size_t>(c)].name, c, nullptr});
+    return out;
+}
+
+bool is_no_split(const ModuleTree& tree, int node, bool use_no_split)
+{
+    return use_no_split && tree.nodes()[static_cast<std::size_t>(node)].no_split;
+}
+
+// get_max_layer_size: leaves are modules without children, or no-split modules.
+std::pair<std::int64_t, std::vector<std::string>> max_layer_size(const ModuleTree& tree, const std::vector<Item>& items,
+                                                                 const Sizes& sizes, bool use_no_split)
+{
+    std::int64_t max_size = 0;
+    std::vector<std::string> names;
+    std::deque<Item> todo(items.begin(), items.end());
+    while (!todo.empty()) {
+        Item item = todo.front();
+        todo.pop_front();
+        const bool leaf = !item.is_module() || tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() ||
+                          is_no_split(tree, item.node, use_no_split);
+        if (leaf) {
+            const std::int64_t size = sizes.of(item);
+            if (size > max_size) {
+                max_size = size;
+                names = {item.name};
+            } else if (size == max_size) {
+                names.push_back(item.name);
+            }
+        } else {
+            const auto kids = children_of(tree, item.node, false);
+            todo.insert(todo.begin(), kids.begin(), kids.end());
+        }
+    }
+    return {max_size, names};
+}
+
+std::vector<Item> modules_only(const std::vector<Item>& items)
+{
+    std::vector<Item> out;
+    for (const auto& i : items)
+        if (i.is_module())
+            out.push_back(i);
+    return out;
+}
+
+std::vector<std::vector<std::string>> tied_groups(const ModuleTree& tree)
+{
+    std::vector<std::vector<std::string>> groups;
+    for (const auto& [a, b] : tree.tied()) {
+        if (!tree.find_tensor(a) || !tree.find_tensor(b))
+            continue;
+        std::vector<std::string> g{a, b};
+        std::sort(g.begin(), g.end());
+        groups.push_back(g);
+    }
+    return groups;
+}
+
+} // namespace
+
+MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& max_memory,
+                                     const AccelerateOptions& options, bool low_zero)
+{
+    MaxMemory mm = ordered(max_memory);
+    for (const auto& l : mm)
+        if (l.device.kind == Device::Kind::disk)
+            throw PlanError("accelerate's get_balanced_memory cannot take a \"disk\" limit (it raises); "
+                            "drop it — disk is used without a limit anyway");
+    int num_devices = 0;
+    for (const auto& l : mm)
+        if (l.device.is_gpu() && l.bytes > 0)
+            ++num_devices;
+    if (num_devices == 0)
+        return mm;
+    if (num_devices == 1)
+        low_zero = false;
+
+    const Sizes sizes(tree, options.sizes);
+    const std::int64_t total = sizes.node(0);
+    std::int64_t per_gpu = total / (low_zero ? num_devices - 1 : num_devices);
+
+    // The first no-split module in compute_module_sizes order: parameters (preorder), then buffers.
+    std::int64_t buffer = 0;
+    if (options.no_split) {
+        auto first_block = [&](bool parameters) -> std::optional<std::int64_t> {
+            for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
+                const ModuleNode& n = tree.nodes()[i];
+                if (!n.no_split)
+                    continue;
+                std::vector<int> stack{static_cast<int>(i)};
+                while (!stack.empty()) {
+                    const auto& m = tree.nodes()[static_cast<std::size_t>(stack.back())];
+                    stack.pop_back();
+                    for (const auto& t : m.tensors)
+                        if (t.is_parameter() == parameters && t.tied_to.empty())
+                            return sizes.node(static_cast<int>(i));
+                    stack.insert(stack.end(), m.children.begin(), m.children.end());
+                }
+            }
+            return std::nullopt;
+        };
+        if (auto s = first_block(true))
+            buffer = *s;
+        else if (auto b = first_block(false))
+            buffer = *b;
+    }
+
+    // Mean size of the "final modules": modules holding a counted tensor with no such child module.
+    std::vector<bool> keyed(tree.nodes().size(), false); // in compute_module_sizes' keys
+    for (std::size_t i = tree.nodes().size(); i-- > 1;) {
+        const ModuleNode& n = tree.nodes()[i];
+        for (const auto& t : n.tensors)
+            keyed[i] = keyed[i] || t.tied_to.empty();
+        if (keyed[i] && n.parent >= 0)
+            keyed[static_cast<std::size_t>(n.parent)] = true;
+    }
+    std::int64_t leaf_sum = 0, leaf_count = 0;
+    for (std::size_t i = 1; i < tree.nodes().size(); ++i) {
+        if (!keyed[i])
+            continue;
+        bool has_keyed_child = false;
+        for (int c : tree.nodes()[i].children)
+            has_keyed_child = has_keyed_child || keyed[static_cast<std::size_t>(c)];
+        if (!has_keyed_child) {
+            leaf_sum += sizes.node(static_cast<int>(i));
+            ++leaf_count;
+        }
+    }
+    const auto mean_leaves =
+        static_cast<std::int64_t>(static_cast<double>(leaf_sum) / static_cast<double>(std::max<std::int64_t>(leaf_count, 1)));
+    buffer = static_cast<std::int64_t>(1.25 * static_cast<double>(std::max(buffer, mean_leaves)));
+    per_gpu += buffer;
+
+    std::vector<int> gpus;
+    for (const auto& l : mm)
+        if (l.device.is_gpu() && l.bytes > 0)
+            gpus.push_back(l.device.index);
+    auto limit = [&](int gpu) -> std::int64_t& {
+        for (auto& l : mm)
+            if (l.device == Device::gpu(gpu))
+                return l.bytes;
+        throw PlanError("accelerate's balanced_low_0 needs a limit for GPU " + std::to_string(gpu) +
+                        " (its GPUs must be numbered 0.." + std::to_string(num_devices - 1) + ")");
+    };
+    for (std::size_t k = 0; k + 1 < gpus.size(); ++k) {
+        const int idx = gpus[k];
+        limit(idx) = std::min(low_zero && idx == 0 ? limit(0) : per_gpu, limit(idx));
+    }
+    if (low_zero) {
+        std::int64_t others = 0;
+        for (int i = 1; i < num_devices; ++i)
+            others += limit(i);
+        const std::int64_t min_zero = std::max<std::int64_t>(0, total - others);
+        limit(0) = std::min(min_zero, limit(0));
+    }
+    return mm;
+}
+
+DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& max_memory,
+                                      const AccelerateOptions& options)
+{
+    const MaxMemory mm = ordered(max_memory);
+    std::vector<Device> devices;
+    for (const auto& l : mm)
+        devices.push_back(l.device);
+    if (std::none_of(devices.begin(), devices.end(), [](const Device& d) { return d.kind == Device::Kind::disk; }))
+        devices.push_back(Device::disk());
+    std::vector<Device> gpus;
+    for (const auto& d : devices)
+        if (d.is_gpu())
+            gpus.push_back(d);
+    std::vector<Device> main_devices = gpus.empty() ? std::vector<Device>{Device::cpu()}
+                                                    : std::vector<Device>{gpus.front(), Device::cpu()};
+    const Sizes sizes(tree, options.sizes);
+    const auto tied = tied_groups(tree);
+    const bool ns = options.no_split;
+
+    std::vector<Item> todo = children_of(tree, 0, true);
+    for (const auto& t : tree.root().tensors)
+        if (t.buffer)
+            todo.push_back({t.full_name, -1, &t});
+
+    DeviceMap device_map;
+    std::size_t current = 0;
+    std::map<Device, std::int64_t> used;
+    auto [max_layer, max_layer_names] = max_layer_size(tree, todo, sizes, ns);
+
+    while (!todo.empty()) {
+        Item item = todo.front();
+        todo.erase(todo.begin());
+        const std::string& name = item.name;
+        std::erase_if(max_layer_names, [&](const std::string& n) { return n == name || starts_with(n, name + "."); });
+        if (max_layer_names.empty())
+            std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
+        const std::int64_t module_size = sizes.of(item);
+
+        // Tied parameters with one end inside this module and the other outside.
+        std::vector<std::string> tied_params;
+        for (const auto& group : tied) {
+            bool any = false, all = true;
+            for (const auto& k : group) {
+                const bool inside = contains(k + ".", name + ".");
+                any = any || inside;
+                all = all && inside;
+            }
+            if (any && !all)
+                for (const auto& p : group)
+                    if (!contains(p + ".", name + "."))
+                        tied_params.push_back(p);
+        }
+
+        const Device device = devices[current];
+        const bool is_disk = device.kind == Device::Kind::disk;
+        std::int64_t max_size = 0;
+        std::int64_t reserved = 0;
+        if (!is_disk) {
+            max_size = find_limit(mm, device)->bytes;
+            if (std::find(main_devices.begin(), main_devices.end(), device) != main_devices.end()) {
+                max_size -= max_layer;
+                reserved = max_layer;
+            }
+        }
+
+        // get_module_size_with_ties
+        std::int64_t size_with_ties = module_size;
+        std::vector<std::string> tied_module_names;
+        std::vector<Item> tied_modules;
+        for (const auto& p : tied_params) {
+            auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return starts_with(p, i.name + "."); });
+            if (it == todo.end())
+                throw PlanError("cannot place " + name + ": the module holding its tied weight " + p +
+                                " was already placed elsewhere");
+            tied_module_names.push_back(it->name);
+            tied_modules.push_back(*it);
+            size_with_ties += sizes.of(*it) - sizes.of(p);
+        }
+
+        std::int64_t& used_here = used[device];
+        if (is_disk || used_here + size_with_ties <= max_size) {
+            used_here += size_with_ties;
+            device_map.emplace_back(name, device);
+            for (const auto& tn : tied_module_names) {
+                auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return i.name == tn; });
+                if (it != todo.end())
+                    todo.erase(it);
+                device_map.emplace_back(tn, device);
+            }
+            continue;
+        }
+
+        if (!tied_params.empty() && used_here + module_size <= max_size) {
+            bool split_happened = false;
+            for (std::size_t k = 0; k < tied_modules.size(); ++k) {
+                const Item& tm = tied_modules[k];
+                if (!tm.is_module())
+                    throw PlanError("cannot split the tied weight " + tm.name);
+                if (tree.nodes()[static_cast<std::size_t>(tm.node)].children.empty() || is_no_split(tree, tm.node, ns))
+                    continue;
+                const auto kids = children_of(tree, tm.node, true);
+                auto idx = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return i.name == tm.name; });
+                std::vector<Item> next{item};
+                next.insert(next.end(), todo.begin(), idx);
+                next.insert(next.end(), kids.begin(), kids.end());
+                next.insert(next.end(), idx + 1, todo.end());
+                todo = std::move(next);
+                std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
+                split_happened = true;
+                break;
+            }
+            if (split_happened)
+                continue;
+        }
+
+        if (used_here + module_size >= max_size) {
+            const bool splittable = item.is_module() &&
+                                    !tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() &&
+                                    !is_no_split(tree, item.node, ns);
+            if (splittable) {
+                auto kids = children_of(tree, item.node, true);
+                kids.insert(kids.end(), todo.begin(), todo.end());
+                todo = std::move(kids);
+                std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
+                continue;
+            }
+        }
+
+        // Nothing more fits here: keep room for the largest layer and move to the next device.
+        used_here += reserved;
+        ++current;
+        todo.insert(todo.begin(), item);
+    }
+    return clean_device_map(std::move(device_map));
+}
+
+DeviceMap accelerate_device_map(const ModuleTree& tree, const MaxMemory& max_memory, Strategy strategy,
+                                const AccelerateOptions& options)
+{
+    if (strategy == Strategy::custom)
+        throw PlanError("a custom map is given, not inferred");
+    const MaxMemory mm = strategy == Strategy::sequential
+                             ? ordered(max_memory)
+                             : accelerate_balanced_memory(tree, max_memory, options, strategy == Strategy::balanced_low_0);
+    return accelerate_infer_device_map(tree, mm, options);
+}
+
+} // namespace layerwise

@@ -1,0 +1,290 @@
+#include "plan/device_map.h"
+
+#include "core/error.h"
+#include "model/module_tree.h"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace layerwise {
+
+using nlohmann::json;
+
+namespace {
+
+bool covers(const std::string& key, const std::string& name)
+{
+    return key.empty() || name == key || (name.size() > key.size() && name.compare(0, key.size(), key) == 0 &&
+                                          name[key.size()] == '.');
+}
+
+json device_json(const Device& d)
+{
+    return d.is_gpu() ? json(d.index) : json(d.name());
+}
+
+Device device_from_json(const json& v, const std::string& key)
+{
+    try {
+        if (v.is_number_integer())
+            return parse_device(std::to_string(v.get<std::int64_t>()));
+        if (v.is_string())
+            return parse_device(v.get<std::string>());
+    } catch (const PlanError& e) {
+        throw PlanError("device_map['" + key + "']: " + e.what());
+    }
+    throw PlanError("device_map['" + key + "'] = " + v.dump() + " is not a device (0, \"cuda:0\", \"cpu\" or \"disk\")");
+}
+
+// Python dict printout -> JSON: single quotes to double quotes (module names hold no quotes).
+std::string python_dict_to_json(const std::string& text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text)
+        out += c == '\'' ? '"' : c;
+    // OrderedDict([('a', 0), ...]) is also what older versions print.
+    const auto start = out.find("OrderedDict(");
+    if (start != std::string::npos) {
+        nlohmann::ordered_json pairs;
+        std::string inner = out.substr(start + 12);
+        inner = inner.substr(0, inner.rfind(')'));
+        for (char& c : inner)
+            c = c == '(' ? '[' : c == ')' ? ']' : c;
+        pairs = nlohmann::ordered_json::parse(inner);
+        nlohmann::ordered_json obj = nlohmann::ordered_json::object();
+        for (const auto& p : pairs)
+            obj[p.at(0).get<std::string>()] = p.at(1);
+        return obj.dump();
+    }
+    return out;
+}
+
+} // namespace
+
+json device_map_to_json(const DeviceMap& map)
+{
+    json j = json::object();
+    for (const auto& [k, d] : map)
+        j[k] = device_json(d);
+    return j;
+}
+
+DeviceMap device_map_from_json(const json& j)
+{
+    if (!j.is_object())
+        throw PlanError("a device map must be an object of module name -> device, not " + j.dump().substr(0, 40));
+    DeviceMap map;
+    for (auto it = j.begin(); it != j.end(); ++it)
+        map.emplace_back(it.key(), device_from_json(it.value(), it.key()));
+    return map;
+}
+
+DeviceMap parse_device_map(const std::string& text)
+{
+    // ordered_json keeps the user's key order.
+    nlohmann::ordered_json j;
+    try {
+        j = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception&) {
+        try {
+            j = nlohmann::ordered_json::parse(python_dict_to_json(text));
+        } catch (const nlohmann::json::exception& e) {
+            throw PlanError(std::string("the device map is neither JSON nor a Python dict printout (") + e.what() + ")");
+        }
+    }
+    if (!j.is_object())
+        throw PlanError("a device map must be an object of module name -> device");
+    DeviceMap map;
+    std::set<std::string> seen;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!seen.insert(it.key()).second)
+            throw PlanError("device_map names '" + it.key() + "' twice");
+        map.emplace_back(it.key(), device_from_json(json(it.value()), it.key()));
+    }
+    return map;
+}
+
+const Device* device_of(const DeviceMap& map, const std::string& tensor_name)
+{
+    const Device* best = nullptr;
+    std::size_t best_len = 0;
+    for (const auto& [k, d] : map)
+        if (covers(k, tensor_name) && (!best || k.size() >= best_len)) {
+            best = &d;
+            best_len = k.size();
+        }
+    return best;
+}
+
+void validate_device_map(const ModuleTree& tree, const DeviceMap& map)
+{
+    if (map.empty())
+        throw PlanError("the device map is empty; give every module a device (\"\": 0 puts the whole model on GPU 0)");
+    std::set<std::string> names;
+    for (const auto& n : tree.nodes()) {
+        names.insert(n.name);
+        for (const auto& t : n.tensors)
+            names.insert(t.full_name);
+    }
+    for (const auto& [k, d] : map)
+        if (!names.count(k))
+            throw PlanError("device_map key '" + k + "' matches no module or tensor of " + tree.root().class_name +
+                            " (module names look like '" + tree.nodes()[std::min<std::size_t>(2, tree.nodes().size() - 1)].name +
+                            "')");
+    for (std::size_t i = 0; i < map.size(); ++i)
+        for (std::size_t j = 0; j < map.size(); ++j)
+            if (i != j && covers(map[i].first, map[j].first))
+                throw PlanError("device_map keys '" + map[i].first + "' and '" + map[j].first +
+                                "' both place " + (map[j].first.empty() ? std::string("the model") : map[j].first) +
+                                "; give each module exactly one device");
+    for (const auto& n : tree.nodes())
+        for (const auto& t : n.tensors) {
+            if (!t.tied_to.empty())
+                continue; // lives with the tensor it is tied to
+            if (!device_of(map, t.full_name))
+                throw PlanError("the device map gives no device to '" + t.full_name + "'; add '" + n.name +
+                                "' (or a module containing it) to the map");
+        }
+    for (const auto& n : tree.nodes()) {
+        if (!n.no_split)
+            continue;
+        std::set<std::string> devices;
+        for (const auto& [k, d] : map)
+            if (covers(n.name, k) || covers(k, n.name))
+                devices.insert(d.name());
+        if (devices.size() > 1)
+            throw PlanError("the device map splits " + n.name + " (" + n.class_name + ") across " +
+                            std::to_string(devices.size()) + " devices; a " + n.class_name +
+                            " must stay whole on one device (its residual connections need all its weights together)");
+    }
+}
+
+DeviceMap clean_device_map(DeviceMap map)
+{
+    // Recursion over module names, as accelerate's clean_device_map.
+    auto clean = [&](auto&& self, const std::string& module) -> void {
+        const std::string prefix = module.empty() ? "" : module + ".";
+        std::vector<Device> values;
+        for (const auto& [k, d] : map)
+            if (k.compare(0, prefix.size(), prefix) == 0)
+                values.push_back(d);
+        const bool one_device = !values.empty() &&
+                                std::all_of(values.begin(), values.end(), [&](const Device& d) { return d == values[0]; });
+        if (one_device && values.size() > 1) {
+            const Device d = values[0];
+            std::erase_if(map, [&](const auto& e) { return e.first.compare(0, prefix.size(), prefix) == 0; });
+            map.emplace_back(module, d);
+        }
+        const std::size_t depth = module.empty() ? 1 : static_cast<std::size_t>(std::count(module.begin(), module.end(), '.')) + 2;
+        std::set<std::string> children;
+        for (const auto& [k, d] : map) {
+            if (k.compare(0, prefix.size(), prefix) != 0 || k.size() <= module.size())
+                continue;
+            std::size_t cut = 0;
+            std::size_t parts = 0;
+            while (parts < depth && cut != std::string::npos) {
+                cut = k.find('.', cut == 0 && parts == 0 ? 0 : cut + 1);
+                ++parts;
+            }
+            children.insert(cut == std::string::npos ? k : k.substr(0, cut));
+        }
+        for (const auto& c : children)
+            self(self, c);
+    };
+    clean(clean, "");
+    return map;
+}
+
+namespace {
+
+// The finest keys a map needs: no-split blocks, leaf modules, and the direct tensors of
+// modules that have children. Each gets the device its tensors have under `map`
+// (a tied tensor follows the tensor it is tied to).
+DeviceMap expand_to_units(const ModuleTree& tree, const DeviceMap& map)
+{
+    validate_device_map(tree, map);
+    auto device_for = [&](const ModuleTensor& t) -> const Device* {
+        if (const Device* d = device_of(map, t.full_name))
+            return d;
+        return t.tied_to.empty() ? nullptr : device_of(map, t.tied_to);
+    };
+    auto first_device = [&](int node) -> const Device* {
+        std::vector<int> stack{node};
+        while (!stack.empty()) {
+            const auto& n = tree.nodes()[static_cast<std::size_t>(stack.back())];
+            stack.pop_back();
+            for (const auto& t : n.tensors)
+                if (const Device* d = device_for(t))
+                    return d;
+            stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+        }
+        return nullptr;
+    };
+    DeviceMap out;
+    std::vector<int> stack{0};
+    while (!stack.empty()) {
+        const int i = stack.back();
+        stack.pop_back();
+        const ModuleNode& n = tree.nodes()[static_cast<std::size_t>(i)];
+        if (n.no_split || n.children.empty()) {
+            // A leaf module whose tensors were mapped one by one keeps per-tensor keys.
+            bool per_tensor = false;
+            for (const auto& t : n.tensors)
+                for (const auto& [k, d] : map)
+                    per_tensor = per_tensor || (!n.no_split && k == t.full_name);
+            if (per_tensor) {
+                for (const auto& t : n.tensors)
+                    if (const Device* d = device_for(t))
+                        out.emplace_back(t.full_name, *d);
+            } else if (const Device* d = first_device(i)) {
+                out.emplace_back(n.name, *d);
+            }
+            continue;
+        }
+        for (const auto& t : n.tensors)
+            if (const Device* d = device_for(t))
+                out.emplace_back(t.full_name, *d);
+        stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+    }
+    return out;
+}
+
+} // namespace
+
+DeviceMap move_layers(const ModuleTree& tree, const DeviceMap& map, int first_layer, int last_layer, const Device& device)
+{
+    const auto blocks = tree.no_split_blocks();
+    if (blocks.empty() || first_layer < 0 || last_layer < first_layer || last_layer >= static_cast<int>(blocks.size()))
+        throw PlanError("layers " + std::to_string(first_layer) + ".." + std::to_string(last_layer) +
+                        " do not exist; the model has layers 0.." + std::to_string(static_cast<int>(blocks.size()) - 1));
+    DeviceMap units = expand_to_units(tree, map);
+    for (int l = first_layer; l <= last_layer; ++l) {
+        const std::string& name = tree.nodes()[static_cast<std::size_t>(blocks[static_cast<std::size_t>(l)])].name;
+        for (auto& [k, d] : units)
+            if (covers(name, k))
+                d = device;
+    }
+    return clean_device_map(std::move(units));
+}
+
+DeviceMap move_module(const ModuleTree& tree, const DeviceMap& map, const std::string& module, const Device& device)
+{
+    const int node = tree.find(module);
+    if (node < 0)
+        throw PlanError("no module '" + module + "' in " + tree.root().class_name);
+    for (int p = tree.nodes()[static_cast<std::size_t>(node)].parent; p >= 0; p = tree.nodes()[static_cast<std::size_t>(p)].parent)
+        if (tree.nodes()[static_cast<std::size_t>(p)].no_split)
+            throw PlanError(module + " is part of " + tree.nodes()[static_cast<std::size_t>(p)].name + " (" +
+                            tree.nodes()[static_cast<std::size_t>(p)].class_name +
+                            "), which must stay whole on one device; move the whole block instead");
+    DeviceMap units = expand_to_units(tree, map);
+    for (auto& [k, d] : units)
+        if (covers(module, k))
+            d = device;
+    return clean_device_map(std::move(units));
+}
+
+} // namespace layerwise
