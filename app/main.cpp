@@ -22,6 +22,9 @@ int main(int argc, char** argv)
     app.require_subcommand(1);
     int exitCode = 0;
     layerwise::app::addInspectCommand(app, exitCode);
+    layerwise::app::addDevicesCommand(app, exitCode);
+    layerwise::app::addPlanCommand(app, exitCode);
+    layerwise::app::addBenchCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -48,6 +48,7 @@ int ModuleTree::add_node(const std::string& name, const std::string& class_name)
     }
     m_nodes.push_back(std::move(n));
     const int index = static_cast<int>(m_nodes.size()) - 1;
+    m_index.emplace(m_nodes.back().name, index);
     if (m_nodes[index].parent >= 0)
         m_nodes[static_cast<std::size_t>(m_nodes[index].parent)].children.push_back(index);
     return index;
@@ -198,10 +199,8 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
 
 int ModuleTree::find(const std::string& module_name) const
 {
-    for (std::size_t i = 0; i < m_nodes.size(); ++i)
-        if (m_nodes[i].name == module_name)
-            return static_cast<int>(i);
-    return -1;
+    auto it = m_index.find(module_name);
+    return it == m_index.end() ? -1 : it->second;
 }
 
 const ModuleTensor* ModuleTree::find_tensor(const std::string& full_name) const

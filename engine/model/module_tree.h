@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace layerwise {
@@ -92,6 +93,7 @@ private:
     int add_node(const std::string& name, const std::string& class_name);
 
     std::vector<ModuleNode> m_nodes;
+    std::unordered_map<std::string, int> m_index; // module name -> node
     DType m_dtype = DType::f32;
     std::string m_no_split_class;
     std::vector<std::pair<std::string, std::string>> m_tied;

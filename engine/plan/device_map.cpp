@@ -123,38 +123,60 @@ void validate_device_map(const ModuleTree& tree, const DeviceMap& map)
 {
     if (map.empty())
         throw PlanError("the device map is empty; give every module a device (\"\": 0 puts the whole model on GPU 0)");
-    std::set<std::string> names;
-    for (const auto& n : tree.nodes()) {
-        names.insert(n.name);
-        for (const auto& t : n.tensors)
-            names.insert(t.full_name);
-    }
-    for (const auto& [k, d] : map)
-        if (!names.count(k))
+    // Each key names a module or a tensor; remember which.
+    std::vector<int> node_key(tree.nodes().size(), -1);
+    std::map<std::string, int> tensor_key;
+    for (std::size_t i = 0; i < map.size(); ++i) {
+        const std::string& k = map[i].first;
+        const int node = tree.find(k);
+        if (node >= 0) {
+            node_key[static_cast<std::size_t>(node)] = static_cast<int>(i);
+        } else if (tree.find_tensor(k)) {
+            tensor_key[k] = static_cast<int>(i);
+        } else {
             throw PlanError("device_map key '" + k + "' matches no module or tensor of " + tree.root().class_name +
                             " (module names look like '" + tree.nodes()[std::min<std::size_t>(2, tree.nodes().size() - 1)].name +
                             "')");
-    for (std::size_t i = 0; i < map.size(); ++i)
-        for (std::size_t j = 0; j < map.size(); ++j)
-            if (i != j && covers(map[i].first, map[j].first))
-                throw PlanError("device_map keys '" + map[i].first + "' and '" + map[j].first +
-                                "' both place " + (map[j].first.empty() ? std::string("the model") : map[j].first) +
-                                "; give each module exactly one device");
-    for (const auto& n : tree.nodes())
+        }
+    }
+    // Walk the tree with the key inherited from the nearest placed ancestor.
+    std::vector<int> inherited(tree.nodes().size(), -1);
+    for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
+        const ModuleNode& n = tree.nodes()[i];
+        const int from_parent = n.parent >= 0 ? inherited[static_cast<std::size_t>(n.parent)] : -1;
+        if (node_key[i] >= 0 && from_parent >= 0)
+            throw PlanError("device_map keys '" + map[static_cast<std::size_t>(from_parent)].first + "' and '" +
+                            map[static_cast<std::size_t>(node_key[i])].first + "' both place " + n.name +
+                            "; give each module exactly one device");
+        inherited[i] = node_key[i] >= 0 ? node_key[i] : from_parent;
         for (const auto& t : n.tensors) {
-            if (!t.tied_to.empty())
-                continue; // lives with the tensor it is tied to
-            if (!device_of(map, t.full_name))
+            auto tk = tensor_key.find(t.full_name);
+            if (tk != tensor_key.end() && inherited[i] >= 0)
+                throw PlanError("device_map keys '" + map[static_cast<std::size_t>(inherited[i])].first + "' and '" +
+                                t.full_name + "' both place " + t.full_name + "; give each module exactly one device");
+            if (tk == tensor_key.end() && inherited[i] < 0 && t.tied_to.empty())
                 throw PlanError("the device map gives no device to '" + t.full_name + "'; add '" + n.name +
                                 "' (or a module containing it) to the map");
         }
-    for (const auto& n : tree.nodes()) {
-        if (!n.no_split)
+    }
+    // No-split blocks: every key at or below the block on one device.
+    for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
+        const ModuleNode& n = tree.nodes()[i];
+        if (!n.no_split || (node_key[i] >= 0) || inherited[i] >= 0)
             continue;
         std::set<std::string> devices;
-        for (const auto& [k, d] : map)
-            if (covers(n.name, k) || covers(k, n.name))
-                devices.insert(d.name());
+        std::vector<int> stack{static_cast<int>(i)};
+        while (!stack.empty()) {
+            const auto& m = tree.nodes()[static_cast<std::size_t>(stack.back())];
+            const int key = node_key[static_cast<std::size_t>(stack.back())];
+            stack.pop_back();
+            if (key >= 0)
+                devices.insert(map[static_cast<std::size_t>(key)].second.name());
+            for (const auto& t : m.tensors)
+                if (auto tk = tensor_key.find(t.full_name); tk != tensor_key.end())
+                    devices.insert(map[static_cast<std::size_t>(tk->second)].second.name());
+            stack.insert(stack.end(), m.children.begin(), m.children.end());
+        }
         if (devices.size() > 1)
             throw PlanError("the device map splits " + n.name + " (" + n.class_name + ") across " +
                             std::to_string(devices.size()) + " devices; a " + n.class_name +

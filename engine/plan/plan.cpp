@@ -1,0 +1,729 @@
+// The planner's cost model, the layerwise placement and the evaluation of any map.
+//
+// Memory per device (bytes):
+//   weights     = sum of the tensors placed there, in the loaded format
+//   kv_cache    = for every decoder block executed there: 2 (K and V) x batch x context
+//                 (capped by a sliding window) x kv_heads x head_dim x bytes(kv dtype)
+//   activations = prefill workspace of one block for a chunk of `prefill_chunk` tokens
+//                 (hidden states, q/k/v, MLP intermediates; plus the attention scores on a
+//                 CPU, where attention is not fused) + float32 logits of the last position
+//   overhead    = on a GPU that runs anything: 512 MiB (CUDA context, kernels) + 5% of its
+//                 weights and cache (allocator slack)
+//   staging     = two copies of the largest streamed unit (the one computing, the one being
+//                 prefetched) on the execution GPU, and in pinned CPU memory for units read from disk
+// Layers placed on the CPU or the disk execute on the first GPU when there is one (their
+// weights stream in over the host link), else on the CPU.
+//
+// Time per generated token (the decode estimate, at the full context):
+//   t = sum over units of  t_unit  +  0.03 ms per hop between GPUs
+//   t_unit on a GPU            = (bytes read + its KV cache) / GPU memory bandwidth
+//   t_unit on the CPU, GPU run = max(weights / host link bandwidth, (bytes read + KV) / GPU bandwidth)
+//   t_unit on disk, GPU run    = max(weights / min(disk, host link bandwidth), (bytes read + KV) / GPU bandwidth)
+//   t_unit on the CPU, no GPU  = (bytes read + KV) / RAM bandwidth
+//   t_unit on disk, no GPU     = bytes read / disk bandwidth + KV / RAM bandwidth
+//   decode tokens/s = batch / t. An embedding reads one row per token (unless tied to the head).
+// Prefill of one chunk: per unit max(2 x parameters x tokens / compute rate, bytes moved / bandwidth),
+// prefill tokens/s = chunk x batch / sum.
+#include "plan/plan.h"
+
+#include "core/bytes.h"
+#include "core/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace layerwise {
+
+std::string_view verdict_name(Verdict v)
+{
+    switch (v) {
+    case Verdict::fits_on_gpu: return "fits_on_gpu";
+    case Verdict::fits_with_cpu_offload: return "fits_with_cpu_offload";
+    case Verdict::fits_with_disk_offload: return "fits_with_disk_offload";
+    case Verdict::does_not_fit: return "does_not_fit";
+    }
+    return "?";
+}
+
+namespace {
+
+constexpr std::int64_t gpu_context_bytes = 512ll << 20;
+constexpr double allocator_slack = 0.05;
+constexpr double gpu_hop_seconds = 30e-6;
+
+// A placement unit: a decoder block, a leaf module, or a direct tensor of a module with children.
+struct Unit {
+    std::string name;
+    std::string first_tensor;   // to look its device up in a map
+    int layer = -1;             // decoder block index
+    std::int64_t weight = 0;    // bytes stored
+    std::int64_t read = 0;      // bytes read per generated token
+    std::int64_t kv = 0;        // KV cache bytes (blocks)
+    double params = 0;          // parameters, for prefill FLOPs
+    bool embedding = false;
+    int tied_to_unit = -1;      // a tied head: lives with this unit
+};
+
+struct CostModel {
+    std::vector<Unit> units;
+    std::int64_t act_gpu = 0, act_cpu = 0, logits = 0;
+    double attention_flops_per_token = 0; // per block, at the full context
+
+    CostModel(const ModuleTree& tree, const ModelConfig& c, const PlanRequest& r)
+    {
+        const DType compute = r.weights.dtype;
+        const DType kv_dtype = r.kv_dtype.value_or(compute);
+        const std::int64_t window = c.sliding_window ? std::min(*c.sliding_window, r.context) : r.context;
+        const std::int64_t kv_per_layer = 2 * r.batch * window * c.num_kv_heads * c.head_dim * dtype_bits(kv_dtype) / 8;
+        const std::int64_t act_bytes = dtype_bits(compute) / 8;
+        const std::int64_t chunk = std::min(r.prefill_chunk, r.context);
+        const std::int64_t tokens = r.batch * chunk;
+        act_gpu = tokens * act_bytes *
+                  (4 * c.hidden_size + (c.num_heads + 2 * c.num_kv_heads) * c.head_dim + 3 * c.intermediate_size);
+        act_cpu = act_gpu + r.batch * c.num_heads * chunk * r.context * 4;
+        logits = r.batch * c.vocab_size * 4;
+        attention_flops_per_token = 4.0 * static_cast<double>(r.context * c.num_heads * c.head_dim);
+
+        std::map<std::string, int> unit_of_tensor;
+        std::vector<int> stack{0};
+        while (!stack.empty()) {
+            const int i = stack.back();
+            stack.pop_back();
+            const ModuleNode& n = tree.nodes()[static_cast<std::size_t>(i)];
+            if (n.no_split || n.children.empty()) {
+                add_unit(tree, r, n.name, i, nullptr, unit_of_tensor);
+                continue;
+            }
+            for (const auto& t : n.tensors)
+                add_unit(tree, r, t.full_name, -1, &t, unit_of_tensor);
+            stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+        }
+        for (Unit& u : units) {
+            if (u.layer >= 0)
+                u.kv = kv_per_layer;
+        }
+        // Tied weights: the head reads the embedding; both live on one device.
+        for (const auto& [tied, source] : tree.tied()) {
+            auto a = unit_of_tensor.find(tied), b = unit_of_tensor.find(source);
+            if (a == unit_of_tensor.end() || b == unit_of_tensor.end())
+                continue;
+            Unit& head = units[static_cast<std::size_t>(a->second)];
+            Unit& embed = units[static_cast<std::size_t>(b->second)];
+            head.tied_to_unit = b->second;
+            embed.read = embed.weight;
+            embed.params += static_cast<double>(embed.weight) / std::max(1, dtype_bits(compute) / 8);
+        }
+    }
+
+    void add_unit(const ModuleTree& tree, const PlanRequest& r, const std::string& name, int node,
+                  const ModuleTensor* tensor, std::map<std::string, int>& unit_of_tensor)
+    {
+        Unit u;
+        u.name = name;
+        std::vector<const ModuleTensor*> tensors;
+        if (tensor) {
+            tensors.push_back(tensor);
+        } else {
+            std::vector<int> stack{node};
+            u.layer = tree.nodes()[static_cast<std::size_t>(node)].no_split ? tree.nodes()[static_cast<std::size_t>(node)].layer : -1;
+            u.embedding = tree.nodes()[static_cast<std::size_t>(node)].class_name == "Embedding";
+            while (!stack.empty()) {
+                const auto& n = tree.nodes()[static_cast<std::size_t>(stack.back())];
+                stack.pop_back();
+                for (const auto& t : n.tensors)
+                    tensors.push_back(&t);
+                stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+            }
+        }
+        if (tensors.empty())
+            return; // dropout, activations: nothing to place
+        u.first_tensor = tensors.front()->full_name;
+        for (const ModuleTensor* t : tensors) {
+            u.weight += static_cast<std::int64_t>(tensor_bytes(tree, *t, r.weights));
+            if (t->is_parameter() && t->tied_to.empty())
+                u.params += static_cast<double>(t->numel());
+            unit_of_tensor[t->full_name] = static_cast<int>(units.size());
+        }
+        u.read = u.weight;
+        if (u.embedding && !tensors.empty() && tensors.front()->shape.size() == 2)
+            u.read = r.batch * tensors.front()->shape[1] * dtype_bits(r.weights.dtype) / 8; // one row per token
+        units.push_back(std::move(u));
+    }
+};
+
+struct Resolved {
+    std::vector<DeviceInfo> devices; // sorted: GPUs, cpu, disk
+    std::vector<std::int64_t> limits;
+    int cpu = -1, disk = -1;
+    std::vector<int> gpus;
+};
+
+Resolved resolve_devices(const PlanRequest& r)
+{
+    Resolved out;
+    out.devices = r.devices;
+    std::stable_sort(out.devices.begin(), out.devices.end(),
+                     [](const DeviceInfo& a, const DeviceInfo& b) { return a.id < b.id; });
+    for (const auto& l : r.max_memory)
+        if (std::none_of(out.devices.begin(), out.devices.end(), [&](const DeviceInfo& d) { return d.id == l.device; }))
+            throw PlanError("max memory names " + l.device.name() + ", which this machine does not have; add it with --device " +
+                            l.device.map_key() + "=PROFILE (e.g. RTX-4090) or =SIZE");
+    if (std::none_of(out.devices.begin(), out.devices.end(), [](const DeviceInfo& d) { return d.id == Device::cpu(); }))
+        throw PlanError("no CPU device to plan with");
+    if (std::none_of(out.devices.begin(), out.devices.end(), [](const DeviceInfo& d) { return d.id == Device::disk(); })) {
+        DeviceInfo disk;
+        disk.id = Device::disk();
+        disk.name = "disk";
+        disk.available_bytes = disk.total_bytes = std::numeric_limits<std::int64_t>::max() / 4;
+        disk.bandwidth = 1e9;
+        disk.bandwidth_source = "assumed";
+        out.devices.push_back(disk);
+    }
+    for (std::size_t i = 0; i < out.devices.size(); ++i) {
+        const DeviceInfo& d = out.devices[i];
+        const MemoryLimit* l = find_limit(r.max_memory, d.id);
+        out.limits.push_back(l ? l->bytes : static_cast<std::int64_t>(d.available_bytes));
+        if (d.id.is_gpu())
+            out.gpus.push_back(static_cast<int>(i));
+        else if (d.id.kind == Device::Kind::cpu)
+            out.cpu = static_cast<int>(i);
+        else
+            out.disk = static_cast<int>(i);
+    }
+    return out;
+}
+
+double safe_div(double a, double b)
+{
+    return b > 0 ? a / b : std::numeric_limits<double>::infinity();
+}
+
+// Per-unit decode and prefill time given where it lives and where it runs.
+struct UnitTimes {
+    double decode = 0, prefill = 0;
+};
+
+UnitTimes unit_times(const CostModel& m, const Unit& u, const DeviceInfo& home, const DeviceInfo* exec,
+                     const PlanRequest& r)
+{
+    const double kv = static_cast<double>(u.kv);
+    const double read = static_cast<double>(u.read), weight = static_cast<double>(u.weight);
+    const double chunk_tokens = static_cast<double>(r.batch * std::min(r.prefill_chunk, r.context));
+    const double flops = 2.0 * u.params * chunk_tokens + (u.layer >= 0 ? m.attention_flops_per_token * chunk_tokens : 0);
+    UnitTimes t;
+    if (home.id.is_gpu()) {
+        t.decode = (read + kv) / home.bandwidth;
+        t.prefill = std::max(safe_div(flops, home.flops), weight / home.bandwidth);
+        return t;
+    }
+    const bool streamed_to_gpu = exec && exec->id.is_gpu() && !u.embedding;
+    if (streamed_to_gpu) {
+        const double link = home.id.kind == Device::Kind::disk ? std::min(home.bandwidth, exec->link_bandwidth)
+                                                               : exec->link_bandwidth;
+        t.decode = std::max(safe_div(weight, link), (read + kv) / exec->bandwidth);
+        t.prefill = std::max({safe_div(weight, link), safe_div(flops, exec->flops), weight / exec->bandwidth});
+        return t;
+    }
+    // Computed on the CPU, from RAM or from the mapped checkpoint on disk.
+    const DeviceInfo& cpu = exec && !exec->id.is_gpu() ? *exec : home;
+    const double from = home.id.kind == Device::Kind::disk ? home.bandwidth : cpu.bandwidth;
+    t.decode = read / from + kv / cpu.bandwidth;
+    t.prefill = std::max(safe_div(flops, cpu.flops), weight / from);
+    return t;
+}
+
+std::string gib(std::int64_t bytes)
+{
+    return format_bytes(static_cast<std::uint64_t>(std::max<std::int64_t>(bytes, 0)));
+}
+
+} // namespace
+
+Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map,
+                   std::string mode)
+{
+    validate_device_map(tree, map);
+    const Resolved res = resolve_devices(request);
+    const CostModel model(tree, config, request);
+    Plan plan;
+    plan.mode = std::move(mode);
+    plan.context = request.context;
+    plan.device_map = std::move(map);
+
+    auto index_of = [&](const Device& d) -> int {
+        for (std::size_t i = 0; i < res.devices.size(); ++i)
+            if (res.devices[i].id == d)
+                return static_cast<int>(i);
+        throw PlanError("the device map uses " + d.name() + ", which is not among the devices being planned for; add it with --device " +
+                        d.map_key() + "=PROFILE or =SIZE");
+    };
+    std::vector<int> home(model.units.size());
+    for (std::size_t u = 0; u < model.units.size(); ++u) {
+        const Unit& unit = model.units[u];
+        const Device* d = unit.tied_to_unit >= 0 ? device_of(plan.device_map, model.units[static_cast<std::size_t>(unit.tied_to_unit)].first_tensor)
+                                                 : device_of(plan.device_map, unit.first_tensor);
+        home[u] = index_of(d ? *d : Device::cpu());
+    }
+    // Execution: GPU units where they are; the rest on the first GPU in use, else the CPU.
+    int exec_gpu = -1;
+    for (std::size_t u = 0; u < home.size(); ++u)
+        if (res.devices[static_cast<std::size_t>(home[u])].id.is_gpu() &&
+            (exec_gpu < 0 || res.devices[static_cast<std::size_t>(home[u])].id < res.devices[static_cast<std::size_t>(exec_gpu)].id))
+            exec_gpu = home[u];
+    if (exec_gpu < 0 && !res.gpus.empty())
+        exec_gpu = res.gpus.front();
+    const int offload_exec = exec_gpu >= 0 ? exec_gpu : res.cpu;
+    plan.execution_device = res.devices[static_cast<std::size_t>(offload_exec)].id;
+
+    std::vector<DeviceFootprint> fp(res.devices.size());
+    std::vector<bool> runs_blocks(res.devices.size(), false), used(res.devices.size(), false);
+    std::int64_t largest_streamed = 0, largest_from_disk = 0;
+    int head_exec = offload_exec;
+    for (std::size_t u = 0; u < model.units.size(); ++u) {
+        const Unit& unit = model.units[u];
+        const int h = home[u];
+        const bool on_gpu = res.devices[static_cast<std::size_t>(h)].id.is_gpu();
+        const int exec = on_gpu ? h : offload_exec;
+        fp[static_cast<std::size_t>(h)].weights += unit.weight;
+        fp[static_cast<std::size_t>(exec)].kv_cache += unit.kv;
+        used[static_cast<std::size_t>(h)] = used[static_cast<std::size_t>(exec)] = true;
+        if (unit.layer >= 0) {
+            runs_blocks[static_cast<std::size_t>(exec)] = true;
+            fp[static_cast<std::size_t>(h)].layers += 1;
+            plan.layer_devices.push_back(res.devices[static_cast<std::size_t>(h)].id);
+        }
+        if (!on_gpu && exec_gpu >= 0 && !unit.embedding)
+            largest_streamed = std::max(largest_streamed, unit.weight);
+        if (h == res.disk)
+            largest_from_disk = std::max(largest_from_disk, unit.weight);
+        if (unit.name == "lm_head" || unit.name.ends_with(".lm_head"))
+            head_exec = exec;
+    }
+    for (std::size_t d = 0; d < res.devices.size(); ++d) {
+        DeviceFootprint& f = fp[d];
+        f.device = res.devices[d];
+        f.limit = res.limits[d];
+        const bool gpu = f.device.id.is_gpu();
+        if (runs_blocks[d])
+            f.activations = gpu ? model.act_gpu : model.act_cpu;
+        if (static_cast<int>(d) == head_exec)
+            f.activations += model.logits;
+        if (gpu && used[d])
+            f.overhead = gpu_context_bytes + static_cast<std::int64_t>(allocator_slack * static_cast<double>(f.weights + f.kv_cache));
+    }
+    if (largest_streamed > 0)
+        fp[static_cast<std::size_t>(exec_gpu)].staging += 2 * largest_streamed;
+    if (largest_from_disk > 0)
+        fp[static_cast<std::size_t>(res.cpu)].staging += 2 * largest_from_disk;
+
+    // The estimate.
+    double decode = 0, prefill = 0;
+    int hops = 0;
+    int last_gpu = -1;
+    for (std::size_t u = 0; u < model.units.size(); ++u) {
+        const int h = home[u];
+        const DeviceInfo* exec = &res.devices[static_cast<std::size_t>(res.devices[static_cast<std::size_t>(h)].id.is_gpu() ? h : offload_exec)];
+        const UnitTimes t = unit_times(model, model.units[u], res.devices[static_cast<std::size_t>(h)], exec, request);
+        decode += t.decode;
+        prefill += t.prefill;
+        if (exec->id.is_gpu()) {
+            const int g = exec->id.index;
+            hops += last_gpu >= 0 && g != last_gpu;
+            last_gpu = g;
+        }
+    }
+    decode += hops * gpu_hop_seconds;
+    plan.estimate.seconds_per_token = decode;
+    plan.estimate.decode_tokens_per_s = decode > 0 ? static_cast<double>(request.batch) / decode : 0;
+    plan.estimate.prefill_tokens_per_s =
+        prefill > 0 ? static_cast<double>(request.batch * std::min(request.prefill_chunk, request.context)) / prefill : 0;
+
+    // The verdict.
+    const DeviceFootprint* worst = nullptr;
+    for (const auto& f : fp)
+        if (f.used() > f.limit && (!worst || f.used() - f.limit > worst->used() - worst->limit))
+            worst = &f;
+    const int total_layers = static_cast<int>(plan.layer_devices.size());
+    std::ostringstream why;
+    if (worst) {
+        plan.verdict = Verdict::does_not_fit;
+        const std::int64_t deficit = worst->used() - worst->limit;
+        if (worst->device.id.kind == Device::Kind::disk)
+            why << "needs " << gib(deficit) << " more disk space for the offloaded weights (" << gib(worst->weights)
+                << " on disk, " << gib(worst->limit) << " free in " << (worst->device.path.empty() ? "the offload folder" : worst->device.path)
+                << "); free some space, choose another --offload-folder, or quantize (--quant nf4 needs about a quarter)";
+        else
+        why << "needs " << gib(deficit) << " more on " << worst->device.id.name() << " (limit " << gib(worst->limit)
+            << ": weights " << gib(worst->weights) << ", KV cache " << gib(worst->kv_cache) << " for a "
+            << request.context << "-token context, activations " << gib(worst->activations) << ", overhead "
+            << gib(worst->overhead + worst->staging) << ")";
+        if (worst->device.id.kind != Device::Kind::disk && worst->kv_cache > deficit && request.context > 256) {
+            const auto fit = static_cast<std::int64_t>(static_cast<double>(request.context) *
+                                                       (1.0 - static_cast<double>(deficit) / static_cast<double>(worst->kv_cache)));
+            if (fit >= 256)
+                why << "; lower the context to " << fit / 256 * 256;
+        }
+        if (worst->layers > 0 && worst->device.id.kind != Device::Kind::disk) {
+            std::int64_t per_layer = worst->weights / std::max(1, worst->layers);
+            const std::int64_t n = (deficit + per_layer - 1) / std::max<std::int64_t>(per_layer, 1);
+            if (n <= worst->layers)
+                why << (worst->kv_cache > deficit ? " or" : ";") << " offload " << n << " more layer" << (n > 1 ? "s" : "")
+                    << " to " << (worst->device.id.is_gpu() ? "the CPU" : "disk");
+        }
+    } else {
+        int on_gpu = 0, on_cpu = 0, on_disk = 0;
+        for (const auto& d : plan.layer_devices)
+            (d.is_gpu() ? on_gpu : d.kind == Device::Kind::cpu ? on_cpu : on_disk) += 1;
+        std::int64_t weights_cpu = fp[static_cast<std::size_t>(res.cpu)].weights;
+        std::int64_t weights_disk = res.disk >= 0 ? fp[static_cast<std::size_t>(res.disk)].weights : 0;
+        if (weights_disk > 0)
+            plan.verdict = Verdict::fits_with_disk_offload;
+        else if (weights_cpu > 0 || res.gpus.empty())
+            plan.verdict = Verdict::fits_with_cpu_offload;
+        else
+            plan.verdict = Verdict::fits_on_gpu;
+        if (res.gpus.empty())
+            why << "no GPU: runs on the CPU, ";
+        why << on_gpu << " of " << total_layers << " layers on GPU";
+        if (on_cpu)
+            why << ", " << on_cpu << (exec_gpu >= 0 ? " streamed from CPU RAM" : " in CPU RAM");
+        if (on_disk)
+            why << ", " << on_disk << " read from disk";
+        std::int64_t spare = std::numeric_limits<std::int64_t>::max();
+        std::string tightest;
+        for (const auto& f : fp)
+            if (f.device.id.kind != Device::Kind::disk && f.used() > 0 && f.free() < spare) {
+                spare = f.free();
+                tightest = f.device.id.name();
+            }
+        if (!tightest.empty())
+            why << "; " << gib(spare) << " to spare on " << tightest;
+        why << " with a " << request.context << "-token context";
+    }
+    plan.reason = why.str();
+    plan.devices = std::move(fp);
+    return plan;
+}
+
+namespace {
+
+// Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
+// The first `n - s` units go to GPUs; the last `s` (offloaded) to CPU then disk. For the
+// smallest feasible s a dynamic programme splits the GPU prefix so that the estimated time
+// per token is lowest and, among equal times, the strategy's preference holds (balanced:
+// the fullest GPU as empty as possible; sequential: earlier GPUs first; balanced_low_0:
+// GPU 0 as empty as possible).
+std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
+{
+    const Resolved res = resolve_devices(r);
+    const CostModel m(tree, config, r);
+    const std::size_t n = m.units.size();
+    std::vector<int> order; // placement units, tied heads excluded (they follow their embedding)
+    for (std::size_t u = 0; u < n; ++u)
+        if (m.units[u].tied_to_unit < 0)
+            order.push_back(static_cast<int>(u));
+    const std::size_t k = order.size();
+    auto mem = [&](int u) {
+        return static_cast<std::int64_t>(std::ceil(static_cast<double>(m.units[static_cast<std::size_t>(u)].weight + m.units[static_cast<std::size_t>(u)].kv) *
+                                                   (1.0 + allocator_slack)));
+    };
+    std::vector<std::int64_t> prefix(k + 1, 0);
+    for (std::size_t i = 0; i < k; ++i)
+        prefix[i + 1] = prefix[i] + mem(order[i]);
+
+    const std::size_t G = res.gpus.size();
+    const DeviceInfo& cpu = res.devices[static_cast<std::size_t>(res.cpu)];
+    const DeviceInfo& disk = res.devices[static_cast<std::size_t>(res.disk)];
+    const DeviceInfo* exec_gpu = G ? &res.devices[static_cast<std::size_t>(res.gpus.front())] : nullptr;
+
+    // Time of each unit on each GPU, and offloaded.
+    std::vector<std::vector<double>> t_gpu(G, std::vector<double>(k + 1, 0));
+    for (std::size_t g = 0; g < G; ++g)
+        for (std::size_t i = 0; i < k; ++i)
+            t_gpu[g][i + 1] = t_gpu[g][i] + unit_times(m, m.units[static_cast<std::size_t>(order[i])],
+                                                       res.devices[static_cast<std::size_t>(res.gpus[g])], nullptr, r).decode;
+
+    auto place = [&](std::size_t s, std::vector<Device>& where) -> bool {
+        // Offloaded suffix: CPU first (faster), then disk.
+        const std::size_t first_off = k - s;
+        std::int64_t max_off = 0, kv_off = 0;
+        for (std::size_t i = first_off; i < k; ++i) {
+            const Unit& u = m.units[static_cast<std::size_t>(order[i])];
+            if (!u.embedding)
+                max_off = std::max(max_off, u.weight);
+            kv_off += u.kv;
+        }
+        std::int64_t cpu_room = res.limits[static_cast<std::size_t>(res.cpu)];
+        if (!G)
+            cpu_room -= m.act_cpu + m.logits + kv_off + 2 * max_off; // the CPU runs everything
+        std::size_t i = first_off;
+        // Staging for disk units (pinned) is reserved when any unit goes to disk.
+        std::int64_t cpu_used = 0;
+        for (; i < k; ++i) {
+            const std::int64_t w = m.units[static_cast<std::size_t>(order[i])].weight;
+            if (cpu_used + w > cpu_room - (i + 1 < k ? 2 * max_off : 0))
+                break;
+            cpu_used += w;
+            where[i] = Device::cpu();
+        }
+        std::int64_t disk_used = 0;
+        for (; i < k; ++i) {
+            disk_used += m.units[static_cast<std::size_t>(order[i])].weight;
+            where[i] = Device::disk();
+        }
+        if (disk_used > res.limits[static_cast<std::size_t>(res.disk)] || cpu_room < 0)
+            return false;
+        if (!G)
+            return first_off == 0;
+        // GPU prefix [0, first_off) over G GPUs; GPU 0 also holds the offloaded units' KV cache and staging.
+        std::vector<std::int64_t> cap(G);
+        for (std::size_t g = 0; g < G; ++g)
+            cap[g] = res.limits[static_cast<std::size_t>(res.gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
+        if (s > 0)
+            cap[0] -= static_cast<std::int64_t>(static_cast<double>(kv_off) * (1.0 + allocator_slack)) + 2 * max_off;
+        struct Cell {
+            double time = std::numeric_limits<double>::infinity();
+            double pref = std::numeric_limits<double>::infinity();
+            std::size_t from = 0;
+        };
+        const std::size_t M = first_off;
+        std::vector<std::vector<Cell>> f(G + 1, std::vector<Cell>(M + 1));
+        f[0][0] = {0, 0, 0};
+        auto better = [](double t1, double p1, const Cell& c) {
+            const double eps = 1e-12 * std::max(1.0, std::abs(c.time));
+            return t1 < c.time - eps || (t1 <= c.time + eps && p1 < c.pref);
+        };
+        for (std::size_t g = 0; g < G; ++g) {
+            const double limit = static_cast<double>(std::max<std::int64_t>(res.limits[static_cast<std::size_t>(res.gpus[g])], 1));
+            for (std::size_t i = 0; i <= M; ++i) {
+                if (!std::isfinite(f[g][i].time))
+                    continue;
+                for (std::size_t j = i; j <= M; ++j) {
+                    const std::int64_t need = prefix[j] - prefix[i];
+                    if (need > cap[g] && j > i)
+                        break;
+                    if (need > cap[g])
+                        continue;
+                    const double fill = static_cast<double>(need) / limit;
+                    double pref = f[g][i].pref;
+                    switch (r.strategy) {
+                    case Strategy::sequential: pref += static_cast<double>(g) * static_cast<double>(need); break;
+                    case Strategy::balanced_low_0: pref = g == 0 ? fill * 1e6 + pref : std::max(pref, fill); break;
+                    default: pref = std::max(pref, fill); break;
+                    }
+                    const double time = f[g][i].time + (t_gpu[g][j] - t_gpu[g][i]) + (j > i && i > 0 ? gpu_hop_seconds : 0);
+                    if (better(time, pref, f[g + 1][j]))
+                        f[g + 1][j] = {time, pref, i};
+                }
+            }
+        }
+        if (!std::isfinite(f[G][M].time))
+            return false;
+        std::size_t j = M;
+        for (std::size_t g = G; g-- > 0;) {
+            const std::size_t i = f[g + 1][j].from;
+            for (std::size_t x = i; x < j; ++x)
+                where[x] = res.devices[static_cast<std::size_t>(res.gpus[g])].id;
+            j = i;
+        }
+        return true;
+    };
+
+    (void)exec_gpu;
+    (void)cpu;
+    (void)disk;
+    std::vector<Device> where(k, Device::cpu());
+    // Smallest number of offloaded units the GPUs' total room allows, then upwards.
+    std::size_t s = 0;
+    if (G) {
+        std::int64_t total_cap = 0;
+        for (std::size_t g = 0; g < G; ++g)
+            total_cap += res.limits[static_cast<std::size_t>(res.gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
+        while (s < k && prefix[k - s] > total_cap)
+            ++s;
+    } else {
+        s = k;
+    }
+    bool ok = false;
+    for (; s <= k && !ok; ++s)
+        ok = place(s, where);
+    if (!ok)
+        return std::nullopt;
+    DeviceMap map;
+    for (std::size_t i = 0; i < k; ++i)
+        map.emplace_back(m.units[static_cast<std::size_t>(order[i])].name, where[i]);
+    for (std::size_t u = 0; u < n; ++u)
+        if (m.units[u].tied_to_unit >= 0)
+            for (std::size_t i = 0; i < k; ++i)
+                if (order[i] == m.units[u].tied_to_unit)
+                    map.emplace_back(m.units[u].name, where[i]);
+    return clean_device_map(std::move(map));
+}
+
+MaxMemory accelerate_limits(const PlanRequest& r, bool with_disk)
+{
+    const Resolved res = resolve_devices(r);
+    MaxMemory mm;
+    for (std::size_t i = 0; i < res.devices.size(); ++i) {
+        const Device id = res.devices[i].id;
+        if (id.kind == Device::Kind::disk && (!with_disk || !find_limit(r.max_memory, id)))
+            continue;
+        mm.push_back({id, res.limits[i]});
+    }
+    return mm;
+}
+
+} // namespace
+
+Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request)
+{
+    if (request.context <= 0 || request.batch <= 0 || request.prefill_chunk <= 0)
+        throw PlanError("context, batch and prefill chunk must be positive");
+    if (request.strategy == Strategy::custom)
+        return evaluate_plan(tree, config, request, request.custom_map, "custom");
+    if (request.accelerate) {
+        AccelerateOptions options;
+        options.sizes = request.weights.kind == WeightFormat::Kind::plain ? SizeRule::accelerate(request.weights.dtype)
+                                                                          : SizeRule::stored();
+        const DeviceMap map = accelerate_device_map(tree, accelerate_limits(request, request.strategy == Strategy::sequential),
+                                                    request.strategy, options);
+        return evaluate_plan(tree, config, request, map, "accelerate " + std::string(strategy_name(request.strategy)));
+    }
+    const std::string mode = "layerwise " + std::string(strategy_name(request.strategy));
+    if (auto map = layerwise_map(tree, config, request))
+        return evaluate_plan(tree, config, request, *map, mode);
+    // Nothing fits. Show the closest placement and say what would make it fit: first the
+    // layerwise placement with unlimited disk (then only the disk is short), else accelerate's
+    // sequential fill, which ignores the cache (the devices it overfills are named).
+    PlanRequest relaxed = request;
+    std::erase_if(relaxed.max_memory, [](const MemoryLimit& l) { return l.device.kind == Device::Kind::disk; });
+    for (auto& d : relaxed.devices)
+        if (d.id.kind == Device::Kind::disk)
+            d.available_bytes = std::numeric_limits<std::int64_t>::max() / 4;
+    Plan plan;
+    if (auto map = layerwise_map(tree, config, relaxed)) {
+        plan = evaluate_plan(tree, config, request, *map, mode);
+    } else {
+        AccelerateOptions options;
+        options.sizes = SizeRule::accelerate(request.weights.dtype);
+        plan = evaluate_plan(tree, config, request,
+                             accelerate_device_map(tree, accelerate_limits(relaxed, false), Strategy::sequential, options),
+                             mode);
+        // The longest context that would fit, if a shorter one does.
+        std::int64_t lo = 0, hi = request.context;
+        while (hi - lo > 256) {
+            const std::int64_t mid = (lo + hi) / 2 / 256 * 256;
+            if (mid <= lo)
+                break;
+            PlanRequest shorter = request;
+            shorter.context = mid;
+            (layerwise_map(tree, config, shorter) ? lo : hi) = mid;
+        }
+        if (lo >= 256)
+            plan.reason += "; a " + std::to_string(lo) + "-token context fits";
+    }
+    plan.verdict = Verdict::does_not_fit;
+    return plan;
+}
+
+Plan move_layers_in_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, const Plan& plan,
+                         int first_layer, int last_layer, const Device& device)
+{
+    return evaluate_plan(tree, config, request, move_layers(tree, plan.device_map, first_layer, last_layer, device), "custom");
+}
+
+Plan move_module_in_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, const Plan& plan,
+                         const std::string& module, const Device& device)
+{
+    return evaluate_plan(tree, config, request, move_module(tree, plan.device_map, module, device), "custom");
+}
+
+nlohmann::json plan_to_json(const Plan& plan)
+{
+    using nlohmann::json;
+    json devices = json::array();
+    for (const auto& f : plan.devices)
+        devices.push_back({{"device", f.device.id.name()},
+                           {"name", f.device.name},
+                           {"hypothetical", f.device.hypothetical},
+                           {"limit_bytes", f.limit},
+                           {"weights_bytes", f.weights},
+                           {"kv_cache_bytes", f.kv_cache},
+                           {"activation_bytes", f.activations},
+                           {"overhead_bytes", f.overhead + f.staging},
+                           {"staging_bytes", f.staging},
+                           {"used_bytes", f.used()},
+                           {"free_bytes", f.free()},
+                           {"layers", f.layers},
+                           {"bandwidth_bytes_per_s", f.device.bandwidth}});
+    json layers = json::array();
+    for (const auto& d : plan.layer_devices)
+        layers.push_back(d.is_gpu() ? json(d.index) : json(d.name()));
+    return {{"mode", plan.mode},
+            {"device_map", device_map_to_json(plan.device_map)},
+            {"verdict", verdict_name(plan.verdict)},
+            {"reason", plan.reason},
+            {"context", plan.context},
+            {"execution_device", plan.execution_device ? json(plan.execution_device->name()) : json(nullptr)},
+            {"devices", devices},
+            {"layers", layers},
+            {"estimate",
+             {{"decode_tokens_per_s", plan.estimate.decode_tokens_per_s},
+              {"prefill_tokens_per_s", plan.estimate.prefill_tokens_per_s},
+              {"seconds_per_token", plan.estimate.seconds_per_token}}}};
+}
+
+std::string plan_to_text(const Plan& plan)
+{
+    std::ostringstream o;
+    o << "verdict   " << verdict_name(plan.verdict) << ": " << plan.reason << "\n";
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "estimate  %.3g tokens/s decode, %.3g tokens/s prefill (%s)\n",
+                  plan.estimate.decode_tokens_per_s, plan.estimate.prefill_tokens_per_s, plan.mode.c_str());
+    o << buf;
+    std::snprintf(buf, sizeof buf, "\n%-8s %-28s %10s %10s %10s %10s %10s %10s %6s\n", "device", "name", "limit", "weights",
+                  "kv cache", "activ.", "overhead", "free", "layers");
+    o << buf;
+    for (const auto& f : plan.devices) {
+        if (f.used() == 0 && f.device.id.kind == Device::Kind::disk)
+            continue;
+        std::string name = f.device.name.substr(0, 28);
+        std::snprintf(buf, sizeof buf, "%-8s %-28s %10s %10s %10s %10s %10s %10s %6d%s\n", f.device.id.name().c_str(),
+                      name.c_str(), gib(f.limit).c_str(), gib(f.weights).c_str(), gib(f.kv_cache).c_str(),
+                      gib(f.activations).c_str(), gib(f.overhead + f.staging).c_str(),
+                      f.free() < 0 ? ("-" + gib(-f.free())).c_str() : gib(f.free()).c_str(), f.layers,
+                      f.used() > f.limit ? "  OVER" : "");
+        o << buf;
+    }
+    // Consecutive numbered modules on one device print as a range: model.layers.0-11: 0
+    o << "\ndevice map (" << plan.device_map.size() << " keys)\n";
+    auto split = [](const std::string& k) -> std::pair<std::string, int> {
+        const auto dot = k.rfind('.');
+        if (dot == std::string::npos || dot + 1 == k.size() || k.find_first_not_of("0123456789", dot + 1) != std::string::npos)
+            return {k, -1};
+        return {k.substr(0, dot), std::stoi(k.substr(dot + 1))};
+    };
+    for (std::size_t i = 0; i < plan.device_map.size();) {
+        const auto& [key, dev] = plan.device_map[i];
+        const auto [base, first] = split(key);
+        std::size_t j = i + 1;
+        int last = first;
+        while (first >= 0 && j < plan.device_map.size()) {
+            const auto [b, n] = split(plan.device_map[j].first);
+            if (b != base || n != last + 1 || !(plan.device_map[j].second == dev))
+                break;
+            last = n;
+            ++j;
+        }
+        o << "  " << (key.empty() ? std::string("\"\"") : last > first ? base + "." + std::to_string(first) + "-" + std::to_string(last) : key)
+          << ": " << dev.map_key() << "\n";
+        i = j;
+    }
+    return o.str();
+}
+
+} // namespace layerwise
