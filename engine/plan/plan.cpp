@@ -11,8 +11,8 @@
 //                 weights and cache (allocator slack)
 //   staging     = two copies of the largest streamed unit (the one computing, the one being
 //                 prefetched) on the execution GPU, and in pinned CPU memory for units read from disk
-// Layers placed on the CPU or the disk execute on the first GPU when there is one (their
-// weights stream in over the host link), else on the CPU.
+// Layers placed on the CPU or the disk execute on the first GPU that holds part of the model
+// (their weights stream in over the host link), else on the CPU.
 //
 // Time per generated token (the decode estimate, at the full context):
 //   t = sum over units of  t_unit  +  0.03 ms per hop between GPUs
@@ -274,8 +274,6 @@ Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const Plan
         if (res.devices[static_cast<std::size_t>(home[u])].id.is_gpu() &&
             (exec_gpu < 0 || res.devices[static_cast<std::size_t>(home[u])].id < res.devices[static_cast<std::size_t>(exec_gpu)].id))
             exec_gpu = home[u];
-    if (exec_gpu < 0 && !res.gpus.empty())
-        exec_gpu = res.gpus.front();
     const int offload_exec = exec_gpu >= 0 ? exec_gpu : res.cpu;
     plan.execution_device = res.devices[static_cast<std::size_t>(offload_exec)].id;
 
@@ -414,9 +412,9 @@ namespace {
 // Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
 // The first `n - s` units go to GPUs; the last `s` (offloaded) to CPU then disk. For the
 // smallest feasible s a dynamic programme splits the GPU prefix so that the estimated time
-// per token is lowest and, among equal times, the strategy's preference holds (balanced:
-// the fullest GPU as empty as possible; sequential: earlier GPUs first; balanced_low_0:
-// GPU 0 as empty as possible).
+// per token is lowest (auto; among equal times earlier GPUs first), or the strategy's
+// preference holds first and speed second (balanced: the fullest GPU as empty as possible;
+// sequential: earlier GPUs first; balanced_low_0: GPU 0 as empty as possible).
 std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
 {
     const Resolved res = resolve_devices(r);
@@ -435,17 +433,19 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
     for (std::size_t i = 0; i < k; ++i)
         prefix[i + 1] = prefix[i] + mem(order[i]);
 
-    const std::size_t G = res.gpus.size();
-    const DeviceInfo& cpu = res.devices[static_cast<std::size_t>(res.cpu)];
-    const DeviceInfo& disk = res.devices[static_cast<std::size_t>(res.disk)];
-    const DeviceInfo* exec_gpu = G ? &res.devices[static_cast<std::size_t>(res.gpus.front())] : nullptr;
+    // GPUs too small for the runtime's fixed needs are left out; without any, the CPU runs the model.
+    std::vector<int> gpus;
+    for (int g : res.gpus)
+        if (res.limits[static_cast<std::size_t>(g)] - gpu_context_bytes - m.act_gpu - m.logits > 0)
+            gpus.push_back(g);
+    std::size_t G = gpus.size();
 
     // Time of each unit on each GPU, and offloaded.
     std::vector<std::vector<double>> t_gpu(G, std::vector<double>(k + 1, 0));
     for (std::size_t g = 0; g < G; ++g)
         for (std::size_t i = 0; i < k; ++i)
             t_gpu[g][i + 1] = t_gpu[g][i] + unit_times(m, m.units[static_cast<std::size_t>(order[i])],
-                                                       res.devices[static_cast<std::size_t>(res.gpus[g])], nullptr, r).decode;
+                                                       res.devices[static_cast<std::size_t>(gpus[g])], nullptr, r).decode;
 
     auto place = [&](std::size_t s, std::vector<Device>& where) -> bool {
         // Offloaded suffix: CPU first (faster), then disk.
@@ -482,7 +482,7 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
         // GPU prefix [0, first_off) over G GPUs; GPU 0 also holds the offloaded units' KV cache and staging.
         std::vector<std::int64_t> cap(G);
         for (std::size_t g = 0; g < G; ++g)
-            cap[g] = res.limits[static_cast<std::size_t>(res.gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
+            cap[g] = res.limits[static_cast<std::size_t>(gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
         if (s > 0)
             cap[0] -= static_cast<std::int64_t>(static_cast<double>(kv_off) * (1.0 + allocator_slack)) + 2 * max_off;
         struct Cell {
@@ -493,16 +493,24 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
         const std::size_t M = first_off;
         std::vector<std::vector<Cell>> f(G + 1, std::vector<Cell>(M + 1));
         f[0][0] = {0, 0, 0};
-        auto better = [](double t1, double p1, const Cell& c) {
-            const double eps = 1e-12 * std::max(1.0, std::abs(c.time));
-            return t1 < c.time - eps || (t1 <= c.time + eps && p1 < c.pref);
+        // auto: fastest first, then earlier GPUs; the other strategies: their preference first, then speed.
+        const bool speed_first = r.strategy == Strategy::auto_;
+        auto better = [speed_first](double t1, double p1, const Cell& c) {
+            if (!std::isfinite(c.time))
+                return true;
+            const double eps_t = 1e-12 * std::max(1.0, std::abs(c.time));
+            const double eps_p = 1e-12 * std::max(1.0, std::abs(c.pref));
+            if (speed_first)
+                return t1 < c.time - eps_t || (t1 <= c.time + eps_t && p1 < c.pref - eps_p);
+            return p1 < c.pref - eps_p || (p1 <= c.pref + eps_p && t1 < c.time - eps_t);
         };
         for (std::size_t g = 0; g < G; ++g) {
-            const double limit = static_cast<double>(std::max<std::int64_t>(res.limits[static_cast<std::size_t>(res.gpus[g])], 1));
+            const double limit = static_cast<double>(std::max<std::int64_t>(res.limits[static_cast<std::size_t>(gpus[g])], 1));
             for (std::size_t i = 0; i <= M; ++i) {
                 if (!std::isfinite(f[g][i].time))
                     continue;
-                for (std::size_t j = i; j <= M; ++j) {
+                // The GPU that runs the streamed layers must hold part of the model (it is the first one in use).
+                for (std::size_t j = (g == 0 && s > 0 ? i + 1 : i); j <= M; ++j) {
                     const std::int64_t need = prefix[j] - prefix[i];
                     if (need > cap[g] && j > i)
                         break;
@@ -511,9 +519,9 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
                     const double fill = static_cast<double>(need) / limit;
                     double pref = f[g][i].pref;
                     switch (r.strategy) {
-                    case Strategy::sequential: pref += static_cast<double>(g) * static_cast<double>(need); break;
+                    case Strategy::balanced: pref = std::max(pref, fill); break;
                     case Strategy::balanced_low_0: pref = g == 0 ? fill * 1e6 + pref : std::max(pref, fill); break;
-                    default: pref = std::max(pref, fill); break;
+                    default: pref += static_cast<double>(g) * static_cast<double>(need) / limit; break; // earlier GPUs first
                     }
                     const double time = f[g][i].time + (t_gpu[g][j] - t_gpu[g][i]) + (j > i && i > 0 ? gpu_hop_seconds : 0);
                     if (better(time, pref, f[g + 1][j]))
@@ -527,30 +535,36 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
         for (std::size_t g = G; g-- > 0;) {
             const std::size_t i = f[g + 1][j].from;
             for (std::size_t x = i; x < j; ++x)
-                where[x] = res.devices[static_cast<std::size_t>(res.gpus[g])].id;
+                where[x] = res.devices[static_cast<std::size_t>(gpus[g])].id;
             j = i;
         }
         return true;
     };
 
-    (void)exec_gpu;
-    (void)cpu;
-    (void)disk;
     std::vector<Device> where(k, Device::cpu());
-    // Smallest number of offloaded units the GPUs' total room allows, then upwards.
-    std::size_t s = 0;
-    if (G) {
-        std::int64_t total_cap = 0;
-        for (std::size_t g = 0; g < G; ++g)
-            total_cap += res.limits[static_cast<std::size_t>(res.gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
-        while (s < k && prefix[k - s] > total_cap)
-            ++s;
-    } else {
-        s = k;
-    }
     bool ok = false;
-    for (; s <= k && !ok; ++s)
-        ok = place(s, where);
+    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+        if (attempt == 1) { // the usable GPUs cannot run it: try the CPU alone
+            if (G == 0)
+                break;
+            gpus.clear();
+            G = 0;
+            t_gpu.clear();
+        }
+        // Smallest number of offloaded units the GPUs' total room allows, then upwards.
+        std::size_t s = 0;
+        if (G) {
+            std::int64_t total_cap = 0;
+            for (std::size_t g = 0; g < G; ++g)
+                total_cap += res.limits[static_cast<std::size_t>(gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
+            while (s < k && prefix[k - s] > total_cap)
+                ++s;
+        } else {
+            s = k;
+        }
+        for (; s <= k && !ok; ++s)
+            ok = place(s, where);
+    }
     if (!ok)
         return std::nullopt;
     DeviceMap map;
@@ -623,8 +637,9 @@ Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequ
             shorter.context = mid;
             (layerwise_map(tree, config, shorter) ? lo : hi) = mid;
         }
-        if (lo >= 256)
-            plan.reason += "; a " + std::to_string(lo) + "-token context fits";
+        if (lo >= 256) // replaces the rough suggestion made from the overfilled map
+            plan.reason = plan.reason.substr(0, plan.reason.find(';')) + "; lower the context to " + std::to_string(lo) +
+                          " (the longest that fits)";
     }
     plan.verdict = Verdict::does_not_fit;
     return plan;

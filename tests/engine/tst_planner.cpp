@@ -1,0 +1,390 @@
+// The layerwise planner: properties over random models and machines, hand-checked
+// footprints, verdicts and estimates, moving layers, bad requests.
+#include "testdata.h"
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/module_tree.h"
+#include "model/presets.h"
+#include "inspect.h"
+#include "plan/plan.h"
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+using namespace layerwise;
+using layerwise::test::throws_with;
+using nlohmann::json;
+
+class TestPlanner : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void randomModelsAndMachines();
+    void handCheckedSingleGpu();
+    void offloadWhenTheGpuIsSmall();
+    void cpuOnlyMachine();
+    void contextTooLong();
+    void diskTooSmall();
+    void equalGpusAreBalanced();
+    void accelerateMapsAreJudgedToo();
+    void quantizedSizes();
+    void movingLayersReplans();
+    void badRequests();
+};
+
+namespace {
+
+DeviceInfo cpu_device(std::int64_t bytes)
+{
+    DeviceInfo d;
+    d.id = Device::cpu();
+    d.name = "test CPU";
+    d.total_bytes = d.available_bytes = static_cast<std::uint64_t>(bytes);
+    d.bandwidth = 50e9;
+    d.flops = 1e12;
+    return d;
+}
+
+DeviceInfo disk_device(std::int64_t bytes)
+{
+    DeviceInfo d;
+    d.id = Device::disk();
+    d.name = "test disk";
+    d.total_bytes = d.available_bytes = static_cast<std::uint64_t>(bytes);
+    d.bandwidth = 2e9;
+    return d;
+}
+
+DeviceInfo gpu_device(int index, std::int64_t bytes, double bandwidth = 1000e9)
+{
+    DeviceInfo d;
+    d.id = Device::gpu(index);
+    d.name = "test GPU";
+    d.total_bytes = d.available_bytes = static_cast<std::uint64_t>(bytes);
+    d.bandwidth = bandwidth;
+    d.link_bandwidth = 25e9;
+    d.flops = 100e12;
+    return d;
+}
+
+constexpr std::int64_t GiB = 1ll << 30;
+
+struct Model {
+    ModelConfig config;
+    ModuleTree tree;
+};
+
+Model preset(const std::string& name)
+{
+    ModelDescription d = describe_model(name);
+    return {d.config, std::move(d.tree)};
+}
+
+int device_rank(const Device& d)
+{
+    return d.is_gpu() ? d.index : d.kind == Device::Kind::cpu ? 1000 : 1001;
+}
+
+} // namespace
+
+void TestPlanner::randomModelsAndMachines()
+{
+    std::mt19937 rng(12345);
+    auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    const char* types[] = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox"};
+    int fits = 0, not_fit = 0;
+    for (int round = 0; round < 300; ++round) {
+        const std::string type = types[pick(0, 5)];
+        const int heads = 1 << pick(0, 3);
+        const int hidden = heads * 8 * pick(1, 8);
+        json cfg{{"model_type", type}, {"vocab_size", pick(50, 5000)}};
+        if (type == "gpt2") {
+            cfg.update({{"n_embd", hidden}, {"n_layer", pick(1, 40)}, {"n_head", heads}});
+        } else {
+            cfg.update({{"hidden_size", hidden}, {"intermediate_size", hidden * pick(1, 4)}, {"num_hidden_layers", pick(1, 40)},
+                        {"num_attention_heads", heads}, {"tie_word_embeddings", pick(0, 1) == 1}});
+            if (type != "gpt_neox")
+                cfg["num_key_value_heads"] = std::max(1, heads >> pick(0, 1));
+        }
+        ModelConfig config;
+        ModuleTree tree;
+        try {
+            config = parse_model_config(cfg.dump(), "random");
+            tree = ModuleTree::from_config(config, DType::f32);
+        } catch (const std::exception& e) {
+            QFAIL((cfg.dump() + ": " + e.what()).c_str());
+        }
+        const auto total = static_cast<std::int64_t>(tree.module_bytes(0, SizeRule::stored()));
+
+        PlanRequest r;
+        const int gpus = pick(0, 4);
+        for (int g = 0; g < gpus; ++g)
+            r.devices.push_back(gpu_device(g, (600ll << 20) + total * pick(0, 100) / 100, 500e9 + 100e9 * pick(0, 5)));
+        r.devices.push_back(cpu_device((pick(0, 9) ? 64ll << 20 : 0) + total * pick(0, 150) / 100));
+        r.devices.push_back(disk_device(pick(0, 3) == 0 ? total / 2 : 100 * GiB));
+        r.context = 64 * pick(1, 64);
+        r.batch = pick(1, 4);
+        r.weights.dtype = pick(0, 1) ? DType::f32 : DType::bf16;
+        const Strategy strategies[] = {Strategy::auto_, Strategy::balanced, Strategy::balanced_low_0, Strategy::sequential};
+        r.strategy = strategies[pick(0, 3)];
+
+        const std::string where = cfg.dump() + " gpus " + std::to_string(gpus) + " context " + std::to_string(r.context);
+        Plan plan;
+        try {
+            plan = make_plan(tree, config, r);
+        } catch (const std::exception& e) {
+            QFAIL((where + ": " + e.what()).c_str());
+        }
+        // The map is valid: every tensor placed once, no block split.
+        validate_device_map(tree, plan.device_map);
+        // Deterministic.
+        QCOMPARE(plan_to_json(make_plan(tree, config, r)).dump(), plan_to_json(plan).dump());
+        QCOMPARE(static_cast<std::int64_t>(plan.layer_devices.size()), config.num_layers);
+        if (plan.verdict == Verdict::does_not_fit) {
+            ++not_fit;
+            if (not_fit < 4)
+                qInfo("%s: %s", where.c_str(), plan.reason.c_str());
+            QVERIFY2(!plan.reason.empty(), where.c_str());
+            continue;
+        }
+        ++fits;
+        // Nothing over its limit; weights add up to the model.
+        std::int64_t weights = 0;
+        for (const auto& f : plan.devices) {
+            QVERIFY2(f.used() <= f.limit, (where + " over on " + f.device.id.name()).c_str());
+            weights += f.weights;
+        }
+        QCOMPARE(weights, static_cast<std::int64_t>(tree.module_bytes(0, SizeRule::as_loaded(r.weights.dtype))));
+        // Contiguous ranges: layers never go back to an earlier device.
+        for (std::size_t l = 1; l < plan.layer_devices.size(); ++l)
+            QVERIFY2(device_rank(plan.layer_devices[l - 1]) <= device_rank(plan.layer_devices[l]), where.c_str());
+        QVERIFY(plan.estimate.decode_tokens_per_s > 0 && plan.estimate.prefill_tokens_per_s > 0);
+        // The verdict agrees with where the weights are.
+        bool disk = false, cpu = false;
+        for (const auto& f : plan.devices) {
+            disk = disk || (f.device.id.kind == Device::Kind::disk && f.weights > 0);
+            cpu = cpu || (f.device.id.kind == Device::Kind::cpu && f.weights > 0);
+        }
+        QCOMPARE(plan.verdict, disk ? Verdict::fits_with_disk_offload
+                               : (cpu || gpus == 0) ? Verdict::fits_with_cpu_offload : Verdict::fits_on_gpu);
+    }
+    qInfo("%d plans fit, %d do not", fits, not_fit);
+    QVERIFY(fits > 100 && not_fit > 5);
+}
+
+void TestPlanner::handCheckedSingleGpu()
+{
+    // Llama 3.1 8B, bf16, one 24 GiB GPU at 1000 GB/s, 4096-token context.
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(plan.device_map.size(), std::size_t(1)); // {"": 0}
+    const DeviceFootprint& gpu = plan.devices[0];
+    // KV: 2 x 4096 tokens x 8 heads x 128 x 2 bytes x 32 layers = 512 MiB.
+    QCOMPARE(gpu.kv_cache, std::int64_t(512) << 20);
+    QCOMPARE(gpu.weights, static_cast<std::int64_t>(m.tree.module_bytes(0, SizeRule::as_loaded(DType::bf16))));
+    // Activations for a 512-token chunk: 512 x 2 bytes x (4*4096 + (32+16)*128 + 3*14336), plus float32 logits.
+    QCOMPARE(gpu.activations, std::int64_t(512) * 2 * (4 * 4096 + 48 * 128 + 3 * 14336) + 128256 * 4);
+    QCOMPARE(gpu.overhead, (std::int64_t(512) << 20) + static_cast<std::int64_t>(0.05 * static_cast<double>(gpu.weights + gpu.kv_cache)));
+    // Decode reads every weight once (the embedding one row) and the whole cache: tokens/s = bandwidth / bytes.
+    const double embed = 128256.0 * 4096 * 2;
+    const double bytes = static_cast<double>(gpu.weights) - embed + 4096 * 2 + static_cast<double>(gpu.kv_cache);
+    QVERIFY(std::abs(plan.estimate.decode_tokens_per_s - 1000e9 / bytes) < 1e-6 * plan.estimate.decode_tokens_per_s);
+    QVERIFY(plan.reason.find("32 of 32 layers on GPU") != std::string::npos);
+}
+
+void TestPlanner::offloadWhenTheGpuIsSmall()
+{
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 8 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(plan.devices[0].used() <= 8 * GiB);
+    QVERIFY(plan.devices[0].layers > 0 && plan.devices[1].layers > 0);
+    QCOMPARE(plan.devices[0].layers + plan.devices[1].layers, 32);
+    // Streaming needs two of the largest offloaded unit on the GPU, and the offloaded layers' cache there too.
+    QVERIFY(plan.devices[0].staging >= 2 * 400 * (1ll << 20));
+    QCOMPARE(plan.devices[0].kv_cache, std::int64_t(512) << 20);
+    // One more layer on the GPU would not fit: the planner used the GPU as far as it goes.
+    const Plan more = move_layers_in_plan(m.tree, m.config, r, plan, plan.devices[0].layers, plan.devices[0].layers, Device::gpu(0));
+    QCOMPARE(more.verdict, Verdict::does_not_fit);
+    QVERIFY(more.reason.find("more on cuda:0") != std::string::npos);
+    // Slower than all on a GPU, faster than all from disk.
+    PlanRequest big = r;
+    big.devices[0] = gpu_device(0, 40 * GiB);
+    QVERIFY(make_plan(m.tree, m.config, big).estimate.decode_tokens_per_s > plan.estimate.decode_tokens_per_s);
+}
+
+void TestPlanner::cpuOnlyMachine()
+{
+    const Model m = preset("Qwen3-0.6B");
+    PlanRequest r;
+    r.devices = {cpu_device(16 * GiB), disk_device(100 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(plan.reason.find("no GPU: runs on the CPU") != std::string::npos);
+    QCOMPARE(plan.execution_device->name(), std::string("cpu"));
+    // A CPU too small for the weights spills to disk, and still runs.
+    r.devices[0] = cpu_device(GiB);
+    const Plan spill = make_plan(m.tree, m.config, r);
+    QCOMPARE(spill.verdict, Verdict::fits_with_disk_offload);
+    QVERIFY(spill.devices[0].used() <= GiB);
+    QVERIFY(spill.estimate.decode_tokens_per_s < plan.estimate.decode_tokens_per_s);
+}
+
+void TestPlanner::contextTooLong()
+{
+    // A 24 GiB GPU as the only GPU: the 128k cache of Llama 3.1 8B (16 GiB) plus staging leaves room,
+    // but 4 x 128k (64 GiB of cache) cannot fit anywhere it must live.
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    r.context = 131072;
+    r.batch = 4;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::does_not_fit);
+    QVERIFY2(plan.reason.find("more on cuda:0") != std::string::npos, plan.reason.c_str());
+    QVERIFY2(plan.reason.find("context") != std::string::npos, plan.reason.c_str());
+    // What it suggests works, and is the longest that does (to the 256 tokens it searches in).
+    const auto at = plan.reason.find("lower the context to ");
+    QVERIFY2(at != std::string::npos, plan.reason.c_str());
+    PlanRequest shorter = r;
+    shorter.context = std::stoll(plan.reason.substr(at + 21));
+    QVERIFY(shorter.context >= 256 && shorter.context % 256 == 0);
+    QVERIFY(make_plan(m.tree, m.config, shorter).verdict != Verdict::does_not_fit);
+    shorter.context += 256;
+    QCOMPARE(make_plan(m.tree, m.config, shorter).verdict, Verdict::does_not_fit);
+}
+
+void TestPlanner::diskTooSmall()
+{
+    const Model m = preset("Llama-3.1-70B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(32 * GiB), disk_device(50 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::does_not_fit);
+    QVERIFY2(plan.reason.find("more disk space") != std::string::npos, plan.reason.c_str());
+    // Quantized to 4 bits it fits with offload.
+    r.weights = parse_weight_format("nf4", DType::bf16);
+    QVERIFY(make_plan(m.tree, m.config, r).verdict != Verdict::does_not_fit);
+}
+
+void TestPlanner::equalGpusAreBalanced()
+{
+    const Model m = preset("Qwen2.5-7B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), gpu_device(1, 24 * GiB), gpu_device(2, 24 * GiB), cpu_device(64 * GiB)};
+    r.weights.dtype = DType::bf16;
+    // auto: the fastest placement, one GPU (no hops between GPUs), the first one.
+    Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(plan.devices[0].layers, 28);
+    r.strategy = Strategy::balanced;
+    plan = make_plan(m.tree, m.config, r);
+    const std::int64_t layer = static_cast<std::int64_t>(m.tree.module_bytes(m.tree.no_split_blocks()[0], SizeRule::as_loaded(DType::bf16)));
+    std::int64_t most = 0, least = std::numeric_limits<std::int64_t>::max();
+    for (int g = 0; g < 3; ++g) {
+        most = std::max(most, plan.devices[static_cast<std::size_t>(g)].weights);
+        least = std::min(least, plan.devices[static_cast<std::size_t>(g)].weights);
+    }
+    QVERIFY2(most - least <= layer, plan_to_text(plan).c_str()); // within one layer of each other
+    r.strategy = Strategy::sequential; // fill GPU 0 first
+    plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.devices[0].layers, 28);
+    r.strategy = Strategy::balanced_low_0; // GPU 0 as empty as possible
+    plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.devices[0].layers, 0);
+    // A faster GPU takes more of the model than a slow one.
+    r.strategy = Strategy::auto_;
+    r.devices = {gpu_device(0, 24 * GiB, 300e9), gpu_device(1, 24 * GiB, 3000e9), cpu_device(64 * GiB)};
+    plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.devices[1].layers, 28);
+}
+
+void TestPlanner::accelerateMapsAreJudgedToo()
+{
+    // accelerate fills the GPU with weights and never counts the cache: at a long context that map overflows.
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 20 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    r.context = 65536;
+    r.accelerate = true;
+    const Plan acc = make_plan(m.tree, m.config, r);
+    QCOMPARE(acc.mode, std::string("accelerate auto"));
+    QCOMPARE(acc.verdict, Verdict::does_not_fit);
+    r.accelerate = false;
+    const Plan ours = make_plan(m.tree, m.config, r);
+    QVERIFY(ours.verdict != Verdict::does_not_fit);
+}
+
+void TestPlanner::quantizedSizes()
+{
+    const Model m = preset("Llama-2-7B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 80 * GiB), cpu_device(64 * GiB)};
+    auto weights = [&](const char* q) {
+        r.weights = parse_weight_format(q, DType::f16);
+        return make_plan(m.tree, m.config, r).devices[0].weights;
+    };
+    const std::int64_t fp16 = weights("none");
+    // Decoder linears: 32 x (4 x 4096^2 + 3 x 4096 x 11008) parameters; the rest stays fp16.
+    const std::int64_t linear = 32ll * (4ll * 4096 * 4096 + 3ll * 4096 * 11008);
+    const std::int64_t rest = fp16 - 2 * linear;
+    QCOMPARE(weights("int8"), rest + linear + 32ll * (4 * 4096 + 2 * 11008 + 4096) * 4);
+    QCOMPARE(weights("nf4"), rest + linear / 2 + linear / 64 * 4);
+    // GPTQ 4-bit, group 128 (q_proj: qweight 4096/8 x 4096 int32, qzeros 32 x 512 int32, scales 32 x 4096 fp16, g_idx 4096 int32).
+    const std::int64_t q_proj = 4096ll / 8 * 4096 * 4 + 32ll * 512 * 4 + 32ll * 4096 * 2 + 4096ll * 4;
+    QVERIFY(weights("gptq-4bit-128g") > rest + linear / 2);
+    QVERIFY(weights("gptq-4bit-128g") < rest + linear / 2 + 32 * 7 * q_proj / 4);
+    QVERIFY(throws_with<PlanError>([] { parse_weight_format("gptq-5bit-128g", DType::f16); }, {"bits must be 2, 3, 4 or 8"}));
+    QVERIFY(throws_with<PlanError>([] { parse_weight_format("int3", DType::f16); }, {"unknown quantization 'int3'"}));
+}
+
+void TestPlanner::movingLayersReplans()
+{
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), gpu_device(1, 24 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    const Plan moved = move_layers_in_plan(m.tree, m.config, r, plan, 0, 3, Device::cpu());
+    QCOMPARE(moved.mode, std::string("custom"));
+    QCOMPARE(moved.layer_devices[0], Device::cpu());
+    QCOMPARE(moved.layer_devices[3], Device::cpu());
+    QCOMPARE(moved.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(moved.estimate.decode_tokens_per_s < plan.estimate.decode_tokens_per_s);
+    const Plan head = move_module_in_plan(m.tree, m.config, r, plan, "lm_head", Device::disk());
+    QCOMPARE(head.verdict, Verdict::fits_with_disk_offload);
+}
+
+void TestPlanner::badRequests()
+{
+    const Model m = preset("gpt2");
+    PlanRequest r;
+    r.devices = {cpu_device(8 * GiB)};
+    r.weights.dtype = DType::f32;
+    r.max_memory = parse_max_memory("0=10GiB");
+    QVERIFY(throws_with<PlanError>([&] { make_plan(m.tree, m.config, r); }, {"cuda:0", "does not have", "--device"}));
+    r.max_memory.clear();
+    r.strategy = Strategy::custom;
+    r.custom_map = parse_device_map(R"({"": 3})");
+    QVERIFY(throws_with<PlanError>([&] { make_plan(m.tree, m.config, r); }, {"uses cuda:3", "not among the devices"}));
+    r.custom_map = parse_device_map(R"({"transformer.h.0.attn": 0})");
+    QVERIFY(throws_with<PlanError>([&] { make_plan(m.tree, m.config, r); }, {"gives no device to"}));
+    r.strategy = Strategy::auto_;
+    r.context = 0;
+    QVERIFY(throws_with<PlanError>([&] { make_plan(m.tree, m.config, r); }, {"must be positive"}));
+    QVERIFY(throws_with<PlanError>([] { parse_strategy("fastest"); }, {"unknown strategy 'fastest'"}));
+}
+
+QTEST_GUILESS_MAIN(TestPlanner)
+#include "tst_planner.moc"
