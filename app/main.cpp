@@ -25,6 +25,7 @@ int main(int argc, char** argv)
     layerwise::app::addDevicesCommand(app, exitCode);
     layerwise::app::addPlanCommand(app, exitCode);
     layerwise::app::addBenchCommand(app, exitCode);
+    layerwise::app::addGenerateCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

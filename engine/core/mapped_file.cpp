@@ -144,4 +144,16 @@ void MappedFile::prefetch(std::uint64_t offset, std::uint64_t length) const
     ::madvise(static_cast<char*>(m_map) + first, length, MADV_WILLNEED);
 }
 
+void MappedFile::release(std::uint64_t offset, std::uint64_t length) const
+{
+    if (!m_map || offset >= m_size)
+        return;
+    const std::uint64_t ps = page_size();
+    // Whole pages inside the range only: a neighbouring tensor may share the edge pages.
+    const std::uint64_t first = (offset + ps - 1) / ps * ps;
+    const std::uint64_t end = std::min(offset + length, m_size) / ps * ps;
+    if (end > first)
+        ::madvise(static_cast<char*>(m_map) + first, end - first, MADV_DONTNEED);
+}
+
 } // namespace layerwise

@@ -34,6 +34,9 @@ public:
 
     // Ask the kernel to read [offset, offset + length) ahead (madvise WILLNEED).
     void prefetch(std::uint64_t offset, std::uint64_t length) const;
+    // Drop [offset, offset + length) from this process's memory (madvise DONTNEED); the pages
+    // are read again from the file on the next access.
+    void release(std::uint64_t offset, std::uint64_t length) const;
 
 private:
     void map() const;

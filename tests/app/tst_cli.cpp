@@ -12,6 +12,9 @@ private Q_SLOTS:
     void inspectJsonOnFixtures();
     void inspectTextOnSharedModel();
     void inspectPreset();
+    void devicesJson();
+    void planJson();
+    void planWithCustomMap();
     void errorsGoToStderr_data();
     void errorsGoToStderr();
 
@@ -79,6 +82,77 @@ void TestCli::inspectPreset()
     QVERIFY(list.out.contains("Qwen3-8B"));
 }
 
+void TestCli::devicesJson()
+{
+    const Result r = run({QStringLiteral("devices"), QStringLiteral("--json"), QStringLiteral("--no-probe"),
+                          QStringLiteral("--device"), QStringLiteral("cuda:1=RTX-4090")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const json j = json::parse(r.out.toStdString());
+    bool cpu = false, gpu = false, disk = false;
+    for (const auto& d : j) {
+        cpu = cpu || d["device"] == "cpu";
+        disk = disk || d["device"] == "disk";
+        if (d["device"] == "cuda:1") {
+            gpu = true;
+            QCOMPARE(d["total_bytes"].get<std::uint64_t>(), std::uint64_t(24) << 30);
+            QVERIFY(d["hypothetical"].get<bool>());
+            QCOMPARE(d["bandwidth_bytes_per_s"].get<double>(), 1008e9);
+        }
+        if (d["device"] == "cpu")
+            QVERIFY(d["total_bytes"].get<std::uint64_t>() > 0 && d["cores"].get<int>() > 0);
+    }
+    QVERIFY(cpu && gpu && disk);
+}
+
+void TestCli::planJson()
+{
+    const Result r = run({QStringLiteral("plan"), QStringLiteral("Llama-3.1-8B"), QStringLiteral("--no-probe"),
+                          QStringLiteral("--no-real-gpus"), QStringLiteral("--device"), QStringLiteral("cuda:0=RTX-4090"),
+                          QStringLiteral("--device"), QStringLiteral("cpu=64GiB"), QStringLiteral("--context"),
+                          QStringLiteral("8192"), QStringLiteral("--json")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const json j = json::parse(r.out.toStdString());
+    QCOMPARE(j["verdict"].get<std::string>(), std::string("fits_on_gpu"));
+    QCOMPARE(j["device_map"].dump(), std::string(R"({"":0})"));
+    const json& gpu = j["devices"][0];
+    for (const char* k : {"limit_bytes", "weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes"})
+        QVERIFY2(gpu.contains(k), k);
+    QCOMPARE(gpu["kv_cache_bytes"].get<std::int64_t>(), std::int64_t(1) << 30); // 128 KiB per token x 8192
+    QVERIFY(j["estimate"]["decode_tokens_per_s"].get<double>() > 10);
+    QVERIFY(j["estimate"]["prefill_tokens_per_s"].get<double>() > 100);
+
+    // accelerate's map for the same machine, and a verdict that does not fit: exit code 3.
+    const Result acc = run({QStringLiteral("plan"), QStringLiteral("Llama-3.1-70B"), QStringLiteral("--no-probe"),
+                            QStringLiteral("--no-real-gpus"), QStringLiteral("--device"), QStringLiteral("cuda:0=RTX-4090"),
+                            QStringLiteral("--device"), QStringLiteral("cpu=64GiB"), QStringLiteral("--device"),
+                            QStringLiteral("disk=10GB"), QStringLiteral("--accelerate"), QStringLiteral("--json")});
+    QCOMPARE(acc.code, 3);
+    const json a = json::parse(acc.out.toStdString());
+    QCOMPARE(a["mode"].get<std::string>(), std::string("accelerate auto"));
+    QCOMPARE(a["verdict"].get<std::string>(), std::string("does_not_fit"));
+}
+
+void TestCli::planWithCustomMap()
+{
+    layerwise::test::TempDir tmp;
+    const auto map = tmp.path() / "map.txt";
+    layerwise::test::write_file(map, "{'transformer.wte': 0, 'transformer.wpe': 0, 'transformer.h': 'cpu', 'transformer.ln_f': 0, 'lm_head': 0}");
+    const Result r = run({QStringLiteral("plan"), QStringLiteral("gpt2"), QStringLiteral("--no-probe"), QStringLiteral("--no-real-gpus"),
+                          QStringLiteral("--device"), QStringLiteral("cuda:0=T4"), QStringLiteral("--map"),
+                          QString::fromStdString(map.string()), QStringLiteral("--json")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const json j = json::parse(r.out.toStdString());
+    QCOMPARE(j["mode"].get<std::string>(), std::string("custom"));
+    QCOMPARE(j["verdict"].get<std::string>(), std::string("fits_with_cpu_offload"));
+    QCOMPARE(j["layers"].size(), std::size_t(12));
+    QCOMPARE(j["layers"][0].get<std::string>(), std::string("cpu"));
+    layerwise::test::write_file(map, "{'transformer.h.0.attn': 0}");
+    const Result bad = run({QStringLiteral("plan"), QStringLiteral("gpt2"), QStringLiteral("--no-probe"), QStringLiteral("--map"),
+                            QString::fromStdString(map.string())});
+    QCOMPARE(bad.code, 1);
+    QVERIFY2(bad.err.startsWith("error: the device map gives no device to"), bad.err.constData());
+}
+
 void TestCli::errorsGoToStderr_data()
 {
     QTest::addColumn<QStringList>("args");
@@ -92,6 +166,16 @@ void TestCli::errorsGoToStderr_data()
     QTest::newRow("bad dtype") << QStringList{QStringLiteral("inspect"), QStringLiteral("gpt2"), QStringLiteral("--dtype"),
                                               QStringLiteral("int3")}
                                << "error: --dtype 'int3'";
+    QTest::newRow("bad limit") << QStringList{QStringLiteral("plan"), QStringLiteral("gpt2"), QStringLiteral("--no-probe"),
+                                              QStringLiteral("--max-memory"), QStringLiteral("cpu=20XB")}
+                               << "error: max memory for cpu: memory size '20XB' is not in a valid format";
+    QTest::newRow("bad device") << QStringList{QStringLiteral("plan"), QStringLiteral("gpt2"), QStringLiteral("--no-probe"),
+                                               QStringLiteral("--device"), QStringLiteral("cuda:0=RTX-9999")}
+                                << "error: --device cuda:0=RTX-9999: 'RTX-9999' is neither a size";
+    QTest::newRow("limit for a missing GPU") << QStringList{QStringLiteral("plan"), QStringLiteral("gpt2"), QStringLiteral("--no-probe"),
+                                                            QStringLiteral("--no-real-gpus"), QStringLiteral("--max-memory"),
+                                                            QStringLiteral("3=1GB")}
+                                             << "error: max memory names cuda:3, which this machine does not have";
 }
 
 void TestCli::errorsGoToStderr()

@@ -1,0 +1,176 @@
+// `layerwise generate`: load a model by a plan (or a device-map file) and generate.
+#include "commands.h"
+
+#include "core/bytes.h"
+#include "core/error.h"
+#include "devices/inventory.h"
+#include "inspect.h"
+#include "plan/plan.h"
+#include "runtime/loaded_model.h"
+#include "runtime/runner.h"
+#include "runtime/session.h"
+
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/resource.h>
+
+namespace layerwise::app {
+
+namespace {
+
+std::vector<std::int64_t> parseIds(const std::string& text)
+{
+    std::vector<std::int64_t> ids;
+    std::stringstream s(text);
+    std::string item;
+    while (std::getline(s, item, ',')) {
+        if (item.find_first_not_of(" ") == std::string::npos)
+            continue;
+        try {
+            ids.push_back(std::stoll(item));
+        } catch (const std::exception&) {
+            throw PlanError("--ids: '" + item + "' is not a token id (give comma-separated integers)");
+        }
+    }
+    return ids;
+}
+
+std::uint64_t peakRssBytes()
+{
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
+}
+
+} // namespace
+
+// The device map for a model: a strategy planned on this machine's devices, or a map file.
+DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
+                       std::int64_t context, DType dtype, std::string* verdictOut)
+{
+    PlanRequest r;
+    DetectOptions detect;
+    detect.probe_bandwidth = false;
+    r.devices = detect_devices(detect);
+    if (!maxMemory.empty())
+        r.max_memory = parse_max_memory(maxMemory);
+    r.context = context;
+    r.weights.dtype = dtype;
+    const bool isStrategy = spec == "auto" || spec == "balanced" || spec == "balanced_low_0" || spec == "sequential";
+    if (!isStrategy) {
+        std::ifstream in(spec);
+        if (!in)
+            throw IoError("--device-map '" + spec + "' is neither a strategy (auto, balanced, balanced_low_0, sequential) nor a readable file");
+        std::stringstream s;
+        s << in.rdbuf();
+        r.custom_map = parse_device_map(s.str());
+        r.strategy = Strategy::custom;
+    } else {
+        r.strategy = parse_strategy(spec);
+    }
+    const Plan plan = make_plan(d.tree, d.config, r);
+    if (verdictOut)
+        *verdictOut = std::string(verdict_name(plan.verdict)) + ": " + plan.reason;
+    if (plan.verdict == Verdict::does_not_fit)
+        throw PlanError("the model does not fit: " + plan.reason);
+    return plan.device_map;
+}
+
+void addGenerateCommand(CLI::App& app, int& exitCode)
+{
+    auto* cmd = app.add_subcommand("generate", "Load a model by its plan and generate tokens");
+    struct Options {
+        std::string model;
+        std::string ids;
+        std::string deviceMap = "auto";
+        std::string maxMemory;
+        std::string dtype = "auto";
+        std::int64_t maxNewTokens = 64;
+        std::int64_t context = 0;
+        bool greedy = false;
+        SamplingOptions sampling;
+        std::string offloadFolder = ".";
+        int threads = 0;
+        bool json = false;
+    };
+    auto o = std::make_shared<Options>();
+    cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
+    cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
+    cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
+    cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
+    cmd->add_option("--max-new-tokens", o->maxNewTokens, "Tokens to generate")->capture_default_str();
+    cmd->add_option("--context", o->context, "KV cache length (default: prompt + max new tokens)");
+    cmd->add_flag("--greedy", o->greedy, "Argmax decoding");
+    cmd->add_option("--temperature", o->sampling.temperature, "Sampling temperature")->capture_default_str();
+    cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
+    cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
+    cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
+    cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "Repetition penalty (1: off)")->capture_default_str();
+    cmd->add_option("--seed", o->sampling.seed, "Random seed")->capture_default_str();
+    cmd->add_option("--offload-folder", o->offloadFolder, "Where converted disk weights are written")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
+    cmd->add_flag("--json", o->json, "Print one JSON object");
+    cmd->callback([o, &exitCode]() {
+        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        ModelDescription d = describe_model(o->model);
+        DType dtype = d.tree.dtype();
+        if (o->dtype != "auto") {
+            auto parsed = dtype_from_torch_name(o->dtype);
+            if (!parsed || !is_floating(*parsed))
+                throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
+            dtype = *parsed;
+        }
+        std::vector<std::int64_t> prompt = parseIds(o->ids);
+        if (prompt.empty()) {
+            if (d.config.bos_token_ids.empty())
+                throw PlanError("the model declares no BOS id; give the prompt with --ids");
+            prompt.push_back(d.config.bos_token_ids.front());
+        }
+        const std::int64_t context = o->context > 0 ? o->context : static_cast<std::int64_t>(prompt.size()) + o->maxNewTokens;
+        std::string verdict;
+        LoadOptions load;
+        load.dtype = dtype;
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, &verdict);
+        load.offload_folder = o->offloadFolder;
+        const std::filesystem::path folder = d.checkpoint->folder();
+        const auto t0 = std::chrono::steady_clock::now();
+        auto model = load_model(std::move(d), load);
+        const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        Runner runner(*model, context);
+        GenerationOptions g;
+        g.max_new_tokens = o->maxNewTokens;
+        g.sampling = o->sampling;
+        g.sampling.greedy = o->greedy;
+        g.eos_ids = eos_token_ids(folder, model->config);
+        const GenerationResult r = generate(runner, prompt, g, [&](std::int64_t id) {
+            if (!o->json)
+                std::cout << id << " " << std::flush;
+            return true;
+        });
+        if (o->json) {
+            nlohmann::json j{{"token_ids", r.tokens},
+                             {"prompt_ids", prompt},
+                             {"stop_reason", r.stop_reason},
+                             {"ttft_s", r.ttft_s},
+                             {"decode_tokens_per_s", r.decode_tokens_per_s},
+                             {"prefill_tokens_per_s", r.prefill_tokens_per_s},
+                             {"load_s", loadSeconds},
+                             {"peak_rss_bytes", peakRssBytes()},
+                             {"device_map", model->hf_device_map()},
+                             {"plan", verdict}};
+            std::cout << j.dump(1) << "\n";
+        } else {
+            std::cout << "\n" << r.tokens.size() << " tokens (" << r.stop_reason << "), first after " << r.ttft_s * 1e3
+                      << " ms, " << r.decode_tokens_per_s << " tokens/s; peak RSS " << format_bytes(peakRssBytes()) << "\n";
+        }
+        exitCode = 0;
+    });
+}
+
+} // namespace layerwise::app

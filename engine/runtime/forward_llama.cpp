@@ -1,0 +1,55 @@
+// Llama family: Llama 2/3/3.1, Mistral, Qwen2 (q/k/v bias), Qwen3 (q/k RMSNorm), as
+// transformers' modeling_llama / modeling_qwen3 compute them.
+#include "runtime/runner.h"
+
+#include <ATen/ATen.h>
+#include <cmath>
+
+namespace layerwise {
+
+at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positions)
+{
+    LoadedModel& m = runner.model();
+    const ModelConfig& c = m.config;
+    const at::Device exec = runner.execution_device();
+    const at::Tensor& embed = m.global("model.embed_tokens.weight");
+    at::Tensor h = at::embedding(embed, ids.to(embed.device())).to(exec);
+    const std::int64_t b = ids.size(0), n = ids.size(1), start = runner.position();
+    const auto dtype = h.scalar_type();
+    const at::Tensor cos = rotary_cos_sin(runner.inv_freq(), start, n, dtype, false).to(exec);
+    const at::Tensor sin = rotary_cos_sin(runner.inv_freq(), start, n, dtype, true).to(exec);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    const bool qk_norm = c.model_type == "qwen3";
+
+    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+        runner.run_layer(l, [&](const LayerWeights& w) {
+            const at::Device dev = w["input_layernorm.weight"].device();
+            if (h.device() != dev)
+                h = h.to(dev);
+            at::Tensor x = rms_norm(h, w["input_layernorm.weight"], c.norm_eps);
+            at::Tensor q = layer_linear(w, "self_attn.q_proj", x).view({b, n, c.num_heads, c.head_dim});
+            at::Tensor k = layer_linear(w, "self_attn.k_proj", x).view({b, n, c.num_kv_heads, c.head_dim});
+            at::Tensor v = layer_linear(w, "self_attn.v_proj", x).view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2);
+            if (qk_norm) {
+                q = rms_norm(q, w["self_attn.q_norm.weight"], c.norm_eps);
+                k = rms_norm(k, w["self_attn.k_norm.weight"], c.norm_eps);
+            }
+            q = apply_rotary(q.transpose(1, 2), cos.to(dev), sin.to(dev));
+            k = apply_rotary(k.transpose(1, 2), cos.to(dev), sin.to(dev));
+            auto [keys, values] = runner.append_kv(l, k, v);
+            const at::Tensor attn = attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
+            h = h + layer_linear(w, "self_attn.o_proj", attn);
+            x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
+            const at::Tensor mlp = layer_linear(w, "mlp.down_proj", activation(layer_linear(w, "mlp.gate_proj", x), c.hidden_act) * layer_linear(w, "mlp.up_proj", x));
+            h = h + mlp;
+        });
+    }
+    const at::Tensor& norm = m.global("model.norm.weight");
+    if (!all_positions)
+        h = h.narrow(1, n - 1, 1);
+    h = rms_norm(h.to(norm.device()), norm, c.norm_eps);
+    const at::Tensor& head = m.global("lm_head.weight");
+    return at::linear(h.to(head.device()), head);
+}
+
+} // namespace layerwise

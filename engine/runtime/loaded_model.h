@@ -1,0 +1,72 @@
+#pragma once
+// A model whose weights sit on their planned devices: GPU tensors, CPU tensors (zero-copy
+// views of the checkpoint mapping when the dtype matches) and disk tensors (views of the
+// mapped checkpoint, or of an offload file written once when a conversion was needed).
+#include "checkpoint/checkpoint.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "model/config.h"
+#include "model/module_tree.h"
+#include "plan/device_map.h"
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace layerwise {
+
+struct ModelDescription;
+
+enum class LayerState { resident, streaming_in, computing, evicted };
+
+struct ByteRange {
+    const MappedFile* file = nullptr;
+    std::uint64_t offset = 0, size = 0;
+};
+
+struct LayerWeights {
+    std::unordered_map<std::string, at::Tensor> tensors; // local name ("self_attn.q_proj.weight") -> tensor
+    Device home;                                         // where the weights live
+    std::vector<ByteRange> disk_ranges;                  // mapped bytes to prefetch / release (disk layers)
+    const at::Tensor& operator[](const std::string& name) const;
+    const at::Tensor* find(const std::string& name) const;
+};
+
+struct LoadedModel {
+    ModelConfig config;
+    ModuleTree tree;
+    DeviceMap device_map;
+    DType dtype = DType::f32;
+    std::unique_ptr<Checkpoint> checkpoint;             // keeps the mappings alive
+    std::unique_ptr<Checkpoint> offload;                // converted disk weights, if any
+    std::unordered_map<std::string, at::Tensor> globals; // tensors outside decoder blocks, by full name
+    std::vector<LayerWeights> layers;
+    Device execution_device;                            // where offloaded layers run
+    std::function<void(int layer, LayerState state)> on_layer_state;
+
+    const at::Tensor& global(const std::string& full_name) const; // FormatError if absent
+    const at::Tensor* find_global(const std::string& full_name) const;
+    nlohmann::json hf_device_map() const;
+};
+
+struct LoadOptions {
+    std::optional<DType> dtype;                // nullopt: the model's resolved dtype
+    DeviceMap device_map;                      // must validate against the model
+    std::filesystem::path offload_folder = "."; // where converted disk weights are written once
+    ProgressCallback progress;                 // bytes done / total; false cancels
+    Logger log;
+};
+
+// Loads the checkpoint of a described model folder. Throws (and frees everything) on any error
+// or cancellation: CancelledError when the progress callback returned false.
+std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const LoadOptions& options);
+
+// The intra-op thread count LibTorch should use: the CPUs this process may run on.
+int usable_cpu_count();
+
+} // namespace layerwise

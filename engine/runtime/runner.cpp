@@ -1,0 +1,164 @@
+#include "runtime/runner.h"
+
+#include "core/error.h"
+
+#include <ATen/ATen.h>
+#include <cmath>
+
+namespace layerwise {
+
+namespace {
+
+// inv_freq as transformers computes it for each rope type (float32).
+at::Tensor rope_inv_freq(const ModelConfig& c)
+{
+    const std::int64_t dim = c.rotary_dim();
+    at::Tensor inv = 1.0 / at::pow(c.rope.theta, at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim));
+    inv = inv.to(at::kFloat);
+    if (c.rope.type == "default")
+        return inv;
+    if (c.rope.type == "linear")
+        return inv / c.rope.factor;
+    if (c.rope.type == "llama3") {
+        const double factor = c.rope.factor, low = c.rope.low_freq_factor, high = c.rope.high_freq_factor;
+        const double old_ctx = static_cast<double>(c.rope.original_max_position_embeddings);
+        const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+        const at::Tensor wavelen = 2 * M_PI / inv;
+        at::Tensor scaled = at::where(wavelen > low_wavelen, inv / factor, inv);
+        const at::Tensor smooth = (old_ctx / wavelen - low) / (high - low);
+        const at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+        const at::Tensor medium = at::logical_not(wavelen < high_wavelen).logical_and(at::logical_not(wavelen > low_wavelen));
+        return at::where(medium, smoothed, scaled);
+    }
+    throw UnsupportedError("rope type '" + c.rope.type + "' is planned but not run yet (supported at run time: default, linear, llama3)");
+}
+
+} // namespace
+
+Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
+    : m_model(model), m_exec(model.execution_device.is_gpu()
+                                 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(model.execution_device.index))
+                                 : at::Device(at::kCPU))
+{
+    const ModelConfig& c = model.config;
+    if (max_context <= 0)
+        throw PlanError("the context must hold at least one token");
+    m_cache.capacity = max_context;
+    const auto dtype = at::TensorOptions().dtype(model.layers.empty() ? at::kFloat : model.layers.front().tensors.begin()->second.scalar_type());
+    for (std::size_t l = 0; l < model.layers.size(); ++l) {
+        const LayerWeights& lw = model.layers[l];
+        const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
+        m_cache.k.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
+        m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
+    }
+    if (c.model_type != "gpt2")
+        m_inv_freq = rope_inv_freq(c);
+}
+
+std::pair<at::Tensor, at::Tensor> Runner::append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v)
+{
+    const std::int64_t n = k.size(2);
+    const std::int64_t start = m_cache.length;
+    if (start + n > m_cache.capacity)
+        throw PlanError("the context is full (" + std::to_string(m_cache.capacity) + " tokens); start a new conversation or plan a longer context");
+    at::Tensor& ck = m_cache.k[layer];
+    at::Tensor& cv = m_cache.v[layer];
+    ck.narrow(2, start, n).copy_(k);
+    cv.narrow(2, start, n).copy_(v);
+    return {ck.narrow(2, 0, start + n), cv.narrow(2, 0, start + n)};
+}
+
+void Runner::prefetch(std::size_t layer) const
+{
+    for (const ByteRange& r : m_model.layers[layer].disk_ranges)
+        r.file->prefetch(r.offset, r.size);
+}
+
+void Runner::release(std::size_t layer) const
+{
+    for (const ByteRange& r : m_model.layers[layer].disk_ranges)
+        r.file->release(r.offset, r.size);
+}
+
+at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
+{
+    TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong, "ids must be int64 [batch, n]");
+    if (m_cache.length + ids.size(1) > m_cache.capacity)
+        throw PlanError("the prompt and the answer need " + std::to_string(m_cache.length + ids.size(1)) +
+                        " tokens but the context holds " + std::to_string(m_cache.capacity));
+    const std::string& type = m_model.config.model_type;
+    at::Tensor logits;
+    if (type == "gpt2")
+        logits = gpt2_forward(*this, ids, all_positions);
+    else if (type == "gpt_neox")
+        logits = gpt_neox_forward(*this, ids, all_positions);
+    else
+        logits = llama_forward(*this, ids, all_positions);
+    m_cache.length += ids.size(1);
+    return logits.to(at::kFloat);
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps)
+{
+    // transformers' RMSNorm: in float32, then back to the input dtype, then the weight.
+    const at::Tensor h = x.to(at::kFloat);
+    const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+    return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin)
+{
+    const at::Tensor positions = at::arange(start, start + n, at::kLong).to(at::kFloat);
+    const at::Tensor freqs = at::outer(positions, inv_freq.to(positions.device()));
+    const at::Tensor emb = at::cat({freqs, freqs}, -1);
+    return (sin ? emb.sin() : emb.cos()).to(dtype);
+}
+
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin)
+{
+    // x [batch, heads, n, dim]; cos/sin [n, dim]. rotate_half: cat(-x2, x1).
+    const std::int64_t half = x.size(-1) / 2;
+    const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos + rotated * sin;
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale)
+{
+    // q [b, h, n, d], k/v [b, kv_h, total, d]. Causal within the new tokens, full to the cache.
+    at::Tensor keys = k, values = v;
+    const std::int64_t groups = q.size(1) / k.size(1);
+    if (groups > 1) {
+        keys = k.unsqueeze(2).expand({k.size(0), k.size(1), groups, k.size(2), k.size(3)}).reshape({k.size(0), q.size(1), k.size(2), k.size(3)});
+        values = v.unsqueeze(2).expand({v.size(0), v.size(1), groups, v.size(2), v.size(3)}).reshape({v.size(0), q.size(1), v.size(2), v.size(3)});
+    }
+    const std::int64_t n = q.size(2), total = k.size(2);
+    if (n == 1)
+        return at::scaled_dot_product_attention(q, keys, values, {}, 0.0, false, scale);
+    if (n == total)
+        return at::scaled_dot_product_attention(q, keys, values, {}, 0.0, true, scale);
+    const at::Tensor mask = at::ones({n, total}, at::TensorOptions().dtype(at::kBool).device(q.device())).tril(total - n);
+    return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, scale);
+}
+
+at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x)
+{
+    const at::Tensor* bias = w.find(name + ".bias");
+    return at::linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
+}
+
+at::Tensor activation(const at::Tensor& x, const std::string& act)
+{
+    if (act == "silu" || act == "swish")
+        return at::silu(x);
+    if (act == "gelu")
+        return at::gelu(x);
+    if (act == "gelu_new") // transformers' NewGELUActivation, term by term
+        return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * at::pow(x, 3.0))));
+    if (act == "gelu_pytorch_tanh")
+        return at::gelu(x, "tanh");
+    if (act == "relu")
+        return at::relu(x);
+    throw UnsupportedError("activation '" + act + "' is not supported at run time");
+}
+
+} // namespace layerwise

@@ -1,0 +1,247 @@
+// Running models against transformers' logits, under several device maps including disk
+// offload; sampling; loading errors and cancellation.
+#include "testdata.h"
+
+#include "core/error.h"
+#include "inspect.h"
+#include "plan/device_map.h"
+#include "runtime/loaded_model.h"
+#include "runtime/runner.h"
+#include "runtime/sampling.h"
+#include "runtime/session.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+using namespace layerwise;
+using layerwise::test::throws_with;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class TestRuntime : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase() { at::set_num_threads(usable_cpu_count()); }
+    void logitsMatchTransformers_data();
+    void logitsMatchTransformers();
+    void diskOffloadIsBitIdentical_data();
+    void diskOffloadIsBitIdentical();
+    void zeroCopyOnCpu();
+    void samplingFilters();
+    void generationStops();
+    void loadErrorsAndCancel();
+};
+
+namespace {
+
+std::unique_ptr<LoadedModel> load(const fs::path& folder, std::optional<DType> dtype, const std::string& map,
+                                  const fs::path& offload = fs::temp_directory_path())
+{
+    LoadOptions o;
+    o.dtype = dtype;
+    o.device_map = parse_device_map(map);
+    o.offload_folder = offload;
+    return load_model(describe_model(folder.string()), o);
+}
+
+at::Tensor tensor_of(const json& rows)
+{
+    std::vector<float> flat;
+    std::int64_t cols = 0;
+    for (const auto& r : rows) {
+        cols = static_cast<std::int64_t>(r.size());
+        for (const auto& v : r)
+            flat.push_back(v.get<float>());
+    }
+    return at::tensor(flat).reshape({static_cast<std::int64_t>(rows.size()), cols});
+}
+
+} // namespace
+
+void TestRuntime::logitsMatchTransformers_data()
+{
+    QTest::addColumn<QString>("fixture");
+    for (const auto& e : fs::directory_iterator(test::fixtures() / "logits"))
+        QTest::newRow(e.path().stem().c_str()) << QString::fromStdString(e.path().string());
+}
+
+void TestRuntime::logitsMatchTransformers()
+{
+    QFETCH(QString, fixture);
+    const json ref = test::read_json(fixture.toStdString());
+    const DType dtype = *dtype_from_torch_name(ref["dtype"].get<std::string>());
+    // float32: the same operations as transformers, to 1e-4. bfloat16: every activation is rounded
+    // to 8 significant bits (relative step 2^-8), so two layers of differently fused kernels
+    // differ by a few of those steps on logits of magnitude ~1: 3e-2.
+    const double tolerance = dtype == DType::f32 ? 1e-4 : 3e-2;
+    auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), dtype, R"({"": "cpu"})");
+    Runner runner(*model, 64);
+    const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
+    const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0];
+    const double prefill_err = (logits - tensor_of(ref["prefill_logits"])).abs().max().item<double>();
+    QVERIFY2(prefill_err <= tolerance, ("prefill max abs error " + std::to_string(prefill_err)).c_str());
+    // Greedy decode with the cache, fed the reference's tokens.
+    const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
+    at::Tensor step = logits[-1];
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        const at::Tensor expected = tensor_of(json::array({ref["step_logits"][i]}))[0];
+        const double err = (step - expected).abs().max().item<double>();
+        QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + " max abs error " + std::to_string(err)).c_str());
+        if (dtype == DType::f32)
+            QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);
+        step = runner.forward(at::tensor({tokens[i]}, at::kLong).unsqueeze(0))[0][0];
+    }
+}
+
+void TestRuntime::diskOffloadIsBitIdentical_data()
+{
+    QTest::addColumn<QString>("checkpoint");
+    QTest::addColumn<QString>("map");
+    QTest::newRow("half the layers on disk") << "llama-f32"
+                                             << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+    QTest::newRow("all but embeddings on disk") << "gpt2"
+                                                << R"({"transformer.wte": "cpu", "transformer.wpe": "disk", "transformer.h": "disk", "transformer.ln_f": "disk", "lm_head": "cpu"})";
+    QTest::newRow("converted dtype on disk") << "mistral-f16" << R"({"model": "disk", "lm_head": "cpu"})";
+    QTest::newRow("sharded on disk") << "qwen2-sharded" << R"({"": "disk"})";
+}
+
+void TestRuntime::diskOffloadIsBitIdentical()
+{
+    QFETCH(QString, checkpoint);
+    QFETCH(QString, map);
+    test::TempDir offload;
+    const fs::path folder = test::fixtures() / "checkpoints" / checkpoint.toStdString();
+    auto ram = load(folder, DType::f32, R"({"": "cpu"})");
+    auto disk = load(folder, DType::f32, map.toStdString(), offload.path());
+    std::vector<int> evicted;
+    disk->on_layer_state = [&](int layer, LayerState s) {
+        if (s == LayerState::evicted)
+            evicted.push_back(layer);
+    };
+    Runner a(*ram, 32), b(*disk, 32);
+    const at::Tensor prompt = at::tensor({1, 5, 9, 14, 2}, at::kLong).unsqueeze(0);
+    QVERIFY(at::equal(a.forward(prompt, true), b.forward(prompt, true)));
+    for (std::int64_t t : {7, 3, 11})
+        QVERIFY(at::equal(a.forward(at::tensor({t}, at::kLong).unsqueeze(0)), b.forward(at::tensor({t}, at::kLong).unsqueeze(0))));
+    QVERIFY(!evicted.empty()); // disk layers were released after use
+    QCOMPARE(disk->hf_device_map().dump(), device_map_to_json(parse_device_map(map.toStdString())).dump());
+}
+
+void TestRuntime::zeroCopyOnCpu()
+{
+    // Same dtype on the CPU: the tensor is the mapping. Another dtype: a converted copy.
+    const fs::path folder = test::fixtures() / "checkpoints" / "llama-f32";
+    auto same = load(folder, DType::f32, R"({"": "cpu"})");
+    const at::Tensor& w = same->layers[0]["mlp.up_proj.weight"];
+    const TensorEntry* e = same->checkpoint->find("model.layers.0.mlp.up_proj.weight");
+    QCOMPARE(static_cast<const void*>(w.data_ptr()),
+             static_cast<const void*>(same->checkpoint->files()[e->file]->data(e->offset, e->size)));
+    auto converted = load(folder, DType::bf16, R"({"": "cpu"})");
+    QCOMPARE(converted->layers[0]["mlp.up_proj.weight"].scalar_type(), at::kBFloat16);
+    // Tied weights are one tensor.
+    auto tied = load(test::fixtures() / "checkpoints" / "llama31-tied", DType::f32, R"({"": "cpu"})");
+    QCOMPARE(tied->global("lm_head.weight").data_ptr(), tied->global("model.embed_tokens.weight").data_ptr());
+}
+
+void TestRuntime::samplingFilters()
+{
+    // Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 (as logits).
+    const at::Tensor logits = at::log(at::tensor({0.5f, 0.25f, 0.125f, 0.0625f, 0.0625f}));
+    SamplingOptions o;
+    o.top_k = 2;
+    at::Tensor p = sampling_distribution(logits, {}, o);
+    QVERIFY(at::allclose(p, at::tensor({2.0f / 3, 1.0f / 3, 0.f, 0.f, 0.f}), 1e-5, 1e-6));
+    o = {};
+    o.top_p = 0.7; // 0.5 + 0.25 reaches 0.7
+    p = sampling_distribution(logits, {}, o);
+    QVERIFY(at::allclose(p, at::tensor({2.0f / 3, 1.0f / 3, 0.f, 0.f, 0.f}), 1e-5, 1e-6));
+    o = {};
+    o.min_p = 0.2; // keep p >= 0.1
+    p = sampling_distribution(logits, {}, o);
+    QVERIFY(at::allclose(p, at::tensor({0.5f / 0.875f, 0.25f / 0.875f, 0.125f / 0.875f, 0.f, 0.f}), 1e-5, 1e-6));
+    o = {};
+    o.temperature = 0.5; // squares the probabilities, renormalised
+    p = sampling_distribution(logits, {}, o);
+    const double z = 0.25 + 0.0625 + 0.015625 + 2 * 0.00390625;
+    QVERIFY(std::abs(p[0].item<double>() - 0.25 / z) < 1e-5);
+    // Repetition penalty as transformers applies it: positive logits divided, negative multiplied.
+    o = {};
+    o.repetition_penalty = 2.0;
+    const at::Tensor raw = at::tensor({2.0f, -1.0f, 0.5f});
+    const at::Tensor penalised = sampling_distribution(raw, {0, 1}, o);
+    QVERIFY(at::allclose(penalised, at::softmax(at::tensor({1.0f, -2.0f, 0.5f}), 0), 1e-5, 1e-6));
+    // Seeded draws repeat; greedy is the argmax.
+    o = {};
+    o.seed = 42;
+    Sampler s1(o), s2(o);
+    for (int i = 0; i < 20; ++i)
+        QCOMPARE(s1.next(logits, {}), s2.next(logits, {}));
+    o.greedy = true;
+    QCOMPARE(Sampler(o).next(logits, {}), std::int64_t(0));
+    QVERIFY(throws_with<PlanError>([] { SamplingOptions b; b.top_p = 0; Sampler s(b); }, {"top-p"}));
+}
+
+void TestRuntime::generationStops()
+{
+    const fs::path folder = test::fixtures() / "checkpoints" / "llama-f32";
+    auto model = load(folder, DType::f32, R"({"": "cpu"})");
+    const json ref = test::read_json(test::fixtures() / "logits" / "llama-f32-float32.json");
+    const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
+    const auto expected = ref["tokens"].get<std::vector<std::int64_t>>();
+    GenerationOptions g;
+    g.sampling.greedy = true;
+    g.max_new_tokens = 20;
+    g.prefill_chunk = 3; // chunked prefill gives the same tokens
+    Runner runner(*model, 64);
+    GenerationResult r = generate(runner, prompt, g);
+    QCOMPARE(r.tokens, expected);
+    QCOMPARE(r.stop_reason, std::string("max_new_tokens"));
+    QVERIFY(r.ttft_s > 0 && r.decode_tokens_per_s > 0);
+    // An EOS id stops at its first occurrence; the callback and the stop flag stop too.
+    runner.reset();
+    g.eos_ids = {expected[4]};
+    r = generate(runner, prompt, g);
+    QCOMPARE(r.stop_reason, std::string("eos"));
+    QCOMPARE(r.tokens.size(), std::size_t(5));
+    runner.reset();
+    g.eos_ids.clear();
+    int seen = 0;
+    r = generate(runner, prompt, g, [&](std::int64_t) { return ++seen < 3; });
+    QCOMPARE(r.stop_reason, std::string("stopped"));
+    QCOMPARE(r.tokens.size(), std::size_t(3));
+    runner.reset();
+    std::atomic<bool> stop{true};
+    r = generate(runner, prompt, g, {}, &stop);
+    QCOMPARE(r.stop_reason, std::string("stopped"));
+    // A context too small for the prompt is an error, not a crash.
+    Runner tiny(*model, 4);
+    QVERIFY(throws_with<PlanError>([&] { generate(tiny, prompt, g); }, {"context holds 4"}));
+    QVERIFY(throws_with<PlanError>([&] { generate(runner, {999}, g); }, {"outside the vocabulary"}));
+}
+
+void TestRuntime::loadErrorsAndCancel()
+{
+    QVERIFY(throws_with<UnsupportedError>([] { load_model(describe_model("gpt2"), LoadOptions{}); }, {"can be planned, not loaded"}));
+    LoadOptions o;
+    o.device_map = parse_device_map(R"({"model": "cpu"})"); // lm_head is not tied here: it needs a device
+    QVERIFY(throws_with<PlanError>([&] { load_model(describe_model((test::fixtures() / "checkpoints" / "llama-f32").string()), o); },
+                                   {"lm_head.weight", "no device"}));
+    const fs::path folder = test::fixtures() / "checkpoints" / "gpt2";
+    o.device_map = parse_device_map(R"({"": "cpu"})");
+    int calls = 0;
+    o.progress = [&](const Progress& p) {
+        ++calls;
+        return p.done < p.total / 2;
+    };
+    QVERIFY(throws_with<CancelledError>([&] { load_model(describe_model(folder.string()), o); }, {"cancelled"}));
+    QVERIFY(calls > 2);
+    // An offload folder that cannot be written: a clear error, no half-written file.
+    o.progress = {};
+    o.dtype = DType::bf16;
+    o.device_map = parse_device_map(R"({"": "disk"})");
+    o.offload_folder = "/proc/layerwise-cannot-write-here";
+    QVERIFY(throws_with<IoError>([&] { load_model(describe_model(folder.string()), o); }, {"cannot create"}));
+}
+
+QTEST_GUILESS_MAIN(TestRuntime)
+#include "tst_runtime.moc"
