@@ -4,6 +4,12 @@
 #include "core/error.h"
 #include "inspect.h"
 #include "plan/plan.h"
+#include "runtime/loaded_model.h"
+#include "runtime/runner.h"
+#include "runtime/session.h"
+
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -13,10 +19,102 @@
 
 namespace layerwise::app {
 
+DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
+                       std::int64_t context, DType dtype, std::string* verdictOut);
+
+namespace {
+
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void addModelBench(CLI::App* bench, int& exitCode)
+{
+    auto* run = bench->add_subcommand("model", "Load and generate: load time, peak RSS, TTFT, prefill and decode tokens/s");
+    struct Options {
+        std::string model;
+        std::string deviceMap = "auto";
+        std::string maxMemory;
+        std::string dtype = "auto";
+        std::int64_t prompt = 128;
+        std::int64_t newTokens = 64;
+        int repeats = 3;
+        int threads = 0;
+    };
+    auto o = std::make_shared<Options>();
+    run->add_option("model", o->model, "A model folder")->required();
+    run->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential or a map file")->capture_default_str();
+    run->add_option("--max-memory", o->maxMemory, "Limits per device");
+    run->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
+    run->add_option("--prompt-tokens", o->prompt, "Prompt length")->capture_default_str();
+    run->add_option("--new-tokens", o->newTokens, "Tokens generated")->capture_default_str();
+    run->add_option("--repeats", o->repeats, "Generations (medians are reported)")->capture_default_str();
+    run->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
+    run->callback([o, &exitCode]() {
+        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        const auto t0 = std::chrono::steady_clock::now();
+        ModelDescription d = describe_model(o->model);
+        DType dtype = d.tree.dtype();
+        if (o->dtype != "auto") {
+            auto parsed = dtype_from_torch_name(o->dtype);
+            if (!parsed || !is_floating(*parsed))
+                throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
+            dtype = *parsed;
+        }
+        const std::int64_t context = o->prompt + o->newTokens;
+        LoadOptions load;
+        load.dtype = dtype;
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr);
+        const std::uint64_t weights = d.tree.module_bytes(0, SizeRule::as_loaded(dtype));
+        auto model = load_model(std::move(d), load);
+        const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        rusage u{};
+        getrusage(RUSAGE_SELF, &u);
+        const auto loadRss = static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
+        Runner runner(*model, context);
+        std::vector<std::int64_t> prompt;
+        for (std::int64_t i = 0; i < o->prompt; ++i)
+            prompt.push_back(1 + (i * 7919) % std::max<std::int64_t>(2, model->config.vocab_size - 1));
+        GenerationOptions g;
+        g.sampling.greedy = true;
+        g.max_new_tokens = o->newTokens;
+        std::vector<double> ttft, prefill, decode;
+        for (int r = 0; r < o->repeats; ++r) {
+            runner.reset();
+            const GenerationResult res = generate(runner, prompt, g);
+            ttft.push_back(res.ttft_s);
+            prefill.push_back(res.prefill_tokens_per_s);
+            decode.push_back(res.decode_tokens_per_s);
+        }
+        getrusage(RUSAGE_SELF, &u);
+        nlohmann::json j{{"benchmark", "model"},
+                         {"model", o->model},
+                         {"dtype", torch_name(dtype)},
+                         {"threads", at::get_num_threads()},
+                         {"weights_bytes", weights},
+                         {"device_map", model->hf_device_map()},
+                         {"load_s", loadSeconds},
+                         {"peak_rss_after_load_bytes", loadRss},
+                         {"peak_rss_bytes", static_cast<std::uint64_t>(u.ru_maxrss) * 1024},
+                         {"prompt_tokens", o->prompt},
+                         {"new_tokens", o->newTokens},
+                         {"ttft_s", median(ttft)},
+                         {"prefill_tokens_per_s", median(prefill)},
+                         {"decode_tokens_per_s", median(decode)}};
+        std::cout << j.dump(1) << "\n";
+        exitCode = 0;
+    });
+}
+
+} // namespace
+
 void addBenchCommand(CLI::App& app, int& exitCode)
 {
     auto* bench = app.add_subcommand("bench", "Benchmarks (JSON out)");
     bench->require_subcommand(1);
+    addModelBench(bench, exitCode);
     auto* plan = bench->add_subcommand("plan", "Median time of one plan of a model on hypothetical devices");
     struct Options {
         std::string model = "Llama-3.1-405B";

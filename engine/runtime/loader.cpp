@@ -112,14 +112,19 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             const DType target = is_floating(entry.dtype) ? model->dtype : entry.dtype;
             report(t.full_name);
             at::Tensor view = tensor_view(ck, entry);
+            // After a copy the source pages are dropped again, so loading never holds the
+            // checkpoint and the converted weights at once (peak = resident weights + one tensor).
+            const MappedFile& source = *ck.files()[entry.file];
             if (d.is_gpu()) {
                 loaded[t.full_name] = view.to(torch_device(d), scalar_type(target));
+                source.release(entry.offset, entry.size);
             } else if (entry.dtype == target) {
                 loaded[t.full_name] = view; // zero-copy: the mapping is the storage
                 if (d.kind == Device::Kind::disk)
                     mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
             } else if (d.kind == Device::Kind::cpu) {
                 loaded[t.full_name] = view.to(scalar_type(target));
+                source.release(entry.offset, entry.size);
             } else {
                 to_offload.push_back({&t, &entry, target});
             }
