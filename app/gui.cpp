@@ -1,4 +1,5 @@
-// The desktop application. Opens the model given by LAYERWISE_MODEL, else the default preset.
+// The desktop application. Opens the model given by LAYERWISE_MODEL, else the default preset,
+// planned for this machine's devices (plus LAYERWISE_GPUS hypothetical ones).
 #include "commands.h"
 
 #include "mainwindow.h"
@@ -25,9 +26,12 @@ int runGui(int argc, char** argv)
                 QApplication::exit(ok ? 0 : 1);
             });
         };
-        QObject::connect(&window, &ui::MainWindow::modelShown, &window, save);
+        QObject::connect(&window, &ui::MainWindow::planShown, &window, save);
         QObject::connect(&window, &ui::MainWindow::modelFailed, &window, save);
     }
+    // LAYERWISE_GPUS=RTX-4090,RTX-4090: hypothetical GPUs to plan for from the start.
+    for (const QString& gpu : qEnvironmentVariable("LAYERWISE_GPUS").split(QLatin1Char(','), Qt::SkipEmptyParts))
+        window.addHypotheticalGpu(gpu.trimmed());
     window.openModel(model);
     return QApplication::exec();
 }

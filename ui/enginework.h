@@ -27,6 +27,51 @@ struct ModelSummary {
     QVector<ModuleRow> modules;  // preorder; modules[0] is the root
 };
 
+struct DeviceRow {
+    QString key;        // "0", "cpu", "disk" (hf_device_map spelling)
+    QString name;       // "cuda:0  NVIDIA GeForce RTX 4090"
+    QString model;
+    bool hypothetical = false;
+    quint64 total = 0;
+    quint64 available = 0;
+    double bandwidth = 0;
+};
+
+// What the user set: limits per device, strategy, context, weights format.
+struct PlanSettings {
+    QVector<QPair<QString, qint64>> limits; // device key -> bytes (only the ones the user set)
+    QStringList hypothetical;               // --device specs: "cuda:0=RTX-4090"
+    QString strategy = QStringLiteral("auto");
+    qint64 context = 4096;
+    qint64 batch = 1;
+    QString dtype = QStringLiteral("auto");
+    QString quant = QStringLiteral("none");
+    bool accelerate = false;
+};
+
+struct FootprintRow {
+    QString key;
+    QString name;
+    qint64 limit = 0, weights = 0, kvCache = 0, activations = 0, overhead = 0;
+    int layers = 0;
+    qint64 used() const { return weights + kvCache + activations + overhead; }
+};
+
+struct PlanView {
+    QString verdict;   // fits_on_gpu ...
+    QString reason;
+    QString mode;
+    double decodeTokensPerSecond = 0;
+    double prefillTokensPerSecond = 0;
+    QVector<FootprintRow> devices;
+    QStringList layerDevices; // device key of each decoder block
+    QVector<qint64> layerBytes;
+    QString deviceMapJson;
+};
+
 } // namespace layerwise::ui
 
 Q_DECLARE_METATYPE(layerwise::ui::ModelSummary)
+Q_DECLARE_METATYPE(layerwise::ui::PlanSettings)
+Q_DECLARE_METATYPE(layerwise::ui::PlanView)
+Q_DECLARE_METATYPE(QVector<layerwise::ui::DeviceRow>)

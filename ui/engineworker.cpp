@@ -1,8 +1,23 @@
 #include "engineworker.h"
 
 #include "engine.h"
+#include "devices/inventory.h"
+#include "plan/plan.h"
+
+#include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
+
+// Engine state owned by the worker thread: the described model, the devices, the current plan.
+struct WorkerState {
+    std::optional<ModelDescription> model;
+    std::vector<DeviceInfo> detected;
+    PlanRequest request;
+    std::optional<Plan> plan;
+};
+
+EngineWorker::EngineWorker(QObject* parent) : QObject(parent), m_state(std::make_unique<WorkerState>()) {}
+EngineWorker::~EngineWorker() = default;
 
 namespace {
 
@@ -44,16 +59,161 @@ ModelSummary summarize(const ModelDescription& d)
     return s;
 }
 
+PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& detected, const ModelDescription& d)
+{
+    PlanRequest r;
+    std::vector<std::string> specs;
+    for (const auto& h : s.hypothetical)
+        specs.push_back(h.toStdString());
+    r.devices = apply_device_specs(detected, specs);
+    for (const auto& [key, bytes] : s.limits)
+        r.max_memory.push_back({parse_device(key.toStdString()), bytes});
+    r.strategy = parse_strategy(s.strategy.toStdString());
+    r.accelerate = s.accelerate;
+    r.context = s.context;
+    r.batch = s.batch;
+    DType dtype = d.tree.dtype();
+    if (s.dtype != QLatin1String("auto"))
+        if (auto parsed = dtype_from_torch_name(s.dtype.toStdString()))
+            dtype = *parsed;
+    r.weights = parse_weight_format(s.quant.toStdString(), dtype);
+    return r;
+}
+
+PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& r)
+{
+    PlanView v;
+    v.verdict = QString::fromLatin1(verdict_name(plan.verdict).data());
+    v.reason = QString::fromStdString(plan.reason);
+    v.mode = QString::fromStdString(plan.mode);
+    v.decodeTokensPerSecond = plan.estimate.decode_tokens_per_s;
+    v.prefillTokensPerSecond = plan.estimate.prefill_tokens_per_s;
+    for (const auto& f : plan.devices) {
+        if (f.device.id.kind == Device::Kind::disk && f.used() == 0 && f.limit > (std::int64_t(1) << 50))
+            continue;
+        FootprintRow row;
+        row.key = QString::fromStdString(f.device.id.map_key());
+        row.name = QString::fromStdString(f.device.id.name() + "  " + f.device.name);
+        row.limit = f.limit;
+        row.weights = f.weights;
+        row.kvCache = f.kv_cache;
+        row.activations = f.activations;
+        row.overhead = f.overhead + f.staging;
+        row.layers = f.layers;
+        v.devices.push_back(row);
+    }
+    for (const auto& dev : plan.layer_devices)
+        v.layerDevices.push_back(QString::fromStdString(dev.map_key()));
+    for (int b : d.tree.no_split_blocks()) {
+        std::uint64_t bytes = 0;
+        std::vector<int> stack{b};
+        while (!stack.empty()) {
+            const auto& n = d.tree.nodes()[static_cast<std::size_t>(stack.back())];
+            stack.pop_back();
+            for (const auto& t : n.tensors)
+                bytes += tensor_bytes(d.tree, t, r.weights);
+            stack.insert(stack.end(), n.children.begin(), n.children.end());
+        }
+        v.layerBytes.push_back(static_cast<qint64>(bytes));
+    }
+    v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
+    return v;
+}
+
 } // namespace
 
 void EngineWorker::describe(const QString& what)
 {
     try {
-        const ModelDescription d = describe_model(what.toStdString());
-        Q_EMIT described(summarize(d));
+        m_state->model = describe_model(what.toStdString());
+        m_state->plan.reset();
+        Q_EMIT described(summarize(*m_state->model));
     } catch (const std::exception& e) {
         Q_EMIT failed(what, QString::fromUtf8(e.what()));
     }
+}
+
+void EngineWorker::detectDevices(const PlanSettings& settings)
+{
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        std::vector<std::string> specs;
+        for (const auto& h : settings.hypothetical)
+            specs.push_back(h.toStdString());
+        QVector<DeviceRow> rows;
+        for (const auto& d : apply_device_specs(m_state->detected, specs)) {
+            DeviceRow r;
+            r.key = QString::fromStdString(d.id.map_key());
+            r.name = QString::fromStdString(d.id.name());
+            r.model = QString::fromStdString(d.name);
+            r.hypothetical = d.hypothetical;
+            r.total = d.total_bytes;
+            r.available = d.available_bytes;
+            r.bandwidth = d.bandwidth;
+            rows.push_back(r);
+        }
+        Q_EMIT devicesDetected(rows);
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("devices"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::plan(const PlanSettings& settings)
+{
+    if (!m_state->model)
+        return;
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        m_state->request = requestFrom(settings, m_state->detected, *m_state->model);
+        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, m_state->request);
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("plan"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::moveLayers(int first, int last, const QString& key)
+{
+    if (!m_state->model || !m_state->plan)
+        return;
+    try {
+        m_state->plan = move_layers_in_plan(m_state->model->tree, m_state->model->config, m_state->request,
+                                            *m_state->plan, first, last, parse_device(key.toStdString()));
+        m_state->request.strategy = Strategy::custom;
+        m_state->request.custom_map = m_state->plan->device_map;
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("move layers"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::useDeviceMap(const QString& text)
+{
+    if (!m_state->model)
+        return;
+    try {
+        PlanRequest r = m_state->request;
+        r.strategy = Strategy::custom;
+        r.custom_map = parse_device_map(text.toStdString());
+        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        m_state->request = r;
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("device map"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::publish()
+{
+    Q_EMIT planned(viewOf(*m_state->plan, *m_state->model, m_state->request));
 }
 
 } // namespace layerwise::ui

@@ -72,6 +72,14 @@ json device_map_to_json(const DeviceMap& map)
     return j;
 }
 
+std::string device_map_to_text(const DeviceMap& map)
+{
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto& [k, d] : map)
+        j[k] = d.is_gpu() ? nlohmann::ordered_json(d.index) : nlohmann::ordered_json(d.name());
+    return j.dump(1);
+}
+
 DeviceMap device_map_from_json(const json& j)
 {
     if (!j.is_object())

@@ -16,6 +16,8 @@ using DeviceMap = std::vector<std::pair<std::string, Device>>; // in insertion o
 
 // {"model.embed_tokens": 0, "model.layers.0": "cuda:1", "lm_head": "cpu", ...}
 nlohmann::json device_map_to_json(const DeviceMap& map);
+// The same dict as indented JSON text, keys in the map's order (the order a user reads them).
+std::string device_map_to_text(const DeviceMap& map);
 // Accepts JSON, and the printout of a Python dict ({'model.norm': 0, 'lm_head': 'cpu'}).
 // PlanError for a malformed text or an unknown device.
 DeviceMap parse_device_map(const std::string& text);

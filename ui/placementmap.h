@@ -1,0 +1,49 @@
+#pragma once
+// The placement map: one lane per device, each decoder layer a block sized by its bytes at
+// its place in the model. Drag a block (or a shift-selected range) onto another lane to move
+// it; the engine re-plans and the map redraws with the new verdict.
+#include "enginework.h"
+
+#include <QWidget>
+
+namespace layerwise::ui {
+
+class PlacementMap : public QWidget {
+    Q_OBJECT
+public:
+    explicit PlacementMap(QWidget* parent = nullptr);
+    void setPlan(const PlanView& plan);
+    QSize sizeHint() const override { return {700, 240}; }
+
+    // The drop logic, also used by tests (offscreen platforms cannot drag and drop).
+    bool dropLayers(int first, int last, int lane);
+    int laneCount() const { return static_cast<int>(m_plan.devices.size()); }
+    int laneOf(int layer) const;
+    QRectF blockRect(int layer) const;
+    QPair<int, int> selection() const { return {m_first, m_last}; }
+    void select(int first, int last);
+    static constexpr const char* mimeType = "application/x-layerwise-layers";
+
+Q_SIGNALS:
+    void moveRequested(int first, int last, const QString& deviceKey);
+
+protected:
+    void paintEvent(QPaintEvent*) override;
+    void mousePressEvent(QMouseEvent*) override;
+    void mouseMoveEvent(QMouseEvent*) override;
+    void dragEnterEvent(QDragEnterEvent*) override;
+    void dragMoveEvent(QDragMoveEvent*) override;
+    void dropEvent(QDropEvent*) override;
+    bool event(QEvent*) override;
+
+private:
+    int laneAt(qreal y) const;
+    int layerAt(const QPointF& p) const;
+    QRectF laneRect(int lane) const;
+
+    PlanView m_plan;
+    int m_first = -1, m_last = -1;
+    QPointF m_pressPos;
+};
+
+} // namespace layerwise::ui
