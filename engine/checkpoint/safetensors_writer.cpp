@@ -29,7 +29,10 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
         offset += size;
     }
     std::string h = header.dump();
-    h.resize((h.size() + 7) / 8 * 8, ' '); // 8-byte aligned data, as the reference writer pads
+    // The data starts on a 64-byte boundary (the reference writer pads to 8): tensors whose
+    // sizes are multiples of 64 bytes then sit where LibTorch's own allocations would, and
+    // kernels take the same (aligned) paths on them as on weights held in memory.
+    h.resize((h.size() + 8 + 63) / 64 * 64 - 8, ' ');
     const std::uint64_t total = 8 + h.size() + offset;
 
     const std::filesystem::path tmp = path.string() + ".tmp";

@@ -5,6 +5,7 @@
 #include "runtime/loaded_model.h"
 
 #include <ATen/core/Tensor.h>
+#include <algorithm>
 
 namespace layerwise {
 
@@ -21,6 +22,8 @@ public:
     // ids: int64 [batch, n]. Returns float32 logits [batch, n, vocab] (all_positions) or [batch, 1, vocab].
     at::Tensor forward(const at::Tensor& ids, bool all_positions = false);
     void reset() { m_cache.length = 0; }
+    // Forgets the cache past `length` tokens (a conversation that keeps its prefix).
+    void rewind(std::int64_t length) { m_cache.length = std::clamp<std::int64_t>(length, 0, m_cache.length); }
     std::int64_t position() const { return m_cache.length; }
     std::int64_t capacity() const { return m_cache.capacity; }
     LoadedModel& model() { return m_model; }
