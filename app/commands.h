@@ -15,6 +15,8 @@ void addDevicesCommand(CLI::App& app, int& exitCode);
 void addPlanCommand(CLI::App& app, int& exitCode);
 void addBenchCommand(CLI::App& app, int& exitCode);
 void addGenerateCommand(CLI::App& app, int& exitCode);
+void addChatCommand(CLI::App& app, int& exitCode);
+void addTokenizeCommand(CLI::App& app, int& exitCode);
 int runGui(int argc, char** argv);
 
 } // namespace layerwise::app

@@ -26,6 +26,8 @@ int main(int argc, char** argv)
     layerwise::app::addPlanCommand(app, exitCode);
     layerwise::app::addBenchCommand(app, exitCode);
     layerwise::app::addGenerateCommand(app, exitCode);
+    layerwise::app::addChatCommand(app, exitCode);
+    layerwise::app::addTokenizeCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -9,6 +9,7 @@
 #include "runtime/runner.h"
 #include "runtime/sampling.h"
 #include "runtime/session.h"
+#include "text/tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -22,6 +23,8 @@ class TestRuntime : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase() { at::set_num_threads(usable_cpu_count()); }
+    void storiesGoldenTexts_data();
+    void storiesGoldenTexts();
     void logitsMatchTransformers_data();
     void logitsMatchTransformers();
     void diskOffloadIsBitIdentical_data();
@@ -57,6 +60,48 @@ at::Tensor tensor_of(const json& rows)
 }
 
 } // namespace
+
+void TestRuntime::storiesGoldenTexts_data()
+{
+    QTest::addColumn<QString>("map");
+    QTest::newRow("all in RAM") << R"({"": "cpu"})";
+    QTest::newRow("half the layers on disk")
+        << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+    QTest::newRow("all but the embeddings on disk") << R"({"model.embed_tokens": "cpu", "model.layers": "disk", "model.norm": "disk", "model.rotary_emb": "disk", "lm_head": "cpu"})";
+}
+
+void TestRuntime::storiesGoldenTexts()
+{
+    // llama2.c's own greedy outputs for this model (../shared/data/models/stories260K-llama2c).
+    // "N positions filled" counts the tokens fed to the model; the token sampled at the last
+    // position is printed too, so BOS + 199 fed tokens give 200 generated ones.
+    QFETCH(QString, map);
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    const fs::path golden = test::shared_data() / "models" / "stories260K-llama2c";
+    const auto tokenizer = text::load_tokenizer(hf);
+    test::TempDir offload;
+    auto model = load(hf, DType::f32, map.toStdString(), offload.path());
+    Runner runner(*model, 256);
+    auto rstrip = [](std::string s) {
+        while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+            s.pop_back();
+        return s;
+    };
+    auto run = [&](std::vector<std::int64_t> prompt, std::int64_t positions) {
+        runner.reset();
+        GenerationOptions g;
+        g.sampling.greedy = true;
+        g.max_new_tokens = positions - static_cast<std::int64_t>(prompt.size()) + 1;
+        const GenerationResult r = generate(runner, prompt, g);
+        std::vector<text::TokenId> all(prompt.begin(), prompt.end());
+        all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+        return rstrip(tokenizer->decode(all, /*skip_special_tokens=*/true));
+    };
+    QCOMPARE(run({1}, 200), rstrip(test::read_file(golden / "expected_greedy_bos_200.txt")));
+    const auto zoo = tokenizer->encode("Zoo", true);
+    QCOMPARE(zoo.front(), text::TokenId(1)); // BOS
+    QCOMPARE(run(std::vector<std::int64_t>(zoo.begin(), zoo.end()), 60), rstrip(test::read_file(golden / "expected_greedy_zoo_60.txt")));
+}
 
 void TestRuntime::logitsMatchTransformers_data()
 {
