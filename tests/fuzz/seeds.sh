@@ -18,4 +18,22 @@ case "$target" in
     i=0; for f in "$fixtures"/checkpoints/*/*.bin "$fixtures"/formats/*.bin; do
       python3 -c 'import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); n=[x for x in z.namelist() if x.endswith("/data.pkl")][0]; sys.stdout.buffer.write(z.read(n))' "$f" > "$out/pkl$i"
       i=$((i+1)); done ;;
+  tokenizer_json)
+    # small tokenizer.json files: the shared big ones would make every run slow
+    i=0; for f in "$fixtures"/../../../shared/data/models/stories260K/tokenizer.json; do [ -f "$f" ] && cp "$f" "$out/tok$i"; i=$((i+1)); done
+    printf '{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}' > "$out/tiny" ;;
+  chat_template)
+    i=0; for f in "$fixtures"/chat_templates/*.json; do
+      python3 -c 'import json,sys
+d=json.load(open(sys.argv[1]))
+def walk(x):
+    if isinstance(x,dict):
+        for k,v in x.items():
+            if k in ("template","source") and isinstance(v,str): yield v
+            else: yield from walk(v)
+    elif isinstance(x,list):
+        for v in x: yield from walk(v)
+for n,t in enumerate(walk(d)):
+    open(sys.argv[2]+"/tpl%d_%d"%(int(sys.argv[3]),n),"w").write(t)' "$f" "$out" "$i"; i=$((i+1)); done
+    printf '{%% for m in messages %%}{{ m.role }}: {{ m.content | trim }}\n{%% endfor %%}' > "$out/basic" ;;
 esac
