@@ -25,6 +25,12 @@ ap.add_argument("--dtype", default="float32")
 args = ap.parse_args()
 
 threads = len(__import__("os").sched_getaffinity(0))
+# Layerwise first: a child forked from a process that already holds the model would inherit
+# that peak in its ru_maxrss.
+lw = json.loads(subprocess.run([args.layerwise, "bench", "model", args.model, "--dtype", args.dtype,
+                                "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens),
+                                "--repeats", str(args.repeats), "--threads", str(threads)],
+                               check=True, capture_output=True, text=True).stdout)
 torch.set_num_threads(threads)
 t0 = time.perf_counter()
 model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).eval()
@@ -50,10 +56,6 @@ with torch.inference_mode():
         decode.append((args.new_tokens - 1) / (t2 - t1))
 hf = {"load_s": load_s, "peak_rss_after_load_bytes": rss_load, "ttft_s": statistics.median(ttft),
       "prefill_tokens_per_s": statistics.median(prefill), "decode_tokens_per_s": statistics.median(decode)}
-lw = json.loads(subprocess.run([args.layerwise, "bench", "model", args.model, "--dtype", args.dtype,
-                                "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens),
-                                "--repeats", str(args.repeats), "--threads", str(threads)],
-                               check=True, capture_output=True, text=True).stdout)
 print(json.dumps({"transformers": hf, "layerwise": {k: lw[k] for k in hf}, "threads": threads,
                   "ratios (layerwise / transformers; load and ttft: transformers / layerwise)": {
                       "decode": lw["decode_tokens_per_s"] / hf["decode_tokens_per_s"],
