@@ -12,6 +12,19 @@
 //
 // No template: load_chat_template() falls back to ChatML (chatml_fallback_template()),
 // marks the result is_fallback() and logs a warning.
+//
+// Not supported (each fails with a clear error, or differs only where noted):
+// - {% include %}, {% extends %}, {% import %} (no other template files) and
+//   {% autoescape %}: UnsupportedError when parsing;
+// - the filters random, urlize, wordwrap, xmlattr and the global lipsum(): error when used;
+// - integers beyond 64 bits, string escapes \N{NAME}: error;
+// - upper/lower/title/capitalize map case for ASCII, Latin-1, Latin Extended-A, Greek,
+//   Cyrillic, Armenian and fullwidth Latin only (other scripts are left unchanged);
+// - printing a function, method or generator (Python shows a memory address), a range()
+//   (printed as a list), and the .grouper/.list attributes of groupby() results;
+// - HTML-safe strings (Markup): escape() returns plain escaped text.
+// Limits that stop hostile templates: 256 levels of syntax nesting, 200 nested macro
+// calls, 500 levels of nested values, 64 MiB per value printed, 256 MiB of output.
 #include "core/log.h"
 #include "text/jinja_error.h"
 

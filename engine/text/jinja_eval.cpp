@@ -342,7 +342,9 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
     case StmtKind::set_block: {
         auto inner = child_of(scope);
         std::string buffer;
-        exec(s.body, inner, buffer);
+        // jinja2 compiles these blocks inline: a break/continue inside leaves them unfinished
+        if (const Flow flow = exec(s.body, inner, buffer); flow != Flow::normal)
+            return flow;
         m_line = s.line;
         Value v = Value::string(std::move(buffer));
         if (s.expr) {
@@ -376,7 +378,8 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
     case StmtKind::filter_block: {
         auto inner = child_of(scope);
         std::string buffer;
-        exec(s.body, inner, buffer);
+        if (const Flow flow = exec(s.body, inner, buffer); flow != Flow::normal)
+            return flow;
         m_line = s.line;
         std::vector<const Expr*> chain;
         for (const Expr* f = s.expr.get(); f; f = f->a.get())
@@ -395,8 +398,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
         auto inner = child_of(scope);
         for (const auto& [target, value] : s.assignments)
             assign(*target, eval(*value, scope), inner);
-        exec(s.body, inner, out);
-        return Flow::normal;
+        return exec(s.body, inner, out);
     }
     case StmtKind::scope: {
         auto inner = child_of(scope);

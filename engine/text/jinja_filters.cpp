@@ -664,7 +664,8 @@ Value min_or_max(Interpreter& interp, const Value& v, CallArgs& args, bool want_
     Value best_key = key(interp, items[0]);
     for (std::size_t i = 1; i < items.size(); ++i) {
         Value k = key(interp, items[i]);
-        if (want_max ? less_than(best_key, k) : less_than(k, best_key)) {
+        // Python's max() asks item > best, min() item < best
+        if (want_max ? py_compare(k, best_key, ">") > 0 : py_compare(k, best_key, "<") < 0) {
             best = i;
             best_key = std::move(k);
         }

@@ -559,7 +559,8 @@ std::string percent_format(Interpreter&, const std::string& fmt, const Value& ar
     std::string out;
     std::size_t i = 0;
     auto take = [&]() -> Value {
-        if (next_arg >= positional.size())
+        // after a %(key)s field CPython has no positional argument left to give
+        if (next_arg >= positional.size() || used_mapping)
             throw RenderFailure("not enough arguments for format string");
         return positional[next_arg++];
     };
@@ -1112,6 +1113,8 @@ Value call_str_method(Interpreter& interp, const std::string& self, const std::s
     }
     if (name == "split" || name == "rsplit") {
         ArgBinder a(fn, args, {{"sep", none}, {"maxsplit", Value::integer(-1)}});
+        if (!a[0].is_none() && !a[0].is_string())
+            throw RenderFailure("must be str or None, not " + type_name(a[0]));
         const auto sep = optional_chars(a[0], "sep");
         const std::int64_t maxsplit = require_int(a[1], "maxsplit");
         if (sep && sep->empty())

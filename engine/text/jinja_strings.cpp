@@ -188,6 +188,24 @@ char32_t simple_upper(char32_t c)
         return c - 48;
     if (c >= 0xFF41 && c <= 0xFF5A)
         return c - 32;
+    // Latin Extended-B and Latin Extended Additional (Vietnamese and other Latin scripts)
+    if (c == 0x1C5 || c == 0x1C6)
+        return 0x1C4;
+    if (c == 0x1C8 || c == 0x1C9)
+        return 0x1C7;
+    if (c == 0x1CB || c == 0x1CC)
+        return 0x1CA;
+    if (c == 0x1F2 || c == 0x1F3)
+        return 0x1F1;
+    if (c >= 0x1CE && c <= 0x1DC)
+        return (c & 1) ? c : c - 1;
+    if (c == 0x1DD)
+        return 0x18E;
+    if (c == 0x1F5)
+        return 0x1F4;
+    if ((c >= 0x1DE && c <= 0x1EF) || (c >= 0x1F8 && c <= 0x21F) || (c >= 0x222 && c <= 0x233) ||
+        (c >= 0x1E00 && c <= 0x1E95) || (c >= 0x1EA0 && c <= 0x1EFF))
+        return (c & 1) ? c - 1 : c;
     return c;
 }
 
@@ -235,17 +253,41 @@ char32_t simple_lower(char32_t c)
         return c + 48;
     if (c >= 0xFF21 && c <= 0xFF3A)
         return c + 32;
+    if (c == 0x1C4 || c == 0x1C5)
+        return 0x1C6;
+    if (c == 0x1C7 || c == 0x1C8)
+        return 0x1C9;
+    if (c == 0x1CA || c == 0x1CB)
+        return 0x1CC;
+    if (c == 0x1F1 || c == 0x1F2)
+        return 0x1F3;
+    if (c >= 0x1CD && c <= 0x1DB)
+        return (c & 1) ? c + 1 : c;
+    if (c == 0x18E)
+        return 0x1DD;
+    if (c == 0x1F4)
+        return 0x1F5;
+    if (c == 0x1E9E)
+        return 0xDF;
+    if ((c >= 0x1DE && c <= 0x1EF) || (c >= 0x1F8 && c <= 0x21F) || (c >= 0x222 && c <= 0x233) ||
+        (c >= 0x1E00 && c <= 0x1E95) || (c >= 0x1EA0 && c <= 0x1EFF))
+        return (c & 1) ? c : c + 1;
     return c;
 }
 
 bool is_cased(char32_t c)
 {
-    return simple_upper(c) != c || simple_lower(c) != c || c == 0xDF || c == 0x138 || c == 0x149;
+    return simple_upper(c) != c || simple_lower(c) != c || c == 0xDF || c == 0x138 || c == 0x149 ||
+           (c >= 0xFB00 && c <= 0xFB06);
 }
 
 namespace {
-bool is_upper_char(char32_t c) { return simple_lower(c) != c; }
-bool is_lower_char(char32_t c) { return simple_upper(c) != c || c == 0xDF || c == 0x138 || c == 0x149; }
+bool is_upper_char(char32_t c) { return simple_lower(c) != c && simple_upper(c) == c; }
+bool is_lower_char(char32_t c)
+{
+    return (simple_upper(c) != c && simple_lower(c) == c) || c == 0xDF || c == 0x138 || c == 0x149 ||
+           (c >= 0xFB00 && c <= 0xFB06);
+}
 } // namespace
 
 bool is_alpha(char32_t c)
@@ -268,97 +310,167 @@ bool is_digit(char32_t c)
 
 namespace {
 
-template <typename F>
-std::string map_chars(std::string_view s, F f)
+// Ligatures and other characters whose uppercase is several letters (SpecialCasing.txt).
+const char* special_upper(char32_t c)
 {
-    std::string out;
-    out.reserve(s.size());
-    std::size_t i = 0;
-    while (i < s.size())
-        f(out, decode_at(s, i));
-    return out;
+    switch (c) {
+    case 0xDF: return "SS";
+    case 0x149: return "\u02BCN";
+    case 0xFB00: return "FF";
+    case 0xFB01: return "FI";
+    case 0xFB02: return "FL";
+    case 0xFB03: return "FFI";
+    case 0xFB04: return "FFL";
+    case 0xFB05:
+    case 0xFB06: return "ST";
+    default: return nullptr;
+    }
+}
+
+const char* special_title(char32_t c)
+{
+    switch (c) {
+    case 0xDF: return "Ss";
+    case 0x149: return "\u02BCN";
+    case 0xFB00: return "Ff";
+    case 0xFB01: return "Fi";
+    case 0xFB02: return "Fl";
+    case 0xFB03: return "Ffi";
+    case 0xFB04: return "Ffl";
+    case 0xFB05:
+    case 0xFB06: return "St";
+    default: return nullptr;
+    }
+}
+
+char32_t title_of(char32_t c)
+{
+    if (c >= 0x1C4 && c <= 0x1C6)
+        return 0x1C5;
+    if (c >= 0x1C7 && c <= 0x1C9)
+        return 0x1C8;
+    if (c >= 0x1CA && c <= 0x1CC)
+        return 0x1CB;
+    if (c >= 0x1F1 && c <= 0x1F3)
+        return 0x1F2;
+    return simple_upper(c);
+}
+
+// Characters the final-sigma rule looks past (a subset of Unicode's Case_Ignorable).
+bool case_ignorable(char32_t c)
+{
+    return c == 0x27 || c == 0x2E || c == 0x3A || c == 0x5E || c == 0x60 || c == 0xA8 || c == 0xAD || c == 0xAF ||
+           c == 0xB4 || c == 0xB7 || c == 0xB8 || (c >= 0x2B0 && c <= 0x36F) || c == 0x2019;
 }
 
 void append_upper(std::string& out, char32_t c)
 {
-    if (c == 0xDF) {
-        out += "SS";
-        return;
-    }
-    if (c == 0x149) {
-        append_utf8(out, 0x2BC);
-        out.push_back('N');
-        return;
-    }
-    append_utf8(out, simple_upper(c));
+    if (const char* special = special_upper(c))
+        out += special;
+    else
+        append_utf8(out, simple_upper(c));
 }
 
-void append_lower(std::string& out, char32_t c)
+void append_title(std::string& out, char32_t c)
 {
+    if (const char* special = special_title(c))
+        out += special;
+    else
+        append_utf8(out, title_of(c));
+}
+
+// Lowercase of u[i]: capital sigma becomes final sigma at the end of a word (as CPython does).
+void append_lower(std::string& out, const std::u32string& u, std::size_t i)
+{
+    const char32_t c = u[i];
     if (c == 0x130) {
         out.push_back('i');
         append_utf8(out, 0x307);
         return;
     }
-    append_utf8(out, simple_lower(c));
-}
-
-// Title case of one character (Python's str.title / capitalize use the titlecase mapping).
-void append_title(std::string& out, char32_t c)
-{
-    if (c == 0xDF) {
-        out += "Ss";
+    if (c == 0x3A3) {
+        std::size_t j = i;
+        while (j > 0 && case_ignorable(u[j - 1]))
+            --j;
+        bool final_sigma = j > 0 && is_cased(u[j - 1]);
+        if (final_sigma) {
+            std::size_t k = i + 1;
+            while (k < u.size() && case_ignorable(u[k]))
+                ++k;
+            final_sigma = k == u.size() || !is_cased(u[k]);
+        }
+        append_utf8(out, final_sigma ? 0x3C2 : 0x3C3);
         return;
     }
-    append_upper(out, c);
+    append_utf8(out, simple_lower(c));
 }
 
 } // namespace
 
 std::string py_upper(std::string_view s)
 {
-    return map_chars(s, [](std::string& out, char32_t c) { append_upper(out, c); });
+    std::string out;
+    out.reserve(s.size());
+    for (char32_t c : to_u32(s))
+        append_upper(out, c);
+    return out;
 }
 
 std::string py_lower(std::string_view s)
 {
-    return map_chars(s, [](std::string& out, char32_t c) { append_lower(out, c); });
+    const std::u32string u = to_u32(s);
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < u.size(); ++i)
+        append_lower(out, u, i);
+    return out;
 }
 
 std::string py_swapcase(std::string_view s)
 {
-    return map_chars(s, [](std::string& out, char32_t c) {
+    const std::u32string u = to_u32(s);
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < u.size(); ++i) {
+        const char32_t c = u[i];
         if (is_upper_char(c))
-            append_lower(out, c);
+            append_lower(out, u, i);
         else if (is_lower_char(c))
             append_upper(out, c);
         else
             append_utf8(out, c);
-    });
+    }
+    return out;
 }
 
 std::string py_title(std::string_view s)
 {
+    const std::u32string u = to_u32(s);
+    std::string out;
+    out.reserve(s.size());
     bool previous_cased = false;
-    return map_chars(s, [&](std::string& out, char32_t c) {
+    for (std::size_t i = 0; i < u.size(); ++i) {
         if (previous_cased)
-            append_lower(out, c);
+            append_lower(out, u, i);
         else
-            append_title(out, c);
-        previous_cased = is_cased(c);
-    });
+            append_title(out, u[i]);
+        previous_cased = is_cased(u[i]);
+    }
+    return out;
 }
 
 std::string py_capitalize(std::string_view s)
 {
-    bool first = true;
-    return map_chars(s, [&](std::string& out, char32_t c) {
-        if (first)
-            append_title(out, c);
+    const std::u32string u = to_u32(s);
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < u.size(); ++i) {
+        if (i == 0)
+            append_title(out, u[i]);
         else
-            append_lower(out, c);
-        first = false;
-    });
+            append_lower(out, u, i);
+    }
+    return out;
 }
 
 std::string py_strip(std::string_view s, const std::optional<std::string>& chars, bool left, bool right)

@@ -30,6 +30,10 @@ def walk(x):
     if isinstance(x,dict):
         for k,v in x.items():
             if k in ("template","source") and isinstance(v,str): yield v
+            elif k == "templates" and isinstance(v,dict):
+                for t in v.values():
+                    if isinstance(t,str): yield t
+                    else: yield from walk(t)
             else: yield from walk(v)
     elif isinstance(x,list):
         for v in x: yield from walk(v)

@@ -742,6 +742,7 @@ for t in [
     "{% for i in nums if i > 1 %}{{ i }}:{{ loop.index }}/{{ loop.length }} {% endfor %}",
     "{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}",
     "{% for i in [1, 2] %}{% break %}{% else %}else-runs{% endfor %}|{% for i in [1] %}x{% else %}no{% endfor %}",
+    "{% for i in range(5) %}{% with j = i * 2 %}{% if j > 4 %}{% break %}{% endif %}{{ j }}{% endwith %}{% endfor %}|{% for i in range(4) %}{% filter upper %}a{% if i is odd %}{% continue %}{% endif %}b{% endfilter %}{% endfor %}",
     "{% for a, b in [(1, 2), [3, 4], 'xy'] %}{{ a }}{{ b }} {% endfor %}",
     "{% for row in [[1, 2], [3]] %}{% set outer = loop %}{% for c in row %}{{ outer.index }}.{{ loop.index }} {% endfor %}{% endfor %}",
     "{% for item in [{'n': 'a', 'kids': [{'n': 'b', 'kids': []}, {'n': 'c', 'kids': [{'n': 'd', 'kids': []}]}]}] recursive %}{{ item.n }}{{ loop.depth }}({{ loop(item.kids) }}){% endfor %}",
@@ -1053,6 +1054,28 @@ for t in [
     "{{ raise_exception(42) }}",
     "{{ raise_exception(nums) }}",
     "{{ dict() }} {{ dict(d) }} {{ dict([['k', 'v']]) | tojson }} {{ dict is callable }}",
+]:
+    feat(t)
+
+
+# --- printf-style %, str.format specs, Unicode case rules
+for t in [
+    "{{ \"%s\" % none }}|{{ \"%5.1f|%-6d|%+.2e\" % (3.14159, 42, 12345.678) }}|{{ '%x' % -255 }}|{{ '%#o' % 8 }}|{{ '%%' % () }}|{{ '%(a)s' % {'a': 1} }}|{{ 'abc' % {} }}",
+    "{{ 'abc %s' % [1,2] }}|{{ 'abc %s' % ((1,2),) }}|{{ '%r' % 'x' }}|{{ '%a' % 'é' }}|{{ '%5s|' % 'é' }}|{{ '%.1s' % 'abc' }}|{{ '%03d' % -5 }}|{{ '% d' % 5 }}|{{ '%i' % 3.9 }}|{{ '%e' % 0 }}|{{ '%g' % 1e20 }}|{{ '%G' % 1e-20 }}",
+    "{{ '{:>10.3f}'.format(3.14159) }}|{{ '{:,.2f}'.format(1234567.891) }}|{{ '{:08.3f}'.format(-3.14159) }}|{{ '{:b}'.format(5) }}|{{ '{:#x}'.format(255) }}|{{ '{:c}'.format(65) }}|{{ '{:%}'.format(0.5) }}|{{ '{:.0f}'.format(2.5) }}",
+    "{{ '{:g}'.format(1e20) }}|{{ '{:.3g}'.format(1234.5) }}|{{ '{:n}'.format(1234) }}|{{ '{}'.format(none) }}|{{ '{!a}'.format('é') }}|{{ '{x[k]}'.format(x={'k': 1}) }}|{{ '{:5}|{:<5}|{:^5}'.format(1, 2, 3) }}|{{ '{:+.1f}'.format(-0.0) }}|{{ '{:.2}'.format('abc') }}",
+    "{{ '{:.2}'.format(3.14159) }}|{{ '{:.1}'.format(0.05) }}|{{ '{:.5}'.format(100.0) }}|{{ '{:10}'.format('x') }}|{{ '{:_d}'.format(1234567) }}|{{ '{:e}'.format(0.0) }}|{{ '{:.3e}'.format(-12345.6789) }}|{{ '{:=+8d}'.format(42) }}|{{ '{:x<4}'.format('a') }}",
+    "{{ '{:d}'.format(true) }}|{{ '{}'.format(true) }}|{{ '{:5}'.format(true) }}|{{ '{:f}'.format(3) }}|{{ '{:.2%}'.format(1) }}|{{ '{:g}'.format(123456789) }}|{{ '{:G}'.format(1e-10) }}|{{ '{:,}'.format(1234.5) }}",
+    "{{ '{}'.format([1, 'a']) }}|{{ '{0}{0}'.format('x') }}|{{ '{a.b}'.format(a={'b': 2}) }}",
+    "{{ '{:d}'.format(1.5) }}",
+    "{{ '{0} {}'.format(1, 2) }}",
+    "{{ '%(a)s %s' % {'a': 1} }}",
+    "{{ '%d' % none }}",
+    "{{ 'x'.split(1) }}",
+    "{{ [3, 'a'] | max }}",
+    "{{ [3, 'a'] | sort }}",
+    "{{ 'ß' | upper }}|{{ 'ǅ' | lower }}|{{ 'ﬁ' | upper }}|{{ 'İ' | lower | length }}|{{ 'Σ' | lower }}|{{ 'ΌΣΟΣ' | lower }}|{{ 'ǆemal ǅ' | title }}|{{ 'ǅ'.isupper() }}|{{ 'ﬁ'.islower() }}|{{ 'ﬁx' | capitalize }}",
+    "{{ 'ΣΑΣ ΣΑΣ.' | lower }}|{{ \"ΜΆΣ'\" | lower }}|{{ 'aΣb' | lower }}|{{ 'Tiếng Việt ĐẠI HỌC' | lower }}|{{ 'tiếng việt đại học' | upper }}|{{ 'tiếng việt' | title }}|{{ 'ẞ' | lower }}|{{ 'Привет, МИР' | swapcase }}",
 ]:
     feat(t)
 
