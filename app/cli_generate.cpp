@@ -9,6 +9,7 @@
 #include "runtime/loaded_model.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
+#include "text/tokenizer.h"
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <sys/resource.h>
 
@@ -87,6 +89,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     struct Options {
         std::string model;
         std::string ids;
+        std::string prompt;
         std::string deviceMap = "auto";
         std::string maxMemory;
         std::string dtype = "auto";
@@ -100,6 +103,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the model's tokenizer, BOS added as it defines)");
     cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
@@ -126,7 +130,18 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
                 throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
             dtype = *parsed;
         }
+        std::unique_ptr<text::Tokenizer> tokenizer;
+        try {
+            tokenizer = text::load_tokenizer(d.checkpoint ? d.checkpoint->folder() : std::filesystem::path(o->model));
+        } catch (const Error&) {
+            if (!o->prompt.empty())
+                throw;
+        }
         std::vector<std::int64_t> prompt = parseIds(o->ids);
+        if (!o->prompt.empty()) {
+            const auto ids = tokenizer->encode(o->prompt, true);
+            prompt.assign(ids.begin(), ids.end());
+        }
         if (prompt.empty()) {
             if (d.config.bos_token_ids.empty())
                 throw PlanError("the model declares no BOS id; give the prompt with --ids");
@@ -148,13 +163,37 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
         g.sampling = o->sampling;
         g.sampling.greedy = o->greedy;
         g.eos_ids = eos_token_ids(folder, model->config);
+        std::optional<text::IncrementalDecoder> decoder;
+        bool printing = false;
+        if (tokenizer) {
+            decoder.emplace(*tokenizer, true, [&](std::string_view t) {
+                if (!o->json && printing)
+                    std::cout << t << std::flush;
+            });
+            // The prompt primes the decoder (spacing of the first new token), printed as given.
+            for (auto id : prompt)
+                decoder->push(static_cast<text::TokenId>(id));
+            if (!o->json && !o->prompt.empty())
+                std::cout << o->prompt << std::flush;
+            printing = true;
+        }
         const GenerationResult r = generate(runner, prompt, g, [&](std::int64_t id) {
-            if (!o->json)
+            if (decoder)
+                decoder->push(static_cast<text::TokenId>(id));
+            else if (!o->json)
                 std::cout << id << " " << std::flush;
             return true;
         });
+        if (decoder)
+            decoder->flush();
         if (o->json) {
-            nlohmann::json j{{"token_ids", r.tokens},
+            std::string text;
+            if (tokenizer) {
+                std::vector<text::TokenId> all(r.tokens.begin(), r.tokens.end());
+                text = tokenizer->decode(all, true);
+            }
+            nlohmann::json j{{"text", text},
+                             {"token_ids", r.tokens},
                              {"prompt_ids", prompt},
                              {"stop_reason", r.stop_reason},
                              {"ttft_s", r.ttft_s},

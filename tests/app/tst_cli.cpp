@@ -15,6 +15,7 @@ private Q_SLOTS:
     void devicesJson();
     void planJson();
     void planWithCustomMap();
+    void generateText();
     void errorsGoToStderr_data();
     void errorsGoToStderr();
 
@@ -151,6 +152,27 @@ void TestCli::planWithCustomMap()
                             QString::fromStdString(map.string())});
     QCOMPARE(bad.code, 1);
     QVERIFY2(bad.err.startsWith("error: the device map gives no device to"), bad.err.constData());
+}
+
+void TestCli::generateText()
+{
+    // The golden continuation of "Zoo" (60 positions: BOS and 3 prompt tokens, 57 generated).
+    const auto shared = layerwise::test::shared_data();
+    const Result r = run({QStringLiteral("generate"), QString::fromStdString((shared / "models" / "stories260K").string()),
+                          QStringLiteral("--prompt"), QStringLiteral("Zoo"), QStringLiteral("--greedy"),
+                          QStringLiteral("--max-new-tokens"), QStringLiteral("57"), QStringLiteral("--json")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const json j = json::parse(r.out.toStdString());
+    std::string golden = layerwise::test::read_file(shared / "models" / "stories260K-llama2c" / "expected_greedy_zoo_60.txt");
+    while (!golden.empty() && std::isspace(static_cast<unsigned char>(golden.back())))
+        golden.pop_back();
+    std::string text = "Zoo " + j["text"].get<std::string>();
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+        text.pop_back();
+    QCOMPARE(text, golden);
+    QCOMPARE(j["token_ids"].size(), std::size_t(57));
+    QVERIFY(j["decode_tokens_per_s"].get<double>() > 0);
+    QCOMPARE(j["device_map"].dump(), std::string(R"({"":"cpu"})"));
 }
 
 void TestCli::errorsGoToStderr_data()
