@@ -16,6 +16,7 @@ private Q_SLOTS:
     void planJson();
     void planWithCustomMap();
     void generateText();
+    void chatSession();
     void errorsGoToStderr_data();
     void errorsGoToStderr();
 
@@ -173,6 +174,29 @@ void TestCli::generateText()
     QCOMPARE(j["token_ids"].size(), std::size_t(57));
     QVERIFY(j["decode_tokens_per_s"].get<double>() > 0);
     QCOMPARE(j["device_map"].dump(), std::string(R"({"":"cpu"})"));
+}
+
+void TestCli::chatSession()
+{
+    layerwise::test::TempDir tmp;
+    const auto saved = tmp.path() / "conversation.json";
+    QProcess p;
+    p.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+            {QStringLiteral("chat"), QString::fromStdString((layerwise::test::shared_data() / "models" / "stories260K").string()),
+             QStringLiteral("--temperature"), QStringLiteral("0"), QStringLiteral("--max-new-tokens"), QStringLiteral("12")});
+    QVERIFY(p.waitForStarted());
+    p.write(QByteArray("Once upon a time\n/params\n/save ") + QByteArray::fromStdString(saved.string()) + "\n/reset\n/quit\n");
+    p.closeWriteChannel();
+    QVERIFY(p.waitForFinished(60000));
+    QCOMPARE(p.exitCode(), 0);
+    const QByteArray out = p.readAllStandardOutput();
+    QVERIFY2(out.contains("12 tokens, max_new_tokens") && out.contains("context ") && out.contains("temperature 0"),
+             out.constData());
+    QVERIFY(p.readAllStandardError().contains("ChatML")); // the model has no template: the fallback, with a warning
+    const json conversation = layerwise::test::read_json(saved);
+    QCOMPARE(conversation["messages"].size(), std::size_t(2));
+    QCOMPARE(conversation["messages"][0]["content"].get<std::string>(), std::string("Once upon a time"));
+    QCOMPARE(conversation["messages"][1]["role"].get<std::string>(), std::string("assistant"));
 }
 
 void TestCli::errorsGoToStderr_data()
