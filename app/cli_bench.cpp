@@ -19,9 +19,6 @@
 
 namespace layerwise::app {
 
-DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut);
-
 namespace {
 
 double median(std::vector<double> v)
@@ -56,13 +53,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         const auto t0 = std::chrono::steady_clock::now();
         ModelDescription d = describe_model(o->model);
-        DType dtype = d.tree.dtype();
-        if (o->dtype != "auto") {
-            auto parsed = dtype_from_torch_name(o->dtype);
-            if (!parsed || !is_floating(*parsed))
-                throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
-            dtype = *parsed;
-        }
+        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         const std::int64_t context = o->prompt + o->newTokens;
         LoadOptions load;
         load.dtype = dtype;

@@ -23,9 +23,6 @@
 
 namespace layerwise::app {
 
-DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut);
-
 namespace {
 
 std::atomic<bool> g_stop{false};
@@ -101,10 +98,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
         const std::filesystem::path folder = d.checkpoint->folder();
         const auto tokenizer = text::load_tokenizer(folder);
         const ChatTemplate chatTemplate = load_chat_template(folder, {}, log);
-        DType dtype = d.tree.dtype();
-        if (o->dtype != "auto")
-            if (auto parsed = dtype_from_torch_name(o->dtype))
-                dtype = *parsed;
+        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         LoadOptions load;
         load.dtype = dtype;
         std::string verdict;

@@ -51,7 +51,16 @@ std::uint64_t peakRssBytes()
 
 } // namespace
 
-// The device map for a model: a strategy planned on this machine's devices, or a map file.
+DType dtypeOption(const std::string& option, DType model)
+{
+    if (option == "auto")
+        return model;
+    const auto parsed = dtype_from_torch_name(option);
+    if (!parsed || !is_floating(*parsed))
+        throw PlanError("--dtype '" + option + "' is not auto, float32, bfloat16 or float16");
+    return *parsed;
+}
+
 DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut)
 {
@@ -123,13 +132,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         ModelDescription d = describe_model(o->model);
-        DType dtype = d.tree.dtype();
-        if (o->dtype != "auto") {
-            auto parsed = dtype_from_torch_name(o->dtype);
-            if (!parsed || !is_floating(*parsed))
-                throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
-            dtype = *parsed;
-        }
+        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         std::unique_ptr<text::Tokenizer> tokenizer;
         try {
             tokenizer = text::load_tokenizer(d.checkpoint ? d.checkpoint->folder() : std::filesystem::path(o->model));

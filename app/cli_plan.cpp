@@ -152,13 +152,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         r.context = o->context;
         r.batch = o->batch;
         r.prefill_chunk = o->chunk;
-        DType dtype = d.tree.dtype();
-        if (o->dtype != "auto") {
-            auto parsed = dtype_from_torch_name(o->dtype);
-            if (!parsed || !is_floating(*parsed))
-                throw PlanError("--dtype '" + o->dtype + "' is not auto, float32, bfloat16 or float16");
-            dtype = *parsed;
-        }
+        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         r.weights = parse_weight_format(o->quant, dtype);
         if (o->kvDtype != "auto") {
             auto kv = dtype_from_torch_name(o->kvDtype);

@@ -1,6 +1,10 @@
 #pragma once
 // Subcommands of the `layerwise` executable. Each returns the process exit code;
 // engine errors propagate to main(), the one place that catches them.
+#include "core/dtype.h"
+#include "plan/device_map.h"
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -8,7 +12,19 @@ namespace CLI {
 class App;
 }
 
+namespace layerwise {
+struct ModelDescription;
+}
+
 namespace layerwise::app {
+
+// --dtype: "auto" keeps the model's dtype; otherwise a floating-point torch dtype (PlanError).
+DType dtypeOption(const std::string& option, DType model);
+
+// The device map for a model: a strategy planned on this machine's devices, or a map file.
+// PlanError when the plan does not fit; `verdictOut` receives the verdict and its reason.
+DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
+                       std::int64_t context, DType dtype, std::string* verdictOut);
 
 void addInspectCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);

@@ -5,6 +5,7 @@
 #include "core/mapped_file.h"
 #include "cuda_devices.h"
 #include "devices/probe.h"
+#include "model/presets.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -34,16 +35,12 @@ double pcie_bandwidth(int generation)
 
 std::vector<GpuProfile> gpu_profiles()
 {
-    std::vector<fs::path> dirs;
-    if (const char* env = std::getenv("LAYERWISE_DEVICES"); env && *env)
-        dirs.emplace_back(env);
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec)
-        dirs.push_back(exe.parent_path().parent_path() / "share" / "layerwise" / "devices");
 #ifdef LAYERWISE_SOURCE_DEVICE_DIR
-    dirs.emplace_back(LAYERWISE_SOURCE_DEVICE_DIR);
+    const auto dirs = resource_search_path("LAYERWISE_DEVICES", "devices", LAYERWISE_SOURCE_DEVICE_DIR);
+#else
+    const auto dirs = resource_search_path("LAYERWISE_DEVICES", "devices", {});
 #endif
+    std::error_code ec;
     std::vector<GpuProfile> out;
     for (const auto& dir : dirs) {
         if (!fs::is_directory(dir, ec))

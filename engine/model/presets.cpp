@@ -12,19 +12,27 @@ namespace layerwise {
 
 namespace fs = std::filesystem;
 
-std::vector<fs::path> preset_search_path()
+std::vector<fs::path> resource_search_path(const char* env, const std::string& name, const fs::path& source_dir)
 {
     std::vector<fs::path> dirs;
-    if (const char* env = std::getenv("LAYERWISE_PRESETS"); env && *env)
-        dirs.emplace_back(env);
+    if (const char* value = std::getenv(env); value && *value)
+        dirs.emplace_back(value);
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (!ec)
-        dirs.push_back(exe.parent_path().parent_path() / "share" / "layerwise" / "presets");
-#ifdef LAYERWISE_SOURCE_PRESET_DIR
-    dirs.emplace_back(LAYERWISE_SOURCE_PRESET_DIR);
-#endif
+        dirs.push_back(exe.parent_path().parent_path() / "share" / "layerwise" / name);
+    if (!source_dir.empty())
+        dirs.push_back(source_dir);
     return dirs;
+}
+
+std::vector<fs::path> preset_search_path()
+{
+#ifdef LAYERWISE_SOURCE_PRESET_DIR
+    return resource_search_path("LAYERWISE_PRESETS", "presets", LAYERWISE_SOURCE_PRESET_DIR);
+#else
+    return resource_search_path("LAYERWISE_PRESETS", "presets", {});
+#endif
 }
 
 std::vector<PresetInfo> list_presets(const std::vector<fs::path>& dirs)

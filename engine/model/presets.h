@@ -15,6 +15,10 @@ struct PresetInfo {
     std::filesystem::path file;
 };
 
+// Where a kind of resource lives: $ENV, <exe>/../share/layerwise/<name>, then the source tree.
+std::vector<std::filesystem::path> resource_search_path(const char* env, const std::string& name,
+                                                        const std::filesystem::path& source_dir);
+
 // Where presets live: $LAYERWISE_PRESETS, <exe>/../share/layerwise/presets, the source tree.
 std::vector<std::filesystem::path> preset_search_path();
 std::vector<PresetInfo> list_presets(const std::vector<std::filesystem::path>& dirs = preset_search_path());
