@@ -75,41 +75,17 @@ private:
 class ReplaceDecoder : public Decoder {
 public:
     ReplaceDecoder(const std::string& pattern, bool literal, std::string content, const std::string& where)
-        : m_content(std::move(content))
+        : m_replacement(pattern, literal, std::move(content), where)
     {
-        if (literal && !pattern.empty())
-            m_literal = pattern;
-        else
-            m_regex = std::make_unique<Regex>(literal ? regex_escape(pattern) : pattern, where);
     }
     void decode_chain(std::vector<std::string>& tokens) const override
     {
-        std::vector<std::pair<std::size_t, std::size_t>> matches;
-        for (std::string& t : tokens) {
-            if (m_regex) {
-                m_regex->find_all(t, matches);
-            } else {
-                matches.clear();
-                for (std::size_t at = 0; (at = t.find(m_literal, at)) != std::string::npos; at += m_literal.size())
-                    matches.emplace_back(at, at + m_literal.size());
-            }
-            if (matches.empty())
-                continue;
-            std::string out;
-            std::size_t from = 0;
-            for (const auto& [b, e] : matches) {
-                (out.append(t, from, b - from)) += m_content;
-                from = e;
-            }
-            out.append(t, from, std::string::npos);
-            t = std::move(out);
-        }
+        for (std::string& t : tokens)
+            m_replacement.apply(t);
     }
 
 private:
-    std::string m_literal;
-    std::unique_ptr<Regex> m_regex;
-    std::string m_content;
+    Replacement m_replacement;
 };
 
 // Runs of <0xAB> tokens become their bytes when those are valid UTF-8, else one U+FFFD per byte.

@@ -48,44 +48,13 @@ private:
 class ReplaceNormalizer : public Normalizer {
 public:
     ReplaceNormalizer(const std::string& pattern, bool literal, std::string content, const std::string& where)
-        : m_content(std::move(content))
+        : m_replacement(pattern, literal, std::move(content), where)
     {
-        if (literal)
-            m_literal = pattern;
-        if (!literal || pattern.empty())
-            m_regex = std::make_unique<Regex>(literal ? regex_escape(pattern) : pattern, where);
     }
-    void normalize(std::string& text) const override
-    {
-        if (!m_regex) {
-            std::string out;
-            std::size_t from = 0;
-            for (std::size_t at; (at = text.find(m_literal, from)) != std::string::npos; from = at + m_literal.size())
-                (out.append(text, from, at - from)) += m_content;
-            if (from == 0)
-                return;
-            out.append(text, from, std::string::npos);
-            text = std::move(out);
-            return;
-        }
-        std::vector<std::pair<std::size_t, std::size_t>> matches;
-        m_regex->find_all(text, matches);
-        if (matches.empty())
-            return;
-        std::string out;
-        std::size_t from = 0;
-        for (const auto& [b, e] : matches) {
-            (out.append(text, from, b - from)) += m_content;
-            from = e;
-        }
-        out.append(text, from, std::string::npos);
-        text = std::move(out);
-    }
+    void normalize(std::string& text) const override { m_replacement.apply(text); }
 
 private:
-    std::string m_literal;
-    std::unique_ptr<Regex> m_regex;
-    std::string m_content;
+    Replacement m_replacement;
 };
 
 class StripNormalizer : public Normalizer {

@@ -248,4 +248,35 @@ std::string regex_escape(std::string_view text)
     return out;
 }
 
+Replacement::Replacement(const std::string& pattern, bool literal, std::string content, const std::string& where)
+    : m_content(std::move(content))
+{
+    if (literal && !pattern.empty())
+        m_literal = pattern;
+    else
+        m_regex = std::make_unique<Regex>(literal ? regex_escape(pattern) : pattern, where);
+}
+
+bool Replacement::apply(std::string& text) const
+{
+    std::vector<std::pair<std::size_t, std::size_t>> matches;
+    if (m_regex) {
+        m_regex->find_all(text, matches);
+    } else {
+        for (std::size_t at = 0; (at = text.find(m_literal, at)) != std::string::npos; at += m_literal.size())
+            matches.emplace_back(at, at + m_literal.size());
+    }
+    if (matches.empty())
+        return false;
+    std::string out;
+    std::size_t from = 0;
+    for (const auto& [b, e] : matches) {
+        (out.append(text, from, b - from)) += m_content;
+        from = e;
+    }
+    out.append(text, from, std::string::npos);
+    text = std::move(out);
+    return true;
+}
+
 } // namespace layerwise::text

@@ -36,6 +36,20 @@ private:
     std::unique_ptr<Compiled> m_compiled;
 };
 
+// tokenizer.json's Replace (normalizer and decoder alike): every match of a literal string or a
+// regex, left to right, replaced by `content`.
+class Replacement {
+public:
+    Replacement(const std::string& pattern, bool literal, std::string content, const std::string& where);
+    // Replaces in place; false (and `text` untouched) when nothing matched.
+    bool apply(std::string& text) const;
+
+private:
+    std::string m_literal;          // a non-empty literal pattern
+    std::unique_ptr<Regex> m_regex; // otherwise
+    std::string m_content;
+};
+
 // An Oniguruma pattern as PCRE2 should see it: \p{L} and \p{N} gain the characters HF's
 // newer Unicode assigned to them, \s and \S become Unicode's White_Space exactly.
 std::string adapt_pattern(std::string_view pattern);
