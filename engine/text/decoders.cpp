@@ -128,15 +128,7 @@ private:
     // Rust's u8::from_str_radix(_, 16) on two characters (a leading '+' is allowed).
     static int parse_hex_byte(const std::string& s)
     {
-        const auto digit = [](char c) {
-            if (c >= '0' && c <= '9')
-                return c - '0';
-            if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-            if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-            return -1;
-        };
+        const auto digit = hex_digit_value;
         if (s[0] == '+')
             return digit(s[1]);
         const int hi = digit(s[0]), lo = digit(s[1]);

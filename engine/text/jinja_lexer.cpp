@@ -1,4 +1,5 @@
 #include "text/jinja_lexer.h"
+#include "text/unicode.h"
 
 #include "text/jinja_error.h"
 #include "text/jinja_strings.h"
@@ -112,16 +113,6 @@ std::size_t rstripped_length(std::string_view s)
 
 bool all_whitespace(std::string_view s) { return !s.empty() && whitespace_run(s, 0) == s.size(); }
 
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 // A string literal's body decoded the way jinja2 does it:
 // .encode("ascii", "backslashreplace").decode("unicode-escape").
@@ -179,11 +170,11 @@ std::string unescape(std::string_view raw, int line)
             const int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             char32_t cp = 0;
             for (int k = 0; k < digits; ++k) {
-                if (i + k >= raw.size() || hex_value(raw[i + k]) < 0)
+                if (i + k >= raw.size() || text::hex_digit_value(raw[i + k]) < 0)
                     syntax_error(line, e == 'x'   ? "truncated \\xXX escape"
                                        : e == 'u' ? "truncated \\uXXXX escape"
                                                   : "truncated \\UXXXXXXXX escape");
-                cp = cp * 16 + static_cast<char32_t>(hex_value(raw[i + k]));
+                cp = cp * 16 + static_cast<char32_t>(text::hex_digit_value(raw[i + k]));
             }
             if (cp > 0x10FFFF)
                 syntax_error(line, "illegal Unicode character");
@@ -282,7 +273,7 @@ std::size_t match_integer(std::string_view s, std::size_t pos, int& base)
             end = run(pos + 2, [](char c) { return c >= '0' && c <= '7'; });
             base = 8;
         } else if (p == 'x') {
-            end = run(pos + 2, [](char c) { return hex_value(c) >= 0; });
+            end = run(pos + 2, [](char c) { return text::hex_digit_value(c) >= 0; });
             base = 16;
         }
         if (end != std::string_view::npos)

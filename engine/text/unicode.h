@@ -34,4 +34,16 @@ bool is_white_space(char32_t c);
 std::string normalize_nfd(std::string_view s);
 std::string normalize_nfc(std::string_view s);
 
+// The value of a hexadecimal digit (0-9, a-f, A-F), -1 for any other character.
+inline int hex_digit_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 } // namespace layerwise::text
