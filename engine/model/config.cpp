@@ -98,6 +98,13 @@ void read_rope(const Reader& r, ModelConfig& c, const std::string& where)
     c.rope.high_freq_factor = s.number_or("high_freq_factor", 4.0);
     c.rope.original_max_position_embeddings = s.positive_or("original_max_position_embeddings", 0);
     c.rope.partial_rotary_factor = s.number_or("partial_rotary_factor", c.rope.partial_rotary_factor);
+    c.rope.beta_fast = s.number_or("beta_fast", 32.0);
+    c.rope.beta_slow = s.number_or("beta_slow", 1.0);
+    if (s.has("attention_factor"))
+        c.rope.attention_factor = s.number_or("attention_factor", 1.0);
+    c.rope.mscale = s.number_or("mscale", 0.0);
+    c.rope.mscale_all_dim = s.number_or("mscale_all_dim", 0.0);
+    c.rope.truncate = !rp.contains("truncate") || !rp["truncate"].is_boolean() || rp["truncate"].get<bool>();
     static const char* known[] = {"default", "linear", "dynamic", "llama3", "yarn", "longrope", "ntk"};
     bool ok = false;
     for (const char* k : known)

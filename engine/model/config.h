@@ -21,6 +21,13 @@ struct RopeConfig {
     double high_freq_factor = 4.0;
     std::int64_t original_max_position_embeddings = 0;
     double partial_rotary_factor = 1.0; // fraction of head_dim that is rotated (GPT-NeoX rotary_pct)
+    // yarn
+    double beta_fast = 32.0;
+    double beta_slow = 1.0;
+    std::optional<double> attention_factor; // cos/sin scaling; derived from factor/mscale when absent
+    double mscale = 0.0;
+    double mscale_all_dim = 0.0;
+    bool truncate = true;
 };
 
 struct ModelConfig {

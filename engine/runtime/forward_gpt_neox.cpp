@@ -28,8 +28,8 @@ at::Tensor gpt_neox_forward(Runner& runner, const at::Tensor& ids, bool all_posi
     const at::Tensor& embed = m.global("gpt_neox.embed_in.weight");
     at::Tensor h = at::embedding(embed, ids.to(embed.device())).to(exec);
     const auto dtype = h.scalar_type();
-    const at::Tensor cos = rotary_cos_sin(runner.inv_freq(), start, n, dtype, false).to(exec);
-    const at::Tensor sin = rotary_cos_sin(runner.inv_freq(), start, n, dtype, true).to(exec);
+    const at::Tensor cos = runner.rotary(start, n, dtype, false).to(exec);
+    const at::Tensor sin = runner.rotary(start, n, dtype, true).to(exec);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     for (std::size_t l = 0; l < m.layers.size(); ++l) {
         runner.run_layer(l, [&](const LayerWeights& w) {

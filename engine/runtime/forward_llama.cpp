@@ -16,8 +16,8 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
     at::Tensor h = at::embedding(embed, ids.to(embed.device())).to(exec);
     const std::int64_t b = ids.size(0), n = ids.size(1), start = runner.position();
     const auto dtype = h.scalar_type();
-    const at::Tensor cos = rotary_cos_sin(runner.inv_freq(), start, n, dtype, false).to(exec);
-    const at::Tensor sin = rotary_cos_sin(runner.inv_freq(), start, n, dtype, true).to(exec);
+    const at::Tensor cos = runner.rotary(start, n, dtype, false).to(exec);
+    const at::Tensor sin = runner.rotary(start, n, dtype, true).to(exec);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     const bool qk_norm = c.model_type == "qwen3";
 

@@ -30,7 +30,41 @@ at::Tensor rope_inv_freq(const ModelConfig& c)
         const at::Tensor medium = at::logical_not(wavelen < high_wavelen).logical_and(at::logical_not(wavelen > low_wavelen));
         return at::where(medium, smoothed, scaled);
     }
-    throw UnsupportedError("rope type '" + c.rope.type + "' is planned but not run yet (supported at run time: default, linear, llama3)");
+    if (c.rope.type == "yarn") {
+        // Interpolated (inv / factor) below the low-frequency boundary, extrapolated (inv) above the
+        // high one, a linear ramp between; the boundaries are the dimensions whose wavelength turns
+        // beta_fast / beta_slow times over the original context.
+        const double base = c.rope.theta, old_ctx = static_cast<double>(c.rope.original_max_position_embeddings);
+        const auto correction_dim = [&](double rotations) {
+            return (static_cast<double>(dim) * std::log(old_ctx / (rotations * 2 * M_PI))) / (2 * std::log(base));
+        };
+        double low = correction_dim(c.rope.beta_fast), high = correction_dim(c.rope.beta_slow);
+        if (c.rope.truncate) {
+            low = std::floor(low);
+            high = std::ceil(high);
+        }
+        low = std::max(low, 0.0);
+        high = std::min(high, static_cast<double>(dim - 1));
+        if (low == high)
+            high += 0.001;
+        const at::Tensor ramp = ((at::arange(dim / 2, at::kFloat) - low) / (high - low)).clamp(0, 1);
+        const at::Tensor extrapolation = 1 - ramp;
+        return (inv / c.rope.factor) * (1 - extrapolation) + inv * extrapolation;
+    }
+    throw UnsupportedError("rope type '" + c.rope.type + "' is planned but not run yet (supported at run time: default, linear, llama3, yarn)");
+}
+
+// The factor transformers applies to cos and sin (yarn's attention scaling; 1 otherwise).
+double rope_attention_scaling(const ModelConfig& c)
+{
+    if (c.rope.type != "yarn")
+        return 1.0;
+    if (c.rope.attention_factor)
+        return *c.rope.attention_factor;
+    const auto mscale = [](double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
+    if (c.rope.mscale != 0 && c.rope.mscale_all_dim != 0)
+        return mscale(c.rope.factor, c.rope.mscale) / mscale(c.rope.factor, c.rope.mscale_all_dim);
+    return mscale(c.rope.factor, 1.0);
 }
 
 } // namespace
@@ -51,8 +85,15 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
         m_cache.k.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
         m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
     }
-    if (c.model_type != "gpt2")
+    if (c.model_type != "gpt2") {
         m_inv_freq = rope_inv_freq(c);
+        m_rope_scaling = rope_attention_scaling(c);
+    }
+}
+
+at::Tensor Runner::rotary(std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin) const
+{
+    return rotary_cos_sin(m_inv_freq, start, n, dtype, sin, m_rope_scaling);
 }
 
 std::pair<at::Tensor, at::Tensor> Runner::append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v)
@@ -106,12 +147,14 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps)
     return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
 }
 
-at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin)
+at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
+                          double scaling)
 {
     const at::Tensor positions = at::arange(start, start + n, at::kLong).to(at::kFloat);
     const at::Tensor freqs = at::outer(positions, inv_freq.to(positions.device()));
     const at::Tensor emb = at::cat({freqs, freqs}, -1);
-    return (sin ? emb.sin() : emb.cos()).to(dtype);
+    const at::Tensor wave = sin ? emb.sin() : emb.cos();
+    return (scaling == 1.0 ? wave : wave * scaling).to(dtype);
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin)

@@ -31,7 +31,8 @@ public:
     // Internals the per-architecture forwards use.
     template <typename F>
     void run_layer(std::size_t index, F&& body);
-    const at::Tensor& inv_freq() const { return m_inv_freq; }
+    // cos (or sin) of the rotary embedding for positions start..start+n, in `dtype`.
+    at::Tensor rotary(std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin) const;
     KvCache& cache() { return m_cache; }
     at::Device execution_device() const { return m_exec; }
     // Appends k, v [batch, kv_heads, n, head_dim] at the current position; returns the cached views.
@@ -44,6 +45,7 @@ private:
     LoadedModel& m_model;
     KvCache m_cache;
     at::Tensor m_inv_freq;
+    double m_rope_scaling = 1.0;
     at::Device m_exec;
 };
 
@@ -54,7 +56,8 @@ at::Tensor gpt_neox_forward(Runner& runner, const at::Tensor& ids, bool all_posi
 
 // Shared pieces.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
-at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin);
+at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
+                          double scaling = 1.0);
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);

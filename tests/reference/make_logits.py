@@ -6,9 +6,10 @@ fixed prompt (prefill, every position) and of 20 greedy decode steps with the KV
 transformers' generate computes them.
 
 Output: tests/fixtures/logits/<checkpoint>-<dtype>.json
-Run: .venv/bin/python tests/reference/make_logits.py
+Run: .venv/bin/python tests/reference/make_logits.py [CHECKPOINT...]   (default: all)
 """
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ STEPS = 20
 
 torch.manual_seed(0)
 for folder in sorted(CKPTS.iterdir()):
+    if sys.argv[1:] and folder.name not in sys.argv[1:]:
+        continue
     dtypes = [torch.float32] + ([torch.bfloat16] if folder.name in ("qwen3-bf16", "llama-bf16-sharded") else [])
     for dtype in dtypes:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa").eval()
