@@ -31,7 +31,7 @@ from llama_cpp import Llama
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "gguf_llamacpp"
 OUT.mkdir(parents=True, exist_ok=True)
-LLAMA_CPP = Path(sys.argv[1]).resolve()
+LLAMA_CPP = Path(sys.argv[1]).resolve()  # [--tiny-only]
 THREADS = 2
 
 CHAT_PROMPTS = [
@@ -92,7 +92,7 @@ def make_smollm2():
 
 def make_tiny():
     from transformers import LlamaConfig, LlamaForCausalLM
-    vocab = 320
+    vocab = 512
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = tmp / "corpus.txt"
@@ -101,7 +101,7 @@ def make_tiny():
                                     if Path(p).is_file()))
         subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={tmp / 'tokenizer'}",
                         f"--vocab_size={vocab}", "--model_type=bpe", "--byte_fallback=true",
-                        "--character_coverage=1.0", "--minloglevel=2"], check=True)
+                        "--character_coverage=0.9995", "--minloglevel=2"], check=True)
         model_dir = tmp / "tiny-llama"
         torch.manual_seed(7)
         cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -115,7 +115,7 @@ def make_tiny():
         model.save_pretrained(model_dir)
         (model_dir / "tokenizer.model").write_bytes((tmp / "tokenizer.model").read_bytes())
         env = dict(os.environ, PYTHONPATH=str(LLAMA_CPP / "gguf-py"))
-        prompt = [1, 40, 77, 150, 9, 230, 12, 300, 64, 5]
+        prompt = [1, 40, 77, 150, 9, 230, 12, 300, 64, 500]
         for outtype in ("f32", "q8_0"):
             gguf_file = OUT / f"tiny-llama-{outtype}.gguf"
             subprocess.run([sys.executable, str(LLAMA_CPP / "convert_hf_to_gguf.py"), str(model_dir),
@@ -130,5 +130,6 @@ def make_tiny():
 
 
 if __name__ == "__main__":
-    make_smollm2()
+    if "--tiny-only" not in sys.argv:
+        make_smollm2()
     make_tiny()
