@@ -3,6 +3,7 @@
 #include "checkpoint/gguf.h"
 #include "core/error.h"
 #include "text/bpe.h"
+#include "text/gguf_unicode_tables.h"
 #include "text/json_fields.h"
 #include "text/pre_tokenizers.h"
 #include "text/unicode.h"
@@ -27,6 +28,53 @@ const char* const qwen2_regex =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const qwen35_regex =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// A pattern written with \p{L}, \p{N}, \p{M}, \p{P}, \p{S} rewritten to llama.cpp's classes: PCRE2's
+// subcategories (which adapt_pattern leaves alone) plus what llama.cpp's newer Unicode adds.
+std::string llama_classes(std::string_view pattern)
+{
+    const auto items = [](char c) {
+        const tables::CodePointRange* extra = nullptr;
+        std::size_t count = 0;
+        std::string out;
+        switch (c) {
+        case 'L': out = "\\p{Lu}\\p{Ll}\\p{Lt}\\p{Lm}\\p{Lo}"; extra = gguf_tables::extra_L; count = gguf_tables::extra_L_count; break;
+        case 'N': out = "\\p{Nd}\\p{Nl}\\p{No}"; extra = gguf_tables::extra_N; count = gguf_tables::extra_N_count; break;
+        case 'M': out = "\\p{Mn}\\p{Mc}\\p{Me}"; extra = gguf_tables::extra_M; count = gguf_tables::extra_M_count; break;
+        case 'P': out = "\\p{Pc}\\p{Pd}\\p{Ps}\\p{Pe}\\p{Pi}\\p{Pf}\\p{Po}"; extra = gguf_tables::extra_P; count = gguf_tables::extra_P_count; break;
+        default: out = "\\p{Sm}\\p{Sc}\\p{Sk}\\p{So}"; extra = gguf_tables::extra_S; count = gguf_tables::extra_S_count; break;
+        }
+        char buffer[40];
+        for (std::size_t i = 0; i < count; ++i) {
+            std::snprintf(buffer, sizeof buffer, "\\x{%X}-\\x{%X}", static_cast<unsigned>(extra[i].first),
+                          static_cast<unsigned>(extra[i].last));
+            out += buffer;
+        }
+        return out;
+    };
+    std::string out;
+    bool in_class = false;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        const char c = pattern[i];
+        if (c == '\\' && i + 4 < pattern.size() && pattern.compare(i + 1, 2, "p{") == 0 && pattern[i + 4] == '}' &&
+            std::string_view("LNMPS").find(pattern[i + 3]) != std::string_view::npos) {
+            out += in_class ? items(pattern[i + 3]) : "[" + items(pattern[i + 3]) + "]";
+            i += 4;
+            continue;
+        }
+        if (c == '\\' && i + 1 < pattern.size()) {
+            out.append(pattern.substr(i, 2));
+            ++i;
+            continue;
+        }
+        if (c == '[')
+            in_class = true;
+        else if (c == ']')
+            in_class = false;
+        out += c;
+    }
+    return out;
+}
 
 struct PreFlavour {
     std::vector<std::string> regexes;
@@ -383,7 +431,7 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
 
         nlohmann::json stages = nlohmann::json::array();
         for (const std::string& regex : flavour.regexes)
-            stages.push_back({{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}});
+            stages.push_back({{"type", "Split"}, {"pattern", {{"Regex", llama_classes(regex)}}}, {"behavior", "Isolated"}, {"invert", false}});
         stages.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
         const nlohmann::json pre = {{"type", "Sequence"}, {"pretokenizers", stages}};
         t->m_pre_tokenizer = make_pre_tokenizer(JsonField(file, "tokenizer.ggml.pre", pre));

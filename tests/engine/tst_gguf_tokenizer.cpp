@@ -10,6 +10,7 @@
 #include "text/gguf_tokenizer.h"
 #include "text/tokenizer.h"
 
+#include <chrono>
 #include <map>
 
 using namespace layerwise;
@@ -177,6 +178,7 @@ private Q_SLOTS:
     void duplicate_token();
     void wrong_value_type();
     void gguf_file_for_folders();
+    void encoding_speed();
 };
 
 void TestGgufTokenizer::encode_matches_llama_cpp_data()
@@ -408,6 +410,43 @@ void TestGgufTokenizer::gguf_file_for_folders()
     std::filesystem::remove(dir.path() / "other.gguf");
     test::write_file(dir.path() / "tokenizer.json", "{}");
     QVERIFY(!gguf_file_for(dir.path())); // tokenizer.json wins
+}
+
+
+// 1 MB of the corpus (or the file LAYERWISE_BENCH_TEXT names, for tests/bench/gguf_tokenizer_bench.py),
+// encoded without special-token parsing by each vocabulary; prints MB/s and a hash of the ids.
+void TestGgufTokenizer::encoding_speed()
+{
+    std::string text;
+    if (const QByteArray file = qgetenv("LAYERWISE_BENCH_TEXT"); !file.isEmpty()) {
+        text = test::read_file(file.toStdString());
+    } else {
+        std::vector<std::string> texts;
+        for (const auto& c : cases()["cases"])
+            if (c["gguf"] == "smollm2")
+                texts.push_back(c["text"].get<std::string>());
+        for (std::size_t i = 0; text.size() < (1u << 20); ++i)
+            (text += texts[i % texts.size()]) += "\n";
+    }
+    for (const char* name : {"smollm2", "llama2_spm", "qwen2_small", "llama3_small"}) {
+        const GgufTokenizer& t = fixture_tokenizer(name);
+        std::vector<double> rates;
+        std::vector<TokenId> ids;
+        for (int run = 0; run < 5; ++run) {
+            const auto t0 = std::chrono::steady_clock::now();
+            ids = t.encode(text, false, false);
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            rates.push_back(static_cast<double>(text.size()) / 1e6 / s);
+        }
+        std::sort(rates.begin(), rates.end());
+        std::uint64_t hash = 1469598103934665603ull; // FNV-1a over the ids as decimal text
+        for (TokenId id : ids)
+            for (char c : std::to_string(id) + ",")
+                hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+        qInfo("bench {\"gguf\": \"%s\", \"bytes\": %zu, \"tokens\": %zu, \"mb_per_s\": %.2f, \"ids_fnv1a\": \"%016llx\"}",
+              name, text.size(), ids.size(), rates[2], static_cast<unsigned long long>(hash));
+        QVERIFY2(rates[2] >= 2.0, "encoding must reach 2 MB/s on one thread");
+    }
 }
 
 QTEST_GUILESS_MAIN(TestGgufTokenizer)
