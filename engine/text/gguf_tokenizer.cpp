@@ -9,6 +9,7 @@
 #include "text/unicode.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <cstring>
 #include <queue>
@@ -438,6 +439,26 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
         t->m_kind = "GGUF BPE (byte-level, pre-tokenizer '" + (t->m_pre.empty() ? std::string("default") : t->m_pre) + "')";
     } else {
         t->m_kind = "GGUF SentencePiece BPE (scores, byte fallback)";
+        std::vector<char32_t> single, joined; // one-character tokens; characters after a different one
+        for (const std::string& token : t->m_tokens) {
+            std::size_t pos = 0;
+            char32_t previous = 0;
+            std::size_t count = 0;
+            while (pos < token.size()) {
+                const char32_t c = next_code_point(token, pos);
+                if (count++ > 0 && c != previous)
+                    joined.push_back(c);
+                previous = c;
+            }
+            if (count == 1)
+                single.push_back(previous);
+        }
+        std::sort(single.begin(), single.end());
+        std::sort(joined.begin(), joined.end());
+        std::set_difference(single.begin(), single.end(), joined.begin(), joined.end(),
+                            std::back_inserter(t->m_spm_boundaries));
+        t->m_spm_boundaries.erase(std::unique(t->m_spm_boundaries.begin(), t->m_spm_boundaries.end()),
+                                  t->m_spm_boundaries.end());
     }
 
     // Each token's text as llama.cpp's token_to_piece(special = true) gives it.
@@ -498,7 +519,7 @@ bool GgufTokenizer::is_special(TokenId id) const { return attributes(id) & (gguf
 
 std::optional<TokenId> GgufTokenizer::token_to_id(std::string_view token) const
 {
-    const auto it = m_ids.find(std::string(token));
+    const auto it = m_ids.find(token);
     if (it == m_ids.end())
         return std::nullopt;
     return it->second;
@@ -626,6 +647,47 @@ TokenId GgufTokenizer::byte_token(unsigned char byte) const
 
 void GgufTokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out) const
 {
+    constexpr std::size_t cache_max_word = 256;
+    constexpr std::size_t cache_capacity = 100000;
+    const auto word = [&](std::string_view w) {
+        if (w.size() > cache_max_word) {
+            encode_spm_word(w, out);
+            return;
+        }
+        {
+            std::lock_guard lock(m_cache_mutex);
+            const auto it = m_cache.find(w);
+            if (it != m_cache.end()) {
+                out.insert(out.end(), it->second.begin(), it->second.end());
+                return;
+            }
+        }
+        const std::size_t first = out.size();
+        encode_spm_word(w, out);
+        std::lock_guard lock(m_cache_mutex);
+        if (m_cache.size() >= cache_capacity)
+            m_cache.clear();
+        m_cache.emplace(std::string(w), std::vector<TokenId>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+    };
+    // Valid UTF-8 (encode() checked it): cut before each boundary character that follows a different one.
+    std::size_t start = 0;
+    char32_t previous = 0;
+    for (std::size_t pos = 0; pos < text.size();) {
+        const std::size_t at = pos;
+        const char32_t c = next_code_point(text, pos);
+        if (at > start && c != previous &&
+            std::binary_search(m_spm_boundaries.begin(), m_spm_boundaries.end(), c)) {
+            word(text.substr(start, at - start));
+            start = at;
+        }
+        previous = c;
+    }
+    if (start < text.size())
+        word(text.substr(start));
+}
+
+void GgufTokenizer::encode_spm_word(std::string_view text, std::vector<TokenId>& out) const
+{
     // SentencePiece BPE as llama.cpp runs it: start from characters, repeatedly join the adjacent
     // pair whose joined text is a token with the best score (ties: leftmost), then emit each
     // symbol's token, or its bytes.
@@ -651,13 +713,12 @@ void GgufTokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out)
         pos += length;
     }
     std::priority_queue<Bigram> queue;
-    std::string joined;
     const auto try_add = [&](std::int32_t left, std::int32_t right) {
         if (left < 0 || right < 0)
             return;
         const Symbol& l = symbols[static_cast<std::size_t>(left)];
         const Symbol& r = symbols[static_cast<std::size_t>(right)];
-        joined.assign(text.substr(l.begin, l.length + r.length));
+        const std::string_view joined = text.substr(l.begin, l.length + r.length);
         const auto it = m_ids.find(joined);
         if (it == m_ids.end())
             return;
@@ -684,7 +745,7 @@ void GgufTokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out)
         return;
     for (std::int32_t i = 0; i != -1; i = symbols[static_cast<std::size_t>(i)].next) {
         const Symbol& s = symbols[static_cast<std::size_t>(i)];
-        joined.assign(text.substr(s.begin, s.length));
+        const std::string_view joined = text.substr(s.begin, s.length);
         const auto it = m_ids.find(joined);
         if (it != m_ids.end()) {
             out.push_back(it->second);

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -80,6 +81,7 @@ private:
     };
     void partition(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
     void encode_spm(std::string_view text, std::vector<TokenId>& out) const;
+    void encode_spm_word(std::string_view word, std::vector<TokenId>& out) const;
     TokenId byte_token(unsigned char byte) const;
     std::string piece(TokenId id) const;
 
@@ -88,7 +90,16 @@ private:
     std::vector<std::string> m_tokens;
     std::vector<float> m_scores;
     std::vector<std::uint32_t> m_attrs;
-    std::unordered_map<std::string, TokenId> m_ids;
+    struct StringHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>> m_ids;
+    // SentencePiece: characters no token joins to a different preceding character; the text is
+    // cut before them and the parts (cached) merged separately, with the same result.
+    std::vector<char32_t> m_spm_boundaries; // sorted
+    mutable std::mutex m_cache_mutex;
+    mutable std::unordered_map<std::string, std::vector<TokenId>, StringHash, std::equal_to<>> m_cache;
     std::vector<std::string> m_pieces;      // each token's text as decoded with special tokens shown
     std::vector<TokenId> m_special_tokens;  // matched in the text: longest first
     std::unique_ptr<BpeModel> m_bpe;

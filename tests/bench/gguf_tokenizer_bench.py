@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Encoding speed of Layerwise's GGUF tokenizer next to llama.cpp's (llama-cpp-python's
-Llama.tokenize, vocab_only), on the same text in the same run, one thread; and whether both give
+llama_tokenize, vocab_only), on the same text in the same run, one thread; and whether both give
 the same ids for the whole text.
 
   .venv/bin/python tests/bench/gguf_tokenizer_bench.py [--gguf FILE] [--text FILE]
@@ -10,8 +10,10 @@ the same ids for the whole text.
 --text         UTF-8 text (default: 1 MB of English prose, as tests/bench/tokenizer_bench.py makes it)
 --layerwise    `layerwise tokenize GGUF --bench FILE --json` gives Layerwise's figure when the
                build reads .gguf files (needs the GGUF parser); otherwise
---test-binary  tst_gguf_tokenizer's encoding_speed (SmolLM2 only: it encodes with the metadata
-               fixture tests/fixtures/gguf_vocab/smollm2.metadata.json, which is that file's)
+--test-binary  tst_gguf_tokenizer's encoding_speed, which encodes with the metadata fixture
+               tests/fixtures/gguf_vocab/FIXTURE.metadata.json: --fixture names the one that is
+               --gguf's (default smollm2; llama2_spm for the GGUF make_gguf_vocab_fixtures.py
+               writes with --keep-gguf DIR)
 Both sides encode without BOS and without parsing special tokens.
 """
 import argparse
@@ -45,6 +47,7 @@ def main():
     parser.add_argument("--text")
     parser.add_argument("--layerwise", default=str(ROOT / "build" / "app" / "layerwise"))
     parser.add_argument("--test-binary", default=str(ROOT / "build" / "tests" / "tst_gguf_tokenizer"))
+    parser.add_argument("--fixture", default="smollm2")
     args = parser.parse_args()
 
     import llama_cpp
@@ -61,10 +64,16 @@ def main():
         data = text.encode()
         rates = []
         ids = None
+        # llama_tokenize itself, once, into a buffer large enough (Llama.tokenize would call it twice:
+        # its first buffer is the training context).
+        vocab = llm._model.vocab
+        buffer = (llama_cpp.llama_token * (len(data) + 16))()
         for _ in range(5):
             t0 = time.perf_counter()
-            ids = llm.tokenize(data, add_bos=False, special=False)
+            n = llama_cpp.llama_tokenize(vocab, data, len(data), buffer, len(data) + 16, False, False)
             rates.append(len(data) / 1e6 / (time.perf_counter() - t0))
+            ids = list(buffer[:n])
+        assert ids == llm.tokenize(data, add_bos=False, special=False)
         result = {"gguf": args.gguf, "bytes": len(data), "llama_cpp_tokens": len(ids),
                   "llama_cpp_mb_per_s": round(statistics.median(rates), 2),
                   "llama_cpp_python": llama_cpp.__version__}
@@ -77,15 +86,15 @@ def main():
             encoded = subprocess.run([args.layerwise, "tokenize", args.gguf, "-", "--no-special", "--json"],
                                      input=data, capture_output=True, check=True)
             ours["same_ids"] = json.loads(encoded.stdout)["ids"] == ids
-        elif Path(args.test_binary).exists() and Path(args.gguf).name == Path(SMOLLM2).name:
+        elif Path(args.test_binary).exists():
             env = dict(os.environ, LAYERWISE_BENCH_TEXT=str(path), LAYERWISE_FIXTURES=str(ROOT / "tests" / "fixtures"),
                        LAYERWISE_TEST_DATA=os.environ.get("LAYERWISE_TEST_DATA", str(ROOT.parent / "shared" / "data")))
             run = subprocess.run([args.test_binary, "encoding_speed"], capture_output=True, text=True, env=env)
             for line in (run.stdout + run.stderr).splitlines():
                 m = re.search(r"bench (\{.*\})", line)
-                if m and json.loads(m.group(1))["gguf"] == "smollm2":
+                if m and json.loads(m.group(1))["gguf"] == args.fixture:
                     bench = json.loads(m.group(1))
-                    ours = {"mb_per_s": bench["mb_per_s"], "via": "tst_gguf_tokenizer encoding_speed",
+                    ours = {"mb_per_s": bench["mb_per_s"], "via": f"tst_gguf_tokenizer encoding_speed ({args.fixture})",
                             "same_ids": bench["ids_fnv1a"] == fnv1a(ids) and bench["tokens"] == len(ids)}
         if ours:
             result["layerwise_mb_per_s"] = round(ours["mb_per_s"], 2)

@@ -31,6 +31,7 @@ engine/text/gguf_unicode_tables.cpp   (only with --unicode-tables)
   class than Unicode 14, and that its white space is Unicode's White_Space.
 
 Run: .venv/bin/python tests/reference/make_gguf_vocab_fixtures.py [--metadata-only] [--unicode-tables]
+                                                                  [--keep-gguf DIR]
 Needs llama-cpp-python (built from source), gguf, sentencepiece, jinja2, tokenizers.
 """
 import ctypes
@@ -286,8 +287,10 @@ def main():
     if "--unicode-tables" in sys.argv:
         unicode_tables()
     OUT.mkdir(parents=True, exist_ok=True)
+    keep = sys.argv[sys.argv.index("--keep-gguf") + 1] if "--keep-gguf" in sys.argv else None
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        tmp = Path(keep) if keep else Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         files = {"smollm2": SMOLLM2}
         files["llama2_spm"] = tmp / "llama2_spm.gguf"
         write_spm_gguf(files["llama2_spm"])
