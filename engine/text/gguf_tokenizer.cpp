@@ -316,13 +316,11 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
     }
 
     // Special ids: llama.cpp's defaults, then the metadata's (ignored when out of range, as there).
-    std::optional<TokenId> bos, eos, unk;
-    bool flavour_add_bos = false;
+    std::optional<TokenId> bos, eos;
     PreFlavour flavour;
     if (t->m_spm) {
         bos = 1;
         eos = 2;
-        unk = 0;
         t->m_add_bos = true;
         t->m_add_space_prefix = true;
         t->m_clean_spaces = false;
@@ -336,10 +334,9 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
                                    "' is a pre-tokenizer Layerwise does not know (supported: " + supported_pres +
                                    "); give the model's folder with tokenizer.json instead");
         flavour = *f;
-        flavour_add_bos = flavour.add_bos;
         if (flavour.no_bos)
             bos.reset();
-        t->m_add_bos = flavour_add_bos;
+        t->m_add_bos = flavour.add_bos;
         t->m_clean_spaces = flavour.clean_spaces;
     }
     const auto in_range = [&](std::optional<TokenId> id) -> std::optional<TokenId> {
@@ -356,7 +353,6 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
     };
     t->m_bos = read_id("tokenizer.ggml.bos_token_id", bos);
     t->m_eos = read_id("tokenizer.ggml.eos_token_id", eos);
-    (void)read_id("tokenizer.ggml.unknown_token_id", unk);
     t->m_add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix").value_or(t->m_add_space_prefix);
     t->m_add_bos = md.get_bool("tokenizer.ggml.add_bos_token").value_or(t->m_add_bos);
     t->m_add_eos = md.get_bool("tokenizer.ggml.add_eos_token").value_or(t->m_add_eos);
