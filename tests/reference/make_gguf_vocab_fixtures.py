@@ -68,7 +68,19 @@ EXTRA_CORPUS = [
     "1234567890 12 123 1234",
     "<reponame>repo<file_sep>file",
 ]
-TEXTS = CORPUS + EXTRA_CORPUS
+# Special tokens, their fragments, white space and text mixed at random (fixed seed).
+PIECES = ["<|im_start|>", "<|im_end|>", "<think>", "</think>", "[USER]", "[/USER]", "<s>", "</s>", "<|endoftext|>",
+          " ", "  ", "\n", "\t", "a", "Hello", "'s", "123", "\u00e9", "\u4f60\u597d", "\U0001f999", "<|", "|>",
+          "<think", "im_end|>", " ?", "'", ".", " ,", "<0x0A>", "\u2581x"]
+
+
+def mixed_texts(count=24, seed=7):
+    import random
+    rng = random.Random(seed)
+    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(3, 14))) for _ in range(count)]
+
+
+TEXTS = CORPUS + EXTRA_CORPUS + mixed_texts()
 SMALL_MERGES = 3000
 
 # GGUF metadata value types by name, for the JSON dump.
