@@ -163,6 +163,7 @@ private Q_SLOTS:
     void encode_matches_llama_cpp();
     void decode_matches_llama_cpp_data();
     void decode_matches_llama_cpp();
+    void decode_random_ids_like_llama_cpp();
     void llama2_vectors_of_llama_cpp();
     void properties();
     void streaming_decode();
@@ -220,6 +221,19 @@ void TestGgufTokenizer::decode_matches_llama_cpp()
     const auto ids = c["ids"].get<std::vector<TokenId>>();
     QCOMPARE(QString::fromStdString(to_hex(t.decode(ids, false))), QString::fromStdString(c["decoded_hex"].get<std::string>()));
     QCOMPARE(QString::fromStdString(to_hex(t.decode(ids, true))), QString::fromStdString(c["decoded_skip_hex"].get<std::string>()));
+}
+
+void TestGgufTokenizer::decode_random_ids_like_llama_cpp()
+{
+    std::size_t count = 0;
+    for (const auto& c : cases()["decode_only"]) {
+        const GgufTokenizer& t = fixture_tokenizer(c["gguf"].get<std::string>());
+        const auto ids = c["ids"].get<std::vector<TokenId>>();
+        QCOMPARE(QString::fromStdString(to_hex(t.decode(ids, false))), QString::fromStdString(c["decoded_hex"].get<std::string>()));
+        QCOMPARE(QString::fromStdString(to_hex(t.decode(ids, true))), QString::fromStdString(c["decoded_skip_hex"].get<std::string>()));
+        ++count;
+    }
+    QCOMPARE(count, std::size_t{120});
 }
 
 void TestGgufTokenizer::llama2_vectors_of_llama_cpp()

@@ -20,7 +20,7 @@ Outputs (tests/fixtures/gguf_vocab/):
                          (plus a few more): llama_tokenize ids with add_special on/off and
                          parse_special on/off, and llama_detokenize (remove_special off,
                          unparse_special on/off) of the add_special + parse_special ids, as hex
-                         bytes; and the SmolLM2 chat template rendered by jinja2 as transformers'
+                         bytes; llama_detokenize of 20 random id sequences per file; and the SmolLM2 chat template rendered by jinja2 as transformers'
                          apply_chat_template does (add_generation_prompt=True, system + user).
 
 engine/text/gguf_unicode_tables.cpp   (only with --unicode-tables)
@@ -229,8 +229,18 @@ def reference_cases(name, path):
         case["decoded_hex"] = detokenize(llama_cpp, vocab, case["ids"], True).hex()
         case["decoded_skip_hex"] = detokenize(llama_cpp, vocab, case["ids"], False).hex()
         cases.append(case)
+    # Random id sequences (any token: control, byte, partial UTF-8), decoded both ways.
+    import random
+    rng = random.Random(name)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    decode_only = []
+    for _ in range(20):
+        ids = [rng.randrange(n_vocab) if rng.random() < 0.7 else rng.randrange(min(n_vocab, 300))
+               for _ in range(rng.randint(1, 24))]
+        decode_only.append({"gguf": name, "ids": ids, "decoded_hex": detokenize(llama_cpp, vocab, ids, True).hex(),
+                            "decoded_skip_hex": detokenize(llama_cpp, vocab, ids, False).hex()})
     del llm
-    return cases
+    return cases, decode_only
 
 
 def render_chat(template, special_tokens, messages):
@@ -316,11 +326,14 @@ def main():
             write_bpe_gguf(files[name], pre, tokens, types, merges, bos, eos, add_bos)
 
         cases = []
+        decode_only = []
         for name, path in files.items():
             metadata = dump_metadata(path)
             (OUT / f"{name}.metadata.json").write_text(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")))
             if "--metadata-only" not in sys.argv:
-                cases += reference_cases(name, path)
+                more_cases, more_decode = reference_cases(name, path)
+                cases += more_cases
+                decode_only += more_decode
             print(name, "done", file=sys.stderr)
 
         md = dump_metadata(SMOLLM2)
@@ -337,7 +350,7 @@ def main():
 
     if "--metadata-only" in sys.argv:
         return
-    (OUT / "cases.json").write_text(json.dumps({"cases": cases, "chat": chat}, ensure_ascii=False, indent=0))
+    (OUT / "cases.json").write_text(json.dumps({"cases": cases, "decode_only": decode_only, "chat": chat}, ensure_ascii=False, indent=0))
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"{len(cases)} cases, fixtures {total / 1e6:.2f} MB", file=sys.stderr)
 
