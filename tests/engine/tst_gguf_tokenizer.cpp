@@ -1,8 +1,9 @@
 // Tokenizers and chat templates from GGUF metadata against llama.cpp itself (llama-cpp-python's
 // llama_tokenize / llama_detokenize) and jinja2, from tests/reference/make_gguf_vocab_fixtures.py:
 // the real SmolLM2 GGUF (gpt2, pre smollm), a SentencePiece GGUF written from Llama-2's
-// tokenizer.model, and small byte-level GGUFs with the qwen2, llama-bpe, default and gpt-2
-// pre-tokenizers. Also llama.cpp's own Llama-2 vectors, streaming decode and bad metadata.
+// tokenizer.model, and small byte-level GGUFs with the qwen2, qwen35, llama-bpe, default, gpt-2 and
+// falcon pre-tokenizers; llama_detokenize of random id sequences. Also llama.cpp's own Llama-2
+// vectors, streaming decode and bad metadata.
 #include "testdata.h"
 
 #include "checkpoint/gguf.h"
@@ -233,7 +234,7 @@ void TestGgufTokenizer::decode_random_ids_like_llama_cpp()
         QCOMPARE(QString::fromStdString(to_hex(t.decode(ids, true))), QString::fromStdString(c["decoded_skip_hex"].get<std::string>()));
         ++count;
     }
-    QCOMPARE(count, std::size_t{120});
+    QCOMPARE(count, std::size_t{160});
 }
 
 void TestGgufTokenizer::llama2_vectors_of_llama_cpp()

@@ -8,10 +8,11 @@ GGUF files used (none is committed; their tokenizer metadata is):
   llama2_spm   a vocab-only GGUF written here from ../shared/data/tokenizers/llama2-spm/tokenizer.model
                the way llama.cpp's converter does for SentencePiece models (_set_vocab_sentencepiece:
                model llama, pre default, tokens, scores, token types), plus two user-defined tokens
-  qwen2_small, llama3_small, default_small, gpt2_small
+  qwen2_small, llama3_small, default_small, gpt2_small, qwen35_small, falcon_small
                vocab-only byte-level BPE GGUFs written here from Qwen3's tokenizer.json cut to its
                first 3000 merges (256 byte tokens + the merged tokens + a few control and
-               user-defined tokens), with tokenizer.ggml.pre qwen2, llama-bpe, default and gpt-2.
+               user-defined tokens), with tokenizer.ggml.pre qwen2, llama-bpe, default, gpt-2, qwen35
+               and falcon.
 
 Outputs (tests/fixtures/gguf_vocab/):
   <name>.metadata.json   the tokenizer.* and general.architecture keys of each file, each as
@@ -320,7 +321,9 @@ def main():
         for name, pre, bos, add_bos in [("qwen2_small", "qwen2", "<|endoftext|>", None),
                                         ("llama3_small", "llama-bpe", "<|begin_of_text|>", None),
                                         ("default_small", "default", "<|endoftext|>", True),
-                                        ("gpt2_small", "gpt-2", "<|endoftext|>", None)]:
+                                        ("gpt2_small", "gpt-2", "<|endoftext|>", None),
+                                        ("qwen35_small", "qwen35", "<|endoftext|>", None),
+                                        ("falcon_small", "falcon", "<|endoftext|>", None)]:
             files[name] = tmp / f"{name}.gguf"
             eos = "<|end_of_text|>" if name == "llama3_small" else "<|im_end|>"
             write_bpe_gguf(files[name], pre, tokens, types, merges, bos, eos, add_bos)
