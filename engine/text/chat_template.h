@@ -35,6 +35,10 @@
 #include <string>
 #include <string_view>
 
+namespace layerwise::gguf {
+class Metadata;
+}
+
 namespace layerwise {
 
 // The inputs of transformers' apply_chat_template(conversation, tools=..., documents=...,
@@ -83,6 +87,8 @@ private:
     std::shared_ptr<const Compiled> m_compiled;
     bool m_fallback = false;
     friend ChatTemplate load_chat_template(const std::filesystem::path&, const std::string&, const Logger&);
+    friend ChatTemplate chat_template_from_gguf(const gguf::Metadata&, const std::filesystem::path&, const std::string&,
+                                                const Logger&);
 };
 
 // The ChatML template used when a model has none:

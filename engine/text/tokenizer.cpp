@@ -1,6 +1,7 @@
 #include "text/tokenizer.h"
 
 #include "core/error.h"
+#include "text/gguf_tokenizer.h"
 #include "text/hf_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer_config.h"
@@ -31,6 +32,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path)
     if (!fs::exists(path, ec))
         throw IoError(path.string() + " does not exist: give a model folder or a tokenizer.json, vocab.json or "
                                       "tokenizer.model");
+#ifdef LAYERWISE_HAVE_GGUF_PARSER
+    // A .gguf file, or a folder whose only tokenizer source is one .gguf file.
+    if (const auto gguf_file = gguf_file_for(path);
+        gguf_file && (!fs::is_directory(path, ec) || !fs::exists(path / "tokenizer.model", ec)))
+        return tokenizer_from_gguf_file(*gguf_file);
+#endif
     fs::path file = path;
     if (fs::is_directory(path, ec)) {
         if (fs::is_regular_file(path / "tokenizer.json", ec))

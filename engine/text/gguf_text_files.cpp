@@ -1,0 +1,37 @@
+// The tokenizer and chat template of a .gguf file: its header is parsed with gguf::parse and
+// handed to the metadata-based builders of gguf_tokenizer.cpp. Built only with the GGUF
+// parser (checkpoint/gguf.cpp; LAYERWISE_HAVE_GGUF_PARSER).
+#ifdef LAYERWISE_HAVE_GGUF_PARSER
+#include "checkpoint/gguf.h"
+#include "core/mapped_file.h"
+#include "text/gguf_tokenizer.h"
+
+namespace layerwise {
+
+namespace {
+
+gguf::Metadata read_metadata(const std::filesystem::path& file)
+{
+    const MappedFile mapped(file);
+    const auto* data = reinterpret_cast<const std::uint8_t*>(mapped.data(0, mapped.size()));
+    return gguf::parse(data, mapped.size(), file.string()).metadata;
+}
+
+} // namespace
+
+namespace text {
+
+std::unique_ptr<Tokenizer> tokenizer_from_gguf_file(const std::filesystem::path& file)
+{
+    return tokenizer_from_gguf(read_metadata(file), file);
+}
+
+} // namespace text
+
+ChatTemplate chat_template_from_gguf_file(const std::filesystem::path& file, const std::string& name, const Logger& log)
+{
+    return chat_template_from_gguf(read_metadata(file), file, name, log);
+}
+
+} // namespace layerwise
+#endif
