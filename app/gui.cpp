@@ -31,8 +31,12 @@ int runGui(int argc, char** argv)
     // model has no chat template, greedy) and save the Chat tab once the answer is complete.
     const QString screenshot = qEnvironmentVariable("LAYERWISE_SCREENSHOT");
     const QString chatPrompt = qEnvironmentVariable("LAYERWISE_SCREENSHOT_CHAT");
+    // LAYERWISE_SCREENSHOT_VIEW=plan: after the answer, show the Plan tab (the loaded layers) instead.
+    const bool planView = qEnvironmentVariable("LAYERWISE_SCREENSHOT_VIEW") == QLatin1String("plan");
     if (!screenshot.isEmpty()) {
-        auto save = [&window, screenshot] {
+        auto save = [&window, screenshot, planView] {
+            if (planView)
+                window.showPlan();
             QTimer::singleShot(500, &window, [&window, screenshot] {
                 const bool ok = window.grab().save(screenshot);
                 QApplication::exit(ok ? 0 : 1);

@@ -204,7 +204,9 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     m_splitter->addWidget(left);
     m_splitter->addWidget(centre);
     m_splitter->addWidget(right);
+    m_splitter->setStretchFactor(0, 0);
     m_splitter->setStretchFactor(1, 1);
+    m_splitter->setStretchFactor(2, 0);
     m_splitter->setSizes({220, 700, 300});
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
@@ -252,6 +254,7 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
 void ChatView::setModel(const QString& source, bool loaded, bool hasTemplate, int contextLength)
 {
     const bool newModel = source != m_source;
+    const bool justLoaded = loaded && !m_loaded;
     m_source = source;
     m_loaded = loaded;
     m_hasTemplate = hasTemplate;
@@ -260,7 +263,7 @@ void ChatView::setModel(const QString& source, bool loaded, bool hasTemplate, in
         QSettings settings;
         m_sampling->setSettings(SamplingForm::load(settings, source));
     }
-    if (loaded && !hasTemplate && newModel)
+    if (justLoaded && !hasTemplate)
         m_raw->setChecked(true); // a model without a template continues text; it does not chat
     if (!loaded && m_generating)
         onAnswerFailed(tr("The model was unloaded."));

@@ -3,6 +3,7 @@
 
 #include "workerstate.h"
 
+#include <ATen/Parallel.h>
 #include <QDateTime>
 #include <QDir>
 #include <QElapsedTimer>
@@ -66,6 +67,8 @@ void EngineWorker::load()
         if (m_state->request.weights.kind != WeightFormat::Kind::plain)
             throw UnsupportedError("loading with " + m_state->request.weights.name() +
                                    " quantization is not available yet: choose 'none' as the quantization and load again");
+        // LibTorch may see one core in a VM: use every CPU this process may run on, as the CLI does.
+        at::set_num_threads(usable_cpu_count());
         ModelDescription d = describe_model(m_state->model->source);
         LoadOptions o;
         o.dtype = m_state->request.weights.dtype;

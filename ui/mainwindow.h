@@ -59,6 +59,8 @@ public:
     const LoadedView& loadedModel() const { return m_loadedView; }
     ChatView* chatView() const { return m_chat; }
     LoadProgress* loadProgress() const { return m_loadProgress; }
+    // The worker on the engine thread (tests queue work on that thread through it).
+    EngineWorker* engineWorker() const { return m_worker; }
     void showChat();
     void showPlan();
     bool isChatShown() const;

@@ -100,7 +100,7 @@ void PlacementMap::paintLegend(QPainter& p)
 {
     const qreal y = top + laneHeight * laneCount() + 2;
     qreal x = labelWidth;
-    const QColor c(0x3b, 0x82, 0xf6);
+    const QColor c = laneColor(m_plan.layerDevices.value(0, QStringLiteral("0")));
     const std::pair<LayerActivity, QString> items[] = {{LayerActivity::resident, tr("resident")},
                                                        {LayerActivity::streamingIn, tr("streaming in")},
                                                        {LayerActivity::computing, tr("computing")},

@@ -4,6 +4,7 @@
 #include "testdata.h"
 
 #include "aboutbox.h"
+#include "engineworker.h"
 #include "chatmodel.h"
 #include "chatview.h"
 #include "conversationlistmodel.h"
@@ -25,6 +26,7 @@
 #include <QPlainTextEdit>
 #include <QMessageBox>
 #include <QPushButton>
+#include <QSemaphore>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
@@ -429,11 +431,15 @@ void TestChat::cancelDuringLoad()
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() >= 1, 20000);
     QSignalSpy finished(&w, &MainWindow::loadFinished);
     QSignalSpy errors(&w, &MainWindow::loadErrorShown);
+    // Hold the engine thread so that Cancel is pressed while the load is pending or running (the
+    // model loads in milliseconds); the engine's progress callback then returns false.
+    QSemaphore gate;
+    QMetaObject::invokeMethod(w.engineWorker(), [&gate] { gate.acquire(); }, Qt::QueuedConnection);
     w.loadModel();
     QVERIFY(w.isLoading());
     QVERIFY(w.loadProgress()->isVisibleTo(&w));
-    // Cancel as the progress bar offers it; the engine's progress callback returns false.
     QTest::mouseClick(w.loadProgress()->findChild<QPushButton*>(QStringLiteral("cancelLoad")), Qt::LeftButton);
+    gate.release();
     QTRY_VERIFY_WITH_TIMEOUT(finished.count() == 1, 30000);
     QCOMPARE(finished.first().at(0).toBool(), false);
     QCOMPARE(errors.count(), 0); // a cancel is no error
