@@ -51,6 +51,8 @@ private Q_SLOTS:
     void cancelDuringLoad();
     void corruptCheckpointShowsDialog();
     void defaultModelOffered();
+    void liveLayerStatesOnDisk();
+    void layoutPersists();
 };
 
 namespace {
@@ -500,6 +502,63 @@ void TestChat::defaultModelOffered()
     MainWindow again(nullptr, false);
     again.setDefaultChatModel(storiesPath(), QStringLiteral("stories260K"));
     QVERIFY(!again.isDefaultModelOffered());
+}
+
+void TestChat::liveLayerStatesOnDisk()
+{
+    // Decoder blocks on disk: evicted once loaded; while the model runs the map receives
+    // computing / streaming-in states; evicted again afterwards.
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    w.openModel(storiesPath());
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() >= 1, 20000);
+    auto* mapText = w.findChild<QPlainTextEdit*>(QStringLiteral("deviceMap"));
+    mapText->setPlainText(QStringLiteral(R"({"model.embed_tokens": "cpu", "model.layers": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})"));
+    const int before = static_cast<int>(planned.count());
+    QTest::mouseClick(w.findChild<QPushButton*>(QStringLiteral("applyMap")), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > before, 20000);
+    QCOMPARE(w.currentPlan().layerDevices.value(0), QStringLiteral("disk"));
+    QSignalSpy loaded(&w, &MainWindow::loadFinished);
+    w.loadModel();
+    QTRY_VERIFY_WITH_TIMEOUT(loaded.count() == 1, 30000);
+    QVERIFY2(loaded.first().at(0).toBool(), qPrintable(w.lastError()));
+    QCOMPARE(w.loadedModel().layerDevices.value(4), QStringLiteral("disk"));
+    QVERIFY(w.loadedModel().deviceMapJson.contains(QStringLiteral("disk")));
+    for (int layer = 0; layer < 5; ++layer)
+        QCOMPARE(w.placementMap()->layerActivity(layer), LayerActivity::evicted);
+
+    QSignalSpy states(w.engineWorker(), &EngineWorker::layerStates);
+    ChatView* chat = w.chatView();
+    SamplingSettings s;
+    s.greedy = true;
+    s.maxNewTokens = 40;
+    chat->samplingForm()->setSettings(s);
+    QSignalSpy done(chat, &ChatView::answerDone);
+    chat->send(QStringLiteral("Zoo"));
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, 60000);
+    bool busy = false;
+    for (const auto& args : states) {
+        const auto v = args.at(0).value<QVector<int>>();
+        busy = busy || v.contains(int(LayerActivity::computing)) || v.contains(int(LayerActivity::streamingIn));
+    }
+    QVERIFY2(busy, qPrintable(QString::number(states.count())));
+    QTRY_COMPARE_WITH_TIMEOUT(w.placementMap()->layerActivity(2), LayerActivity::evicted, 5000);
+    // Disk offload gives the same greedy text as RAM.
+    QVERIFY(("Zoo" + chat->chatModel()->messages()[1].content.toStdString()).rfind("Zoo was a little girl named Lily.", 0) == 0);
+}
+
+void TestChat::layoutPersists()
+{
+    QByteArray geometry;
+    {
+        MainWindow w(nullptr, false);
+        w.resize(1320, 777); // above the minimum width of the tabs
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        w.close();
+    }
+    MainWindow again(nullptr, false);
+    QCOMPARE(again.size(), QSize(1320, 777));
 }
 
 QTEST_MAIN(TestChat)
