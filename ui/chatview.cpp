@@ -10,6 +10,7 @@
 #include <QClipboard>
 #include <QFileDialog>
 #include <QFontDatabase>
+#include <QGridLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QInputDialog>
@@ -57,7 +58,7 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     m_list->setToolTip(tr("Double-click a conversation to rename it"));
     connect(m_list, &QListView::clicked, this,
             [this](const QModelIndex& index) { selectConversation(m_filter->mapToSource(index).row()); });
-    auto* listButtons = new QHBoxLayout;
+    auto* listButtons = new QGridLayout;
     auto* newButton = new QPushButton(tr("New"), left);
     newButton->setObjectName(QStringLiteral("newConversation"));
     newButton->setToolTip(tr("Start a new conversation (the model's cache is reused where the prompt matches)"));
@@ -65,8 +66,10 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     auto* deleteButton = new QPushButton(tr("Delete"), left);
     auto* exportButton = new QPushButton(tr("Export…"), left);
     exportButton->setToolTip(tr("Save the conversation as Markdown (.md) or JSON (.json)"));
-    for (auto* b : {newButton, renameButton, deleteButton, exportButton})
-        listButtons->addWidget(b);
+    listButtons->addWidget(newButton, 0, 0);
+    listButtons->addWidget(renameButton, 0, 1);
+    listButtons->addWidget(deleteButton, 1, 0);
+    listButtons->addWidget(exportButton, 1, 1);
     connect(newButton, &QPushButton::clicked, this, &ChatView::newConversation);
     connect(renameButton, &QPushButton::clicked, this, [this] {
         const int row = currentConversation();

@@ -483,6 +483,29 @@ void TestChat::corruptCheckpointShowsDialog()
     QVERIFY(QApplication::activeModalWidget() == nullptr);
     // The window is usable: the good model opens and loads.
     openAndLoad(w);
+    QSignalSpy unloaded(&w, &MainWindow::modelUnloaded);
+    w.unloadModel();
+    QTRY_VERIFY_WITH_TIMEOUT(unloaded.count() == 1, 10000);
+
+    // A checkpoint that is cut short after it was planned: loading reports it in a dialog.
+    test::TempDir later;
+    fs::copy_file(stories / "config.json", later.path() / "config.json");
+    test::write_file(later.path() / "model.safetensors", weights);
+    const int plans = static_cast<int>(planned.count());
+    w.openModel(QString::fromStdString(later.path().string()));
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > plans, 20000);
+    test::write_file(later.path() / "model.safetensors", weights.substr(0, weights.size() - 1000));
+    QSignalSpy finished(&w, &MainWindow::loadFinished);
+    w.loadModel();
+    const QString loadShown = closeModalBox();
+    QVERIFY2(loadShown.contains(QStringLiteral("truncated")) && loadShown.contains(QStringLiteral("load again")),
+             qPrintable(loadShown));
+    QTRY_VERIFY_WITH_TIMEOUT(finished.count() == 1, 10000);
+    QCOMPARE(finished.first().at(0).toBool(), false);
+    QCOMPARE(failedLoad.count(), 1);
+    QVERIFY(!w.isLoaded());
+    QVERIFY(w.findChild<QAction*>(QStringLiteral("loadAction"))->isEnabled());
+    QVERIFY(!w.chatView()->isLoaded());
 }
 
 void TestChat::defaultModelOffered()
