@@ -15,6 +15,9 @@
 #include "placementmap.h"
 #include "recentmodels.h"
 #include "samplingform.h"
+#include "engine.h"
+#include "plan/device_map.h"
+#include "runtime/chat.h"
 #include "text/tokenizer.h"
 
 #include <QAbstractItemModelTester>
@@ -41,6 +44,7 @@ class TestChat : public QObject {
 private Q_SLOTS:
     void initTestCase();
     void init();
+    void chatSessionPrefixCache();
     void modelsPassTheTester();
     void conversationStoreRoundTrip();
     void samplingSettingsPerModel();
@@ -112,6 +116,48 @@ void TestChat::init()
 {
     QSettings().clear();
     QFile::remove(ConversationStore().filePath());
+}
+
+void TestChat::chatSessionPrefixCache()
+{
+    // The engine piece both chats use: a second turn that reuses the cached prefix answers
+    // exactly as a session that starts from nothing.
+    LoadOptions o;
+    o.device_map = parse_device_map(R"({"": "cpu"})");
+    auto model = load_model(describe_model(storiesPath().toStdString()), o);
+    ChatSession chat(*model, 256);
+    QVERIFY(!chat.has_template());
+    GenerationOptions g;
+    g.sampling.greedy = true;
+    g.max_new_tokens = 20;
+    Conversation c;
+    c.raw = true;
+    c.messages = {{"user", "Zoo"}};
+    QCOMPARE(chat.prompt_text(c), std::string("Zoo"));
+    std::string streamed;
+    const ChatAnswer first = chat.reply(c, g, [&](std::string_view piece) {
+        streamed += piece;
+        return true;
+    });
+    QCOMPARE(streamed, first.text);
+    QCOMPARE(first.reused_tokens, std::int64_t(0));
+    QVERIFY(first.text.rfind(" was a little girl", 0) == 0); // the leading space of the continuation is kept
+    c.messages.push_back({"assistant", first.text});
+    c.messages.push_back({"user", " The end. Once"});
+    const ChatAnswer cached = chat.reply(c, g);
+    QVERIFY(cached.reused_tokens > first.prompt_tokens); // the first turn's prompt and answer were kept
+    chat.reset();
+    const ChatAnswer fresh = chat.reply(c, g);
+    QCOMPARE(fresh.reused_tokens, std::int64_t(0));
+    QCOMPARE(cached.text, fresh.text);
+    QCOMPARE(cached.generation.tokens, fresh.generation.tokens);
+    // Stopping from the text callback ends the answer where it is.
+    const ChatAnswer stopped = chat.reply(c, g, [](std::string_view) { return false; });
+    QCOMPARE(stopped.generation.stop_reason, std::string("stopped"));
+    QVERIFY(stopped.generation.tokens.size() < 5);
+    // A conversation longer than the context is refused with a clear error.
+    c.messages.push_back({"user", std::string(3000, 'a')});
+    QVERIFY(test::throws_with<PlanError>([&] { chat.reply(c, g); }, {"context holds 256", "new conversation"}));
 }
 
 void TestChat::modelsPassTheTester()
