@@ -149,6 +149,7 @@ void EngineWorker::chat(const ChatTurnRequest& request)
         Q_EMIT answerFailed(tr("No model is loaded: load one (Ctrl+L) before chatting."));
         return;
     }
+    m_lastLayerEmit = 0; // the first layer change of every answer is shown, however short it is
     try {
         const ChatAnswer answer = m_state->chat->reply(
             conversationOf(request), generationOf(request.sampling),
