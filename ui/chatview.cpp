@@ -440,6 +440,7 @@ void ChatView::newConversation()
     c.updated = QDateTime::currentDateTimeUtc();
     m_conversations->prepend(c);
     m_currentId = c.id;
+    m_editRow = -1;
     m_chat->setMessages({});
     m_list->setCurrentIndex(m_filter->mapFromSource(m_conversations->index(0)));
     persist();
@@ -452,6 +453,7 @@ void ChatView::selectConversation(int row)
         return;
     const StoredConversation& c = m_conversations->at(row);
     m_currentId = c.id;
+    m_editRow = -1;
     m_chat->setMessages(c.messages);
     {
         const QSignalBlocker block(m_system);

@@ -23,6 +23,8 @@
 #include <QAbstractItemModelTester>
 #include <QAction>
 #include <QApplication>
+#include <QClipboard>
+#include <QToolButton>
 #include <QElapsedTimer>
 #include <QJsonDocument>
 #include <QLabel>
@@ -413,7 +415,16 @@ void TestChat::regenerateAndEdit()
     QTRY_VERIFY_WITH_TIMEOUT(done.count() == 2, 30000);
     QCOMPARE(chat->chatModel()->rowCount(), 2);
     QCOMPARE(chat->chatModel()->messages()[1].content, first); // greedy: the same answer again
-    chat->editMessage(0, QStringLiteral("Once upon a time"));
+    // Copy a message.
+    QTest::mouseClick(chat->bubble(1)->findChildren<QToolButton*>().first(), Qt::LeftButton);
+    QCOMPARE(QApplication::clipboard()->text(), first);
+    // Edit the question through its bubble: the text goes to the input; Send replaces it.
+    QTest::mouseClick(chat->bubble(0)->findChild<QToolButton*>(QStringLiteral("editMessage")), Qt::LeftButton);
+    auto* input = chat->findChild<QPlainTextEdit*>(QStringLiteral("chatInput"));
+    QCOMPARE(input->toPlainText(), QStringLiteral("Zoo"));
+    QCOMPARE(chat->findChild<QPushButton*>(QStringLiteral("send"))->text(), QStringLiteral("Resend edited"));
+    input->setPlainText(QStringLiteral("Once upon a time"));
+    QTest::mouseClick(chat->findChild<QPushButton*>(QStringLiteral("send")), Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(done.count() == 3, 30000);
     QCOMPARE(chat->chatModel()->rowCount(), 2);
     QCOMPARE(chat->chatModel()->messages()[0].content, QStringLiteral("Once upon a time"));
