@@ -8,10 +8,7 @@
 #include "inspect.h"
 #include "plan/plan.h"
 #include "runtime/loaded_model.h"
-#include "runtime/runner.h"
-#include "runtime/session.h"
-#include "text/chat_template.h"
-#include "text/tokenizer.h"
+#include "runtime/chat.h"
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -95,9 +92,6 @@ void addChatCommand(CLI::App& app, int& exitCode)
         ModelDescription d = describe_model(o->model);
         if (!d.checkpoint)
             throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");
-        const std::filesystem::path folder = d.checkpoint->folder();
-        const auto tokenizer = text::load_tokenizer(folder);
-        const ChatTemplate chatTemplate = load_chat_template(folder, {}, log);
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         LoadOptions load;
         load.dtype = dtype;
@@ -105,23 +99,17 @@ void addChatCommand(CLI::App& app, int& exitCode)
         load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, o->context, dtype, &verdict);
         load.log = log;
         auto model = load_model(std::move(d), load);
-        Runner runner(*model, o->context);
+        ChatSession chat(*model, o->context, log);
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;
         g.sampling = o->sampling;
-        g.eos_ids = eos_token_ids(folder, model->config);
-        if (tokenizer->eos_id())
-            g.eos_ids.push_back(*tokenizer->eos_id());
-        for (const char* end : {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"})
-            if (auto id = tokenizer->token_to_id(end))
-                g.eos_ids.push_back(*id);
+        g.eos_ids = chat.eos_ids();
 
         std::signal(SIGINT, onInterrupt);
         std::cerr << "Layerwise chat with " << o->model << " (" << verdict << ")\n"
                   << "Commands: /system TEXT, /reset, /save FILE, /load FILE, /params, /quit. Ctrl-C stops an answer.\n";
         std::string system = o->system;
         nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-        std::vector<std::int64_t> cached; // tokens whose keys and values the runner holds
         std::string line;
         while (true) {
             std::cout << "\n> " << std::flush;
@@ -133,8 +121,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                 break;
             if (line == "/reset") {
                 messages = nlohmann::ordered_json::array();
-                cached.clear();
-                runner.reset();
+                chat.reset();
                 std::cout << "(conversation cleared)\n";
                 continue;
             }
@@ -147,7 +134,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                 std::cout << "temperature " << g.sampling.temperature << ", top-k " << g.sampling.top_k << ", top-p "
                           << g.sampling.top_p << ", min-p " << g.sampling.min_p << ", repetition penalty "
                           << g.sampling.repetition_penalty << ", max new tokens " << g.max_new_tokens << ", context "
-                          << runner.capacity() << ", seed " << g.sampling.seed << "\n";
+                          << chat.context_length() << ", seed " << g.sampling.seed << "\n";
                 continue;
             }
             try {
@@ -163,47 +150,27 @@ void addChatCommand(CLI::App& app, int& exitCode)
                     const auto j = nlohmann::ordered_json::parse(in);
                     system = j.value("system", "");
                     messages = j.at("messages");
-                    cached.clear();
-                    runner.reset();
+                    chat.reset();
                     std::cout << "(loaded " << messages.size() << " messages)\n";
                     continue;
                 }
                 messages.push_back({{"role", "user"}, {"content", line}});
-                ChatRequest request;
-                if (!system.empty())
-                    request.messages.push_back({{"role", "system"}, {"content", system}});
+                Conversation conversation;
+                conversation.system = system;
                 for (const auto& m : messages)
-                    request.messages.push_back(m);
-                request.add_generation_prompt = true;
-                const std::string prompt = chatTemplate.apply(request);
-                const auto ids32 = tokenizer->encode(prompt, /*add_special_tokens=*/false);
-                std::vector<std::int64_t> ids(ids32.begin(), ids32.end());
-                // Reuse the cache for the prefix this turn shares with the last one.
-                std::size_t keep = 0;
-                while (keep < cached.size() && keep < ids.size() && cached[keep] == ids[keep])
-                    ++keep;
-                if (keep == ids.size())
-                    --keep; // at least one token must go through the model
-                runner.rewind(static_cast<std::int64_t>(keep));
-                const std::vector<std::int64_t> fresh(ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end());
-                text::IncrementalDecoder decoder(*tokenizer, /*skip_special_tokens=*/true,
-                                                 [](std::string_view t) { std::cout << t << std::flush; });
+                    conversation.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
                 g_stop = false;
                 g_generating = true;
-                const GenerationResult r = generate(runner, fresh, g, [&](std::int64_t id) {
-                    decoder.push(static_cast<text::TokenId>(id));
+                const ChatAnswer answer = chat.reply(conversation, g, [](std::string_view piece) {
+                    std::cout << piece << std::flush;
                     return true;
                 }, &g_stop);
                 g_generating = false;
-                decoder.flush();
-                std::vector<text::TokenId> answerIds(r.tokens.begin(), r.tokens.end());
-                const std::string answer = tokenizer->decode(answerIds, /*skip_special_tokens=*/true);
-                messages.push_back({{"role", "assistant"}, {"content", answer}});
-                cached = ids;
-                cached.insert(cached.end(), r.tokens.begin(), r.tokens.end());
+                messages.push_back({{"role", "assistant"}, {"content", answer.text}});
+                const GenerationResult& r = answer.generation;
                 std::cout << "\n[" << r.tokens.size() << " tokens, " << r.stop_reason << ", first after "
                           << static_cast<int>(r.ttft_s * 1000) << " ms, " << static_cast<int>(r.decode_tokens_per_s * 10) / 10.0
-                          << " tokens/s; context " << runner.position() << "/" << runner.capacity() << "]\n";
+                          << " tokens/s; context " << answer.context_used << "/" << answer.context_length << "]\n";
             } catch (const Error& e) {
                 g_generating = false;
                 if (!messages.empty() && messages.back()["role"] == "user")

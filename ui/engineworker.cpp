@@ -3,18 +3,11 @@
 #include "engine.h"
 #include "devices/inventory.h"
 #include "plan/plan.h"
+#include "workerstate.h"
 
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
-
-// Engine state owned by the worker thread: the described model, the devices, the current plan.
-struct WorkerState {
-    std::optional<ModelDescription> model;
-    std::vector<DeviceInfo> detected;
-    PlanRequest request;
-    std::optional<Plan> plan;
-};
 
 EngineWorker::EngineWorker(QObject* parent) : QObject(parent), m_state(std::make_unique<WorkerState>()) {}
 EngineWorker::~EngineWorker() = default;

@@ -1,9 +1,11 @@
 #pragma once
 // The only UI object that calls the engine. It lives on its own QThread; requests arrive
 // as queued slot calls, results leave as queued signals carrying value types.
+#include "chatwork.h"
 #include "enginework.h"
 
 #include <QObject>
+#include <atomic>
 #include <memory>
 
 namespace layerwise::ui {
@@ -16,6 +18,11 @@ public:
     explicit EngineWorker(QObject* parent = nullptr);
     ~EngineWorker() override;
     bool probeBandwidth = true; // tests turn the one-second probe off
+    QString offloadFolder;      // where converted disk weights go ("" : the system temp folder)
+    // Thread-safe, called directly from the GUI thread while the worker is busy:
+    void cancelLoad() { m_cancelLoad.store(true); }
+    void resetCancel() { m_cancelLoad.store(false); }
+    void stopGeneration() { m_stop.store(true); }
 
 public Q_SLOTS:
     // A folder, a config.json or a preset name.
@@ -28,16 +35,38 @@ public Q_SLOTS:
     void moveLayers(int first, int last, const QString& key);
     // Replaces the current plan's map by an hf_device_map (JSON or Python dict printout).
     void useDeviceMap(const QString& text);
+    // Loads the described model with the current plan's device map and dtype.
+    void load();
+    void unload();
+    // Answers the last message; pieces stream through answerPiece.
+    void chat(const layerwise::ui::ChatTurnRequest& request);
+    // The prompt text the request would feed (promptPreview).
+    void previewPrompt(const layerwise::ui::ChatTurnRequest& request);
 
 Q_SIGNALS:
     void described(const layerwise::ui::ModelSummary& summary);
     void devicesDetected(const QVector<layerwise::ui::DeviceRow>& devices);
     void planned(const layerwise::ui::PlanView& plan);
     void failed(const QString& what, const QString& message);
+    void loadProgress(const layerwise::ui::LoadProgressView& progress);
+    void loaded(const layerwise::ui::LoadedView& view);
+    void loadFailed(const QString& message, bool cancelled);
+    void unloaded();
+    // One value per decoder block (LayerActivity), at most every 40 ms while the model runs.
+    void layerStates(const QVector<int>& states);
+    void answerPiece(const QString& text);
+    void answerFinished(const QString& text, const layerwise::ui::AnswerStats& stats);
+    void answerFailed(const QString& message);
+    void promptPreview(const QString& text, int tokens);
 
 private:
     void publish();
+    void publishLayerStates(bool force);
     std::unique_ptr<WorkerState> m_state;
+    std::atomic<bool> m_cancelLoad{false};
+    std::atomic<bool> m_stop{false};
+    QVector<int> m_layerStates;
+    qint64 m_lastLayerEmit = 0;
 };
 
 } // namespace layerwise::ui

@@ -1,7 +1,11 @@
 #include "mainwindow.h"
 
+#include "aboutbox.h"
+#include "chatview.h"
 #include "devicepanel.h"
 #include "engineworker.h"
+#include "loadprogress.h"
+#include "recentmodels.h"
 #include "moduletreemodel.h"
 #include "model/presets.h"
 #include "placementmap.h"
@@ -14,8 +18,16 @@
 #include <QTabWidget>
 #include <QVBoxLayout>
 
+#include <QAction>
+#include <QCloseEvent>
+#include <QFrame>
+#include <QMenu>
 #include <QComboBox>
+#include <QDir>
 #include <QDragEnterEvent>
+#include <QMenuBar>
+#include <QSettings>
+#include <QStandardPaths>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFontDatabase>
@@ -37,12 +49,19 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     qRegisterMetaType<PlanSettings>();
     qRegisterMetaType<PlanView>();
     qRegisterMetaType<QVector<DeviceRow>>();
+    qRegisterMetaType<ChatTurnRequest>();
+    qRegisterMetaType<AnswerStats>();
+    qRegisterMetaType<LoadProgressView>();
+    qRegisterMetaType<LoadedView>();
+    qRegisterMetaType<QVector<int>>();
     setWindowTitle(tr("Layerwise"));
     setAcceptDrops(true);
     resize(1400, 860);
 
     m_worker = new EngineWorker;
     m_worker->probeBandwidth = probeBandwidth;
+    m_worker->offloadFolder = QDir(QStandardPaths::writableLocation(QStandardPaths::CacheLocation)).filePath(QStringLiteral("offload"));
+    QDir().mkpath(m_worker->offloadFolder);
     m_worker->moveToThread(&m_engineThread);
     connect(&m_engineThread, &QThread::finished, m_worker, &QObject::deleteLater);
     connect(this, &MainWindow::requestDescribe, m_worker, &EngineWorker::describe, Qt::QueuedConnection);
@@ -57,12 +76,55 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
         m_devices->setDevices(rows);
         m_devices->setFootprints(m_plan.devices);
     }, Qt::QueuedConnection);
+    connect(this, &MainWindow::requestLoad, m_worker, &EngineWorker::load, Qt::QueuedConnection);
+    connect(this, &MainWindow::requestUnload, m_worker, &EngineWorker::unload, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::loaded, this, &MainWindow::onLoaded, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::loadFailed, this, &MainWindow::onLoadFailed, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::unloaded, this, &MainWindow::onUnloaded, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::layerStates, this, [this](const QVector<int>& states) {
+        if (!m_loaded)
+            return;
+        m_layerStates = states;
+        m_placement->setLayerStates(states);
+    }, Qt::QueuedConnection);
     m_engineThread.setObjectName(QStringLiteral("engine"));
     m_engineThread.start();
 
+    auto* openAction = new QAction(tr("Open model folder…"), this);
+    openAction->setShortcut(QKeySequence::Open);
+    openAction->setToolTip(tr("Open a Hugging Face model folder (config.json + safetensors) — Ctrl+O"));
+    connect(openAction, &QAction::triggered, this, &MainWindow::chooseFolder);
+    m_loadAction = new QAction(tr("Load"), this);
+    m_loadAction->setObjectName(QStringLiteral("loadAction"));
+    m_loadAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_L));
+    m_loadAction->setToolTip(tr("Load the model's weights with the current plan's device map and dtype (Ctrl+L)"));
+    connect(m_loadAction, &QAction::triggered, this, &MainWindow::loadModel);
+    m_unloadAction = new QAction(tr("Unload"), this);
+    m_unloadAction->setObjectName(QStringLiteral("unloadAction"));
+    m_unloadAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_U));
+    m_unloadAction->setToolTip(tr("Free the loaded weights (Ctrl+U)"));
+    connect(m_unloadAction, &QAction::triggered, this, &MainWindow::unloadModel);
+    addAction(m_loadAction);
+    addAction(m_unloadAction);
+
+    auto* fileMenu = menuBar()->addMenu(tr("&File"));
+    fileMenu->addAction(openAction);
+    m_recentMenu = fileMenu->addMenu(tr("Open &Recent"));
+    m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
+    fileMenu->addSeparator();
+    fileMenu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    auto* modelMenu = menuBar()->addMenu(tr("&Model"));
+    modelMenu->addAction(m_loadAction);
+    modelMenu->addAction(m_unloadAction);
+    auto* helpMenu = menuBar()->addMenu(tr("&Help"));
+    helpMenu->addAction(tr("&About Layerwise"), this, [this] { showAbout(this); });
+
     auto* toolbar = addToolBar(tr("Model"));
+    toolbar->setObjectName(QStringLiteral("modelToolbar"));
     toolbar->setMovable(false);
-    toolbar->addAction(tr("Open model folder…"), this, &MainWindow::chooseFolder);
+    toolbar->addAction(openAction);
+    toolbar->addAction(m_loadAction);
+    toolbar->addAction(m_unloadAction);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Preset: "), toolbar));
     m_presets = new QComboBox(toolbar);
@@ -141,7 +203,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     mapLayout->addLayout(mapButtons);
     mapLayout->addWidget(m_mapText);
 
-    auto* center = new QSplitter(Qt::Vertical, this);
+    auto* center = m_centerSplitter = new QSplitter(Qt::Vertical, this);
     auto* top = new QWidget(this);
     auto* topLayout = new QVBoxLayout(top);
     topLayout->setContentsMargins(0, 0, 0, 0);
@@ -155,25 +217,81 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     tabs->addTab(m_summary, tr("Model"));
     tabs->addTab(m_tree, tr("Modules"));
 
-    auto* splitter = new QSplitter(this);
+    auto* splitter = m_mainSplitter = new QSplitter(this);
     splitter->addWidget(deviceScroll);
     splitter->addWidget(center);
     splitter->addWidget(tabs);
     splitter->setSizes({340, 640, 420});
-    setCentralWidget(splitter);
+
+    m_chat = new ChatView(ConversationStore(), this);
+    m_chat->setObjectName(QStringLiteral("chat"));
+    connect(m_chat, &ChatView::requestAnswer, m_worker, &EngineWorker::chat, Qt::QueuedConnection);
+    connect(m_chat, &ChatView::requestPreview, m_worker, &EngineWorker::previewPrompt, Qt::QueuedConnection);
+    // The worker is busy generating: the stop flag is set directly (it is atomic).
+    connect(m_chat, &ChatView::stopRequested, this, [this] { m_worker->stopGeneration(); });
+    connect(m_worker, &EngineWorker::answerPiece, m_chat, &ChatView::onAnswerPiece, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::answerFinished, m_chat, &ChatView::onAnswerFinished, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::answerFailed, m_chat, &ChatView::onAnswerFailed, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::promptPreview, m_chat, &ChatView::onPromptPreview, Qt::QueuedConnection);
+
+    m_views = new QTabWidget(this);
+    m_views->setObjectName(QStringLiteral("views"));
+    m_views->setDocumentMode(true);
+    m_views->addTab(splitter, tr("Plan"));
+    m_views->addTab(m_chat, tr("Chat"));
+    m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
+    m_views->setTabToolTip(1, tr("Chat with the loaded model"));
+
+    m_banner = new QFrame(this);
+    m_banner->setObjectName(QStringLiteral("defaultModelBanner"));
+    m_banner->setStyleSheet(QStringLiteral("QFrame#defaultModelBanner { background: #ecfdf5; border: 1px solid #6ee7b7; border-radius: 6px; }"));
+    auto* bannerLayout = new QHBoxLayout(m_banner);
+    m_bannerText = new QLabel(m_banner);
+    m_bannerText->setWordWrap(true);
+    m_tryDefault = new QPushButton(m_banner);
+    m_tryDefault->setObjectName(QStringLiteral("tryDefaultModel"));
+    m_tryDefault->setStyleSheet(QStringLiteral("QPushButton { font-weight: bold; padding: 6px 16px; }"));
+    connect(m_tryDefault, &QPushButton::clicked, this, &MainWindow::tryDefaultModel);
+    auto* dismiss = new QPushButton(tr("Not now"), m_banner);
+    connect(dismiss, &QPushButton::clicked, m_banner, &QWidget::hide);
+    bannerLayout->addWidget(m_bannerText, 1);
+    bannerLayout->addWidget(m_tryDefault);
+    bannerLayout->addWidget(dismiss);
+    m_banner->hide();
+
+    auto* central = new QWidget(this);
+    auto* centralLayout = new QVBoxLayout(central);
+    centralLayout->setContentsMargins(4, 4, 4, 0);
+    centralLayout->addWidget(m_banner);
+    centralLayout->addWidget(m_views, 1);
+    setCentralWidget(central);
 
     m_status = new QLabel(this);
     statusBar()->addWidget(m_status, 1);
+    m_loadProgress = new LoadProgress(this);
+    m_loadProgress->hide();
+    statusBar()->addPermanentWidget(m_loadProgress);
+    connect(m_loadProgress, &LoadProgress::cancelRequested, this, &MainWindow::cancelLoad);
+    connect(m_worker, &EngineWorker::loadProgress, m_loadProgress, &LoadProgress::setProgress, Qt::QueuedConnection);
+
+    rebuildRecentMenu();
+    restoreLayout();
+    updateActions();
 }
 
 MainWindow::~MainWindow()
 {
+    saveLayout();
+    m_worker->cancelLoad();
+    m_worker->stopGeneration();
     m_engineThread.quit();
     m_engineThread.wait();
 }
 
 void MainWindow::openModel(const QString& what)
 {
+    if (m_loaded || m_loading)
+        unloadModel();
     m_status->setText(tr("Reading %1…").arg(what));
     Q_EMIT requestDescribe(what);
 }
@@ -190,6 +308,12 @@ void MainWindow::onDescribed(const ModelSummary& summary)
                                               : QFileInfo(summary.source).fileName()));
     m_status->setText(tr("%1: %2 parameters, %3")
                           .arg(summary.architecture, QLocale().toString(summary.parameters), formatBytes(summary.bytes)));
+    if (QFileInfo(summary.source).exists()) {
+        QSettings settings;
+        addRecentModel(settings, summary.source);
+        rebuildRecentMenu();
+    }
+    updateActions();
     Q_EMIT modelShown(summary.source);
     Q_EMIT requestDevices(settings());
     replan();
@@ -223,19 +347,238 @@ void MainWindow::addHypotheticalGpu(const QString& profile)
 void MainWindow::onPlanned(const PlanView& plan)
 {
     m_plan = plan;
-    m_placement->setPlan(plan);
     m_devices->setFootprints(plan.devices);
     m_planBar->setPlan(plan);
-    m_mapText->setPlainText(plan.deviceMapJson);
+    showPlacement();
+    updateActions();
     Q_EMIT planShown();
+    if (m_loadWhenPlanned) {
+        m_loadWhenPlanned = false;
+        loadModel();
+    }
+}
+
+void MainWindow::showPlacement()
+{
+    // While loaded, the map shows where the engine put each layer (its hf_device_map).
+    if (m_loaded) {
+        PlanView placed = m_plan;
+        placed.layerDevices = m_loadedView.layerDevices;
+        placed.deviceMapJson = m_loadedView.deviceMapJson;
+        m_placement->setPlan(placed);
+        m_placement->setLayerStates(m_layerStates);
+        m_mapText->setPlainText(placed.deviceMapJson);
+    } else {
+        m_placement->setPlan(m_plan);
+        m_placement->setLayerStates({});
+        m_mapText->setPlainText(m_plan.deviceMapJson);
+    }
+}
+
+void MainWindow::loadModel()
+{
+    if (m_loading || m_source.isEmpty() || m_plan.devices.isEmpty())
+        return;
+    if (m_chat->isGenerating())
+        m_worker->stopGeneration();
+    m_loading = true;
+    m_loaded = false;
+    m_layerStates.clear();
+    showPlacement();
+    m_chat->setModel(m_source, false, true, 0);
+    m_loadProgress->start(QFileInfo(m_source).fileName());
+    m_loadProgress->show();
+    m_status->setText(tr("Loading %1…").arg(m_source));
+    updateActions();
+    m_worker->resetCancel(); // here, not on the worker: a Cancel pressed before it starts still counts
+    Q_EMIT requestLoad();
+}
+
+void MainWindow::cancelLoad()
+{
+    if (m_loading)
+        m_worker->cancelLoad();
+}
+
+void MainWindow::unloadModel()
+{
+    if (m_loading)
+        m_worker->cancelLoad();
+    if (m_chat->isGenerating())
+        m_worker->stopGeneration();
+    Q_EMIT requestUnload();
+}
+
+void MainWindow::onLoaded(const LoadedView& view)
+{
+    m_loading = false;
+    m_loaded = true;
+    m_loadedView = view;
+    m_loadProgress->hide();
+    showPlacement();
+    m_chat->setModel(view.source, true, view.hasTemplate, view.contextLength);
+    m_status->setText(tr("Loaded %1 in %2 s · context %3 tokens%4")
+                          .arg(QFileInfo(view.source).fileName())
+                          .arg(view.seconds, 0, 'f', 1)
+                          .arg(view.contextLength)
+                          .arg(view.hasTemplate ? QString() : tr(" · no chat template (raw completion)")));
+    updateActions();
+    if (m_chatWhenLoaded) {
+        m_chatWhenLoaded = false;
+        showChat();
+    }
+    Q_EMIT modelLoaded();
+    Q_EMIT loadFinished(true);
+}
+
+void MainWindow::onLoadFailed(const QString& message, bool cancelled)
+{
+    m_loading = false;
+    m_loaded = false;
+    m_chatWhenLoaded = false;
+    m_loadProgress->hide();
+    m_layerStates.clear();
+    showPlacement();
+    m_chat->setModel(m_source, false, true, 0);
+    updateActions();
+    if (cancelled) {
+        m_status->setText(message);
+    } else {
+        m_lastError = message;
+        m_status->setText(tr("Loading failed: %1").arg(message.left(200)));
+        if (showErrorDialogs) {
+            // Window-modal and non-blocking: the event loop (and the engine's signals) keep running.
+            auto* box = new QMessageBox(QMessageBox::Warning, tr("Cannot load the model"),
+                                        tr("Loading %1 failed.").arg(QFileInfo(m_source).fileName()), QMessageBox::Ok, this);
+            box->setObjectName(QStringLiteral("loadError"));
+            box->setInformativeText(message + tr("\n\nNothing was loaded; the window stays as it was. Fix the model "
+                                                 "folder or change the plan (device map, dtype) and load again."));
+            box->setAttribute(Qt::WA_DeleteOnClose);
+            box->open();
+        }
+        Q_EMIT loadErrorShown(message);
+    }
+    Q_EMIT loadFinished(false);
+}
+
+void MainWindow::onUnloaded()
+{
+    if (m_loading)
+        return; // a cancelled load reports through onLoadFailed
+    const bool was = m_loaded;
+    m_loaded = false;
+    m_layerStates.clear();
+    showPlacement();
+    m_chat->setModel(m_source, false, true, 0);
+    updateActions();
+    if (was) {
+        m_status->setText(tr("Unloaded"));
+        Q_EMIT modelUnloaded();
+    }
+}
+
+void MainWindow::updateActions()
+{
+    m_loadAction->setEnabled(!m_loading && !m_source.isEmpty() && !m_plan.devices.isEmpty());
+    m_unloadAction->setEnabled(m_loaded || m_loading);
+}
+
+void MainWindow::showChat()
+{
+    m_views->setCurrentWidget(m_chat);
+}
+
+void MainWindow::showPlan()
+{
+    m_views->setCurrentIndex(0);
+}
+
+bool MainWindow::isChatShown() const
+{
+    return m_views->currentWidget() == m_chat;
+}
+
+void MainWindow::setDefaultChatModel(const QString& path, const QString& label)
+{
+    m_defaultModelPath = path;
+    m_tryDefault->setText(tr("Try %1").arg(label));
+    m_tryDefault->setToolTip(tr("Open %1, load it with the automatic plan and start chatting").arg(path));
+    m_bannerText->setText(tr("<b>New here?</b> Try a small model first: %1 loads in seconds and answers in the Chat tab.")
+                              .arg(label.toHtmlEscaped()));
+    m_banner->setVisible(!path.isEmpty() && recentModelList().isEmpty());
+}
+
+bool MainWindow::isDefaultModelOffered() const
+{
+    return !m_banner->isHidden();
+}
+
+void MainWindow::tryDefaultModel()
+{
+    if (m_defaultModelPath.isEmpty())
+        return;
+    m_banner->hide();
+    m_loadWhenPlanned = true;
+    m_chatWhenLoaded = true;
+    openModel(m_defaultModelPath);
+}
+
+QStringList MainWindow::recentModelList() const
+{
+    QSettings settings;
+    return recentModels(settings);
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recentMenu->clear();
+    const QStringList recent = recentModelList();
+    for (const QString& model : recent)
+        m_recentMenu->addAction(model, this, [this, model] { openModel(model); });
+    m_recentMenu->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::saveLayout()
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
+    settings.setValue(QStringLiteral("window/state"), saveState());
+    settings.setValue(QStringLiteral("window/mainSplitter"), m_mainSplitter->saveState());
+    settings.setValue(QStringLiteral("window/centerSplitter"), m_centerSplitter->saveState());
+    settings.setValue(QStringLiteral("window/chatSplitter"), m_chat->saveLayout());
+}
+
+void MainWindow::restoreLayout()
+{
+    QSettings settings;
+    const QByteArray geometry = settings.value(QStringLiteral("window/geometry")).toByteArray();
+    if (!geometry.isEmpty())
+        restoreGeometry(geometry);
+    restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
+    m_mainSplitter->restoreState(settings.value(QStringLiteral("window/mainSplitter")).toByteArray());
+    m_centerSplitter->restoreState(settings.value(QStringLiteral("window/centerSplitter")).toByteArray());
+    m_chat->restoreLayout(settings.value(QStringLiteral("window/chatSplitter")).toByteArray());
+}
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    saveLayout();
+    QMainWindow::closeEvent(event);
 }
 
 void MainWindow::onFailed(const QString& what, const QString& message)
 {
     m_lastError = message;
     m_status->setText(tr("Could not open %1").arg(what));
-    if (showErrorDialogs)
-        QMessageBox::warning(this, tr("Cannot open model"), message);
+    m_loadWhenPlanned = m_chatWhenLoaded = false;
+    if (showErrorDialogs) {
+        auto* box = new QMessageBox(QMessageBox::Warning, tr("Cannot open model"),
+                                    tr("Layerwise cannot open %1.").arg(what), QMessageBox::Ok, this);
+        box->setObjectName(QStringLiteral("openError"));
+        box->setInformativeText(message);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->open();
+    }
     Q_EMIT modelFailed(message);
 }
 

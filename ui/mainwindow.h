@@ -1,19 +1,29 @@
 #pragma once
 // The main window: pick a model (folder, dropped folder or preset) and see what it is
-// made of, module by module, before anything is loaded.
+// made of, module by module, before anything is loaded; load it with the plan (progress,
+// Cancel), watch its layers work in the placement map, and chat with it.
+#include "chatwork.h"
 #include "enginework.h"
 
 #include <QMainWindow>
 #include <QThread>
 
+class QAction;
 class QComboBox;
+class QFrame;
 class QLabel;
+class QMenu;
+class QPushButton;
+class QSplitter;
+class QTabWidget;
 class QPlainTextEdit;
 class QTreeView;
 
 namespace layerwise::ui {
 
+class ChatView;
 class DevicePanel;
+class LoadProgress;
 class EngineWorker;
 class ModuleTreeModel;
 class PlacementMap;
@@ -39,6 +49,32 @@ public:
     void addHypotheticalGpu(const QString& profile);
     bool showErrorDialogs = true; // tests turn the modal dialog off
 
+    // Loads the planned model with the plan's device map and dtype (Ctrl+L); progress and
+    // Cancel in the status bar; the result arrives asynchronously (modelLoaded / loadFinished).
+    void loadModel();
+    void unloadModel(); // Ctrl+U
+    void cancelLoad();
+    bool isLoaded() const { return m_loaded; }
+    bool isLoading() const { return m_loading; }
+    const LoadedView& loadedModel() const { return m_loadedView; }
+    ChatView* chatView() const { return m_chat; }
+    LoadProgress* loadProgress() const { return m_loadProgress; }
+    // The worker on the engine thread (tests queue work on that thread through it).
+    EngineWorker* engineWorker() const { return m_worker; }
+    void showChat();
+    void showPlan();
+    bool isChatShown() const;
+    // The model offered to first-time users: when set and there is no recent model, a banner
+    // offers "Try <label>", which opens it, loads it with the automatic plan and shows the chat.
+    void setDefaultChatModel(const QString& path, const QString& label);
+    QPushButton* tryDefaultButton() const { return m_tryDefault; }
+    bool isDefaultModelOffered() const;
+    void tryDefaultModel();
+    QStringList recentModelList() const;
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+
 Q_SIGNALS:
     void requestDescribe(const QString& what);
     void requestDevices(const layerwise::ui::PlanSettings& settings);
@@ -48,6 +84,12 @@ Q_SIGNALS:
     void modelShown(const QString& source);
     void modelFailed(const QString& message);
     void planShown();
+    void requestLoad();
+    void requestUnload();
+    void modelLoaded();
+    void modelUnloaded();
+    void loadFinished(bool ok); // ok false: failed or cancelled
+    void loadErrorShown(const QString& message);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* event) override;
@@ -57,6 +99,14 @@ private:
     void onDescribed(const ModelSummary& summary);
     void onFailed(const QString& what, const QString& message);
     void onPlanned(const PlanView& plan);
+    void onLoaded(const LoadedView& view);
+    void onLoadFailed(const QString& message, bool cancelled);
+    void onUnloaded();
+    void showPlacement();
+    void updateActions();
+    void rebuildRecentMenu();
+    void saveLayout();
+    void restoreLayout();
     void chooseFolder();
     void replan();
     PlanSettings settings() const;
@@ -76,6 +126,25 @@ private:
     PlanView m_plan;
     QString m_source;
     QString m_lastError;
+
+    QTabWidget* m_views = nullptr;
+    QSplitter* m_mainSplitter = nullptr;
+    QSplitter* m_centerSplitter = nullptr;
+    ChatView* m_chat = nullptr;
+    LoadProgress* m_loadProgress = nullptr;
+    QAction* m_loadAction = nullptr;
+    QAction* m_unloadAction = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QFrame* m_banner = nullptr;
+    QLabel* m_bannerText = nullptr;
+    QPushButton* m_tryDefault = nullptr;
+    QString m_defaultModelPath;
+    bool m_loadWhenPlanned = false; // the default model's one-click path
+    bool m_chatWhenLoaded = false;
+    bool m_loaded = false;
+    bool m_loading = false;
+    LoadedView m_loadedView;
+    QVector<int> m_layerStates;
 };
 
 } // namespace layerwise::ui

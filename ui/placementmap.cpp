@@ -23,6 +23,17 @@ QColor laneColor(const QString& key)
     static const QColor gpus[] = {{0x3b, 0x82, 0xf6}, {0x63, 0x66, 0xf1}, {0x0e, 0xa5, 0xe9}, {0x8b, 0x5c, 0xf6}};
     return gpus[key.toInt() % 4];
 }
+QString activityName(LayerActivity a)
+{
+    switch (a) {
+    case LayerActivity::resident: return PlacementMap::tr("resident");
+    case LayerActivity::streamingIn: return PlacementMap::tr("streaming in");
+    case LayerActivity::computing: return PlacementMap::tr("computing");
+    case LayerActivity::evicted: return PlacementMap::tr("evicted");
+    case LayerActivity::planned: break;
+    }
+    return PlacementMap::tr("planned");
+}
 } // namespace
 
 PlacementMap::PlacementMap(QWidget* parent) : QWidget(parent)
@@ -37,6 +48,74 @@ void PlacementMap::setPlan(const PlanView& plan)
     m_plan = plan;
     setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())));
     update();
+}
+
+void PlacementMap::setLayerStates(const QVector<int>& states)
+{
+    m_states = states;
+    const int legend = m_states.isEmpty() ? 0 : 24;
+    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())) + legend);
+    update();
+}
+
+LayerActivity PlacementMap::layerActivity(int layer) const
+{
+    return layer >= 0 && layer < m_states.size() ? static_cast<LayerActivity>(m_states[layer]) : LayerActivity::planned;
+}
+
+namespace {
+
+// How a block looks in each state: resident solid, streaming in hatched with an amber outline,
+// computing with a thick red outline, evicted faded with a dashed outline.
+void paintBlock(QPainter& p, const QRectF& r, QColor c, LayerActivity a)
+{
+    switch (a) {
+    case LayerActivity::planned:
+    case LayerActivity::resident:
+        p.fillRect(r, c);
+        break;
+    case LayerActivity::streamingIn:
+        p.fillRect(r, c.lighter(140));
+        p.fillRect(r, QBrush(c.darker(160), Qt::BDiagPattern));
+        p.setPen(QPen(QColor(0xf5, 0x9e, 0x0b), 2));
+        p.drawRect(r.adjusted(1, 1, -1, -1));
+        break;
+    case LayerActivity::computing:
+        p.fillRect(r, c);
+        p.setPen(QPen(QColor(0xdc, 0x26, 0x26), 3));
+        p.drawRect(r.adjusted(1.5, 1.5, -1.5, -1.5));
+        break;
+    case LayerActivity::evicted:
+        c.setAlpha(70);
+        p.fillRect(r, c);
+        p.setPen(QPen(QColor(0x64, 0x74, 0x8b), 1, Qt::DashLine));
+        p.drawRect(r.adjusted(0.5, 0.5, -0.5, -0.5));
+        break;
+    }
+}
+
+} // namespace
+
+void PlacementMap::paintLegend(QPainter& p)
+{
+    const qreal y = top + laneHeight * laneCount() + 2;
+    qreal x = labelWidth;
+    const QColor c = laneColor(m_plan.layerDevices.value(0, QStringLiteral("0")));
+    const std::pair<LayerActivity, QString> items[] = {{LayerActivity::resident, tr("resident")},
+                                                       {LayerActivity::streamingIn, tr("streaming in")},
+                                                       {LayerActivity::computing, tr("computing")},
+                                                       {LayerActivity::evicted, tr("evicted")}};
+    p.setPen(palette().color(QPalette::Text));
+    p.drawText(QRectF(4, y, labelWidth - 8, 16), Qt::AlignVCenter | Qt::AlignLeft, tr("Loaded:"));
+    for (const auto& [activity, label] : items) {
+        p.save();
+        paintBlock(p, QRectF(x, y + 2, 22, 12), c, activity);
+        p.restore();
+        p.setPen(palette().color(QPalette::Text));
+        const qreal w = p.fontMetrics().horizontalAdvance(label) + 12;
+        p.drawText(QRectF(x + 26, y, w, 16), Qt::AlignVCenter | Qt::AlignLeft, label);
+        x += 26 + w + 8;
+    }
 }
 
 void PlacementMap::select(int first, int last)
@@ -116,8 +195,12 @@ void PlacementMap::paintEvent(QPaintEvent*)
         QColor c = laneColor(m_plan.layerDevices[i]);
         if (i >= m_first && i <= m_last && m_first >= 0)
             c = c.darker(150);
-        p.fillRect(r, c);
+        p.save();
+        paintBlock(p, r, c, layerActivity(i));
+        p.restore();
     }
+    if (!m_states.isEmpty())
+        paintLegend(p);
 }
 
 void PlacementMap::mousePressEvent(QMouseEvent* e)
@@ -187,10 +270,11 @@ bool PlacementMap::event(QEvent* e)
         const int layer = layerAt(help->pos());
         if (layer >= 0)
             QToolTip::showText(help->globalPos(),
-                               tr("layer %1 · %2 · on %3\nDrag it (shift-click for a range) onto another lane to move it.")
+                               tr("layer %1 · %2 · on %3%4\nDrag it (shift-click for a range) onto another lane to move it.")
                                    .arg(layer)
                                    .arg(formatBytes(static_cast<quint64>(m_plan.layerBytes.value(layer))))
-                                   .arg(m_plan.layerDevices[layer]),
+                                   .arg(m_plan.layerDevices[layer])
+                                   .arg(m_states.isEmpty() ? QString() : QStringLiteral(" · ") + activityName(layerActivity(layer))),
                                this);
         else
             QToolTip::hideText();

@@ -1,10 +1,14 @@
 #pragma once
 // The placement map: one lane per device, each decoder layer a block sized by its bytes at
 // its place in the model. Drag a block (or a shift-selected range) onto another lane to move
-// it; the engine re-plans and the map redraws with the new verdict.
+// it; the engine re-plans and the map redraws with the new verdict. While a model is loaded the
+// blocks show what each layer is doing (resident, streaming in, computing, evicted) with a legend.
+#include "chatwork.h"
 #include "enginework.h"
 
 #include <QWidget>
+
+class QPainter;
 
 namespace layerwise::ui {
 
@@ -13,6 +17,9 @@ class PlacementMap : public QWidget {
 public:
     explicit PlacementMap(QWidget* parent = nullptr);
     void setPlan(const PlanView& plan);
+    // One LayerActivity per decoder block; empty: planned only (no legend).
+    void setLayerStates(const QVector<int>& states);
+    LayerActivity layerActivity(int layer) const;
     QSize sizeHint() const override { return {700, 240}; }
 
     // The drop logic, also used by tests (offscreen platforms cannot drag and drop).
@@ -41,7 +48,9 @@ private:
     int layerAt(const QPointF& p) const;
     QRectF laneRect(int lane) const;
 
+    void paintLegend(QPainter& p);
     PlanView m_plan;
+    QVector<int> m_states;
     int m_first = -1, m_last = -1;
     QPointF m_pressPos;
 };

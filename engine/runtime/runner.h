@@ -68,18 +68,25 @@ template <typename F>
 void Runner::run_layer(std::size_t index, F&& body)
 {
     LayerWeights& layer = m_model.layers[index];
-    if (index + 1 < m_model.layers.size())
+    if (index + 1 < m_model.layers.size()) {
         prefetch(index + 1);
-    if (m_model.on_layer_state)
-        m_model.on_layer_state(static_cast<int>(index), LayerState::computing);
+        if (m_model.on_layer_state && m_model.layers[index + 1].home.kind == Device::Kind::disk)
+            m_model.on_layer_state(static_cast<int>(index + 1), LayerState::streaming_in);
+    }
     if (m_exec.is_cuda() && !layer.home.is_gpu()) {
         // Offloaded layer on a GPU run: its weights come over for this step only.
+        if (m_model.on_layer_state)
+            m_model.on_layer_state(static_cast<int>(index), LayerState::streaming_in);
         LayerWeights streamed;
         streamed.home = layer.home;
         for (const auto& [name, t] : layer.tensors)
             streamed.tensors.emplace(name, t.to(m_exec, /*non_blocking=*/true));
+        if (m_model.on_layer_state)
+            m_model.on_layer_state(static_cast<int>(index), LayerState::computing);
         body(static_cast<const LayerWeights&>(streamed));
     } else {
+        if (m_model.on_layer_state)
+            m_model.on_layer_state(static_cast<int>(index), LayerState::computing);
         body(static_cast<const LayerWeights&>(layer));
     }
     if (layer.home.kind == Device::Kind::disk)
