@@ -1,15 +1,15 @@
-// The desktop application. Opens the model given by LAYERWISE_MODEL, else the default preset,
-// planned for this machine's devices (plus LAYERWISE_GPUS hypothetical ones).
-// LAYERWISE_DEFAULT_MODEL: a small model folder offered to first-time users ("Try …").
+// The desktop application. Opens the model given by LAYERWISE_MODEL, else the default chat
+// model (SmolLM2-135M-Instruct, installed by the set-up script; see default_model.h), else the
+// Llama 3.1 8B preset, planned for this machine's devices (plus LAYERWISE_GPUS hypothetical ones).
+// The default chat model is offered to first-time users ("Try SmolLM2-135M-Instruct").
 #include "commands.h"
+#include "default_model.h"
 
 #include "chatview.h"
 #include "mainwindow.h"
 #include "samplingform.h"
 
 #include <QApplication>
-#include <QDir>
-#include <QFileInfo>
 #include <QTimer>
 #include <memory>
 
@@ -21,11 +21,11 @@ int runGui(int argc, char** argv)
     QApplication::setApplicationName(QStringLiteral("Layerwise"));
     QApplication::setOrganizationName(QStringLiteral("Layerwise"));
     ui::MainWindow window;
-    const QString defaultModel = qEnvironmentVariable("LAYERWISE_DEFAULT_MODEL");
+    const QString defaultModel = QString::fromStdString(defaultChatModelPath());
     if (!defaultModel.isEmpty())
-        window.setDefaultChatModel(defaultModel, QFileInfo(QDir::cleanPath(defaultModel)).fileName());
+        window.setDefaultChatModel(defaultModel, QString::fromStdString(defaultChatModelLabel(defaultModel.toStdString())));
     window.show();
-    const QString model = qEnvironmentVariable("LAYERWISE_MODEL", QStringLiteral("Llama-3.1-8B"));
+    const QString model = qEnvironmentVariable("LAYERWISE_MODEL", defaultModel.isEmpty() ? QStringLiteral("Llama-3.1-8B") : defaultModel);
     // LAYERWISE_SCREENSHOT=file.png: save the window once the model is shown, then quit.
     // With LAYERWISE_SCREENSHOT_CHAT=PROMPT: load the model, send PROMPT (raw completion when the
     // model has no chat template, greedy) and save the Chat tab once the answer is complete.
