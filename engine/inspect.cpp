@@ -2,6 +2,7 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "model/gguf_model.h"
 #include "model/presets.h"
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,21 @@ ModelConfig read_config(const fs::path& path)
     } catch (...) {
         rethrow_with_context("reading the model config");
     }
+}
+
+// A .gguf file, or a folder whose weights are one .gguf (no safetensors, no .bin).
+bool is_gguf_source(const fs::path& path, bool is_directory)
+{
+    if (!is_directory)
+        return path.extension() == ".gguf";
+    std::error_code ec;
+    bool gguf = false, other = false;
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+        const auto ext = e.path().extension();
+        gguf = gguf || ext == ".gguf";
+        other = other || ext == ".safetensors" || ext == ".bin";
+    }
+    return gguf && !other;
 }
 
 bool looks_like_path(const std::string& s)
@@ -74,6 +90,20 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
                               "(model.safetensors or pytorch_model.bin, possibly sharded)");
     }
     d.kind = ModelSourceKind::folder;
+    if (is_gguf_source(path, fs::is_directory(status))) {
+        // GGUF: the file's metadata is the config (a config.json beside it is not read). Quantized
+        // tensors are dequantized at load, to float32 unless another dtype is asked for.
+        try {
+            d.checkpoint = Checkpoint::open(path);
+            d.config_path = d.checkpoint->files().front()->path();
+            d.config = config_from_gguf(*d.checkpoint->gguf_metadata(), *d.checkpoint, d.config_path.string(), log);
+            adopt_gguf_tensors(*d.checkpoint, d.config);
+            d.tree = ModuleTree::from_checkpoint(d.config, *d.checkpoint, dtype.value_or(DType::f32), log);
+        } catch (...) {
+            rethrow_with_context("reading the GGUF model");
+        }
+        return d;
+    }
     d.config_path = folder / "config.json";
     if (!fs::exists(d.config_path, ec))
         throw FormatError(folder.string() + " has no config.json; a Hugging Face model folder needs one "
