@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Tiny llama models as GGUF files, written with the `gguf` package the way llama.cpp's
+convert_hf_to_gguf.py writes them (metadata keys, tensor names, the q/k row permutation of
+LlamaModel.permute), and transformers' logits for them.
+
+llama-f32.gguf: tests/fixtures/checkpoints/llama-f32 in F32; its reference logits are the committed
+tests/fixtures/logits/llama-f32-float32.json (transformers on the safetensors checkpoint).
+
+tiny-llama-{q8_0,q4_0,q4_1}.gguf: a random transformers LlamaForCausalLM (hidden 32, so every row
+is whole 32-element blocks; tied embeddings, so no output.weight) with its 2-D weights quantized by
+gguf.quants.quantize (norms stay F32, as llama.cpp keeps them). The reference
+tiny-llama-<type>.json holds the logits transformers computes after loading the weights
+dequantized by gguf.quants.dequantize. Quantization is row-wise, so dequantize(quantize(W)) in
+Hugging Face's row order is exactly the un-permuted content of the GGUF file: the reference does
+not depend on any un-permutation code.
+
+Run: .venv/bin/python tests/reference/make_gguf_model.py
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import gguf
+from gguf import GGMLQuantizationType as T
+from gguf.quants import quantize, dequantize
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "gguf"
+OUT.mkdir(parents=True, exist_ok=True)
+PROMPT = [3, 17, 42, 5, 9, 1, 33, 60, 2, 11]  # as make_logits.py
+STEPS = 20
+
+NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
+BLOCK = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+         "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+         "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+         "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(hf):
+    module, param = hf.rsplit(".", 1)
+    if module in NAMES:
+        return f"{NAMES[module]}.{param}"
+    parts = module.split(".")
+    assert parts[:2] == ["model", "layers"], hf
+    return f"blk.{parts[2]}.{BLOCK['.'.join(parts[3:])]}.{param}"
+
+
+def permute(w, n_head, n_head_kv):
+    # llama.cpp's LlamaModel.permute: rotary halves interleaved per head.
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(path, config, state, qtype):
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_name(path.stem)
+    w.add_context_length(config.max_position_embeddings)
+    w.add_embedding_length(config.hidden_size)
+    w.add_block_count(config.num_hidden_layers)
+    w.add_feed_forward_length(config.intermediate_size)
+    w.add_head_count(config.num_attention_heads)
+    w.add_head_count_kv(config.num_key_value_heads)
+    w.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(config.rms_norm_eps)
+    w.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    w.add_vocab_size(config.vocab_size)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if qtype == T.F32 else {T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+                    T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q4_1: gguf.LlamaFileType.MOSTLY_Q4_1}[qtype])
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"<t{i}>" for i in range(config.vocab_size)])
+    w.add_bos_token_id(config.bos_token_id)
+    w.add_eos_token_id(config.eos_token_id)
+    nh, nkv = config.num_attention_heads, config.num_key_value_heads
+    for hf, t in state.items():
+        x = t.float().numpy()
+        if hf.endswith("q_proj.weight"):
+            x = permute(x, nh, nh)
+        elif hf.endswith("k_proj.weight"):
+            x = permute(x, nh, nkv)
+        x = np.ascontiguousarray(x)
+        if qtype == T.F32 or x.ndim == 1:
+            w.add_tensor(gguf_name(hf), x)
+        else:
+            w.add_tensor(gguf_name(hf), quantize(x, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(path, path.stat().st_size, "bytes")
+
+
+def logits_of(model):
+    ids = torch.tensor([PROMPT])
+    with torch.no_grad():
+        prefill = model(ids).logits[0].float()
+        out = model.generate(ids, max_new_tokens=STEPS, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True, eos_token_id=None, pad_token_id=0, min_new_tokens=STEPS)
+    return {"prompt": PROMPT,
+            "prefill_logits": [[round(v, 7) for v in row] for row in prefill.tolist()],
+            "step_logits": [[round(v, 7) for v in l[0].float().tolist()] for l in out.logits],
+            "tokens": out.sequences[0, len(PROMPT):].tolist()}
+
+
+# 1. The committed llama-f32 checkpoint in F32.
+ck = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-f32"
+config = LlamaConfig.from_pretrained(ck)
+write_gguf(OUT / "llama-f32.gguf", config, load_file(ck / "model.safetensors"), T.F32)
+
+# 2. A random tiny llama with 32-element rows, quantized three ways.
+torch.manual_seed(1)
+config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=64, max_position_embeddings=64, rms_norm_eps=1e-5,
+                     tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, dtype="float32",
+                     initializer_range=0.3)  # large weights: distinct logits and varied greedy tokens
+model = LlamaForCausalLM(config).eval()
+with torch.no_grad():  # norms away from 1 so they matter
+    for n, p in model.named_parameters():
+        if n.endswith("norm.weight"):
+            p.copy_(1 + 0.2 * torch.randn_like(p))
+state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+for qtype in (T.Q8_0, T.Q4_0, T.Q4_1):
+    name = f"tiny-llama-{qtype.name.lower()}"
+    write_gguf(OUT / f"{name}.gguf", config, state, qtype)
+    dq = {k: (torch.from_numpy(dequantize(quantize(v.numpy(), qtype), qtype)) if v.ndim == 2 else v)
+          for k, v in state.items()}
+    ref = LlamaForCausalLM(config).eval()
+    missing, unexpected = ref.load_state_dict(dq, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    ref.tie_weights()
+    assert torch.equal(ref.lm_head.weight, dq["model.embed_tokens.weight"])
+    r = logits_of(ref)
+    r.update({"gguf": f"{name}.gguf", "type": qtype.name, "dtype": "float32",
+              "max_abs_weight_error": float(max((dq[k] - state[k]).abs().max() for k in state))})
+    (OUT / f"{name}.json").write_text(json.dumps(r) + "\n")
+    print(name, r["tokens"][:8])
