@@ -516,6 +516,23 @@ void TestGguf::realSmolLM2()
     QVERIFY(d.checkpoint->tensor_bytes() < d.tree.num_parameters() * 3 / 4);
     QCOMPARE(d.tree.module_bytes(0, SizeRule::as_loaded(DType::bf16)),
              d.tree.num_parameters() * 2 + buffer_bytes(d.tree));
+
+    // Loaded and run: transformers' own GGUF loader (from_pretrained(gguf_file=...)) gives the
+    // same greedy tokens and last-position logits (make_gguf_model.py).
+    const json ref = test::read_json(gguf_dir() / "smollm2-135m-q4_1.json");
+    QCOMPARE(d.tree.num_parameters(), ref["num_parameters"].get<std::uint64_t>());
+    auto model = load(file, R"({"": "cpu"})");
+    Runner runner(*model, 64);
+    const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
+    at::Tensor step = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1];
+    const at::Tensor ids = at::tensor(ref["top_ids"].get<std::vector<std::int64_t>>(), at::kLong);
+    const double err =
+        (step.index_select(0, ids) - at::tensor(ref["top_logits"].get<std::vector<float>>())).abs().max().item<double>();
+    QVERIFY2(err <= 2e-3, ("top logits max abs error " + std::to_string(err)).c_str()); // logits ~20, 30 layers
+    for (const std::int64_t token : ref["tokens"].get<std::vector<std::int64_t>>()) {
+        QCOMPARE(step.argmax().item<std::int64_t>(), token);
+        step = runner.forward(at::tensor({token}, at::kLong).unsqueeze(0))[0][0];
+    }
 }
 
 QTEST_GUILESS_MAIN(TestGguf)

