@@ -13,6 +13,8 @@
 #include "runtime/loaded_model.h"
 #include "runtime/runner.h"
 
+#include <QProcess>
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <cstring>
@@ -40,6 +42,7 @@ private Q_SLOTS:
     void quantizedLogitsMatchTransformers();
     void quantizedOnDiskGoesThroughOffloadFile();
     void qwen3LogitsMatchTransformers();
+    void commandLine();
     void realSmolLM2();
 };
 
@@ -393,6 +396,15 @@ void TestGguf::openErrors()
     QVERIFY(throws_with<FormatError>([&] { describe_model((dir.path() / "m.gguf").string()); },
                                      {"reading the GGUF model", "m.gguf"}));
     QVERIFY(throws_with<FormatError>([&] { describe_model(dir.path().string()); }, {"m.gguf", "version 7"}));
+    // A real file cut in its data section, and in its header (the reader grows its pread).
+    const std::string whole = test::read_file(gguf_dir() / "tiny-llama-q4_1.gguf");
+    test::TempDir cut;
+    test::write_file(cut.path() / "cut.gguf", whole.substr(0, whole.size() - 100));
+    QVERIFY(throws_with<FormatError>([&] { describe_model((cut.path() / "cut.gguf").string()); },
+                                     {"cut.gguf", "tensor 'output_norm.weight'", "the file is truncated"}));
+    test::write_file(cut.path() / "cut.gguf", whole.substr(0, 1000));
+    QVERIFY(throws_with<FormatError>([&] { describe_model((cut.path() / "cut.gguf").string()); },
+                                     {"cut.gguf", "the file is truncated"}));
     // Two GGUF files in one folder: which one?
     test::write_file(dir.path() / "n.gguf", build_gguf().bytes);
     QVERIFY(throws_with<FormatError>([&] { Checkpoint::open(dir.path()); }, {"several .gguf files"}));
@@ -502,6 +514,44 @@ void TestGguf::qwen3LogitsMatchTransformers()
     QVERIFY(d.tree.unused_tensors().empty());
     auto model = load(gguf_dir() / "tiny-qwen3-f32.gguf", R"({"": "cpu"})");
     compare_logits(*model, ref, 1e-4);
+}
+
+void TestGguf::commandLine()
+{
+    // `layerwise inspect|plan|generate X.gguf` as a user types them.
+    const QString file = QString::fromStdString((gguf_dir() / "tiny-llama-q4_1.gguf").string());
+    auto run = [](const QStringList& args) {
+        QProcess p;
+        p.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")), args);
+        if (!p.waitForFinished(60000))
+            qFatal("layerwise did not finish");
+        return std::make_pair(p.exitCode(), p.readAllStandardOutput());
+    };
+    auto [code, out] = run({"inspect", file, "--json"});
+    QCOMPARE(code, 0);
+    const json inspect = json::parse(out.toStdString());
+    QCOMPARE(inspect["checkpoint"]["format"].get<std::string>(), std::string("gguf"));
+    QCOMPARE(inspect["checkpoint"]["gguf_types"]["Q4_1"].get<int>(), 15); // 7 linears x 2 layers + embeddings
+    QCOMPARE(inspect["dtype"].get<std::string>(), std::string("float32"));
+    std::tie(code, out) = run({"plan", file, "--no-real-gpus", "--device", "cpu=1GiB", "--dtype", "bfloat16", "--json"});
+    QCOMPARE(code, 0);
+    const json plan = json::parse(out.toStdString());
+    const ModelDescription d = describe_model((gguf_dir() / "tiny-llama-q4_1.gguf").string(), DType::bf16);
+    const auto cpu = std::find_if(plan["devices"].begin(), plan["devices"].end(),
+                                  [](const json& dev) { return dev["device"] == "cpu"; });
+    QVERIFY(cpu != plan["devices"].end());
+    // The weights as loaded (bfloat16), not the file's Q4_1 blocks.
+    QCOMPARE((*cpu)["weights_bytes"].get<std::uint64_t>(), d.tree.module_bytes(0, SizeRule::stored()));
+    QVERIFY((*cpu)["weights_bytes"].get<std::uint64_t>() > d.checkpoint->tensor_bytes());
+    const json ref = test::read_json(gguf_dir() / "tiny-llama-q4_1.json");
+    QStringList ids;
+    for (const auto& id : ref["prompt"])
+        ids << QString::number(id.get<int>());
+    std::tie(code, out) = run({"generate", file, "--ids", ids.join(','), "--greedy", "--max-new-tokens", "8", "--json"});
+    QCOMPARE(code, 0);
+    const auto tokens = json::parse(out.toStdString())["token_ids"].get<std::vector<std::int64_t>>();
+    const auto expected = ref["tokens"].get<std::vector<std::int64_t>>();
+    QCOMPARE(tokens, std::vector<std::int64_t>(expected.begin(), expected.begin() + 8));
 }
 
 void TestGguf::realSmolLM2()
