@@ -294,6 +294,7 @@ public:
 
         std::vector<KeyValue> entries;
         std::unordered_set<std::string> keys;
+        std::uint64_t alignment_at = 0;
         for (std::uint64_t i = 0; i < kv_count; ++i) {
             const std::uint64_t at = m_pos;
             m_context = "metadata entry " + std::to_string(i);
@@ -302,6 +303,8 @@ public:
             m_context = "metadata key '" + kv.key + "'";
             if (!keys.insert(kv.key).second)
                 fail(at, "appears twice; keys must be unique");
+            if (kv.key == "general.alignment")
+                alignment_at = m_pos + 4;
             kv.value = value(type(), 0);
             entries.push_back(std::move(kv));
         }
@@ -310,7 +313,8 @@ public:
             m_context = "metadata key 'general.alignment'";
             const auto al = f.metadata.get_int("general.alignment");
             if (!al || *al <= 0 || (*al & (*al - 1)) != 0)
-                fail(0, "is " + (al ? std::to_string(*al) : type_text(*a)) + "; it must be a power of two");
+                fail(alignment_at, "is " + (al ? std::to_string(*al) : type_text(*a)) +
+                                       "; it must be a power of two (the file is corrupt)");
             f.alignment = static_cast<std::uint64_t>(*al);
         }
 

@@ -4,6 +4,7 @@
 #include "checkpoint/gguf_dequantize.h"
 #include "core/error.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 
@@ -43,8 +44,16 @@ at::Tensor decoded_gguf_tensor(const Checkpoint& checkpoint, const TensorEntry& 
     at::Tensor t;
     if (entry.gguf->block_quantized) {
         t = at::empty(entry.shape, at::TensorOptions().dtype(at::kFloat));
-        gguf::dequantize(static_cast<gguf::TensorType>(entry.gguf->ggml_type), bytes, entry.numel(),
-                         t.data_ptr<float>());
+        const auto type = static_cast<gguf::TensorType>(entry.gguf->ggml_type);
+        const gguf::BlockLayout layout = *gguf::block_layout(entry.gguf->ggml_type);
+        float* out = t.data_ptr<float>();
+        // Blocks are independent: decode ranges of them on all intra-op threads.
+        const auto blocks = static_cast<std::int64_t>(entry.numel() / layout.block_elements);
+        at::parallel_for(0, blocks, 2048, [&](std::int64_t begin, std::int64_t end) {
+            gguf::dequantize(type, bytes + static_cast<std::uint64_t>(begin) * layout.block_bytes,
+                             static_cast<std::uint64_t>(end - begin) * layout.block_elements,
+                             out + static_cast<std::uint64_t>(begin) * layout.block_elements);
+        });
     } else {
         t = at::from_blob(const_cast<std::uint8_t*>(bytes), entry.shape,
                           at::TensorOptions().dtype(scalar_type(entry.dtype)));

@@ -292,7 +292,7 @@ void TestGguf::badInput_data()
     QTest::newRow("unknown value type") << "value_type1" << quint64(13) << 4
                                         << "metadata key 'general.alignment'|value type 13|byte 94";
     QTest::newRow("string past the end") << "string0" << quint64(1) << 8 << "string of|past the end of the file";
-    QTest::newRow("alignment not a power of two") << "alignment" << quint64(48) << 4 << "general.alignment|power of two";
+    QTest::newRow("alignment not a power of two") << "alignment" << quint64(48) << 4 << "general.alignment|power of two|byte 98";
     QTest::newRow("unknown tensor type") << "type" << quint64(99) << 4 << "tensor 'w'|tensor type 99|does not know";
     QTest::newRow("IQ type") << "type" << quint64(16) << 4 << "tensor 'w'|tensor type 16";
     QTest::newRow("no dimensions") << "n_dims" << quint64(0) << 4 << "tensor 'w'|0 dimensions";
