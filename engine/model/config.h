@@ -21,6 +21,9 @@ struct RopeConfig {
     double high_freq_factor = 4.0;
     std::int64_t original_max_position_embeddings = 0;
     double partial_rotary_factor = 1.0; // fraction of head_dim that is rotated (GPT-NeoX rotary_pct)
+    // Per-frequency divisors of inv_freq given as numbers rather than a rule (a GGUF file's
+    // rope_freqs.weight: llama.cpp's form of Llama 3.x scaling); empty = none.
+    std::vector<float> freq_factors;
 };
 
 struct ModelConfig {

@@ -5,6 +5,7 @@
 #include "model/arch.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace layerwise {
 namespace {
@@ -159,9 +160,24 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
         c.rope.original_max_position_embeddings =
             k.optional_positive("rope.scaling.original_context_length").value_or(0);
     }
-    if (checkpoint.find("rope_freqs.weight"))
-        log.warning(where + ": per-frequency rope factors (rope_freqs.weight, Llama 3.1-style long-context "
-                            "scaling) are ignored: outputs beyond short contexts will differ from llama.cpp's");
+    if (const TensorEntry* f = checkpoint.find("rope_freqs.weight")) {
+        // Llama 3.x rope scaling as llama.cpp stores it: one divisor per rotary frequency. Read with
+        // pread (a few bytes), so describing the model still maps no tensor data.
+        const std::int64_t expected = c.rotary_dim() / 2;
+        if (f->gguf->ggml_type != static_cast<std::uint32_t>(gguf::TensorType::F32) ||
+            static_cast<std::int64_t>(f->numel()) != expected)
+            throw FormatError(where + ": tensor 'rope_freqs.weight' must be " + std::to_string(expected) +
+                              " float32 values (one per rotary frequency), not " + shape_string(f->shape) + " " +
+                              std::string(gguf::tensor_type_name(static_cast<gguf::TensorType>(f->gguf->ggml_type))));
+        const std::string bytes = checkpoint.files()[f->file]->read(f->offset, f->size);
+        c.rope.freq_factors.resize(static_cast<std::size_t>(expected));
+        std::memcpy(c.rope.freq_factors.data(), bytes.data(), bytes.size());
+        for (float v : c.rope.freq_factors)
+            if (!(v > 0) || !std::isfinite(v))
+                throw FormatError(where + ": tensor 'rope_freqs.weight' holds " + std::to_string(v) +
+                                  "; rope frequency factors must be positive");
+    }
+    (void)log;
 
     const TensorEntry* embed = checkpoint.find("token_embd.weight");
     if (auto v = k.optional_positive("vocab_size"))

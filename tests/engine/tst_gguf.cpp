@@ -464,6 +464,14 @@ void TestGguf::f32LogitsMatchTransformers()
              std::int64_t(4));
     QCOMPARE(model->checkpoint->find("model.layers.0.self_attn.k_proj.weight")->gguf->rope_permuted_heads,
              std::int64_t(2));
+    // Llama 3.1 rope scaling, which llama.cpp stores as per-frequency factors (rope_freqs.weight),
+    // and tied embeddings (no output.weight): the same logits as transformers on the safetensors.
+    const ModelDescription tied = describe_model((gguf_dir() / "llama31-tied.gguf").string());
+    QCOMPARE(tied.config.rope.freq_factors.size(), std::size_t(2 * 2)); // head_dim 8: 4 frequencies
+    QVERIFY(tied.config.tie_word_embeddings);
+    QCOMPARE(tied.checkpoint->data_bytes_handed_out(), std::uint64_t(0));
+    auto llama31 = load(gguf_dir() / "llama31-tied.gguf", R"({"": "cpu"})");
+    compare_logits(*llama31, test::read_json(test::fixtures() / "logits" / "llama31-tied-float32.json"), 1e-4);
 }
 
 void TestGguf::quantizedLogitsMatchTransformers_data()

@@ -17,6 +17,7 @@ not depend on any un-permutation code.
 Run: .venv/bin/python tests/reference/make_gguf_model.py
 """
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,24 @@ def write_gguf(path, config, state, qtype, arch="llama"):
     w.add_bos_token_id(config.bos_token_id)
     w.add_eos_token_id(config.eos_token_id)
     nh, nkv = config.num_attention_heads, config.num_key_value_heads
+    rope = config.rope_parameters or {}
+    if rope.get("rope_type") == "llama3":
+        # As llama.cpp's LlamaModel.generate_extra_tensors: one float32 divisor per frequency.
+        base, dim = rope["rope_theta"], head_dim
+        freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+        factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+        old_ctx = rope["original_max_position_embeddings"]
+        factors = []
+        for f in freqs.tolist():
+            wavelen = 2 * math.pi / f
+            if wavelen < old_ctx / high:
+                factors.append(1)
+            elif wavelen > old_ctx / low:
+                factors.append(factor)
+            else:
+                smooth = (old_ctx / wavelen - low) / (high - low)
+                factors.append(1 / ((1 - smooth) / factor + smooth))
+        w.add_tensor("rope_freqs.weight", np.array(factors, dtype=np.float32))
     for hf, t in state.items():
         x = t.float().numpy()
         if arch == "llama" and hf.endswith("q_proj.weight"):  # only LlamaModel permutes
@@ -114,6 +133,13 @@ def logits_of(model):
 ck = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-f32"
 config = LlamaConfig.from_pretrained(ck)
 write_gguf(OUT / "llama-f32.gguf", config, load_file(ck / "model.safetensors"), T.F32)
+
+# 1b. The committed llama31-tied checkpoint (Llama 3.1 rope scaling, tied embeddings) in F32; reference:
+# tests/fixtures/logits/llama31-tied-float32.json.
+ck = ROOT / "tests" / "fixtures" / "checkpoints" / "llama31-tied"
+config = LlamaConfig.from_pretrained(ck)
+write_gguf(OUT / "llama31-tied.gguf", config, {k: v for k, v in load_file(ck / "model.safetensors").items()
+                                               if k != "lm_head.weight"}, T.F32)
 
 # 2. A random tiny llama with 32-element rows, quantized three ways.
 torch.manual_seed(1)
