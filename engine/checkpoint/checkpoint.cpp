@@ -283,10 +283,14 @@ void Checkpoint::add_gguf(const fs::path& file)
     }
 }
 
-void Checkpoint::edit_entries(const std::function<void(TensorEntry&)>& edit)
+void Checkpoint::edit_entries(const std::function<bool(TensorEntry&)>& edit)
 {
+    std::vector<TensorEntry> kept;
+    kept.reserve(m_tensors.size());
     for (auto& t : m_tensors)
-        edit(t);
+        if (edit(t))
+            kept.push_back(std::move(t));
+    m_tensors = std::move(kept);
     m_by_name.clear();
     for (std::size_t i = 0; i < m_tensors.size(); ++i)
         if (!m_by_name.emplace(m_tensors[i].name, i).second)

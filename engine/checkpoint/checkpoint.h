@@ -37,8 +37,9 @@ public:
     // The metadata of a GGUF checkpoint (nullptr for other formats).
     const gguf::Metadata* gguf_metadata() const { return m_gguf_metadata ? &*m_gguf_metadata : nullptr; }
     // Lets the model layer rename entries and set their decoding (GGUF names -> Hugging Face
-    // names); the name index is rebuilt and a name given twice is a FormatError.
-    void edit_entries(const std::function<void(TensorEntry&)>& edit);
+    // names), or drop one it consumed (`edit` returns false); the name index is rebuilt and a
+    // name given twice is a FormatError. Call before anything holds an entry index.
+    void edit_entries(const std::function<bool(TensorEntry&)>& edit);
     // metadata.total_size of a sharded index, if any
     std::optional<std::uint64_t> index_total_size() const { return m_index_total_size; }
     // Sum of tensor bytes in the files

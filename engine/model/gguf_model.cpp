@@ -207,13 +207,15 @@ void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
     const bool permuted = arch && arch->rope_permuted;
     checkpoint.edit_entries([&](TensorEntry& t) {
         if (!t.gguf)
-            return;
+            return true;
+        if (t.name == "rope_freqs.weight" && !config.rope.freq_factors.empty())
+            return false; // read into the config (RopeConfig::freq_factors)
         auto hf = hf_tensor_name(t.name);
         if (!hf)
-            return; // kept under its GGUF name: reported as unused
+            return true; // kept under its GGUF name: reported as unused
         t.name = std::move(*hf);
         if (!permuted)
-            return;
+            return true;
         const auto ends_with = [&](std::string_view s) {
             return t.name.size() >= s.size() && t.name.compare(t.name.size() - s.size(), s.size(), s) == 0;
         };
@@ -221,6 +223,7 @@ void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
             t.gguf->rope_permuted_heads = config.num_heads;
         else if (ends_with("self_attn.k_proj.weight") || ends_with("self_attn.k_proj.bias"))
             t.gguf->rope_permuted_heads = config.num_kv_heads;
+        return true;
     });
 }
 

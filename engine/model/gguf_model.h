@@ -25,7 +25,8 @@ ModelConfig config_from_gguf(const gguf::Metadata& metadata, const Checkpoint& c
 std::optional<std::string> hf_tensor_name(const std::string& gguf_name);
 
 // Renames the checkpoint's entries to transformers' names and marks llama's q/k projections
-// for un-permutation (q: config.num_heads, k: config.num_kv_heads).
+// for un-permutation (q: config.num_heads, k: config.num_kv_heads). rope_freqs.weight, which
+// config_from_gguf read into the config, leaves the tensor list.
 void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config);
 
 } // namespace layerwise
