@@ -464,6 +464,15 @@ void TestGguf::f32LogitsMatchTransformers()
              std::int64_t(4));
     QCOMPARE(model->checkpoint->find("model.layers.0.self_attn.k_proj.weight")->gguf->rope_permuted_heads,
              std::int64_t(2));
+    // F16: the permuted q/k rows come back in Hugging Face's order, equal to the checkpoint's
+    // float32 weights rounded to float16.
+    auto f16 = load(gguf_dir() / "llama-f16.gguf", R"({"": "cpu"})");
+    auto hf = Checkpoint::open(test::fixtures() / "checkpoints" / "llama-f32");
+    for (const char* name : {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                             "mlp.down_proj.weight"}) {
+        const at::Tensor expected = tensor_view(*hf, std::string("model.layers.1.") + name).to(at::kHalf).to(at::kFloat);
+        QVERIFY2(at::equal(f16->layers[1][name], expected), name);
+    }
     // Llama 3.1 rope scaling, which llama.cpp stores as per-frequency factors (rope_freqs.weight),
     // and tied embeddings (no output.weight): the same logits as transformers on the safetensors.
     const ModelDescription tied = describe_model((gguf_dir() / "llama31-tied.gguf").string());

@@ -5,6 +5,8 @@ LlamaModel.permute), and transformers' logits for them.
 
 llama-f32.gguf: tests/fixtures/checkpoints/llama-f32 in F32; its reference logits are the committed
 tests/fixtures/logits/llama-f32-float32.json (transformers on the safetensors checkpoint).
+llama-f16.gguf: the same in F16 (its weights must equal the checkpoint's rounded to float16).
+llama31-tied.gguf: tests/fixtures/checkpoints/llama31-tied (Llama 3.1 rope as rope_freqs.weight).
 
 tiny-llama-{q8_0,q4_0,q4_1}.gguf: a random transformers LlamaForCausalLM (hidden 32, so every row
 is whole 32-element blocks; tied embeddings, so no output.weight) with its 2-D weights quantized by
@@ -74,7 +76,7 @@ def write_gguf(path, config, state, qtype, arch="llama"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
     w.add_vocab_size(config.vocab_size)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32 if qtype == T.F32 else {T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if qtype == T.F32 else {T.F16: gguf.LlamaFileType.MOSTLY_F16, T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
                     T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q4_1: gguf.LlamaFileType.MOSTLY_Q4_1}[qtype])
     w.add_tokenizer_model("llama")
     w.add_token_list([f"<t{i}>" for i in range(config.vocab_size)])
@@ -108,6 +110,8 @@ def write_gguf(path, config, state, qtype, arch="llama"):
         x = np.ascontiguousarray(x)
         if qtype == T.F32 or x.ndim == 1:
             w.add_tensor(gguf_name(hf), x)
+        elif qtype == T.F16:
+            w.add_tensor(gguf_name(hf), x.astype(np.float16))
         else:
             w.add_tensor(gguf_name(hf), quantize(x, qtype), raw_dtype=qtype)
     w.write_header_to_file()
@@ -133,6 +137,8 @@ def logits_of(model):
 ck = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-f32"
 config = LlamaConfig.from_pretrained(ck)
 write_gguf(OUT / "llama-f32.gguf", config, load_file(ck / "model.safetensors"), T.F32)
+# ... and in F16 (2-D weights; norms stay F32 as llama.cpp keeps them)
+write_gguf(OUT / "llama-f16.gguf", config, load_file(ck / "model.safetensors"), T.F16)
 
 # 1b. The committed llama31-tied checkpoint (Llama 3.1 rope scaling, tied embeddings) in F32; reference:
 # tests/fixtures/logits/llama31-tied-float32.json.
