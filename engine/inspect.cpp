@@ -2,8 +2,10 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "model/gguf_model.h"
 #include "model/presets.h"
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,6 +23,21 @@ ModelConfig read_config(const fs::path& path)
     } catch (...) {
         rethrow_with_context("reading the model config");
     }
+}
+
+// A .gguf file, or a folder whose weights are one .gguf (no safetensors, no .bin).
+bool is_gguf_source(const fs::path& path, bool is_directory)
+{
+    if (!is_directory)
+        return path.extension() == ".gguf";
+    std::error_code ec;
+    bool gguf = false, other = false;
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+        const auto ext = e.path().extension();
+        gguf = gguf || ext == ".gguf";
+        other = other || ext == ".safetensors" || ext == ".bin";
+    }
+    return gguf && !other;
 }
 
 bool looks_like_path(const std::string& s)
@@ -74,6 +91,20 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
                               "(model.safetensors or pytorch_model.bin, possibly sharded)");
     }
     d.kind = ModelSourceKind::folder;
+    if (is_gguf_source(path, fs::is_directory(status))) {
+        // GGUF: the file's metadata is the config (a config.json beside it is not read). Quantized
+        // tensors are dequantized at load, to float32 unless another dtype is asked for.
+        try {
+            d.checkpoint = Checkpoint::open(path);
+            d.config_path = d.checkpoint->files().front()->path();
+            d.config = config_from_gguf(*d.checkpoint->gguf_metadata(), *d.checkpoint, d.config_path.string(), log);
+            adopt_gguf_tensors(*d.checkpoint, d.config);
+            d.tree = ModuleTree::from_checkpoint(d.config, *d.checkpoint, dtype.value_or(DType::f32), log);
+        } catch (...) {
+            rethrow_with_context("reading the GGUF model");
+        }
+        return d;
+    }
     d.config_path = folder / "config.json";
     if (!fs::exists(d.config_path, ec))
         throw FormatError(folder.string() + " has no config.json; a Hugging Face model folder needs one "
@@ -112,6 +143,9 @@ json node_json(const ModelDescription& d, int index, const std::vector<std::uint
                 tj["tied_to"] = t.tied_to;
             if (t.file_dtype && *t.file_dtype != t.dtype)
                 tj["file_dtype"] = torch_name(*t.file_dtype);
+            if (d.checkpoint && t.checkpoint_entry)
+                if (const auto& g = d.checkpoint->tensors()[*t.checkpoint_entry].gguf)
+                    tj["gguf_type"] = gguf::tensor_type_name(static_cast<gguf::TensorType>(g->ggml_type));
             ts.push_back(std::move(tj));
         }
         j["tensors"] = std::move(ts);
@@ -133,6 +167,16 @@ const char* kind_name(ModelSourceKind k)
     case ModelSourceKind::preset: return "preset";
     }
     return "?";
+}
+
+// How many tensors of each ggml type ("Q4_1": 210) a GGUF checkpoint holds.
+std::map<std::string, std::size_t> gguf_type_counts(const Checkpoint& ck)
+{
+    std::map<std::string, std::size_t> counts;
+    for (const auto& e : ck.tensors())
+        if (e.gguf)
+            ++counts[std::string(gguf::tensor_type_name(static_cast<gguf::TensorType>(e.gguf->ggml_type)))];
+    return counts;
 }
 
 } // namespace
@@ -194,6 +238,8 @@ json description_to_json(const ModelDescription& d)
                            {"metadata", ck.metadata()}};
         if (ck.index_total_size())
             j["checkpoint"]["index_total_size"] = *ck.index_total_size();
+        if (ck.format() == CheckpointFormat::gguf)
+            j["checkpoint"]["gguf_types"] = gguf_type_counts(ck);
         j["unused_tensors"] = t.unused_tensors();
     } else {
         j["checkpoint"] = nullptr;
@@ -216,7 +262,9 @@ std::string description_to_text(const ModelDescription& d)
         o << "rope          " << c.rope.type << ", theta " << c.rope.theta << ", factor " << c.rope.factor
           << ", rotary fraction " << c.rope.partial_rotary_factor << "\n";
     o << "parameters    " << format_count(t.num_parameters()) << "\n";
-    o << "dtype         " << torch_name(t.dtype()) << (c.dtype ? " (config)" : " (from the weights)") << "\n";
+    const bool gguf = d.checkpoint && d.checkpoint->format() == CheckpointFormat::gguf;
+    o << "dtype         " << torch_name(t.dtype())
+      << (gguf ? " (GGUF tensors are dequantized to it at load)" : c.dtype ? " (config)" : " (from the weights)") << "\n";
     o << "size          " << format_bytes(t.module_bytes(0, SizeRule::stored())) << " as loaded";
     for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::i8, DType::int4})
         o << " | " << torch_name(dt) << " " << format_bytes(t.module_bytes(0, SizeRule::as_loaded(dt)));
@@ -227,8 +275,15 @@ std::string description_to_text(const ModelDescription& d)
         o << "tied          " << a << " = " << b << "\n";
     if (d.checkpoint) {
         const Checkpoint& ck = *d.checkpoint;
-        o << "checkpoint    " << format_name(ck.format()) << ", " << ck.tensors().size() << " tensors, "
-          << format_bytes(ck.tensor_bytes()) << "\n";
+        o << "checkpoint    " << format_name(ck.format()) << ", " << ck.tensors().size() << " tensors";
+        if (gguf) {
+            const auto types = gguf_type_counts(ck);
+            o << " (";
+            for (auto it = types.begin(); it != types.end(); ++it)
+                o << (it == types.begin() ? "" : ", ") << it->second << " " << it->first;
+            o << ")";
+        }
+        o << ", " << format_bytes(ck.tensor_bytes()) << "\n";
         for (const auto& f : ck.files())
             o << "  " << f->path().filename().string() << "  " << format_bytes(f->size()) << "\n";
         if (!t.unused_tensors().empty())

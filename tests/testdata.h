@@ -24,6 +24,18 @@ inline std::filesystem::path env_dir(const char* name)
 inline std::filesystem::path shared_data() { return env_dir("LAYERWISE_TEST_DATA"); }
 inline std::filesystem::path fixtures() { return env_dir("LAYERWISE_FIXTURES"); }
 
+// The default chat model (SmolLM2-135M-Instruct GGUF) that packaging/setup.sh installs and
+// records in .venv/default_model.txt; empty when it is not installed.
+inline std::filesystem::path default_chat_model()
+{
+    const QByteArray venv = qgetenv("LAYERWISE_VENV");
+    std::ifstream recorded(std::filesystem::path(venv.toStdString()) / "default_model.txt");
+    std::string path;
+    if (venv.isEmpty() || !recorded || !std::getline(recorded, path) || !std::filesystem::is_regular_file(path))
+        return {};
+    return path;
+}
+
 inline std::string read_file(const std::filesystem::path& p)
 {
     std::ifstream in(p, std::ios::binary);

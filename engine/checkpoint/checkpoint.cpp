@@ -6,6 +6,7 @@
 #include "checkpoint/torch_zip.h"
 #include "core/error.h"
 
+#include <algorithm>
 #include <set>
 
 namespace layerwise {
@@ -19,6 +20,7 @@ std::string_view format_name(CheckpointFormat format)
     case CheckpointFormat::safetensors_sharded: return "safetensors (sharded)";
     case CheckpointFormat::torch_bin: return "pytorch .bin";
     case CheckpointFormat::torch_bin_sharded: return "pytorch .bin (sharded)";
+    case CheckpointFormat::gguf: return "gguf";
     }
     return "?";
 }
@@ -58,11 +60,14 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path)
             const bool st = ends_with(name, ".safetensors.index.json");
             ck->m_format = st ? CheckpointFormat::safetensors_sharded : CheckpointFormat::torch_bin_sharded;
             ck->add_index(path, st);
+        } else if (ends_with(name, ".gguf")) {
+            ck->m_format = CheckpointFormat::gguf;
+            ck->add_gguf(path);
         } else if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth")) {
             ck->m_format = CheckpointFormat::torch_bin;
             ck->add_torch_bin(path);
         } else {
-            throw UnsupportedError(path.string() + ": not a weights file (expected .safetensors, .bin or .index.json)");
+            throw UnsupportedError(path.string() + ": not a weights file (expected .safetensors, .bin, .gguf or .index.json)");
         }
         return ck;
     }
@@ -88,22 +93,33 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path)
         case CheckpointFormat::safetensors_sharded: ck->add_index(file, true); break;
         case CheckpointFormat::torch_bin: ck->add_torch_bin(file); break;
         case CheckpointFormat::torch_bin_sharded: ck->add_index(file, false); break;
+        case CheckpointFormat::gguf: break; // never a fixed file name
         }
         return ck;
     }
     // A folder with exactly one .safetensors file of another name is still a checkpoint.
-    std::vector<fs::path> st;
-    for (const auto& e : fs::directory_iterator(path, ec))
+    std::vector<fs::path> st, gg;
+    for (const auto& e : fs::directory_iterator(path, ec)) {
         if (e.is_regular_file() && e.path().extension() == ".safetensors")
             st.push_back(e.path());
+        if (e.is_regular_file() && e.path().extension() == ".gguf")
+            gg.push_back(e.path());
+    }
     if (st.size() == 1) {
         ck->m_format = CheckpointFormat::safetensors;
         ck->add_safetensors(st.front());
         return ck;
     }
+    // A folder with one .gguf file (and no safetensors): llama.cpp's single-file format.
+    if (st.empty() && gg.size() == 1) {
+        ck->m_format = CheckpointFormat::gguf;
+        ck->add_gguf(gg.front());
+        return ck;
+    }
     throw FormatError(path.string() + " holds no weights: expected model.safetensors, model.safetensors.index.json, "
-                      "pytorch_model.bin or pytorch_model.bin.index.json" +
-                      (st.size() > 1 ? std::string(" (found several .safetensors files but no index)") : ""));
+                      "pytorch_model.bin, pytorch_model.bin.index.json or one .gguf file" +
+                      (st.size() > 1 ? std::string(" (found several .safetensors files but no index)") : "") +
+                      (gg.size() > 1 ? std::string(" (found several .gguf files: name the one to open)") : ""));
 }
 
 std::size_t Checkpoint::add_file(const fs::path& file)
@@ -226,6 +242,62 @@ void Checkpoint::add_index(const fs::path& index_path, bool safetensors)
     }
 }
 
+void Checkpoint::add_gguf(const fs::path& file)
+{
+    const std::size_t index = add_file(file);
+    const MappedFile& mf = *m_files[index];
+    const std::string where = file.string();
+    // The header is read with pread(), growing the prefix until it holds the whole header, so
+    // describing the model touches no page of tensor data.
+    std::optional<gguf::File> parsed;
+    for (std::uint64_t want = std::uint64_t{1} << 20;; want *= 4) {
+        const std::string prefix = mf.read(0, std::min(want, mf.size()));
+        parsed = gguf::parse_prefix(reinterpret_cast<const std::uint8_t*>(prefix.data()), prefix.size(), mf.size(),
+                                    where);
+        if (parsed || want >= mf.size())
+            break;
+    }
+    if (!parsed) // cannot happen: the whole file was available
+        throw FormatError(where + ": the GGUF header could not be read");
+    m_gguf_metadata = std::move(parsed->metadata);
+    for (auto& info : parsed->tensors) {
+        TensorEntry t;
+        t.name = std::move(info.name);
+        t.shape.assign(info.dims.rbegin(), info.dims.rend()); // ggml lists the innermost dimension first
+        switch (info.type) {
+        case gguf::TensorType::F64: t.dtype = DType::f64; break;
+        case gguf::TensorType::F16: t.dtype = DType::f16; break;
+        case gguf::TensorType::BF16: t.dtype = DType::bf16; break;
+        case gguf::TensorType::I8: t.dtype = DType::i8; break;
+        case gguf::TensorType::I16: t.dtype = DType::i16; break;
+        case gguf::TensorType::I32: t.dtype = DType::i32; break;
+        case gguf::TensorType::I64: t.dtype = DType::i64; break;
+        default: t.dtype = DType::f32; break; // F32, and block-quantized types decode to float32
+        }
+        t.file = index;
+        t.offset = info.offset;
+        t.size = info.size;
+        t.gguf = GgufEncoding{static_cast<std::uint32_t>(info.type),
+                              gguf::block_layout(static_cast<std::uint32_t>(info.type))->block_elements > 1, 0};
+        add_entry(std::move(t));
+    }
+}
+
+void Checkpoint::edit_entries(const std::function<bool(TensorEntry&)>& edit)
+{
+    std::vector<TensorEntry> kept;
+    kept.reserve(m_tensors.size());
+    for (auto& t : m_tensors)
+        if (edit(t))
+            kept.push_back(std::move(t));
+    m_tensors = std::move(kept);
+    m_by_name.clear();
+    for (std::size_t i = 0; i < m_tensors.size(); ++i)
+        if (!m_by_name.emplace(m_tensors[i].name, i).second)
+            throw FormatError(m_files[m_tensors[i].file]->path().string() + ": two tensors are both named '" +
+                              m_tensors[i].name + "' after renaming; the file holds the same weight twice");
+}
+
 const TensorEntry* Checkpoint::find(const std::string& name) const
 {
     auto it = m_by_name.find(name);
@@ -236,7 +308,7 @@ std::uint64_t Checkpoint::tensor_bytes() const
 {
     std::uint64_t n = 0;
     for (const auto& t : m_tensors)
-        n += dtype_bytes(t.dtype, t.numel());
+        n += t.gguf ? t.size : dtype_bytes(t.dtype, t.numel()); // GGUF: the bytes in the file
     return n;
 }
 

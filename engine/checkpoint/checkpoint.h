@@ -1,11 +1,14 @@
 #pragma once
 // A checkpoint: the tensors of a model folder, across one or many files, described by
 // their headers only. Formats, in the order transformers looks for them:
-// model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json.
+// model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json;
+// or a single llama.cpp .gguf file (a folder holding exactly one .gguf and no safetensors).
+#include "checkpoint/gguf.h"
 #include "checkpoint/tensor_entry.h"
 #include "core/mapped_file.h"
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,7 +18,7 @@
 
 namespace layerwise {
 
-enum class CheckpointFormat { safetensors, safetensors_sharded, torch_bin, torch_bin_sharded };
+enum class CheckpointFormat { safetensors, safetensors_sharded, torch_bin, torch_bin_sharded, gguf };
 std::string_view format_name(CheckpointFormat format);
 
 class Checkpoint {
@@ -31,6 +34,12 @@ public:
 
     // safetensors __metadata__ of the first file (empty for .bin)
     const std::map<std::string, std::string>& metadata() const { return m_metadata; }
+    // The metadata of a GGUF checkpoint (nullptr for other formats).
+    const gguf::Metadata* gguf_metadata() const { return m_gguf_metadata ? &*m_gguf_metadata : nullptr; }
+    // Lets the model layer rename entries and set their decoding (GGUF names -> Hugging Face
+    // names), or drop one it consumed (`edit` returns false); the name index is rebuilt and a
+    // name given twice is a FormatError. Call before anything holds an entry index.
+    void edit_entries(const std::function<bool(TensorEntry&)>& edit);
     // metadata.total_size of a sharded index, if any
     std::optional<std::uint64_t> index_total_size() const { return m_index_total_size; }
     // Sum of tensor bytes in the files
@@ -43,6 +52,7 @@ private:
     void add_safetensors(const std::filesystem::path& file);
     void add_torch_bin(const std::filesystem::path& file);
     void add_index(const std::filesystem::path& index, bool safetensors);
+    void add_gguf(const std::filesystem::path& file);
     std::size_t add_file(const std::filesystem::path& file);
     void add_entry(TensorEntry entry);
 
@@ -53,6 +63,7 @@ private:
     std::unordered_map<std::string, std::size_t> m_by_name;
     std::map<std::string, std::string> m_metadata;
     std::optional<std::uint64_t> m_index_total_size;
+    std::optional<gguf::Metadata> m_gguf_metadata;
 };
 
 } // namespace layerwise

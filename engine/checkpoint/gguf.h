@@ -94,4 +94,14 @@ struct File {
 // and dims imply, and that names are unique.
 File parse(const std::uint8_t* data, std::uint64_t size, const std::string& where);
 
+// The same from the first `available` bytes of a file of `file_size` bytes: nullopt when the
+// header reaches past `available` (read more and call again), so a caller can read the header
+// with pread() without touching the tensor data.
+std::optional<File> parse_prefix(const std::uint8_t* data, std::uint64_t available, std::uint64_t file_size,
+                                 const std::string& where);
+
+// Limits that keep a corrupt file from asking for absurd work.
+inline constexpr std::uint32_t max_dims = 4;          // GGML_MAX_DIMS
+inline constexpr int max_array_depth = 16;            // arrays of arrays of ...
+
 } // namespace layerwise::gguf

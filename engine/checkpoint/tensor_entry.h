@@ -3,10 +3,21 @@
 #include "core/dtype.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace layerwise {
+
+// How a GGUF tensor's bytes hold its elements: the ggml type (F32, F16, BF16 or a
+// block-quantized type such as Q4_1, which decodes to float32) and, for the q/k projections of
+// llama models, the number of heads whose rotary row order llama.cpp's converter interleaved
+// (0 = the rows are in Hugging Face's order). See checkpoint/gguf.h.
+struct GgufEncoding {
+    std::uint32_t ggml_type = 0;
+    bool block_quantized = false;          // blocks of several elements (Q8_0, Q4_K...)
+    std::int64_t rope_permuted_heads = 0;
+};
 
 struct TensorEntry {
     std::string name;
@@ -16,6 +27,13 @@ struct TensorEntry {
     std::uint64_t offset = 0;     // absolute byte offset of the first element in that file
     std::uint64_t size = 0;       // bytes
     std::vector<std::int64_t> strides; // element strides; empty = contiguous row-major
+    // Set for GGUF tensors. `dtype` is then the element type once decoded (float32 for a
+    // block-quantized type) and `size` the bytes in the file.
+    std::optional<GgufEncoding> gguf;
+
+    // Whether the bytes are plain `dtype` elements in HF order, so a zero-copy view can show
+    // them; otherwise the tensor is decoded (dequantized, rows reordered) when materialised.
+    bool is_view() const { return !gguf || (!gguf->block_quantized && gguf->rope_permuted_heads == 0); }
 
     std::uint64_t numel() const
     {

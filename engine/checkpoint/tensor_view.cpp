@@ -1,8 +1,11 @@
 #include "checkpoint/tensor_view.h"
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/gguf_dequantize.h"
 #include "core/error.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 
 namespace layerwise {
@@ -30,8 +33,51 @@ c10::ScalarType scalar_type(DType dtype)
     throw UnsupportedError("int4 has no LibTorch element type; unpack it first");
 }
 
+namespace {
+
+// A GGUF tensor that is block-quantized or whose q/k rows llama.cpp reordered: decoded into a
+// new tensor (float32 for quantized data, else its own dtype) in Hugging Face's row order.
+at::Tensor decoded_gguf_tensor(const Checkpoint& checkpoint, const TensorEntry& entry)
+{
+    const MappedFile& file = *checkpoint.files().at(entry.file);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(file.data(entry.offset, entry.size));
+    at::Tensor t;
+    if (entry.gguf->block_quantized) {
+        t = at::empty(entry.shape, at::TensorOptions().dtype(at::kFloat));
+        const auto type = static_cast<gguf::TensorType>(entry.gguf->ggml_type);
+        const gguf::BlockLayout layout = *gguf::block_layout(entry.gguf->ggml_type);
+        float* out = t.data_ptr<float>();
+        // Blocks are independent: decode ranges of them on all intra-op threads.
+        const auto blocks = static_cast<std::int64_t>(entry.numel() / layout.block_elements);
+        at::parallel_for(0, blocks, 2048, [&](std::int64_t begin, std::int64_t end) {
+            gguf::dequantize(type, bytes + static_cast<std::uint64_t>(begin) * layout.block_bytes,
+                             static_cast<std::uint64_t>(end - begin) * layout.block_elements,
+                             out + static_cast<std::uint64_t>(begin) * layout.block_elements);
+        });
+    } else {
+        t = at::from_blob(const_cast<std::uint8_t*>(bytes), entry.shape,
+                          at::TensorOptions().dtype(scalar_type(entry.dtype)));
+    }
+    if (const std::int64_t heads = entry.gguf->rope_permuted_heads) {
+        // llama.cpp stored rows as view(heads, 2, rows/heads/2, ...).swapaxes(1, 2); undo it.
+        const std::int64_t rows = entry.shape.at(0);
+        if (heads <= 0 || rows % (2 * heads) != 0)
+            throw FormatError(file.path().string() + ": tensor '" + entry.name + "' has " + std::to_string(rows) +
+                              " rows, not divisible into " + std::to_string(heads) +
+                              " rotary heads; the GGUF head counts contradict the weights");
+        std::vector<std::int64_t> split{heads, rows / heads / 2, 2};
+        split.insert(split.end(), entry.shape.begin() + 1, entry.shape.end());
+        t = t.reshape(split).transpose(1, 2).reshape(entry.shape).contiguous();
+    }
+    return t;
+}
+
+} // namespace
+
 at::Tensor tensor_view(const Checkpoint& checkpoint, const TensorEntry& entry)
 {
+    if (!entry.is_view())
+        return decoded_gguf_tensor(checkpoint, entry);
     const MappedFile& file = *checkpoint.files().at(entry.file);
     void* data = const_cast<std::byte*>(file.data(entry.offset, entry.size));
     const auto options = at::TensorOptions().dtype(scalar_type(entry.dtype)).device(at::kCPU);

@@ -1,7 +1,8 @@
 #pragma once
 // Zero-copy tensors over a checkpoint's read-only mapping. The only checkpoint file
 // that includes LibTorch. The tensor must not be written to (the pages are read-only)
-// and must not outlive the Checkpoint.
+// and must not outlive the Checkpoint. A GGUF tensor that is block-quantized or whose rows
+// llama.cpp reordered (TensorEntry::is_view() false) comes back decoded into a new tensor.
 #include <ATen/core/Tensor.h>
 
 namespace layerwise {

@@ -28,6 +28,9 @@ struct RopeConfig {
     double mscale = 0.0;
     double mscale_all_dim = 0.0;
     bool truncate = true;
+    // Per-frequency divisors of inv_freq given as numbers rather than a rule (a GGUF file's
+    // rope_freqs.weight: llama.cpp's form of Llama 3.x scaling); empty = none.
+    std::vector<float> freq_factors;
 };
 
 struct ModelConfig {

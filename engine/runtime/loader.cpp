@@ -118,7 +118,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             if (d.is_gpu()) {
                 loaded[t.full_name] = view.to(torch_device(d), scalar_type(target));
                 source.release(entry.offset, entry.size);
-            } else if (entry.dtype == target) {
+            } else if (entry.dtype == target && entry.is_view()) {
                 loaded[t.full_name] = view; // zero-copy: the mapping is the storage
                 if (d.kind == Device::Kind::disk)
                     mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
@@ -149,7 +149,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             writes.push_back(std::move(w));
         }
         const std::filesystem::path file =
-            options.offload_folder / ("layerwise-offload-" + std::to_string(std::hash<std::string>{}(ck.folder().string())) +
+            options.offload_folder / ("layerwise-offload-" + std::to_string(std::hash<std::string>{}(ck.files().front()->path().string())) +
                                       "-" + std::string(torch_name(model->dtype)) + ".safetensors");
         std::error_code ec;
         std::filesystem::create_directories(options.offload_folder, ec);

@@ -15,6 +15,8 @@ at::Tensor rope_inv_freq(const ModelConfig& c)
     const std::int64_t dim = c.rotary_dim();
     at::Tensor inv = 1.0 / at::pow(c.rope.theta, at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim));
     inv = inv.to(at::kFloat);
+    if (!c.rope.freq_factors.empty())
+        return inv / at::tensor(c.rope.freq_factors, at::kFloat);
     if (c.rope.type == "default")
         return inv;
     if (c.rope.type == "linear")

@@ -1,7 +1,5 @@
 #include "text/chat_template.h"
-#ifdef LAYERWISE_HAVE_GGUF_PARSER
 #include "text/gguf_tokenizer.h"
-#endif
 
 #include "text/jinja_builtins.h"
 #include "text/jinja_eval.h"
@@ -259,12 +257,10 @@ ChatTemplate load_chat_template(const std::filesystem::path& path, const std::st
 {
     namespace fs = std::filesystem;
     std::error_code ec;
-#ifdef LAYERWISE_HAVE_GGUF_PARSER
     // A .gguf file, or a folder whose only model file is one .gguf without tokenizer files.
     if (const auto gguf_file = text::gguf_file_for(path);
         gguf_file && (!fs::is_directory(path, ec) || !fs::exists(path / "tokenizer_config.json", ec)))
         return chat_template_from_gguf_file(*gguf_file, name, log);
-#endif
     fs::path dir = path;
     fs::path config_path;
     if (fs::is_directory(path, ec)) {

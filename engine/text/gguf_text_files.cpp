@@ -1,7 +1,5 @@
 // The tokenizer and chat template of a .gguf file: its header is parsed with gguf::parse and
-// handed to the metadata-based builders of gguf_tokenizer.cpp. Built only with the GGUF
-// parser (checkpoint/gguf.cpp; LAYERWISE_HAVE_GGUF_PARSER).
-#ifdef LAYERWISE_HAVE_GGUF_PARSER
+// handed to the metadata-based builders of gguf_tokenizer.cpp.
 #include "checkpoint/gguf.h"
 #include "core/mapped_file.h"
 #include "text/gguf_tokenizer.h"
@@ -34,4 +32,3 @@ ChatTemplate chat_template_from_gguf_file(const std::filesystem::path& file, con
 }
 
 } // namespace layerwise
-#endif

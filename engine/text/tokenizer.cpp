@@ -32,12 +32,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path)
     if (!fs::exists(path, ec))
         throw IoError(path.string() + " does not exist: give a model folder or a tokenizer.json, vocab.json or "
                                       "tokenizer.model");
-#ifdef LAYERWISE_HAVE_GGUF_PARSER
     // A .gguf file, or a folder whose only tokenizer source is one .gguf file.
     if (const auto gguf_file = gguf_file_for(path);
         gguf_file && (!fs::is_directory(path, ec) || !fs::exists(path / "tokenizer.model", ec)))
         return tokenizer_from_gguf_file(*gguf_file);
-#endif
     fs::path file = path;
     if (fs::is_directory(path, ec)) {
         if (fs::is_regular_file(path / "tokenizer.json", ec))

@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build=${1:-$root/build} seconds=${2:-300}
-targets="safetensors_header sharded_index config torch_pickle tokenizer_json chat_template"
+targets="safetensors_header sharded_index config torch_pickle tokenizer_json chat_template gguf"
 cmake --build "$build" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done)
 for t in $targets; do
   echo "== $t ($seconds s)"

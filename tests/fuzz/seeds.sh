@@ -11,6 +11,9 @@ case "$target" in
       python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",d[:8])[0]; sys.stdout.buffer.write(d[8:8+n])' "$f" \
         > "$out/$(echo "$f" | md5sum | cut -c1-12)"
     done ;;
+  gguf)
+    # the small GGUF fixtures (metadata of every type, every tensor type, tiny models)
+    i=0; for f in "$fixtures"/gguf/*.gguf; do [ "$(stat -c %s "$f")" -le 65536 ] && cp "$f" "$out/gguf$i"; i=$((i+1)); done ;;
   sharded_index) cp "$fixtures"/checkpoints/*/model.safetensors.index.json "$out"/ 2>/dev/null || true
     i=0; for f in "$fixtures"/checkpoints/*/*.index.json; do cp "$f" "$out/index$i"; i=$((i+1)); done ;;
   config) i=0; for f in "$fixtures"/checkpoints/*/config.json "$fixtures"/../../resources/presets/*.json; do cp "$f" "$out/config$i"; i=$((i+1)); done ;;

@@ -1,0 +1,230 @@
+#include "model/gguf_model.h"
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "model/arch.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace layerwise {
+namespace {
+
+struct ArchKeys {
+    const char* gguf_arch;   // general.architecture
+    const char* model_type;  // ours / transformers'
+    const char* causal_lm;   // architectures[0]
+    bool rope_permuted;      // llama.cpp reorders q/k rows for its rotary layout
+};
+
+const ArchKeys known_archs[] = {
+    {"llama", "llama", "LlamaForCausalLM", true},
+    {"qwen2", "qwen2", "Qwen2ForCausalLM", false},
+    {"qwen3", "qwen3", "Qwen3ForCausalLM", false},
+};
+
+const ArchKeys* find_gguf_arch(const std::string& name)
+{
+    for (const auto& a : known_archs)
+        if (name == a.gguf_arch)
+            return &a;
+    return nullptr;
+}
+
+// GGUF block tensor suffixes -> transformers' module path inside model.layers.N.
+const std::pair<const char*, const char*> block_names[] = {
+    {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},         {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},         {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},    {"attn_k_norm", "self_attn.k_norm"},
+    {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+};
+
+const std::pair<const char*, const char*> global_names[] = {
+    {"token_embd", "model.embed_tokens"},
+    {"output_norm", "model.norm"},
+    {"output", "lm_head"},
+};
+
+class Keys {
+public:
+    Keys(const gguf::Metadata& m, std::string arch, const std::string& where)
+        : m_m(m), m_arch(std::move(arch)), m_where(where)
+    {
+    }
+    std::string key(const char* k) const { return m_arch + "." + k; }
+    std::optional<std::int64_t> optional_positive(const char* k) const
+    {
+        const std::string name = key(k);
+        auto v = m_m.get_int(name);
+        if (v && *v <= 0)
+            throw FormatError(m_where + ": metadata key '" + name + "' = " + std::to_string(*v) +
+                              " must be a positive integer");
+        return v;
+    }
+    std::int64_t positive(const char* k) const
+    {
+        auto v = optional_positive(k);
+        if (!v)
+            throw FormatError(m_where + ": metadata key '" + key(k) + "' is missing; the GGUF file cannot describe "
+                              "the model without it (convert the model again with llama.cpp's convert_hf_to_gguf.py)");
+        return *v;
+    }
+    std::optional<double> number(const char* k) const { return m_m.get_float(key(k)); }
+
+private:
+    const gguf::Metadata& m_m;
+    std::string m_arch;
+    const std::string& m_where;
+};
+
+} // namespace
+
+std::optional<std::string> hf_tensor_name(const std::string& name)
+{
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos)
+        return std::nullopt;
+    const std::string base = name.substr(0, dot), param = name.substr(dot + 1);
+    if (param != "weight" && param != "bias")
+        return std::nullopt;
+    for (const auto& [from, to] : global_names)
+        if (base == from)
+            return std::string(to) + "." + param;
+    if (base.rfind("blk.", 0) != 0)
+        return std::nullopt;
+    const auto dot2 = base.find('.', 4);
+    if (dot2 == std::string::npos || dot2 == 4)
+        return std::nullopt;
+    const std::string layer = base.substr(4, dot2 - 4);
+    for (char c : layer)
+        if (c < '0' || c > '9')
+            return std::nullopt;
+    const std::string rest = base.substr(dot2 + 1);
+    for (const auto& [from, to] : block_names)
+        if (rest == from)
+            return "model.layers." + layer + "." + to + "." + param;
+    return std::nullopt;
+}
+
+ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoint, const std::string& where,
+                             const Logger& log)
+{
+    const auto arch_name = m.get_string("general.architecture");
+    if (!arch_name)
+        throw FormatError(where + ": metadata key 'general.architecture' is missing; every GGUF model names its "
+                          "architecture (convert the model again with llama.cpp)");
+    const ArchKeys* arch = find_gguf_arch(*arch_name);
+    if (!arch)
+        throw UnsupportedError(where + ": GGUF architecture '" + *arch_name +
+                               "' is not supported (supported: llama — also Mistral and SmolLM —, qwen2, qwen3)");
+    const Keys k(m, *arch_name, where);
+    ModelConfig c;
+    c.model_type = arch->model_type;
+    c.architecture = arch->causal_lm;
+    c.num_layers = k.positive("block_count");
+    c.hidden_size = k.positive("embedding_length");
+    c.intermediate_size = k.positive("feed_forward_length");
+    c.num_heads = k.positive("attention.head_count");
+    c.num_kv_heads = k.optional_positive("attention.head_count_kv").value_or(c.num_heads);
+    c.max_position_embeddings = k.optional_positive("context_length").value_or(2048);
+    c.norm_eps = k.number("attention.layer_norm_rms_epsilon").value_or(1e-5);
+    c.rope.theta = k.number("rope.freq_base").value_or(10000.0);
+    c.hidden_act = "silu";
+    if (c.num_heads % c.num_kv_heads != 0)
+        throw FormatError(where + ": " + std::to_string(c.num_heads) + " attention heads ('" +
+                          k.key("attention.head_count") + "') are not a multiple of " +
+                          std::to_string(c.num_kv_heads) + " key/value heads ('" + k.key("attention.head_count_kv") + "')");
+    if (auto key_length = k.optional_positive("attention.key_length")) {
+        c.head_dim = *key_length;
+    } else {
+        if (c.hidden_size % c.num_heads != 0)
+            throw FormatError(where + ": embedding length " + std::to_string(c.hidden_size) +
+                              " is not divisible by the " + std::to_string(c.num_heads) +
+                              " heads and no attention.key_length is given");
+        c.head_dim = c.hidden_size / c.num_heads;
+    }
+    if (auto rope_dims = k.optional_positive("rope.dimension_count")) {
+        if (*rope_dims > c.head_dim || *rope_dims % 2 != 0)
+            throw FormatError(where + ": '" + k.key("rope.dimension_count") + "' = " + std::to_string(*rope_dims) +
+                              " must be even and at most the head size " + std::to_string(c.head_dim));
+        c.rope.partial_rotary_factor = static_cast<double>(*rope_dims) / static_cast<double>(c.head_dim);
+    }
+    if (auto type = m.get_string(k.key("rope.scaling.type")); type && *type != "none") {
+        if (*type != "linear" && *type != "yarn")
+            throw UnsupportedError(where + ": rope scaling '" + *type + "' ('" + k.key("rope.scaling.type") +
+                                   "') is not supported (supported: none, linear, yarn)");
+        c.rope.type = *type;
+        c.rope.factor = k.number("rope.scaling.factor").value_or(1.0);
+        c.rope.original_max_position_embeddings =
+            k.optional_positive("rope.scaling.original_context_length").value_or(0);
+    }
+    if (const TensorEntry* f = checkpoint.find("rope_freqs.weight")) {
+        // Llama 3.x rope scaling as llama.cpp stores it: one divisor per rotary frequency. Read with
+        // pread (a few bytes), so describing the model still maps no tensor data.
+        const std::int64_t expected = c.rotary_dim() / 2;
+        if (f->gguf->ggml_type != static_cast<std::uint32_t>(gguf::TensorType::F32) ||
+            static_cast<std::int64_t>(f->numel()) != expected)
+            throw FormatError(where + ": tensor 'rope_freqs.weight' must be " + std::to_string(expected) +
+                              " float32 values (one per rotary frequency), not " + shape_string(f->shape) + " " +
+                              std::string(gguf::tensor_type_name(static_cast<gguf::TensorType>(f->gguf->ggml_type))));
+        const std::string bytes = checkpoint.files()[f->file]->read(f->offset, f->size);
+        c.rope.freq_factors.resize(static_cast<std::size_t>(expected));
+        std::memcpy(c.rope.freq_factors.data(), bytes.data(), bytes.size());
+        for (float v : c.rope.freq_factors)
+            if (!(v > 0) || !std::isfinite(v))
+                throw FormatError(where + ": tensor 'rope_freqs.weight' holds " + std::to_string(v) +
+                                  "; rope frequency factors must be positive");
+    }
+    (void)log;
+
+    const TensorEntry* embed = checkpoint.find("token_embd.weight");
+    if (auto v = k.optional_positive("vocab_size"))
+        c.vocab_size = *v;
+    else if (const gguf::Value* tokens = m.find("tokenizer.ggml.tokens"); tokens && tokens->type == gguf::ValueType::array)
+        c.vocab_size = static_cast<std::int64_t>(std::get<gguf::Array>(tokens->data).size());
+    else if (embed && embed->shape.size() == 2)
+        c.vocab_size = embed->shape[0];
+    else
+        throw FormatError(where + ": the vocabulary size is unknown: no '" + k.key("vocab_size") +
+                          "', no tokenizer.ggml.tokens and no token_embd.weight");
+    c.tie_word_embeddings = checkpoint.find("output.weight") == nullptr;
+    c.attention_bias = checkpoint.find("blk.0.attn_q.bias") != nullptr && c.model_type != "qwen2";
+    if (auto bos = m.get_int("tokenizer.ggml.bos_token_id"))
+        c.bos_token_ids = {*bos};
+    if (auto eos = m.get_int("tokenizer.ggml.eos_token_id"))
+        c.eos_token_ids = {*eos};
+    return c;
+}
+
+void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
+{
+    const ArchKeys* arch = nullptr;
+    for (const auto& a : known_archs)
+        if (config.model_type == a.model_type)
+            arch = &a;
+    const bool permuted = arch && arch->rope_permuted;
+    checkpoint.edit_entries([&](TensorEntry& t) {
+        if (!t.gguf)
+            return true;
+        if (t.name == "rope_freqs.weight" && !config.rope.freq_factors.empty())
+            return false; // read into the config (RopeConfig::freq_factors)
+        auto hf = hf_tensor_name(t.name);
+        if (!hf)
+            return true; // kept under its GGUF name: reported as unused
+        t.name = std::move(*hf);
+        if (!permuted)
+            return true;
+        const auto ends_with = [&](std::string_view s) {
+            return t.name.size() >= s.size() && t.name.compare(t.name.size() - s.size(), s.size(), s) == 0;
+        };
+        if (ends_with("self_attn.q_proj.weight") || ends_with("self_attn.q_proj.bias"))
+            t.gguf->rope_permuted_heads = config.num_heads;
+        else if (ends_with("self_attn.k_proj.weight") || ends_with("self_attn.k_proj.bias"))
+            t.gguf->rope_permuted_heads = config.num_kv_heads;
+        return true;
+    });
+}
+
+} // namespace layerwise
