@@ -73,6 +73,7 @@ void Runner::run_layer(std::size_t index, F&& body)
         // Offloaded layer on a GPU run: its weights come over for this step only.
         LayerWeights streamed;
         streamed.home = layer.home;
+        streamed.quant = layer.quant;
         for (const auto& [name, t] : layer.tensors)
             streamed.tensors.emplace(name, t.to(m_exec, /*non_blocking=*/true));
         body(static_cast<const LayerWeights&>(streamed));
