@@ -181,6 +181,10 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
             // records the real shape, checked when it is loaded.
             const bool packed_4bit = by_name.count(t.full_name + ".quant_state.bitsandbytes__nf4") ||
                                      by_name.count(t.full_name + ".quant_state.bitsandbytes__fp4");
+            if (e.shape != t.shape && !packed_4bit && by_name.count(t.full_name + ".absmax"))
+                throw FormatError(where + ": '" + t.full_name + "' is a packed 4-bit weight (it has an absmax) but its "
+                                  "quant_state.bitsandbytes__nf4|fp4 is missing; the checkpoint is incomplete: save the "
+                                  "quantized model again");
             if (e.shape != t.shape && !packed_4bit)
                 throw FormatError(where + ": config.json contradicts the weights: tensor '" + e.name + "' in " +
                                   checkpoint.files()[e.file]->path().filename().string() + " has shape " +

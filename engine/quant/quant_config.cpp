@@ -140,7 +140,7 @@ nlohmann::json bnb_quantization_config(const QuantOptions& o, DType compute_dtyp
     j["_load_in_8bit"] = o.method == QuantMethod::int8;
     j["bnb_4bit_compute_dtype"] = std::string(torch_name(compute_dtype));
     j["bnb_4bit_quant_storage"] = "uint8";
-    j["bnb_4bit_quant_type"] = o.method == QuantMethod::fp4 ? "fp4" : "nf4";
+    j["bnb_4bit_quant_type"] = o.method == QuantMethod::nf4 ? "nf4" : "fp4"; // transformers' default: fp4
     j["bnb_4bit_use_double_quant"] = o.double_quant;
     j["llm_int8_enable_fp32_cpu_offload"] = false;
     j["llm_int8_has_fp16_weight"] = false;

@@ -103,7 +103,7 @@ at::Tensor matrix_of(const json& rec)
     return floats(rec["values"]).reshape(shape);
 }
 
-bool equal(const at::Tensor& a, const at::Tensor& b)
+bool same_tensor(const at::Tensor& a, const at::Tensor& b)
 {
     return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() && at::equal(a, b);
 }
@@ -152,9 +152,9 @@ void TestQuant::initTestCase()
 
 void TestQuant::codeTables()
 {
-    QVERIFY(equal(code_4bit(QuantMethod::nf4), floats(m_blocks["nf4_code"])));
-    QVERIFY(equal(code_4bit(QuantMethod::fp4), floats(m_blocks["fp4_code"])));
-    QVERIFY(equal(dynamic_code_8bit(), floats(m_blocks["dynamic_code"])));
+    QVERIFY(same_tensor(code_4bit(QuantMethod::nf4), floats(m_blocks["nf4_code"])));
+    QVERIFY(same_tensor(code_4bit(QuantMethod::fp4), floats(m_blocks["fp4_code"])));
+    QVERIFY(same_tensor(dynamic_code_8bit(), floats(m_blocks["dynamic_code"])));
 }
 
 void TestQuant::fourBitMatchesBitsandbytes_data()
@@ -183,14 +183,27 @@ void TestQuant::fourBitMatchesBitsandbytes()
     // Byte-exact: packed codes (first value in the high nibble, odd counts padded), absmax.
     const auto packed_shape = ref["packed_shape"].get<std::vector<std::int64_t>>();
     QCOMPARE(t.weight.sizes().vec(), packed_shape);
-    QVERIFY(equal(t.weight.reshape(-1), bytes_tensor(ref["packed"].get<std::string>(), at::kByte)));
+    QVERIFY(same_tensor(t.weight.reshape(-1), bytes_tensor(ref["packed"].get<std::string>(), at::kByte)));
+    QuantTensors as_bnb = t; // our tensors with bitsandbytes' CPU-kernel absmax codes
     if (o.double_quant) {
-        QVERIFY(equal(t.absmax, bytes_tensor(ref["absmax_u8"].get<std::string>(), at::kByte)));
-        QVERIFY(equal(t.nested_absmax, floats(ref["nested_absmax"])));
-        QVERIFY(equal(t.nested_quant_map, floats(ref["nested_code"])));
+        // Nested absmax: byte-exact against bitsandbytes' PyTorch reference of quantize_blockwise
+        // (nearest code). Its CPU kernel, which transformers used on this machine, rounds about
+        // 0.15 % of values to the neighbouring code instead: at most one step, rarely.
+        QVERIFY(same_tensor(t.absmax, bytes_tensor(ref["absmax_u8_reference"].get<std::string>(), at::kByte)));
+        QVERIFY(same_tensor(t.nested_absmax, floats(ref["nested_absmax_reference"])));
+        // (an all-zero nested block: the reference stores its clamp 1e-38, the CPU kernel 0)
+        QVERIFY(at::allclose(t.nested_absmax, floats(ref["nested_absmax"]), 0.0, 1e-37));
+        QVERIFY(same_tensor(t.nested_quant_map, floats(ref["nested_code"])));
         QCOMPARE(q.info.nested_offset, ref["offset"].get<float>());
+        as_bnb.absmax = bytes_tensor(ref["absmax_u8"].get<std::string>(), at::kByte);
+        // (with a zero nested absmax the CPU kernel divides 0 by 0: any code, times 0)
+        if (floats(ref["nested_absmax"]).min().item<float>() > 0) {
+            const at::Tensor step = (t.absmax.to(at::kInt) - as_bnb.absmax.to(at::kInt)).abs();
+            QVERIFY(step.max().item<int>() <= 1);
+            QVERIFY(step.sum().item<int>() <= std::max<std::int64_t>(1, t.absmax.numel() / 100));
+        }
     } else {
-        QVERIFY(equal(t.absmax, floats(ref["absmax"])));
+        QVERIFY(same_tensor(t.absmax, floats(ref["absmax"])));
     }
     // The quant_state bitsandbytes wrote describes the same weight.
     const QuantInfo parsed = parse_bnb_quant_state(ref["quant_state_json"].dump(), "fixture");
@@ -200,7 +213,7 @@ void TestQuant::fourBitMatchesBitsandbytes()
     QCOMPARE(json::parse(bnb_quant_state_json(q.info)), ref["quant_state_json"]);
     if (ref.contains("dequantized")) {
         // Same float32 products as bitsandbytes: equal to the last bit (allow one ulp).
-        const at::Tensor d = dequantize_weight(q.info, t, at::kFloat);
+        const at::Tensor d = dequantize_weight(q.info, as_bnb, at::kFloat);
         const at::Tensor expected = floats(ref["dequantized"]).reshape(w.sizes());
         QVERIFY2(at::allclose(d, expected, 1e-6, 1e-7), qPrintable(QString::number((d - expected).abs().max().item<double>())));
     }
@@ -219,8 +232,8 @@ void TestQuant::int8MatchesBitsandbytes()
     const json& rec = m_blocks["matrices"][matrix.toStdString()];
     const at::Tensor w = matrix_of(rec);
     auto [cb, scb] = quantize_int8_rows(w);
-    QVERIFY(equal(cb, bytes_tensor(rec["int8"]["CB"].get<std::string>(), at::kChar).reshape(w.sizes())));
-    QVERIFY(equal(scb, floats(rec["int8"]["SCB"])));
+    QVERIFY(same_tensor(cb, bytes_tensor(rec["int8"]["CB"].get<std::string>(), at::kChar).reshape(w.sizes())));
+    QVERIFY(same_tensor(scb, floats(rec["int8"]["SCB"])));
     if (rec["int8"].contains("dequantized")) {
         const at::Tensor expected = floats(rec["int8"]["dequantized"]).reshape(w.sizes());
         QVERIFY(at::allclose(dequantize_int8_rows(cb, scb), expected, 1e-6, 1e-7, /*equal_nan=*/true));
@@ -278,13 +291,18 @@ void TestQuant::logitsMatchTransformers()
     // Our quantized weights are byte-identical to bitsandbytes', so the logits differ only by
     // float32 summation order, as the unquantized model does (1e-4 against transformers). int8
     // adds the activation codes: the same float16 rounding and integer products on both sides.
+    // nf4-dq: transformers' absmax codes came from bitsandbytes' CPU kernel, which rounds a few
+    // nested absmax values (0.15 %) one code step away from the nearest; one step of the 8-bit
+    // dynamic code near |x| ~ 0.3 is ~1.4e-2 relative, i.e. a few blocks of 64 weights scaled by
+    // ~0.2 %: 1e-2 on logits of magnitude ~15. Read from its saved checkpoint (its own bytes),
+    // the same model matches to 2e-4 (savedCheckpointMatchesOnTheFly).
     QFETCH(QString, config);
     auto model = load(stories(), options_for(config.toStdString()), kAllInRam);
     const at::Tensor logits = logits_of(*model, fixture_ids(m_logits));
     const at::Tensor expected = floats(m_logits["configs"][config.toStdString()]["logits"]).reshape(logits.sizes());
     const double err = (logits - expected).abs().max().item<double>();
     qInfo("%s: max |logit - transformers+bitsandbytes| = %.3g", qPrintable(config), err);
-    QVERIFY2(err < 2e-4, qPrintable(QString::number(err)));
+    QVERIFY2(err < (config == "nf4-dq" ? 1e-2 : 2e-4), qPrintable(QString::number(err)));
     // Quantization itself moves logits far more than that (the test is not vacuous).
     const at::Tensor fp32 = floats(m_logits["float32"]).reshape(logits.sizes());
     QVERIFY((logits - fp32).abs().max().item<double>() > 1e-3);
@@ -321,6 +339,7 @@ void TestQuant::savedCheckpointMatchesOnTheFly_data()
     QTest::newRow("nf4-dq on disk") << "stories260K-nf4-dq" << "nf4-dq" << kMostlyOnDisk;
     QTest::newRow("int8 in RAM") << "stories260K-int8" << "int8" << kAllInRam;
     QTest::newRow("int8 on disk") << "stories260K-int8" << "int8" << kMostlyOnDisk;
+    QTest::newRow("fp4 written by quantize, on disk") << "" << "fp4" << kMostlyOnDisk;
 }
 
 void TestQuant::savedCheckpointMatchesOnTheFly()
@@ -330,10 +349,26 @@ void TestQuant::savedCheckpointMatchesOnTheFly()
     QFETCH(QString, map);
     const auto ids = fixture_ids(m_logits);
     test::TempDir offload;
-    auto saved = load(test::fixtures() / "quant" / folder.toStdString(), {}, map.toStdString(), offload.path());
+    test::TempDir written;
+    fs::path source = test::fixtures() / "quant" / folder.toStdString();
+    if (folder.isEmpty()) { // no bitsandbytes-saved copy: ours, written as bitsandbytes would
+        source = written.path() / "q";
+        save_quantized(describe_model(stories().string()), options_for(config.toStdString()), source);
+    }
+    auto saved = load(source, {}, map.toStdString(), offload.path());
     QCOMPARE(saved->layers[0].quant.size(), std::size_t(7));
     auto fly = load(stories(), options_for(config.toStdString()), kAllInRam);
-    QVERIFY(at::equal(logits_of(*saved, ids), logits_of(*fly, ids)));
+    const at::Tensor from_saved = logits_of(*saved, ids), from_fly = logits_of(*fly, ids);
+    // The saved checkpoint gives transformers' logits (float32 summation order only)...
+    const at::Tensor expected = floats(m_logits["configs"][config.toStdString()]["logits"]).reshape(from_saved.sizes());
+    QVERIFY2((from_saved - expected).abs().max().item<double>() < 2e-4,
+             qPrintable(QString::number((from_saved - expected).abs().max().item<double>())));
+    // ...and quantizing on the fly the same bytes: bit-identical for int8 and 4-bit; with double
+    // quantization the few nested codes bitsandbytes' CPU kernel rounds differently (see above).
+    if (config == "nf4-dq")
+        QVERIFY((from_saved - from_fly).abs().max().item<double>() < 1e-2);
+    else
+        QVERIFY(at::equal(from_saved, from_fly));
 }
 
 void TestQuant::writerMatchesBitsandbytes_data()
@@ -367,6 +402,10 @@ void TestQuant::writerMatchesBitsandbytes()
         if (e.name.find("quant_state") != std::string::npos) {
             const auto text = [](const at::Tensor& t) { return std::string(reinterpret_cast<const char*>(t.data_ptr()), t.numel()); };
             QCOMPARE(json::parse(text(a)), json::parse(text(b)));
+        } else if (e.name.ends_with(".weight.absmax") && e.dtype == DType::u8) {
+            // Nested absmax codes: see fourBitMatchesBitsandbytes (bitsandbytes' CPU kernel).
+            const at::Tensor step = (a.to(at::kInt) - b.to(at::kInt)).abs();
+            QVERIFY2(step.max().item<int>() <= 1 && step.sum().item<int>() <= std::max<std::int64_t>(1, a.numel() / 50), e.name.c_str());
         } else {
             QVERIFY2(at::equal(a, b), e.name.c_str());
         }
@@ -455,7 +494,7 @@ void TestQuant::badInput()
         auto dir = damaged([&](const TensorEntry& e, std::vector<TensorToWrite>&) {
             return e.name == target + ".quant_state.bitsandbytes__nf4";
         });
-        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"no quant_state", target.c_str()}));
+        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"quant_state.bitsandbytes__nf4|fp4 is missing", target.c_str()}));
     }
     {
         auto dir = damaged([&](const TensorEntry& e, std::vector<TensorToWrite>& writes) {

@@ -39,6 +39,23 @@ TEXT = DATA / "models" / "stories260K-llama2c" / "expected_greedy_bos_200.txt"
 torch.manual_seed(1234)
 
 
+def reference_quantize_blockwise():
+    """bitsandbytes' PyTorch reference of quantize_blockwise (backends/default/ops.py: nearest
+    code by midpoints). Its CPU kernel (used by quantize_4bit's double quantization on this
+    machine) rounds about 0.15 % of values to a neighbouring code instead; both are recorded."""
+    import inspect
+    import re
+    import bitsandbytes.backends.default.ops as dops
+    src = inspect.getsource(dops)
+    m = re.search(r'@register_kernel\("bitsandbytes::quantize_blockwise", "default"\)\n(def _\(.*?)(?=\n\n\n|\n@)', src, re.S)
+    ns = {}
+    exec(m.group(1).replace("def _(", "def quantize_blockwise_reference(", 1), dops.__dict__, ns)
+    return ns["quantize_blockwise_reference"]
+
+
+REFERENCE_QUANTIZE_BLOCKWISE = reference_quantize_blockwise()
+
+
 def floats(t):
     """float32 values as base64 of their little-endian bytes (exact and compact)."""
     return base64.b64encode(t.detach().reshape(-1).to(torch.float32).contiguous().numpy().tobytes()).decode()
@@ -97,6 +114,11 @@ def blockwise():
                     r["dequantized"] = floats(d)
                 if dq:
                     r["absmax_u8"] = base64.b64encode(bytes(ints(s.absmax))).decode()
+                    _, plain = F.quantize_4bit(w, blocksize=64, quant_type=qt, compress_statistics=False)
+                    ref_q, ref_am = REFERENCE_QUANTIZE_BLOCKWISE(plain.absmax - plain.absmax.mean(),
+                                                                  F.create_dynamic_map(), 256)
+                    r["absmax_u8_reference"] = base64.b64encode(bytes(ints(ref_q))).decode()
+                    r["nested_absmax_reference"] = floats(ref_am)
                     r["offset"] = float(s.offset)
                     r["nested_absmax"] = floats(s.state2.absmax)
                     r["nested_code"] = floats(s.state2.code)
@@ -131,6 +153,7 @@ def blockwise():
         state = bnb.MatmulLtState()
         state.threshold = 6.0
         state.has_fp16_weights = False
+        state.is_training = False  # inference: MatMul8bitLt (the int8 path), as Linear8bitLt.eval()
         state.CB, state.SCB = cb, scb
         y = bnb.matmul(x, cb, state=state, threshold=6.0, bias=bias)
         cases.append({"label": label, "x_shape": list(x.shape), "x": floats(x), "y": floats(y)})
