@@ -1,6 +1,7 @@
 #include "quant/blockwise4.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 namespace layerwise {
 
@@ -85,6 +86,28 @@ at::Tensor dequantize_4bit_blocks(const at::Tensor& packed, const at::Tensor& ab
         n *= s;
     const at::Tensor bytes = packed.reshape(-1);
     TORCH_CHECK(bytes.scalar_type() == at::kByte && bytes.numel() * 2 >= n, "dequantize_4bit: packed size");
+    if (bytes.is_cpu()) {
+        // The same float32 products (code * absmax) in one pass, without int64 index tensors
+        // (which cost more than the weights themselves on every call).
+        const at::Tensor b = bytes.contiguous(), c = code.to(at::kFloat).contiguous(), am = absmax.to(at::kFloat).contiguous();
+        at::Tensor out = at::empty({n}, at::kFloat);
+        const std::uint8_t* pb = b.data_ptr<std::uint8_t>();
+        const float* pc = c.data_ptr<float>();
+        const float* pa = am.data_ptr<float>();
+        float* po = out.data_ptr<float>();
+        const std::int64_t blocks = (n + blocksize - 1) / blocksize;
+        at::parallel_for(0, blocks, 64, [&](std::int64_t b0, std::int64_t b1) {
+            for (std::int64_t blk = b0; blk < b1; ++blk) {
+                const float scale = pa[blk];
+                const std::int64_t end = std::min(n, (blk + 1) * blocksize);
+                for (std::int64_t i = blk * blocksize; i < end; ++i) {
+                    const std::uint8_t byte = pb[i >> 1];
+                    po[i] = pc[(i & 1) ? (byte & 15) : (byte >> 4)] * scale;
+                }
+            }
+        });
+        return out.view(shape).to(dtype);
+    }
     const at::Tensor nibbles = at::stack({at::bitwise_right_shift(bytes, 4), at::bitwise_and(bytes, 15)}, 1).reshape(-1).narrow(0, 0, n);
     const at::Tensor values = code.to(bytes.device()).index_select(0, nibbles.to(at::kLong));
     const std::int64_t rem = n % blocksize, full = n - rem, blocks = full / blocksize;

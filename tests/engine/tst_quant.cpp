@@ -20,6 +20,7 @@
 #include "text/tokenizer.h"
 
 #include <ATen/ATen.h>
+#include <QProcess>
 #include <ATen/Parallel.h>
 #include <cstring>
 
@@ -48,6 +49,7 @@ private Q_SLOTS:
     void writerMatchesBitsandbytes_data();
     void writerMatchesBitsandbytes();
     void perplexityMatchesTransformers();
+    void commandLine();
     void badInput();
 
 private:
@@ -434,6 +436,38 @@ void TestQuant::perplexityMatchesTransformers()
     const double expected = ref["perplexity"];
     QVERIFY2(std::abs(r.perplexity - expected) / expected < 1e-5, qPrintable(QString::number(r.perplexity, 'g', 10)));
     QVERIFY(throws_with<PlanError>([&] { evaluate_perplexity(runner, ids, context, context + 1); }, {"stride"}));
+}
+
+void TestQuant::commandLine()
+{
+    // `layerwise eval` prints the perplexity transformers computes (float32); `quantize` writes a
+    // folder that `eval` and `plan --quantize` read.
+    const json ref = test::read_json(test::fixtures() / "quant" / "perplexity.json");
+    const QString bin = qEnvironmentVariable("LAYERWISE_BIN");
+    auto run = [&](const QStringList& args, int expected_exit = 0) {
+        QProcess p;
+        p.start(bin, args);
+        if (!p.waitForFinished(300000))
+            qFatal("layerwise did not finish");
+        if (p.exitCode() != expected_exit)
+            qWarning("%s", p.readAllStandardError().constData());
+        [&] { QCOMPARE(p.exitCode(), expected_exit); }();
+        return p.readAllStandardOutput().toStdString();
+    };
+    const QString text = QString::fromStdString((test::shared_data() / ref["text"].get<std::string>()).string());
+    const QString model = QString::fromStdString(stories().string());
+    const json fp32 = json::parse(run({"eval", model, "--perplexity", text, "--context", "64", "--stride", "32", "--dtype", "float32"}));
+    QVERIFY(std::abs(fp32["perplexity"].get<double>() - ref["perplexity"].get<double>()) / ref["perplexity"].get<double>() < 1e-3);
+    QCOMPARE(fp32["tokens"].get<std::int64_t>(), ref["tokens"].get<std::int64_t>());
+    test::TempDir tmp;
+    const QString out = QString::fromStdString((tmp.path() / "q").string());
+    run({"quantize", model, "--method", "nf4", "--double-quant", "--out", out});
+    const json saved = json::parse(run({"eval", out, "--perplexity", text, "--context", "64", "--stride", "32"}));
+    const json fly = json::parse(run({"eval", model, "--perplexity", text, "--context", "64", "--stride", "32", "--quantize", "nf4", "--double-quant"}));
+    QCOMPARE(saved["perplexity"].get<double>(), fly["perplexity"].get<double>());
+    QVERIFY(fly["perplexity"].get<double>() > fp32["perplexity"].get<double>());
+    run({"quantize", model, "--method", "int5", "--out", out + "x"}, 1);
+    QVERIFY(!fs::exists(tmp.path() / "qx"));
 }
 
 void TestQuant::badInput()
