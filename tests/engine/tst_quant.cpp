@@ -50,6 +50,7 @@ private Q_SLOTS:
     void writerMatchesBitsandbytes();
     void perplexityMatchesTransformers();
     void commandLine();
+    void skipModulesAndComputeDtype();
     void badInput();
 
 private:
@@ -468,6 +469,31 @@ void TestQuant::commandLine()
     QVERIFY(fly["perplexity"].get<double>() > fp32["perplexity"].get<double>());
     run({"quantize", model, "--method", "int5", "--out", out + "x"}, 1);
     QVERIFY(!fs::exists(tmp.path() / "qx"));
+}
+
+void TestQuant::skipModulesAndComputeDtype()
+{
+    QuantOptions q = options_for("nf4");
+    q.skip_modules = {"mlp.down_proj", "layers.2.self_attn.q_proj"};
+    auto model = load(stories(), q, kAllInRam);
+    QCOMPARE(model->layers[0].quant.size(), std::size_t(6));
+    QVERIFY(!model->layers[0].find_quant("mlp.down_proj"));
+    QCOMPARE(model->layers[0]["mlp.down_proj.weight"].scalar_type(), at::kFloat);
+    QCOMPARE(model->layers[2].quant.size(), std::size_t(5));
+    QVERIFY(model->layers[3].find_quant("self_attn.q_proj"));
+    const auto ids = fixture_ids(m_logits);
+    auto all = load(stories(), options_for("nf4"), kAllInRam);
+    const at::Tensor full = logits_of(*all, ids), skipped = logits_of(*model, ids);
+    QVERIFY(skipped.isfinite().all().item<bool>());
+    QVERIFY(!at::equal(full, skipped));
+    // bfloat16 compute: weights dequantized to bfloat16 and multiplied there (relative step 2^-8
+    // per product; logits ~15 after five blocks: within 0.5), hidden states stay float32.
+    QuantOptions bf = options_for("nf4");
+    bf.compute_dtype = DType::bf16;
+    auto model_bf = load(stories(), bf, kAllInRam);
+    const at::Tensor in_bf16 = logits_of(*model_bf, ids);
+    const double err = (in_bf16 - full).abs().max().item<double>();
+    QVERIFY2(err > 0 && err < 0.5, qPrintable(QString::number(err)));
 }
 
 void TestQuant::badInput()
