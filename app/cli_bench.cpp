@@ -1,5 +1,6 @@
 // `layerwise bench plan`: how long planning takes (the GUI re-plans on every slider move).
 #include "commands.h"
+#include "plan/weight_format.h"
 
 #include "core/error.h"
 #include "inspect.h"
@@ -39,6 +40,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
         std::int64_t newTokens = 64;
         int repeats = 3;
         int threads = 0;
+        QuantCli quant;
     };
     auto o = std::make_shared<Options>();
     run->add_option("model", o->model, "A model folder")->required();
@@ -49,6 +51,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
     run->add_option("--new-tokens", o->newTokens, "Tokens generated")->capture_default_str();
     run->add_option("--repeats", o->repeats, "Generations (medians are reported)")->capture_default_str();
     run->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
+    addQuantOptions(run, o->quant);
     run->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         const auto t0 = std::chrono::steady_clock::now();
@@ -57,8 +60,15 @@ void addModelBench(CLI::App* bench, int& exitCode)
         const std::int64_t context = o->prompt + o->newTokens;
         LoadOptions load;
         load.dtype = dtype;
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr);
-        const std::uint64_t weights = d.tree.module_bytes(0, SizeRule::as_loaded(dtype));
+        load.quant = quantOptions(o->quant);
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
+        std::uint64_t weights = 0;
+        {
+            const WeightFormat format = parse_weight_format(quantFormatName(o->quant), dtype);
+            for (const auto& n : d.tree.nodes())
+                for (const auto& t : n.tensors)
+                    weights += tensor_bytes(d.tree, t, format);
+        }
         auto model = load_model(std::move(d), load);
         const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         rusage u{};

@@ -65,6 +65,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
         std::int64_t maxNewTokens = 256;
         SamplingOptions sampling;
         int threads = 0;
+        QuantCli quant;
     };
     auto o = std::make_shared<Options>();
     o->sampling.temperature = 0.7;
@@ -83,6 +84,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "Repetition penalty")->capture_default_str();
     cmd->add_option("--seed", o->sampling.seed, "Random seed")->capture_default_str();
     cmd->add_option("--threads", o->threads, "CPU threads");
+    addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         Logger log([](LogLevel level, const std::string& m) {
@@ -96,7 +98,8 @@ void addChatCommand(CLI::App& app, int& exitCode)
         LoadOptions load;
         load.dtype = dtype;
         std::string verdict;
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, o->context, dtype, &verdict);
+        load.quant = quantOptions(o->quant);
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant));
         load.log = log;
         auto model = load_model(std::move(d), load);
         ChatSession chat(*model, o->context, log);

@@ -6,6 +6,7 @@
 #include "devices/inventory.h"
 #include "inspect.h"
 #include "plan/plan.h"
+#include "plan/weight_format.h"
 #include "runtime/loaded_model.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
@@ -62,7 +63,7 @@ DType dtypeOption(const std::string& option, DType model)
 }
 
 DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut)
+                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant)
 {
     PlanRequest r;
     DetectOptions detect;
@@ -71,7 +72,7 @@ DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const
     if (!maxMemory.empty())
         r.max_memory = parse_max_memory(maxMemory);
     r.context = context;
-    r.weights.dtype = dtype;
+    r.weights = parse_weight_format(quant, dtype);
     const bool isStrategy = spec == "auto" || spec == "balanced" || spec == "balanced_low_0" || spec == "sequential";
     if (!isStrategy) {
         std::ifstream in(spec);
@@ -109,6 +110,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
         std::string offloadFolder = ".";
         int threads = 0;
         bool json = false;
+        QuantCli quant;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder")->required();
@@ -129,6 +131,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--offload-folder", o->offloadFolder, "Where converted disk weights are written")->capture_default_str();
     cmd->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
     cmd->add_flag("--json", o->json, "Print one JSON object");
+    addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         ModelDescription d = describe_model(o->model);
@@ -154,7 +157,8 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
         std::string verdict;
         LoadOptions load;
         load.dtype = dtype;
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, &verdict);
+        load.quant = quantOptions(o->quant);
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, &verdict, quantFormatName(o->quant));
         load.offload_folder = o->offloadFolder;
         const std::filesystem::path folder = d.checkpoint->folder();
         const auto t0 = std::chrono::steady_clock::now();

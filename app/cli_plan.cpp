@@ -122,6 +122,8 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         std::string dtype = "auto";
         std::string kvDtype = "auto";
         std::string quant = "none";
+        std::string quantize;
+        bool doubleQuant = false;
         bool accelerate = false;
         std::string mapFile;
         bool json = false;
@@ -137,6 +139,8 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--dtype", o->dtype, "Weights dtype: auto (as transformers), bfloat16, float16, float32")->capture_default_str();
     cmd->add_option("--kv-dtype", o->kvDtype, "KV cache dtype: auto (the compute dtype), float16, bfloat16, float32, float8_e4m3fn");
     cmd->add_option("--quant", o->quant, "none, int8, nf4, fp4, nf4-dq, gptq-4bit-128g")->capture_default_str();
+    cmd->add_option("--quantize", o->quantize, "int8, nf4 or fp4: the sizes --quantize loads with (same as --quant)");
+    cmd->add_flag("--double-quant", o->doubleQuant, "With --quantize nf4|fp4: double quantization");
     cmd->add_flag("--accelerate", o->accelerate, "Reproduce accelerate's device_map for the strategy (KV cache not counted)");
     cmd->add_option("--map", o->mapFile, "A custom hf_device_map (JSON or a Python dict printout) to evaluate");
     cmd->add_flag("--json", o->json, "Print one JSON object");
@@ -153,7 +157,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         r.batch = o->batch;
         r.prefill_chunk = o->chunk;
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
-        r.weights = parse_weight_format(o->quant, dtype);
+        r.weights = parse_weight_format(o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
         if (o->kvDtype != "auto") {
             auto kv = dtype_from_torch_name(o->kvDtype);
             if (!kv || !is_floating(*kv))

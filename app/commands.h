@@ -3,6 +3,7 @@
 // engine errors propagate to main(), the one place that catches them.
 #include "core/dtype.h"
 #include "plan/device_map.h"
+#include "quant/quant_config.h"
 
 #include <cstdint>
 #include <string>
@@ -23,8 +24,21 @@ DType dtypeOption(const std::string& option, DType model);
 
 // The device map for a model: a strategy planned on this machine's devices, or a map file.
 // PlanError when the plan does not fit; `verdictOut` receives the verdict and its reason.
+// `quant`: the weight format planned ("none", "int8", "nf4", "nf4-dq"...).
 DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut);
+                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none");
+
+// --quantize, --double-quant, --compute-dtype, --skip-modules, --int8-threshold.
+struct QuantCli {
+    std::string method = "none";
+    bool doubleQuant = false;
+    std::string computeDtype;
+    std::vector<std::string> skipModules;
+    double int8Threshold = 6.0;
+};
+void addQuantOptions(CLI::App* cmd, QuantCli& q);
+QuantOptions quantOptions(const QuantCli& q);   // PlanError for bad values
+std::string quantFormatName(const QuantCli& q); // the planner's name: none, int8, nf4, nf4-dq...
 
 void addInspectCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);
@@ -33,6 +47,8 @@ void addBenchCommand(CLI::App& app, int& exitCode);
 void addGenerateCommand(CLI::App& app, int& exitCode);
 void addChatCommand(CLI::App& app, int& exitCode);
 void addTokenizeCommand(CLI::App& app, int& exitCode);
+void addQuantizeCommand(CLI::App& app, int& exitCode);
+void addEvalCommand(CLI::App& app, int& exitCode);
 int runGui(int argc, char** argv);
 
 } // namespace layerwise::app

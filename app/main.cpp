@@ -28,6 +28,8 @@ int main(int argc, char** argv)
     layerwise::app::addGenerateCommand(app, exitCode);
     layerwise::app::addChatCommand(app, exitCode);
     layerwise::app::addTokenizeCommand(app, exitCode);
+    layerwise::app::addQuantizeCommand(app, exitCode);
+    layerwise::app::addEvalCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,4 +1,5 @@
 #include "model/module_tree.h"
+#include "quant/quant_config.h"
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
@@ -176,7 +177,15 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
             used.insert(it->second);
             if (!t.tied_to.empty())
                 continue; // a saved copy of a tied weight is ignored, as transformers does
-            if (e.shape != t.shape)
+            // A bitsandbytes 4-bit weight is stored packed (uint8 [(n+1)/2, 1]); its quant_state
+            // records the real shape, checked when it is loaded.
+            const bool packed_4bit = by_name.count(t.full_name + ".quant_state.bitsandbytes__nf4") ||
+                                     by_name.count(t.full_name + ".quant_state.bitsandbytes__fp4");
+            if (e.shape != t.shape && !packed_4bit && by_name.count(t.full_name + ".absmax"))
+                throw FormatError(where + ": '" + t.full_name + "' is a packed 4-bit weight (it has an absmax) but its "
+                                  "quant_state.bitsandbytes__nf4|fp4 is missing; the checkpoint is incomplete: save the "
+                                  "quantized model again");
+            if (e.shape != t.shape && !packed_4bit)
                 throw FormatError(where + ": config.json contradicts the weights: tensor '" + e.name + "' in " +
                                   checkpoint.files()[e.file]->path().filename().string() + " has shape " +
                                   shape_string(e.shape) + " but the config (" + config.model_type +
@@ -189,7 +198,7 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
         }
     }
     for (std::size_t i = 0; i < entries.size(); ++i)
-        if (!used.count(i))
+        if (!used.count(i) && !is_quant_companion(entries[i].name))
             tree.m_unused.push_back(entries[i].name);
     if (!tree.m_unused.empty())
         log.warning(std::to_string(tree.m_unused.size()) + " checkpoint tensor(s) are not used by " +

@@ -103,9 +103,12 @@ std::uint64_t tensor_bytes(const ModuleTree& tree, const ModuleTensor& tensor, c
     case WeightFormat::Kind::fp4: {
         const std::uint64_t blocks = (n + 63) / 64;
         const std::uint64_t packed = (n + 1) / 2;
+        // What a bitsandbytes 4-bit linear holds (and saves): the packed weight, a float32 absmax per
+        // block of 64 and its 16-value float32 quant_map; nested, a uint8 absmax per block, a
+        // float32 absmax per 256 blocks and the 256-value float32 nested_quant_map.
         if (!f.double_quant)
-            return packed + blocks * 4; // float32 absmax per block of 64
-        return packed + blocks + ((blocks + 255) / 256) * 4 + 256 * 4; // uint8 absmax, float32 per 256, code table
+            return packed + blocks * 4 + 16 * 4;
+        return packed + blocks + 16 * 4 + ((blocks + 255) / 256) * 4 + 256 * 4;
     }
     case WeightFormat::Kind::gptq: {
         // Linear weight [out, in] (Conv1D [in, out]); GPTQ packs along `in`.

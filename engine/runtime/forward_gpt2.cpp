@@ -12,7 +12,9 @@ namespace {
 
 at::Tensor conv1d(const LayerWeights& w, const std::string& name, const at::Tensor& x)
 {
-    // transformers' Conv1D: addmm(bias, x.view(-1, in), weight)
+    // transformers' Conv1D: addmm(bias, x.view(-1, in), weight); quantized: stored transposed as a Linear
+    if (w.find_quant(name))
+        return layer_linear(w, name, x);
     const at::Tensor& weight = w[name + ".weight"];
     auto shape = x.sizes().vec();
     shape.back() = weight.size(1);

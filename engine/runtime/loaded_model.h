@@ -8,6 +8,7 @@
 #include "model/config.h"
 #include "model/module_tree.h"
 #include "plan/device_map.h"
+#include "quant/quant_config.h"
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json_fwd.hpp>
@@ -33,8 +34,10 @@ struct LayerWeights {
     std::unordered_map<std::string, at::Tensor> tensors; // local name ("self_attn.q_proj.weight") -> tensor
     Device home;                                         // where the weights live
     std::vector<ByteRange> disk_ranges;                  // mapped bytes to prefetch / release (disk layers)
+    std::unordered_map<std::string, QuantInfo> quant;    // quantized linears by local module name ("mlp.up_proj")
     const at::Tensor& operator[](const std::string& name) const;
     const at::Tensor* find(const std::string& name) const;
+    const QuantInfo* find_quant(const std::string& module) const;
 };
 
 struct LoadedModel {
@@ -42,6 +45,7 @@ struct LoadedModel {
     ModuleTree tree;
     DeviceMap device_map;
     DType dtype = DType::f32;
+    QuantOptions quant;                                 // the quantization applied (none for plain weights)
     std::unique_ptr<Checkpoint> checkpoint;             // keeps the mappings alive
     std::unique_ptr<Checkpoint> offload;                // converted disk weights, if any
     std::unordered_map<std::string, at::Tensor> globals; // tensors outside decoder blocks, by full name
@@ -58,6 +62,7 @@ struct LoadOptions {
     std::optional<DType> dtype;                // nullopt: the model's resolved dtype
     DeviceMap device_map;                      // must validate against the model
     std::filesystem::path offload_folder = "."; // where converted disk weights are written once
+    QuantOptions quant;                        // quantize decoder linears on the fly (bitsandbytes layout)
     ProgressCallback progress;                 // bytes done / total; false cancels
     Logger log;
 };

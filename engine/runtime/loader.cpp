@@ -4,6 +4,8 @@
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
 #include "inspect.h"
+#include "plan/weight_format.h"
+#include "quant/quant_load.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,12 @@
 #include <thread>
 
 namespace layerwise {
+
+const QuantInfo* LayerWeights::find_quant(const std::string& module) const
+{
+    auto it = quant.find(module);
+    return it == quant.end() ? nullptr : &it->second;
+}
 
 const at::Tensor* LayerWeights::find(const std::string& name) const
 {
@@ -77,6 +85,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
     model->checkpoint = std::move(description.checkpoint);
     model->dtype = options.dtype.value_or(model->tree.dtype());
     model->device_map = options.device_map;
+    model->quant = options.quant;
     validate_device_map(model->tree, model->device_map);
     const Checkpoint& ck = *model->checkpoint;
 
@@ -101,6 +110,75 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             exec = d;
     model->execution_device = exec;
 
+    // Quantized linears: saved by bitsandbytes (used as they are) or quantized here, always on
+    // the CPU so every device map holds bit-identical weights.
+    const DType compute = options.quant.compute_dtype.value_or(model->dtype);
+    std::unordered_map<std::string, QuantInfo> quant_infos; // full module name -> info
+    QuantOffloadWriter quant_writer(options.quant, compute);
+    std::vector<TensorToWrite> quant_writes;
+    auto quantized = [&](const ModuleTensor& t, const TensorEntry& entry, const Device& d) {
+        if (t.name != "weight" || t.shape.size() != 2 || !t.tied_to.empty())
+            return false;
+        const std::string module = t.full_name.substr(0, t.full_name.size() - 7);
+        std::vector<std::pair<std::string, at::Tensor>> parts;
+        if (auto saved = saved_quant_info(ck, module)) {
+            if (saved->shape != t.shape)
+                throw FormatError(ck.folder().string() + ": the quant_state of '" + t.full_name + "' says shape [" +
+                                  std::to_string(saved->shape[0]) + ", " + std::to_string(saved->shape[1]) +
+                                  "] but config.json implies [" + std::to_string(t.shape[0]) + ", " +
+                                  std::to_string(t.shape[1]) + "]; the config and the weights do not belong together");
+            if (options.quant.enabled() && options.quant.method != saved->method)
+                throw UnsupportedError(ck.folder().string() + ": '" + t.full_name + "' is saved quantized as " +
+                                       std::string(quant_method_name(saved->method)) + "; it cannot be re-quantized as " +
+                                       std::string(quant_method_name(options.quant.method)) + " (load it without --quantize)");
+            model->quant.method = saved->method;
+            model->quant.double_quant = saved->nested;
+            saved->compute_dtype = compute;
+            saved->threshold = options.quant.int8_threshold;
+            parts = saved_quant_tensors(ck, module, *saved);
+            quant_infos[module] = *saved;
+            for (auto& [suffix, view] : parts) {
+                const std::string name = module + "." + suffix;
+                const TensorEntry* e = ck.find(name);
+                if (d.is_gpu()) {
+                    loaded[name] = view.to(torch_device(d));
+                } else {
+                    loaded[name] = view;
+                    if (d.kind == Device::Kind::disk)
+                        mapped[name] = {ck.files()[e->file].get(), e->offset, e->size};
+                }
+                home[name] = d;
+            }
+            return true;
+        }
+        if (!options.quant.enabled() || !is_quantizable(model->tree, t) || options.quant.skips(module))
+            return false;
+        const bool conv1d = model->tree.nodes()[static_cast<std::size_t>(model->tree.find(module))].class_name == "Conv1D";
+        auto source = [&ck, &entry, conv1d, dtype = model->dtype]() {
+            at::Tensor w = tensor_view(ck, entry).to(scalar_type(dtype));
+            return conv1d ? w.t().contiguous() : w; // Conv1D [in, out] runs as a Linear [out, in]
+        };
+        if (d.kind == Device::Kind::disk) {
+            std::vector<std::int64_t> shape = t.shape;
+            if (conv1d)
+                std::swap(shape[0], shape[1]);
+            const std::size_t first = quant_writes.size();
+            quant_writer.add(module, shape, source, quant_writes);
+            for (std::size_t i = first; i < quant_writes.size(); ++i)
+                home[quant_writes[i].name] = d;
+            return true;
+        }
+        QuantizedWeight q = quantize_weight(source(), options.quant, compute);
+        quant_infos[module] = q.info;
+        for (auto& [suffix, tensor] : q.tensors) {
+            const std::string name = module + "." + suffix;
+            loaded[name] = d.is_gpu() ? tensor.to(torch_device(d)) : tensor;
+            home[name] = d;
+        }
+        ck.files()[entry.file]->release(entry.offset, entry.size);
+        return true;
+    };
+
     for (const auto& node : model->tree.nodes()) {
         for (const auto& t : node.tensors) {
             if (!t.checkpoint_entry || !t.tied_to.empty())
@@ -111,6 +189,10 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             home[t.full_name] = d;
             const DType target = is_floating(entry.dtype) ? model->dtype : entry.dtype;
             report(t.full_name);
+            if (quantized(t, entry, d)) {
+                done += entry.size;
+                continue;
+            }
             at::Tensor view = tensor_view(ck, entry);
             // After a copy the source pages are dropped again, so loading never holds the
             // checkpoint and the converted weights at once (peak = resident weights + one tensor).
@@ -132,7 +214,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
         }
     }
 
-    if (!to_offload.empty()) {
+    if (!to_offload.empty() || !quant_writes.empty()) {
         // Disk weights in another dtype: converted once into an offload file, then mapped.
         std::vector<TensorToWrite> writes;
         for (const Pending& p : to_offload) {
@@ -148,9 +230,16 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             };
             writes.push_back(std::move(w));
         }
+        const std::string quant_tag = options.quant.enabled()
+                                          ? "-" + parse_weight_format(std::string(quant_method_name(options.quant.method)) +
+                                                                          (options.quant.double_quant ? "-dq" : ""),
+                                                                      compute).name() + "-" + std::string(torch_name(compute))
+                                          : "";
+        for (auto& w : quant_writes)
+            writes.push_back(std::move(w));
         const std::filesystem::path file =
             options.offload_folder / ("layerwise-offload-" + std::to_string(std::hash<std::string>{}(ck.files().front()->path().string())) +
-                                      "-" + std::string(torch_name(model->dtype)) + ".safetensors");
+                                      "-" + std::string(torch_name(model->dtype)) + quant_tag + ".safetensors");
         std::error_code ec;
         std::filesystem::create_directories(options.offload_folder, ec);
         write_safetensors(file, writes, {{"format", "pt"}, {"source", ck.folder().string()}});
@@ -159,6 +248,15 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             const TensorEntry* e = model->offload->find(p.tensor->full_name);
             loaded[p.tensor->full_name] = tensor_view(*model->offload, *e);
             mapped[p.tensor->full_name] = {model->offload->files()[e->file].get(), e->offset, e->size};
+        }
+        for (const auto& [module, info] : quant_writer.infos()) {
+            quant_infos[module] = info;
+            for (const QuantTensorSpec& spec : quant_tensor_specs(info.shape, options.quant)) {
+                const std::string name = module + "." + spec.suffix;
+                const TensorEntry* e = model->offload->find(name);
+                loaded[name] = tensor_view(*model->offload, *e);
+                mapped[name] = {model->offload->files()[e->file].get(), e->offset, e->size};
+            }
         }
         options.log.info("converted " + std::to_string(to_offload.size()) + " disk-offloaded tensors to " +
                          std::string(torch_name(model->dtype)) + " in " + file.string());
@@ -193,7 +291,18 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
                 ++it;
             }
         }
+        for (auto it = quant_infos.begin(); it != quant_infos.end();) {
+            if (it->first.compare(0, prefix.size(), prefix) == 0) {
+                lw.quant.emplace(it->first.substr(prefix.size()), it->second);
+                it = quant_infos.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
+    if (!quant_infos.empty())
+        throw UnsupportedError("'" + quant_infos.begin()->first + "' is quantized but outside the decoder blocks; "
+                               "Layerwise runs quantized linears inside decoder blocks only (keep it in the skip list)");
     model->globals = std::move(loaded);
     done = total;
     report("");

@@ -1,6 +1,8 @@
 #include "runtime/runner.h"
 
+#include "checkpoint/tensor_view.h"
 #include "core/error.h"
+#include "quant/quant_linear.h"
 
 #include <ATen/ATen.h>
 #include <cmath>
@@ -80,7 +82,7 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     if (max_context <= 0)
         throw PlanError("the context must hold at least one token");
     m_cache.capacity = max_context;
-    const auto dtype = at::TensorOptions().dtype(model.layers.empty() ? at::kFloat : model.layers.front().tensors.begin()->second.scalar_type());
+    const auto dtype = at::TensorOptions().dtype(scalar_type(model.dtype)); // quantized weights compute in it too
     for (std::size_t l = 0; l < model.layers.size(); ++l) {
         const LayerWeights& lw = model.layers[l];
         const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
@@ -188,6 +190,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x)
 {
     const at::Tensor* bias = w.find(name + ".bias");
+    if (const QuantInfo* q = w.find_quant(name))
+        return quant_linear(x, *q, quant_tensors(w.tensors, name, *q), bias ? *bias : at::Tensor());
     return at::linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
 }
 

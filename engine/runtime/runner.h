@@ -79,6 +79,7 @@ void Runner::run_layer(std::size_t index, F&& body)
             m_model.on_layer_state(static_cast<int>(index), LayerState::streaming_in);
         LayerWeights streamed;
         streamed.home = layer.home;
+        streamed.quant = layer.quant;
         for (const auto& [name, t] : layer.tensors)
             streamed.tensors.emplace(name, t.to(m_exec, /*non_blocking=*/true));
         if (m_model.on_layer_state)

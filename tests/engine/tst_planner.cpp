@@ -340,7 +340,9 @@ void TestPlanner::quantizedSizes()
     const std::int64_t linear = 32ll * (4ll * 4096 * 4096 + 3ll * 4096 * 11008);
     const std::int64_t rest = fp16 - 2 * linear;
     QCOMPARE(weights("int8"), rest + linear + 32ll * (4 * 4096 + 2 * 11008 + 4096) * 4);
-    QCOMPARE(weights("nf4"), rest + linear / 2 + linear / 64 * 4);
+    // nf4: packed codes, a float32 absmax per 64, and each linear's 16-value float32 quant_map
+    // (what bitsandbytes holds and saves).
+    QCOMPARE(weights("nf4"), rest + linear / 2 + linear / 64 * 4 + 32 * 7 * 16 * 4);
     // GPTQ 4-bit, group 128 (q_proj: qweight 4096/8 x 4096 int32, qzeros 32 x 512 int32, scales 32 x 4096 fp16, g_idx 4096 int32).
     const std::int64_t q_proj = 4096ll / 8 * 4096 * 4 + 32ll * 512 * 4 + 32ll * 4096 * 2 + 4096ll * 4;
     QVERIFY(weights("gptq-4bit-128g") > rest + linear / 2);

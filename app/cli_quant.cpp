@@ -1,0 +1,167 @@
+// Quantization on the command line: the --quantize options shared by generate, chat, bench
+// and plan; `layerwise quantize` (a bitsandbytes-format copy of a model) and `layerwise eval`
+// (perplexity by the sliding-window method).
+#include "commands.h"
+
+#include "core/bytes.h"
+#include "core/error.h"
+#include "inspect.h"
+#include "plan/weight_format.h"
+#include "quant/bnb_writer.h"
+#include "runtime/loaded_model.h"
+#include "runtime/perplexity.h"
+#include "runtime/runner.h"
+#include "text/tokenizer.h"
+
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace layerwise::app {
+
+void addQuantOptions(CLI::App* cmd, QuantCli& q)
+{
+    cmd->add_option("--quantize", q.method, "Quantize decoder linears while loading: none, int8, nf4, fp4 (bitsandbytes layout)")
+        ->capture_default_str();
+    cmd->add_flag("--double-quant", q.doubleQuant, "4-bit: quantize the absmax too (blocks of 256)");
+    cmd->add_option("--compute-dtype", q.computeDtype, "Dtype quantized linears compute in (default: the model's)");
+    cmd->add_option("--skip-modules", q.skipModules, "Modules kept unquantized, comma-separated (e.g. mlp.down_proj)")->delimiter(',');
+    cmd->add_option("--int8-threshold", q.int8Threshold, "LLM.int8 outlier threshold (0: none)")->capture_default_str();
+}
+
+QuantOptions quantOptions(const QuantCli& q)
+{
+    QuantOptions o;
+    o.method = parse_quant_method(q.method);
+    o.double_quant = q.doubleQuant;
+    if (q.doubleQuant && o.method != QuantMethod::nf4 && o.method != QuantMethod::fp4)
+        throw PlanError("--double-quant applies to 4-bit quantization (--quantize nf4 or fp4)");
+    if (!q.computeDtype.empty() && q.computeDtype != "auto") {
+        auto d = dtype_from_torch_name(q.computeDtype);
+        if (!d || !is_floating(*d))
+            throw PlanError("--compute-dtype '" + q.computeDtype + "' is not float32, bfloat16 or float16");
+        o.compute_dtype = *d;
+    }
+    o.skip_modules = q.skipModules;
+    o.int8_threshold = q.int8Threshold;
+    return o;
+}
+
+std::string quantFormatName(const QuantCli& q)
+{
+    const QuantOptions o = quantOptions(q);
+    if (!o.enabled())
+        return "none";
+    return std::string(quant_method_name(o.method)) + (o.double_quant ? "-dq" : "");
+}
+
+void addQuantizeCommand(CLI::App& app, int& exitCode)
+{
+    auto* cmd = app.add_subcommand("quantize", "Write a bitsandbytes-format quantized copy of a model (int8, nf4, fp4)");
+    struct Options {
+        std::string model;
+        QuantCli quant;
+        std::string out;
+        std::string dtype = "auto";
+        bool json = false;
+    };
+    auto o = std::make_shared<Options>();
+    cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("--method", o->quant.method, "int8, nf4 or fp4")->required();
+    cmd->add_flag("--double-quant", o->quant.doubleQuant, "4-bit: quantize the absmax too");
+    cmd->add_option("--compute-dtype", o->quant.computeDtype, "bnb_4bit_compute_dtype written to the config (default: the model's)");
+    cmd->add_option("--skip-modules", o->quant.skipModules, "Modules kept unquantized, comma-separated")->delimiter(',');
+    cmd->add_option("--dtype", o->dtype, "Dtype of the unquantized tensors: auto, float32, bfloat16, float16")->capture_default_str();
+    cmd->add_option("--out", o->out, "The new folder (must not exist)")->required();
+    cmd->add_flag("--json", o->json, "Print one JSON object");
+    cmd->callback([o, &exitCode]() {
+        ModelDescription probe = describe_model(o->model);
+        const DType dtype = dtypeOption(o->dtype, probe.tree.dtype());
+        ModelDescription d = describe_model(o->model, dtype);
+        const auto t0 = std::chrono::steady_clock::now();
+        const QuantizeResult r = save_quantized(std::move(d), quantOptions(o->quant), o->out);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (o->json)
+            std::cout << nlohmann::json{{"folder", r.folder.string()}, {"quantized_linears", r.quantized_linears},
+                                        {"weight_bytes", r.weight_bytes}, {"seconds", seconds}}.dump(1)
+                      << "\n";
+        else
+            std::cout << "wrote " << r.folder.string() << ": " << r.quantized_linears << " linear layers quantized ("
+                      << quantFormatName(o->quant) << "), " << format_bytes(r.weight_bytes) << " of tensors\n";
+        exitCode = 0;
+    });
+}
+
+void addEvalCommand(CLI::App& app, int& exitCode)
+{
+    auto* cmd = app.add_subcommand("eval", "Perplexity of a model on a text file (sliding window, as the transformers guide)");
+    struct Options {
+        std::string model;
+        std::string text;
+        std::int64_t context = 0;
+        std::int64_t stride = 0;
+        std::string deviceMap = "auto";
+        std::string maxMemory;
+        std::string dtype = "auto";
+        std::string offloadFolder = ".";
+        QuantCli quant;
+        int threads = 0;
+    };
+    auto o = std::make_shared<Options>();
+    cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("--perplexity", o->text, "A UTF-8 text file")->required();
+    cmd->add_option("--context", o->context, "Window length (default: the model's max_position_embeddings, at most 2048)");
+    cmd->add_option("--stride", o->stride, "Window step (default: half the context)");
+    cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential or a map file")->capture_default_str();
+    cmd->add_option("--max-memory", o->maxMemory, "Limits per device");
+    cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
+    cmd->add_option("--offload-folder", o->offloadFolder, "Where converted disk weights are written")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "CPU threads");
+    addQuantOptions(cmd, o->quant);
+    cmd->callback([o, &exitCode]() {
+        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        std::ifstream in(o->text, std::ios::binary);
+        if (!in)
+            throw IoError("cannot read the text file '" + o->text + "'");
+        std::stringstream s;
+        s << in.rdbuf();
+        ModelDescription d = describe_model(o->model);
+        if (!d.checkpoint)
+            throw UnsupportedError("'" + o->model + "' has no weights to evaluate");
+        const auto tokenizer = text::load_tokenizer(d.checkpoint->folder());
+        const auto encoded = tokenizer->encode(s.str(), true);
+        const std::vector<std::int64_t> ids(encoded.begin(), encoded.end());
+        const std::int64_t context =
+            o->context > 0 ? o->context : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, d.config.max_position_embeddings));
+        const std::int64_t stride = o->stride > 0 ? o->stride : std::max<std::int64_t>(1, context / 2);
+        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
+        LoadOptions load;
+        load.dtype = dtype;
+        load.quant = quantOptions(o->quant);
+        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
+        load.offload_folder = o->offloadFolder;
+        auto model = load_model(std::move(d), load);
+        Runner runner(*model, context);
+        const auto t0 = std::chrono::steady_clock::now();
+        const PerplexityResult r = evaluate_perplexity(runner, ids, context, stride);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        nlohmann::json j{{"perplexity", r.perplexity},
+                         {"mean_nll", r.mean_nll},
+                         {"tokens", r.tokens},
+                         {"sequence_tokens", r.sequence_tokens},
+                         {"windows", r.windows},
+                         {"context", context},
+                         {"stride", stride},
+                         {"dtype", std::string(torch_name(dtype))},
+                         {"quantization", quantFormatName(o->quant)},
+                         {"seconds", seconds}};
+        std::cout << j.dump(1) << "\n";
+        exitCode = 0;
+    });
+}
+
+} // namespace layerwise::app

@@ -1,0 +1,153 @@
+#include "quant/bnb_writer.h"
+
+#include "checkpoint/safetensors_writer.h"
+#include "checkpoint/tensor_view.h"
+#include "core/error.h"
+#include "inspect.h"
+#include "plan/weight_format.h"
+#include "quant/quant_linear.h"
+
+#include <ATen/ATen.h>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace layerwise {
+
+namespace {
+
+DType dtype_of(c10::ScalarType t)
+{
+    switch (t) {
+    case at::kChar: return DType::i8;
+    case at::kByte: return DType::u8;
+    case at::kFloat: return DType::f32;
+    case at::kHalf: return DType::f16;
+    case at::kBFloat16: return DType::bf16;
+    default: TORCH_CHECK(false, "unexpected dtype");
+    }
+}
+
+TensorToWrite write_of(const std::string& name, const at::Tensor& t)
+{
+    TensorToWrite w;
+    w.name = name;
+    w.dtype = dtype_of(t.scalar_type());
+    w.shape = t.sizes().vec();
+    const at::Tensor c = t.contiguous();
+    w.fill = [c](std::byte* out) { std::memcpy(out, c.data_ptr(), static_cast<std::size_t>(c.numel()) * c.element_size()); };
+    return w;
+}
+
+} // namespace
+
+QuantizeResult save_quantized(ModelDescription&& d, const QuantOptions& options, const std::filesystem::path& out,
+                              const ProgressCallback& progress, const Logger& log)
+{
+    namespace fs = std::filesystem;
+    if (!d.checkpoint)
+        throw UnsupportedError("'" + d.source + "' has no weights (a preset or a config.json): there is nothing to quantize");
+    if (!options.enabled())
+        throw PlanError("choose a quantization method (int8, nf4 or fp4)");
+    std::error_code ec;
+    if (fs::exists(out, ec))
+        throw IoError("'" + out.string() + "' already exists; choose another --out or remove it");
+    const Checkpoint& ck = *d.checkpoint;
+    const fs::path config_path = ck.folder() / "config.json";
+    nlohmann::json config;
+    try {
+        std::ifstream in(config_path);
+        config = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(config_path.string() + ": " + e.what());
+    }
+    if (config.contains("quantization_config"))
+        throw UnsupportedError("'" + ck.folder().string() + "' is already quantized (config.json has quantization_config); quantize the original model");
+    const DType model_dtype = d.tree.dtype();
+    const DType compute = options.compute_dtype.value_or(model_dtype);
+
+    QuantizeResult result;
+    std::vector<TensorToWrite> writes;
+    std::uint64_t total = 0, done = 0;
+    for (const auto& n : d.tree.nodes())
+        for (const auto& t : n.tensors)
+            if (t.checkpoint_entry && t.tied_to.empty())
+                total += ck.tensors()[*t.checkpoint_entry].size;
+    for (const auto& node : d.tree.nodes()) {
+        for (const auto& t : node.tensors) {
+            if (!t.checkpoint_entry || !t.tied_to.empty() || !t.persistent)
+                continue;
+            const TensorEntry& entry = ck.tensors()[*t.checkpoint_entry];
+            if (progress && !progress({done, total, t.full_name}))
+                throw CancelledError("quantization cancelled");
+            done += entry.size;
+            const std::string module = t.full_name.substr(0, t.full_name.size() - std::min<std::size_t>(7, t.full_name.size()));
+            const bool conv1d = node.class_name == "Conv1D";
+            if (!is_quantizable(d.tree, t) || options.skips(module) || conv1d) {
+                // As transformers saves it: in the model's dtype.
+                at::Tensor v = tensor_view(ck, entry);
+                if (is_floating(entry.dtype) && entry.dtype != model_dtype)
+                    v = v.to(scalar_type(model_dtype));
+                writes.push_back(write_of(t.full_name, v));
+                continue;
+            }
+            const QuantizedWeight q = quantize_weight(tensor_view(ck, entry).to(scalar_type(model_dtype)), options, compute);
+            ++result.quantized_linears;
+            for (const auto& [suffix, tensor] : q.tensors)
+                writes.push_back(write_of(module + "." + suffix, tensor));
+            if (options.method == QuantMethod::int8) {
+                writes.push_back(write_of(module + ".weight_format", at::zeros({}, at::kByte))); // row-major
+            } else {
+                const std::string state = bnb_quant_state_json(q.info);
+                at::Tensor bytes = at::empty({static_cast<std::int64_t>(state.size())}, at::kByte);
+                std::memcpy(bytes.data_ptr(), state.data(), state.size());
+                writes.push_back(write_of(module + ".weight.quant_state.bitsandbytes__" + std::string(quant_method_name(options.method)), bytes));
+            }
+        }
+    }
+    std::sort(writes.begin(), writes.end(), [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
+    for (const auto& w : writes) {
+        std::uint64_t n = dtype_bits(w.dtype) / 8;
+        for (auto s : w.shape)
+            n *= static_cast<std::uint64_t>(s);
+        result.weight_bytes += n;
+    }
+
+    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    fs::create_directories(parent, ec);
+    std::random_device rd;
+    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp-" + std::to_string(rd()));
+    try {
+        if (!fs::create_directory(tmp, ec) || ec)
+            throw IoError("cannot create '" + tmp.string() + "': " + ec.message());
+        write_safetensors(tmp / "model.safetensors", writes, {{"format", "pt"}});
+        config["quantization_config"] = bnb_quantization_config(options, compute);
+        {
+            std::ofstream c(tmp / "config.json");
+            c << config.dump(2) << "\n";
+            if (!c)
+                throw IoError("cannot write '" + (tmp / "config.json").string() + "'");
+        }
+        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                              "special_tokens_map.json", "added_tokens.json", "generation_config.json", "chat_template.jinja"}) {
+            if (fs::exists(ck.folder() / f)) {
+                fs::copy_file(ck.folder() / f, tmp / f, ec);
+                if (ec)
+                    throw IoError("cannot copy '" + (ck.folder() / f).string() + "': " + ec.message());
+            }
+        }
+        fs::rename(tmp, out, ec);
+        if (ec)
+            throw IoError("cannot rename '" + tmp.string() + "' to '" + out.string() + "': " + ec.message());
+    } catch (...) {
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    result.folder = out;
+    log.info("quantized " + std::to_string(result.quantized_linears) + " linear layers to " +
+             std::string(quant_method_name(options.method)) + " in " + out.string());
+    return result;
+}
+
+} // namespace layerwise

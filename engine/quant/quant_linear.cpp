@@ -1,0 +1,155 @@
+#include "quant/quant_linear.h"
+
+#include "checkpoint/tensor_view.h"
+#include "core/error.h"
+#include "quant/blockwise4.h"
+#include "quant/int8.h"
+
+#include <ATen/ATen.h>
+
+namespace layerwise {
+
+namespace {
+
+bool is_4bit(QuantMethod m)
+{
+    return m == QuantMethod::nf4 || m == QuantMethod::fp4;
+}
+
+std::int64_t numel_of(const std::vector<std::int64_t>& shape)
+{
+    std::int64_t n = 1;
+    for (auto s : shape)
+        n *= s;
+    return n;
+}
+
+} // namespace
+
+std::vector<QuantTensorSpec> quant_tensor_specs(const std::vector<std::int64_t>& shape, const QuantOptions& o)
+{
+    const std::int64_t n = numel_of(shape);
+    if (o.method == QuantMethod::int8)
+        return {{"weight", at::kChar, shape}, {"SCB", at::kFloat, {shape[0]}}};
+    TORCH_CHECK(is_4bit(o.method), "quant_tensor_specs: a quantization method");
+    const std::int64_t blocks = (n + o.blocksize - 1) / o.blocksize;
+    std::vector<QuantTensorSpec> specs{{"weight", at::kByte, {(n + 1) / 2, 1}}};
+    if (!o.double_quant) {
+        specs.push_back({"weight.absmax", at::kFloat, {blocks}});
+        specs.push_back({"weight.quant_map", at::kFloat, {16}});
+    } else {
+        specs.push_back({"weight.absmax", at::kByte, {blocks}});
+        specs.push_back({"weight.quant_map", at::kFloat, {16}});
+        specs.push_back({"weight.nested_absmax", at::kFloat, {(blocks + 255) / 256}});
+        specs.push_back({"weight.nested_quant_map", at::kFloat, {256}});
+    }
+    return specs;
+}
+
+QuantizedWeight quantize_weight(const at::Tensor& w, const QuantOptions& o, DType compute_dtype)
+{
+    TORCH_CHECK(w.dim() == 2, "quantize_weight: a 2-D weight");
+    QuantizedWeight q;
+    q.info.method = o.method;
+    q.info.shape = w.sizes().vec();
+    q.info.compute_dtype = compute_dtype;
+    q.info.threshold = o.int8_threshold;
+    q.info.blocksize = o.blocksize;
+    if (o.method == QuantMethod::int8) {
+        q.info.dtype = DType::f16;
+        auto [cb, scb] = quantize_int8_rows(w);
+        q.tensors = {{"weight", cb}, {"SCB", scb}};
+        return q;
+    }
+    TORCH_CHECK(is_4bit(o.method), "quantize_weight: a quantization method");
+    switch (w.scalar_type()) {
+    case at::kHalf: q.info.dtype = DType::f16; break;
+    case at::kBFloat16: q.info.dtype = DType::bf16; break;
+    default: q.info.dtype = DType::f32; break;
+    }
+    auto [packed, absmax] = quantize_4bit_blocks(w, o.method, o.blocksize);
+    const at::Tensor code = code_4bit(o.method).to(w.device());
+    q.tensors.emplace_back("weight", packed);
+    if (!o.double_quant) {
+        q.tensors.emplace_back("weight.absmax", absmax);
+        q.tensors.emplace_back("weight.quant_map", code);
+        return q;
+    }
+    NestedAbsmax nested = nest_absmax(absmax, 256);
+    q.info.nested = true;
+    q.info.nested_offset = nested.offset;
+    q.info.nested_blocksize = 256;
+    q.tensors.emplace_back("weight.absmax", nested.absmax_u8);
+    q.tensors.emplace_back("weight.quant_map", code);
+    q.tensors.emplace_back("weight.nested_absmax", nested.nested_absmax);
+    q.tensors.emplace_back("weight.nested_quant_map", nested.nested_code);
+    return q;
+}
+
+QuantTensors quant_tensors(const std::unordered_map<std::string, at::Tensor>& tensors, const std::string& module,
+                           const QuantInfo& info)
+{
+    auto get = [&](const std::string& suffix) -> at::Tensor {
+        auto it = tensors.find(module + "." + suffix);
+        if (it == tensors.end())
+            throw FormatError("quantized linear '" + module + "' lacks its tensor '" + suffix +
+                              "'; the checkpoint is incomplete: save or quantize the model again");
+        return it->second;
+    };
+    auto check = [&](const at::Tensor& t, const std::string& suffix, c10::ScalarType dtype, std::int64_t numel) {
+        if (t.scalar_type() != dtype || t.numel() != numel)
+            throw FormatError("quantized linear '" + module + "': tensor '" + suffix + "' has " + std::to_string(t.numel()) +
+                              " values of " + std::string(c10::toString(t.scalar_type())) + ", expected " +
+                              std::to_string(numel) + " of " + std::string(c10::toString(dtype)) +
+                              " for a weight of shape [" + std::to_string(info.shape[0]) + ", " +
+                              std::to_string(info.shape[1]) + "]; the checkpoint is corrupt");
+    };
+    const std::int64_t n = numel_of(info.shape);
+    QuantTensors t;
+    t.weight = get("weight");
+    if (info.method == QuantMethod::int8) {
+        t.scb = get("SCB");
+        check(t.weight, "weight", at::kChar, n);
+        check(t.scb, "SCB", at::kFloat, info.shape[0]);
+        return t;
+    }
+    const std::int64_t blocks = (n + info.blocksize - 1) / info.blocksize;
+    check(t.weight, "weight", at::kByte, (n + 1) / 2);
+    t.absmax = get("weight.absmax");
+    t.quant_map = get("weight.quant_map");
+    check(t.quant_map, "weight.quant_map", at::kFloat, 16);
+    if (info.nested) {
+        check(t.absmax, "weight.absmax", at::kByte, blocks);
+        t.nested_absmax = get("weight.nested_absmax");
+        t.nested_quant_map = get("weight.nested_quant_map");
+        check(t.nested_absmax, "weight.nested_absmax", at::kFloat, (blocks + info.nested_blocksize - 1) / info.nested_blocksize);
+        check(t.nested_quant_map, "weight.nested_quant_map", at::kFloat, 256);
+    } else {
+        check(t.absmax, "weight.absmax", at::kFloat, blocks);
+    }
+    return t;
+}
+
+at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::ScalarType dtype)
+{
+    if (info.method == QuantMethod::int8)
+        return dequantize_int8_rows(t.weight, t.scb).to(dtype);
+    at::Tensor absmax = t.absmax;
+    if (info.nested)
+        absmax = unnest_absmax(t.absmax, t.nested_absmax, t.nested_quant_map, info.nested_offset, info.nested_blocksize);
+    return dequantize_4bit_blocks(t.weight, absmax, t.quant_map, info.blocksize, info.shape, dtype);
+}
+
+at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias)
+{
+    const auto compute = scalar_type(info.compute_dtype);
+    if (info.method == QuantMethod::int8) {
+        const at::Tensor b = bias.defined() ? bias.to(x.scalar_type()) : bias;
+        return int8_linear(x, t.weight, t.scb, b, info.threshold);
+    }
+    // bitsandbytes' Linear4bit: input and bias in the compute dtype, output back in the input's.
+    const at::Tensor w = dequantize_weight(info, t, compute);
+    return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
+}
+
+} // namespace layerwise
