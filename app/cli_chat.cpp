@@ -2,6 +2,7 @@
 // current answer (a second Ctrl-C at the prompt quits). Commands: /system TEXT, /reset,
 // /save FILE, /load FILE, /params, /quit.
 #include "commands.h"
+#include "default_model.h"
 
 #include "core/bytes.h"
 #include "core/error.h"
@@ -70,7 +71,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
     auto o = std::make_shared<Options>();
     o->sampling.temperature = 0.7;
     o->sampling.top_p = 0.9;
-    cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
     cmd->add_option("--system", o->system, "System prompt");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential or an hf_device_map file")->capture_default_str();
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device");
@@ -91,6 +92,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
             if (level == LogLevel::warning)
                 std::cerr << "warning: " << m << "\n";
         });
+        o->model = modelOrDefault(o->model);
         ModelDescription d = describe_model(o->model);
         if (!d.checkpoint)
             throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");

@@ -1,5 +1,6 @@
 // `layerwise generate`: load a model by a plan (or a device-map file) and generate.
 #include "commands.h"
+#include "default_model.h"
 
 #include "core/bytes.h"
 #include "core/error.h"
@@ -113,7 +114,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
         QuantCli quant;
     };
     auto o = std::make_shared<Options>();
-    cmd->add_option("model", o->model, "A model folder")->required();
+    cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
     cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the model's tokenizer, BOS added as it defines)");
     cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
@@ -134,6 +135,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        o->model = modelOrDefault(o->model);
         ModelDescription d = describe_model(o->model);
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         std::unique_ptr<text::Tokenizer> tokenizer;

@@ -1,5 +1,7 @@
 #include "default_model.h"
 
+#include "core/error.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +35,17 @@ std::string defaultChatModelLabel(const std::string& path)
     if (const auto dot = stem.rfind('.'); dot != std::string::npos && dot > 0)
         stem.erase(dot);
     return stem;
+}
+
+std::string modelOrDefault(const std::string& model)
+{
+    if (!model.empty())
+        return model;
+    std::string path = defaultChatModelPath();
+    if (path.empty())
+        throw IoError("no model given and no default chat model installed: name a model folder or .gguf file, "
+                      "or run packaging/setup.sh, which installs SmolLM2-135M-Instruct");
+    return path;
 }
 
 } // namespace layerwise::app

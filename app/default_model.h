@@ -10,5 +10,7 @@ namespace layerwise::app {
 std::string defaultChatModelPath();
 // "SmolLM2-135M-Instruct" for the file above: its name without the quantization suffix.
 std::string defaultChatModelLabel(const std::string& path);
+// `model` when given, else the default chat model; IoError when neither exists.
+std::string modelOrDefault(const std::string& model);
 
 } // namespace layerwise::app

@@ -9,6 +9,7 @@ using nlohmann::json;
 class TestCli : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void defaultChatModel();
     void inspectJsonOnFixtures();
     void inspectTextOnSharedModel();
     void inspectPreset();
@@ -35,6 +36,29 @@ private:
                 p.readAllStandardError()};
     }
 };
+
+void TestCli::defaultChatModel()
+{
+    // No model named: generate uses the default chat model, here one named by the environment.
+    const auto gguf = layerwise::test::fixtures() / "gguf_llamacpp" / "tiny-llama-f32.gguf";
+    QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("LAYERWISE_DEFAULT_MODEL"), QString::fromStdString(gguf.string()));
+    p.setProcessEnvironment(env);
+    const QString bin = QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN"));
+    p.start(bin, {QStringLiteral("generate"), QStringLiteral("--ids"), QStringLiteral("1,40,77"), QStringLiteral("--greedy"),
+                  QStringLiteral("--max-new-tokens"), QStringLiteral("3"), QStringLiteral("--json")});
+    QVERIFY(p.waitForFinished(60000));
+    QCOMPARE(p.exitCode(), 0);
+    QCOMPARE(nlohmann::json::parse(p.readAllStandardOutput().toStdString())["token_ids"].size(), std::size_t(3));
+    // ... and without one installed, a clear error.
+    env.insert(QStringLiteral("LAYERWISE_DEFAULT_MODEL"), QStringLiteral("/nonexistent/model.gguf"));
+    p.setProcessEnvironment(env);
+    p.start(bin, {QStringLiteral("chat")});
+    QVERIFY(p.waitForFinished(60000));
+    QVERIFY(p.exitCode() != 0);
+    QVERIFY2(p.readAllStandardError().contains("no default chat model installed"), "missing error message");
+}
 
 void TestCli::inspectJsonOnFixtures()
 {
