@@ -423,6 +423,7 @@ void MainWindow::onLoaded(const LoadedView& view)
                           .arg(view.contextLength)
                           .arg(view.hasTemplate ? QString() : tr(" · no chat template (raw completion)")));
     updateActions();
+    m_banner->hide(); // a model is loaded: the offer to try one has done its work
     if (m_chatWhenLoaded) {
         m_chatWhenLoaded = false;
         showChat();
