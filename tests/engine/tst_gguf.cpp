@@ -2,6 +2,7 @@
 // against gguf.quants.dequantize, models against transformers' logits (F32 and quantized),
 // bad input, and a real llama.cpp file (SmolLM2-135M Q4_1) when it is installed.
 #include "testdata.h"
+#include "engine/reference_tensors.h"
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/gguf.h"
@@ -176,30 +177,18 @@ std::unique_ptr<LoadedModel> load(const fs::path& file, const std::string& map,
     return load_model(describe_model(file.string()), o);
 }
 
-at::Tensor tensor_of(const json& rows)
-{
-    std::vector<float> flat;
-    std::int64_t cols = 0;
-    for (const auto& r : rows) {
-        cols = static_cast<std::int64_t>(r.size());
-        for (const auto& v : r)
-            flat.push_back(v.get<float>());
-    }
-    return at::tensor(flat).reshape({static_cast<std::int64_t>(rows.size()), cols});
-}
-
 // Prefill and cached greedy steps against a reference of make_logits.py's form.
 void compare_logits(LoadedModel& model, const json& ref, double tolerance)
 {
     Runner runner(model, 64);
     const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
     const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0];
-    const double prefill_err = (logits - tensor_of(ref["prefill_logits"])).abs().max().item<double>();
+    const double prefill_err = (logits - test::tensor_of(ref["prefill_logits"])).abs().max().item<double>();
     QVERIFY2(prefill_err <= tolerance, ("prefill max abs error " + std::to_string(prefill_err)).c_str());
     const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
     at::Tensor step = logits[-1];
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const at::Tensor expected = tensor_of(json::array({ref["step_logits"][i]}))[0];
+        const at::Tensor expected = test::row_of(ref["step_logits"][i]);
         const double err = (step - expected).abs().max().item<double>();
         QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + " max abs error " + std::to_string(err)).c_str());
         QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);

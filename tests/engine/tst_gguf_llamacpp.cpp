@@ -6,6 +6,7 @@
 //    prompt text, our tokenizer gives llama.cpp's prompt ids, and along llama.cpp's 32 greedy
 //    tokens our logits agree within the bound that quantized arithmetic explains (see below).
 #include "testdata.h"
+#include "engine/reference_tensors.h"
 
 #include "inspect.h"
 #include "plan/device_map.h"
@@ -41,11 +42,6 @@ std::unique_ptr<LoadedModel> load_all_cpu(const fs::path& file)
     return load_model(describe_model(file.string()), o);
 }
 
-at::Tensor row_of(const json& values)
-{
-    return at::tensor(values.get<std::vector<float>>());
-}
-
 } // namespace
 
 void TestGgufLlamaCpp::converterGgufs_data()
@@ -74,7 +70,7 @@ void TestGgufLlamaCpp::converterGgufs()
     at::Tensor step = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1];
     double worst = 0;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const double err = (step - row_of(ref["step_logits"][i])).abs().max().item<double>();
+        const double err = (step - test::row_of(ref["step_logits"][i])).abs().max().item<double>();
         worst = std::max(worst, err);
         QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + ": max abs error " + std::to_string(err)).c_str());
         QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);

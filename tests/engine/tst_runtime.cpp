@@ -1,6 +1,7 @@
 // Running models against transformers' logits, under several device maps including disk
 // offload; sampling; loading errors and cancellation.
 #include "testdata.h"
+#include "engine/reference_tensors.h"
 
 #include "core/error.h"
 #include "inspect.h"
@@ -45,18 +46,6 @@ std::unique_ptr<LoadedModel> load(const fs::path& folder, std::optional<DType> d
     o.device_map = parse_device_map(map);
     o.offload_folder = offload;
     return load_model(describe_model(folder.string()), o);
-}
-
-at::Tensor tensor_of(const json& rows)
-{
-    std::vector<float> flat;
-    std::int64_t cols = 0;
-    for (const auto& r : rows) {
-        cols = static_cast<std::int64_t>(r.size());
-        for (const auto& v : r)
-            flat.push_back(v.get<float>());
-    }
-    return at::tensor(flat).reshape({static_cast<std::int64_t>(rows.size()), cols});
 }
 
 } // namespace
@@ -123,13 +112,13 @@ void TestRuntime::logitsMatchTransformers()
     Runner runner(*model, 64);
     const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
     const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0];
-    const double prefill_err = (logits - tensor_of(ref["prefill_logits"])).abs().max().item<double>();
+    const double prefill_err = (logits - test::tensor_of(ref["prefill_logits"])).abs().max().item<double>();
     QVERIFY2(prefill_err <= tolerance, ("prefill max abs error " + std::to_string(prefill_err)).c_str());
     // Greedy decode with the cache, fed the reference's tokens.
     const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
     at::Tensor step = logits[-1];
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const at::Tensor expected = tensor_of(json::array({ref["step_logits"][i]}))[0];
+        const at::Tensor expected = test::row_of(ref["step_logits"][i]);
         const double err = (step - expected).abs().max().item<double>();
         QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + " max abs error " + std::to_string(err)).c_str());
         if (dtype == DType::f32)
