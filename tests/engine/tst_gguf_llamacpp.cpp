@@ -1,7 +1,7 @@
 // GGUF models against llama.cpp (llama-cpp-python 0.3.36; fixtures of
 // tests/reference/make_gguf_llamacpp_fixtures.py):
 //  - GGUFs written by llama.cpp's own converter from a transformers checkpoint (F32, Q8_0):
-//    logits of the prompt and of 20 greedy steps, and the greedy tokens;
+//    logits of the prompt and of 32 greedy steps, and the greedy tokens;
 //  - the default chat model SmolLM2-135M-Instruct Q4_1: its chat template renders llama.cpp's
 //    prompt text, our tokenizer gives llama.cpp's prompt ids, and along llama.cpp's 32 greedy
 //    tokens our logits agree within the bound that quantized arithmetic explains (see below).
@@ -50,11 +50,11 @@ void TestGgufLlamaCpp::converterGgufs_data()
     QTest::addColumn<double>("tolerance");
     // F32 weights, but llama.cpp keeps its KV cache in float16 (its default cache type): keys
     // and values rounded to 11 significant bits (relative 4.9e-4) move these logits (magnitude
-    // ~3) by up to 1.1e-3 over 20 steps (measured); bound 2e-3.
+    // ~3) by up to 1.1e-3 over 32 steps (measured); bound 2e-3.
     QTest::newRow("f32") << "tiny-llama-f32" << 2e-3;
     // Q8_0: the same int8 weights on both sides, but llama.cpp also rounds every activation row
     // to 8 bits (blocks of 32, one scale: relative error up to 1/254) before each matmul, and
-    // the float16 cache above: 3.9e-2 measured over 20 steps; bound 6e-2.
+    // the float16 cache above: 3.9e-2 measured over 32 steps; bound 6e-2.
     QTest::newRow("q8_0") << "tiny-llama-q8_0" << 6e-2;
 }
 
@@ -69,14 +69,25 @@ void TestGgufLlamaCpp::converterGgufs()
     const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
     at::Tensor step = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1];
     double worst = 0;
+    int same = 0;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const double err = (step - test::row_of(ref["step_logits"][i])).abs().max().item<double>();
+        const at::Tensor expected = test::row_of(ref["step_logits"][i]);
+        const double err = (step - expected).abs().max().item<double>();
         worst = std::max(worst, err);
         QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + ": max abs error " + std::to_string(err)).c_str());
-        QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);
+        // Greedy tokens must agree unless llama.cpp's best two logits are closer than the two
+        // arithmetics may differ (a tie within the tolerance can go either way).
+        const at::Tensor top2 = std::get<0>(expected.topk(2));
+        const double margin = (top2[0] - top2[1]).item<double>();
+        const std::int64_t ours = step.argmax().item<std::int64_t>();
+        if (margin > 2 * tolerance)
+            QCOMPARE(ours, tokens[i]);
+        same += ours == tokens[i] ? 1 : 0;
+        // Teacher-forced along llama.cpp's tokens, so every step compares the same context.
         step = runner.forward(at::tensor({tokens[i]}, at::kLong).unsqueeze(0))[0][0];
     }
-    qInfo("%s: 20 greedy tokens equal llama.cpp's; largest logit difference %.2e", qPrintable(name), worst);
+    qInfo("%s: %d of %zu greedy tokens equal llama.cpp's; largest logit difference %.2e", qPrintable(name), same,
+          tokens.size(), worst);
 }
 
 void TestGgufLlamaCpp::converterVocabulary()

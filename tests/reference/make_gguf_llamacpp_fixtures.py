@@ -8,7 +8,7 @@
 2. A small GGUF made with the converter llama.cpp ships (convert_hf_to_gguf.py) from a random
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
-   prompt position and of 20 greedy steps.
+   prompt position and of 32 greedy steps.
 
 Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-llama-*.gguf, tiny-llama-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
@@ -122,7 +122,7 @@ def make_tiny():
                             "--outtype", outtype, "--outfile", str(gguf_file)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
             llm = Llama(model_path=str(gguf_file), n_ctx=64, n_threads=THREADS, logits_all=True, verbose=False)
-            tokens, logits = greedy(llm, prompt, 20)
+            tokens, logits = greedy(llm, prompt, 32)
             (OUT / f"tiny-llama-{outtype}.json").write_text(json.dumps({
                 "file": gguf_file.name, "prompt": prompt, "tokens": tokens,
                 "step_logits": [[round(float(v), 6) for v in l] for l in logits]}) + "\n")
