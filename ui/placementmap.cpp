@@ -149,7 +149,7 @@ int PlacementMap::laneOfKey(const QString& key) const
 }
 
 namespace {
-constexpr qreal moduleMinWidth = 16;
+constexpr qreal moduleMinWidth = 40;
 }
 
 int PlacementMap::itemOfModule(int module) const
@@ -309,12 +309,16 @@ void PlacementMap::paintEvent(QPaintEvent*)
         if (m.name == m_module || (!m.tiedTo.isEmpty() && m.tiedTo == m_module))
             c = c.darker(150);
         p.setPen(QPen(c.darker(170), 1, m.tiedTo.isEmpty() ? Qt::SolidLine : Qt::DashLine));
-        p.setBrush(m.tiedTo.isEmpty() ? QBrush(c) : QBrush(c, Qt::Dense4Pattern));
+        p.setBrush(m.tiedTo.isEmpty() ? c : c.lighter(150));
         p.drawRoundedRect(r, 3, 3);
-        const QString label = m.name.section(QLatin1Char('.'), -1);
-        if (p.fontMetrics().horizontalAdvance(label) + 4 < r.width()) {
-            p.setPen(Qt::white);
-            p.drawText(r, Qt::AlignCenter, label);
+        // "embed_tokens", or its last word ("head" for lm_head) where the block is narrow.
+        const QString name = m.name.section(QLatin1Char('.'), -1);
+        for (const QString& label : {name, name.section(QLatin1Char('_'), -1)}) {
+            if (p.fontMetrics().horizontalAdvance(label) + 4 < r.width()) {
+                p.setPen(m.tiedTo.isEmpty() ? QColor(Qt::white) : palette().color(QPalette::Text));
+                p.drawText(r, Qt::AlignCenter, label);
+                break;
+            }
         }
         // A tied module: a link from the top of its block to the block whose weights it shares.
         const QRectF to = moduleRect(m.tiedTo);

@@ -170,7 +170,7 @@ void TestMainWindow::mapModulesMoveUndoAndFiles()
     QSignalSpy failed(&w, &MainWindow::modelFailed);
     w.importDeviceMap(unknown);
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 20000);
-    auto* box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
+    QMessageBox* box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
     QVERIFY(box);
     QVERIFY2(box->informativeText().contains(QStringLiteral("vision_tower")), qPrintable(box->informativeText()));
     QVERIFY(box->informativeText().contains(QStringLiteral("unchanged")));
@@ -178,6 +178,17 @@ void TestMainWindow::mapModulesMoveUndoAndFiles()
     QTRY_VERIFY(!w.findChild<QMessageBox*>(QStringLiteral("importError")));
     QCOMPARE(w.shownDeviceMap(), imported);
     QCOMPARE(w.undoStack()->count(), 2);
+    // A map naming a device the plan lacks: the same.
+    const QString otherGpu = QString::fromStdString((tmp.path() / "gpu3.json").string());
+    writeFile(otherGpu, R"({"model": 3, "lm_head": 3})");
+    w.importDeviceMap(otherGpu);
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 2, 20000);
+    box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
+    QVERIFY(box);
+    QVERIFY2(box->informativeText().contains(QStringLiteral("cuda:3")), qPrintable(box->informativeText()));
+    box->close();
+    QTRY_VERIFY(!w.findChild<QMessageBox*>(QStringLiteral("importError")));
+    QCOMPARE(w.shownDeviceMap(), imported);
     // An unreadable file: the same dialog at once.
     w.importDeviceMap(QString::fromStdString((tmp.path() / "missing.json").string()));
     box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
