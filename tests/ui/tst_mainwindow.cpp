@@ -9,6 +9,7 @@
 #include "planbar.h"
 
 #include <QAbstractItemModelTester>
+#include <QAction>
 #include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -217,10 +218,23 @@ void TestMainWindow::sliderDragIsOneUndoStep()
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() >= count + 3, 20000);
     QVERIFY(w.shownDeviceMap() != before);
     QCOMPARE(w.undoStack()->count(), 1);
-    const int now = planned.count();
-    w.undoStack()->undo();
+    const QString dragged = w.shownDeviceMap();
+    // The Edit menu's actions, with the usual shortcuts, step back and forth.
+    auto* undo = w.findChild<QAction*>(QStringLiteral("undoAction"));
+    auto* redo = w.findChild<QAction*>(QStringLiteral("redoAction"));
+    QVERIFY(undo && redo);
+    QCOMPARE(undo->shortcut(), QKeySequence(QKeySequence::Undo));
+    QVERIFY(redo->shortcuts().contains(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z)));
+    QVERIFY(undo->isEnabled() && !redo->isEnabled());
+    int now = planned.count();
+    undo->trigger();
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() > now, 20000);
     QCOMPARE(w.shownDeviceMap(), before);
+    QVERIFY(redo->isEnabled());
+    now = planned.count();
+    redo->trigger();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > now, 20000);
+    QCOMPARE(w.shownDeviceMap(), dragged);
 }
 
 void TestMainWindow::plansForHypotheticalGpus()
@@ -299,6 +313,8 @@ void TestMainWindow::badDeviceMapIsReported()
     QTest::mouseClick(w.findChild<QPushButton*>(QStringLiteral("applyMap")), Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() > before, 20000);
     QCOMPARE(w.currentPlan().layerDevices[0], QStringLiteral("cpu"));
+    // The refused map left no step; the applied one is one.
+    QCOMPARE(w.undoStack()->count(), 1);
 }
 
 void TestMainWindow::opensSharedModel()
