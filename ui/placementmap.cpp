@@ -315,7 +315,8 @@ void PlacementMap::paintEvent(QPaintEvent*)
         const QString name = m.name.section(QLatin1Char('.'), -1);
         for (const QString& label : {name, name.section(QLatin1Char('_'), -1)}) {
             if (p.fontMetrics().horizontalAdvance(label) + 4 < r.width()) {
-                p.setPen(m.tiedTo.isEmpty() ? QColor(Qt::white) : palette().color(QPalette::Text));
+                const QColor fill = m.tiedTo.isEmpty() ? c : c.lighter(150);
+                p.setPen(qGray(fill.rgb()) > 150 ? QColor(0x11, 0x18, 0x27) : QColor(Qt::white));
                 p.drawText(r, Qt::AlignCenter, label);
                 break;
             }
