@@ -311,9 +311,10 @@ void PlacementMap::paintEvent(QPaintEvent*)
         p.setPen(QPen(c.darker(170), 1, m.tiedTo.isEmpty() ? Qt::SolidLine : Qt::DashLine));
         p.setBrush(m.tiedTo.isEmpty() ? c : c.lighter(150));
         p.drawRoundedRect(r, 3, 3);
-        // "embed_tokens", or its last word ("head" for lm_head) where the block is narrow.
+        // "embed_tokens", or where the block is narrow a word of it: "embed", "head" (of lm_head).
         const QString name = m.name.section(QLatin1Char('.'), -1);
-        for (const QString& label : {name, name.section(QLatin1Char('_'), -1)}) {
+        const QString word = name.section(QLatin1Char('_'), m.beforeLayers ? 0 : -1, m.beforeLayers ? 0 : -1);
+        for (const QString& label : {name, word}) {
             if (p.fontMetrics().horizontalAdvance(label) + 4 < r.width()) {
                 const QColor fill = m.tiedTo.isEmpty() ? c : c.lighter(150);
                 p.setPen(qGray(fill.rgb()) > 150 ? QColor(0x11, 0x18, 0x27) : QColor(Qt::white));
