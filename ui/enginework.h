@@ -57,6 +57,16 @@ struct FootprintRow {
     qint64 used() const { return weights + kvCache + activations + overhead; }
 };
 
+// A module outside the decoder blocks (embeddings, final norm, lm_head) as the map shows it.
+struct MapModule {
+    QString name;           // "model.embed_tokens"
+    QString device;         // device key where the plan puts it
+    qint64 bytes = 0;       // 0 for a module whose weights are tied to another
+    QString dtype;
+    QString tiedTo;         // the module whose weights it shares ("" when none)
+    bool beforeLayers = true; // drawn before the decoder blocks (embeddings) or after (norm, head)
+};
+
 struct PlanView {
     QString verdict;   // fits_on_gpu ...
     QString reason;
@@ -67,6 +77,7 @@ struct PlanView {
     QStringList layerDevices; // device key of each decoder block
     QVector<qint64> layerBytes;
     QString deviceMapJson;
+    QVector<MapModule> modules; // in model order
 };
 
 } // namespace layerwise::ui

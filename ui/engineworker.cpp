@@ -110,6 +110,41 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
         v.layerBytes.push_back(static_cast<qint64>(bytes));
     }
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
+    // Modules outside the decoder blocks that hold weights: embeddings, final norm, lm_head.
+    const auto& nodes = d.tree.nodes();
+    const auto blocks = d.tree.no_split_blocks();
+    const int firstBlock = blocks.empty() ? static_cast<int>(nodes.size()) : blocks.front();
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const ModuleNode& n = nodes[i];
+        if (!n.children.empty() || n.tensors.empty() || n.no_split)
+            continue;
+        bool inBlock = false;
+        for (int p = n.parent; p >= 0 && !inBlock; p = nodes[static_cast<std::size_t>(p)].parent)
+            inBlock = nodes[static_cast<std::size_t>(p)].no_split;
+        bool persistent = false;
+        for (const auto& t : n.tensors)
+            persistent = persistent || t.is_parameter() || t.persistent;
+        if (inBlock || !persistent)
+            continue;
+        MapModule m;
+        m.name = QString::fromStdString(n.name);
+        m.beforeLayers = static_cast<int>(i) < firstBlock;
+        m.dtype = QString::fromLatin1(torch_name(n.tensors.front().dtype).data());
+        const Device* dev = nullptr;
+        for (const auto& t : n.tensors) {
+            const Device* own = device_of(plan.device_map, t.full_name);
+            if (!own && !t.tied_to.empty())
+                own = device_of(plan.device_map, t.tied_to);
+            dev = dev ? dev : own;
+            if (t.tied_to.empty())
+                m.bytes += static_cast<qint64>(tensor_bytes(d.tree, t, r.weights));
+            else
+                m.tiedTo = QString::fromStdString(t.tied_to).section(QLatin1Char('.'), 0, -2);
+        }
+        if (dev)
+            m.device = QString::fromStdString(dev->map_key());
+        v.modules.push_back(m);
+    }
     return v;
 }
 
@@ -185,6 +220,31 @@ void EngineWorker::moveLayers(int first, int last, const QString& key)
         publish();
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("move layers"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::moveModule(const QString& module, const QString& key)
+{
+    if (!m_state->model || !m_state->plan)
+        return;
+    try {
+        const ModuleTree& tree = m_state->model->tree;
+        const std::string name = module.toStdString();
+        const Device device = parse_device(key.toStdString());
+        DeviceMap map = move_module(tree, m_state->plan->device_map, name, device);
+        // Weights tied to this module's go with it: tied weights are one storage on one device.
+        for (const auto& n : tree.nodes())
+            for (const auto& t : n.tensors)
+                if (!t.tied_to.empty() && t.tied_to.rfind(name + ".", 0) == 0 && device_of(map, t.full_name))
+                    map = move_module(tree, map, n.name, device);
+        PlanRequest r = m_state->request;
+        r.strategy = Strategy::custom;
+        r.custom_map = std::move(map);
+        m_state->plan = make_plan(tree, m_state->model->config, r);
+        m_state->request = r;
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("move module"), QString::fromUtf8(e.what()));
     }
 }
 

@@ -33,6 +33,8 @@ public Q_SLOTS:
     void plan(const layerwise::ui::PlanSettings& settings);
     // Moves decoder blocks [first, last] of the current plan to the device `key` ("0", "cpu", "disk").
     void moveLayers(int first, int last, const QString& key);
+    // Moves one module outside the decoder blocks (and the modules tied to it) to `key`.
+    void moveModule(const QString& module, const QString& key);
     // Replaces the current plan's map by an hf_device_map (JSON or Python dict printout).
     void useDeviceMap(const QString& text);
     // Loads the described model with the current plan's device map and dtype.

@@ -40,8 +40,55 @@
 #include <QStatusBar>
 #include <QToolBar>
 #include <QTreeView>
+#include <QUndoStack>
+#include <QDateTime>
+#include <QFile>
+#include <QJsonDocument>
+#include <QSaveFile>
 
 namespace layerwise::ui {
+
+namespace {
+
+// One map edit: the hf_device_map before and after. The first redo is the edit itself
+// (already planned); later undo/redo re-plan from the stored map.
+class MapEdit : public QUndoCommand {
+public:
+    MapEdit(MainWindow* window, const QString& label, QString before, QString after, int mergeId)
+        : QUndoCommand(label), m_window(window), m_before(std::move(before)), m_after(std::move(after)), m_id(mergeId),
+          m_time(QDateTime::currentMSecsSinceEpoch())
+    {
+    }
+    int id() const override { return m_id; }
+    // Consecutive steps of one slider drag (same id, less than 1.5 s apart) become one step.
+    bool mergeWith(const QUndoCommand* other) override
+    {
+        const auto* o = static_cast<const MapEdit*>(other);
+        if (o->m_time - m_time > 1500)
+            return false;
+        m_after = o->m_after;
+        m_time = o->m_time;
+        return true;
+    }
+    void undo() override { m_window->restoreDeviceMap(m_before); }
+    void redo() override
+    {
+        if (m_done)
+            m_window->restoreDeviceMap(m_after);
+        m_done = true;
+    }
+
+private:
+    MainWindow* m_window;
+    QString m_before, m_after;
+    int m_id;
+    qint64 m_time;
+    bool m_done = false;
+};
+
+constexpr int limitMergeId = 1;
+
+} // namespace
 
 MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(parent)
 {
@@ -70,6 +117,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     connect(this, &MainWindow::requestDevices, m_worker, &EngineWorker::detectDevices, Qt::QueuedConnection);
     connect(this, &MainWindow::requestPlan, m_worker, &EngineWorker::plan, Qt::QueuedConnection);
     connect(this, &MainWindow::requestMove, m_worker, &EngineWorker::moveLayers, Qt::QueuedConnection);
+    connect(this, &MainWindow::requestModuleMove, m_worker, &EngineWorker::moveModule, Qt::QueuedConnection);
     connect(this, &MainWindow::requestDeviceMap, m_worker, &EngineWorker::useDeviceMap, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::planned, this, &MainWindow::onPlanned, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::devicesDetected, this, [this](const QVector<DeviceRow>& rows) {
@@ -107,12 +155,36 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     addAction(m_loadAction);
     addAction(m_unloadAction);
 
+    m_undo = new QUndoStack(this);
+    auto* undoAction = m_undo->createUndoAction(this, tr("&Undo"));
+    undoAction->setObjectName(QStringLiteral("undoAction"));
+    undoAction->setShortcut(QKeySequence::Undo);
+    undoAction->setToolTip(tr("Undo the last change of the placement (Ctrl+Z)"));
+    auto* redoAction = m_undo->createRedoAction(this, tr("&Redo"));
+    redoAction->setObjectName(QStringLiteral("redoAction"));
+    redoAction->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence(Qt::CTRL | Qt::Key_Y)});
+    redoAction->setToolTip(tr("Redo the change undone last (Ctrl+Shift+Z)"));
+    auto* exportAction = new QAction(tr("&Export device map…"), this);
+    exportAction->setObjectName(QStringLiteral("exportMapAction"));
+    exportAction->setToolTip(tr("Save the hf_device_map shown as a JSON file (usable as device_map= in transformers)"));
+    connect(exportAction, &QAction::triggered, this, &MainWindow::chooseExportFile);
+    auto* importAction = new QAction(tr("&Import device map…"), this);
+    importAction->setObjectName(QStringLiteral("importMapAction"));
+    importAction->setToolTip(tr("Apply a device map from a .json file or a .txt holding print(model.hf_device_map)"));
+    connect(importAction, &QAction::triggered, this, &MainWindow::chooseImportFile);
+
     auto* fileMenu = menuBar()->addMenu(tr("&File"));
     fileMenu->addAction(openAction);
     m_recentMenu = fileMenu->addMenu(tr("Open &Recent"));
     m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
     fileMenu->addSeparator();
+    fileMenu->addAction(importAction);
+    fileMenu->addAction(exportAction);
+    fileMenu->addSeparator();
     fileMenu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    auto* editMenu = menuBar()->addMenu(tr("&Edit"));
+    editMenu->addAction(undoAction);
+    editMenu->addAction(redoAction);
     auto* modelMenu = menuBar()->addMenu(tr("&Model"));
     modelMenu->addAction(m_loadAction);
     modelMenu->addAction(m_unloadAction);
@@ -125,6 +197,9 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     toolbar->addAction(openAction);
     toolbar->addAction(m_loadAction);
     toolbar->addAction(m_unloadAction);
+    toolbar->addSeparator();
+    toolbar->addAction(undoAction);
+    toolbar->addAction(redoAction);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Preset: "), toolbar));
     m_presets = new QComboBox(toolbar);
@@ -175,13 +250,30 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     deviceScroll->setWidgetResizable(true);
     deviceScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     deviceScroll->setMinimumWidth(300);
-    connect(m_devices, &DevicePanel::limitsChanged, this, &MainWindow::replan);
+    connect(m_devices, &DevicePanel::limitsChanged, this, [this] {
+        if (m_source.isEmpty())
+            return;
+        expectPlan(PendingKind::edit, tr("Change a memory limit"), limitMergeId);
+        Q_EMIT requestPlan(settings());
+    });
 
     m_planBar = new PlanBar(this);
-    connect(m_planBar, &PlanBar::settingsChanged, this, &MainWindow::replan);
+    connect(m_planBar, &PlanBar::settingsChanged, this, [this] {
+        if (m_source.isEmpty())
+            return;
+        expectPlan(PendingKind::edit, tr("Change the plan settings"));
+        Q_EMIT requestPlan(settings());
+    });
     m_placement = new PlacementMap(this);
     m_placement->setObjectName(QStringLiteral("placement"));
-    connect(m_placement, &PlacementMap::moveRequested, this, &MainWindow::requestMove);
+    connect(m_placement, &PlacementMap::moveRequested, this, [this](int first, int last, const QString& key) {
+        expectPlan(PendingKind::edit, first == last ? tr("Move layer %1").arg(first) : tr("Move layers %1–%2").arg(first).arg(last));
+        Q_EMIT requestMove(first, last, key);
+    });
+    connect(m_placement, &PlacementMap::moduleMoveRequested, this, [this](const QString& module, const QString& key) {
+        expectPlan(PendingKind::edit, tr("Move %1").arg(module));
+        Q_EMIT requestModuleMove(module, key);
+    });
 
     m_mapText = new QPlainTextEdit(this);
     m_mapText->setObjectName(QStringLiteral("deviceMap"));
@@ -192,7 +284,10 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     auto* apply = new QPushButton(tr("Apply"), this);
     apply->setObjectName(QStringLiteral("applyMap"));
     connect(copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(m_mapText->toPlainText()); });
-    connect(apply, &QPushButton::clicked, this, [this] { Q_EMIT requestDeviceMap(m_mapText->toPlainText()); });
+    connect(apply, &QPushButton::clicked, this, [this] {
+        expectPlan(PendingKind::edit, tr("Apply the hf_device_map"));
+        Q_EMIT requestDeviceMap(m_mapText->toPlainText());
+    });
     mapButtons->addWidget(new QLabel(tr("hf_device_map"), this));
     mapButtons->addStretch(1);
     mapButtons->addWidget(copy);
@@ -293,6 +388,8 @@ void MainWindow::openModel(const QString& what)
     if (m_loaded || m_loading)
         unloadModel();
     m_status->setText(tr("Reading %1…").arg(what));
+    m_undo->clear(); // the steps were edits of another model's map
+    m_committedMap.clear();
     Q_EMIT requestDescribe(what);
 }
 
@@ -330,8 +427,99 @@ PlanSettings MainWindow::settings() const
 
 void MainWindow::replan()
 {
-    if (!m_source.isEmpty())
-        Q_EMIT requestPlan(settings());
+    if (m_source.isEmpty())
+        return;
+    expectPlan(PendingKind::other);
+    Q_EMIT requestPlan(settings());
+}
+
+void MainWindow::expectPlan(PendingKind kind, const QString& label, int mergeId)
+{
+    m_pending.push_back({kind, label, mergeId});
+}
+
+void MainWindow::restoreDeviceMap(const QString& text)
+{
+    if (text.isEmpty())
+        return;
+    expectPlan(PendingKind::restore);
+    Q_EMIT requestDeviceMap(text);
+}
+
+QString MainWindow::shownDeviceMap() const
+{
+    return m_loaded ? m_loadedView.deviceMapJson : m_plan.deviceMapJson;
+}
+
+void MainWindow::showMapError(const QString& title, const QString& text, const QString& details)
+{
+    m_lastError = details;
+    m_status->setText(text);
+    if (!showErrorDialogs)
+        return;
+    auto* box = new QMessageBox(QMessageBox::Warning, title, text, QMessageBox::Ok, this);
+    box->setObjectName(QStringLiteral("importError"));
+    box->setInformativeText(details);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+}
+
+bool MainWindow::exportDeviceMap(const QString& path)
+{
+    const QString map = shownDeviceMap();
+    QSaveFile file(path);
+    if (map.isEmpty() || !file.open(QIODevice::WriteOnly | QIODevice::Text) || file.write(map.toUtf8() + '\n') < 0 ||
+        !file.commit()) {
+        showMapError(tr("Cannot export the device map"), tr("The device map was not saved to %1.").arg(path),
+                     map.isEmpty() ? tr("There is no map yet: open a model first.")
+                                   : tr("%1.\n\nChoose a folder you can write to and export again.").arg(file.errorString()));
+        return false;
+    }
+    m_status->setText(tr("Device map saved to %1").arg(path));
+    return true;
+}
+
+void MainWindow::importDeviceMap(const QString& path)
+{
+    if (m_source.isEmpty()) {
+        showMapError(tr("Cannot import the device map"), tr("No model is open."),
+                     tr("Open the model the map is for first, then import the map."));
+        return;
+    }
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly | QIODevice::Text)) {
+        showMapError(tr("Cannot import the device map"), tr("Cannot read %1.").arg(path),
+                     tr("%1.\n\nThe current map is unchanged. Choose a readable .json file (an hf_device_map) or a .txt "
+                        "file holding the output of print(model.hf_device_map).")
+                         .arg(file.errorString()));
+        return;
+    }
+    const QString text = QString::fromUtf8(file.readAll()).trimmed();
+    if (text.isEmpty()) {
+        showMapError(tr("Cannot import the device map"), tr("%1 is empty.").arg(path),
+                     tr("The current map is unchanged. Choose a .json file (an hf_device_map) or a .txt file holding "
+                        "the output of print(model.hf_device_map)."));
+        return;
+    }
+    m_importing = path;
+    expectPlan(PendingKind::edit, tr("Import %1").arg(QFileInfo(path).fileName()));
+    Q_EMIT requestDeviceMap(text);
+}
+
+void MainWindow::chooseExportFile()
+{
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export the device map"), QStringLiteral("device_map.json"),
+                                                      tr("JSON (*.json)"));
+    if (!path.isEmpty())
+        exportDeviceMap(path);
+}
+
+void MainWindow::chooseImportFile()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Import a device map"), QString(),
+                                                      tr("Device maps (*.json *.txt);;All files (*)"));
+    if (!path.isEmpty())
+        importDeviceMap(path);
 }
 
 void MainWindow::addHypotheticalGpu(const QString& profile)
@@ -346,6 +534,15 @@ void MainWindow::addHypotheticalGpu(const QString& profile)
 
 void MainWindow::onPlanned(const PlanView& plan)
 {
+    const Pending pending = m_pending.isEmpty() ? Pending{} : m_pending.takeFirst();
+    const QString before = m_committedMap;
+    m_committedMap = plan.deviceMapJson;
+    if (pending.kind == PendingKind::edit && !before.isEmpty() && before != plan.deviceMapJson)
+        m_undo->push(new MapEdit(this, pending.label, before, plan.deviceMapJson, pending.mergeId));
+    if (!m_importing.isEmpty()) {
+        m_status->setText(tr("Device map imported from %1").arg(m_importing));
+        m_importing.clear();
+    }
     m_plan = plan;
     m_devices->setFootprints(plan.devices);
     m_planBar->setPlan(plan);
@@ -569,6 +766,21 @@ void MainWindow::closeEvent(QCloseEvent* event)
 
 void MainWindow::onFailed(const QString& what, const QString& message)
 {
+    // Answers to plan requests (not to describe or device detection) end a pending step.
+    const bool planRequest = what == EngineWorker::tr("plan") || what == EngineWorker::tr("move layers") ||
+                             what == EngineWorker::tr("move module") || what == EngineWorker::tr("device map");
+    if (planRequest && !m_pending.isEmpty())
+        m_pending.removeFirst();
+    if (planRequest && !m_importing.isEmpty()) {
+        const QString file = m_importing;
+        m_importing.clear();
+        showMapError(tr("Cannot import the device map"), tr("The map in %1 does not fit this model.").arg(file),
+                     message + tr("\n\nThe current map is unchanged. Fix the file: keys must name modules of this "
+                                  "model (see the Modules tab), devices must be ones the plan has (its lanes: 0, 1, "
+                                  "cpu, disk…); then import it again."));
+        Q_EMIT modelFailed(message);
+        return;
+    }
     m_lastError = message;
     m_status->setText(tr("Could not open %1").arg(what));
     m_loadWhenPlanned = m_chatWhenLoaded = false;

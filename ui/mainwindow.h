@@ -18,6 +18,7 @@ class QSplitter;
 class QTabWidget;
 class QPlainTextEdit;
 class QTreeView;
+class QUndoStack;
 
 namespace layerwise::ui {
 
@@ -72,6 +73,19 @@ public:
     void tryDefaultModel();
     QStringList recentModelList() const;
 
+    // Map edits (drags, applied maps, strategy and limit changes, imports) as undoable steps;
+    // each step holds the hf_device_map before and after, and undo re-plans from the map before.
+    QUndoStack* undoStack() const { return m_undo; }
+    // The hf_device_map the map shows, as JSON text.
+    QString shownDeviceMap() const;
+    // Writes the shown map as JSON; false (and a dialog) when the file cannot be written.
+    bool exportDeviceMap(const QString& path);
+    // Applies a .json map or a .txt holding `print(model.hf_device_map)`; errors (unreadable
+    // file, unknown names, unknown devices) in a dialog (objectName "importError"), map unchanged.
+    void importDeviceMap(const QString& path);
+    // Re-plans from a map without recording a step (what undo and redo do).
+    void restoreDeviceMap(const QString& text);
+
 protected:
     void closeEvent(QCloseEvent* event) override;
 
@@ -80,6 +94,7 @@ Q_SIGNALS:
     void requestDevices(const layerwise::ui::PlanSettings& settings);
     void requestPlan(const layerwise::ui::PlanSettings& settings);
     void requestMove(int first, int last, const QString& key);
+    void requestModuleMove(const QString& module, const QString& key);
     void requestDeviceMap(const QString& text);
     void modelShown(const QString& source);
     void modelFailed(const QString& message);
@@ -110,6 +125,17 @@ private:
     void chooseFolder();
     void replan();
     PlanSettings settings() const;
+    // What each pending plan request is, so that its answer becomes an undo step or not.
+    enum class PendingKind { other, edit, restore };
+    struct Pending {
+        PendingKind kind = PendingKind::other;
+        QString label;
+        int mergeId = -1;
+    };
+    void expectPlan(PendingKind kind, const QString& label = {}, int mergeId = -1);
+    void showMapError(const QString& title, const QString& text, const QString& details);
+    void chooseExportFile();
+    void chooseImportFile();
 
     QThread m_engineThread;
     EngineWorker* m_worker = nullptr;
@@ -145,6 +171,10 @@ private:
     bool m_loading = false;
     LoadedView m_loadedView;
     QVector<int> m_layerStates;
+    QUndoStack* m_undo = nullptr;
+    QVector<Pending> m_pending;
+    QString m_committedMap; // the map of the last plan shown
+    QString m_importing;    // the file being imported, until its plan or error arrives
 };
 
 } // namespace layerwise::ui

@@ -140,21 +140,123 @@ QRectF PlacementMap::laneRect(int lane) const
     return {labelWidth, top + lane * laneHeight, width() - labelWidth - 8, laneHeight - 6};
 }
 
+int PlacementMap::laneOfKey(const QString& key) const
+{
+    for (int i = 0; i < laneCount(); ++i)
+        if (m_plan.devices[i].key == key)
+            return i;
+    return -1;
+}
+
+namespace {
+constexpr qreal moduleMinWidth = 40;
+}
+
+int PlacementMap::itemOfModule(int module) const
+{
+    int before = 0;
+    for (const MapModule& m : m_plan.modules)
+        before += m.beforeLayers ? 1 : 0;
+    int item = 0;
+    for (int i = 0; i < m_plan.modules.size(); ++i) {
+        if (m_plan.modules[i].beforeLayers != m_plan.modules[module].beforeLayers)
+            continue;
+        if (i == module)
+            return m_plan.modules[module].beforeLayers ? item : before + static_cast<int>(m_plan.layerBytes.size()) + item;
+        ++item;
+    }
+    return -1;
+}
+
+QPair<qreal, qreal> PlacementMap::span(int item) const
+{
+    // Widths proportional to bytes; modules get a minimum width so a norm or a tied head stays visible.
+    QVector<qint64> bytes;
+    QVector<bool> isModule;
+    for (const MapModule& m : m_plan.modules)
+        if (m.beforeLayers) {
+            bytes.push_back(m.bytes);
+            isModule.push_back(true);
+        }
+    for (qint64 b : m_plan.layerBytes) {
+        bytes.push_back(b);
+        isModule.push_back(false);
+    }
+    for (const MapModule& m : m_plan.modules)
+        if (!m.beforeLayers) {
+            bytes.push_back(m.bytes);
+            isModule.push_back(true);
+        }
+    qint64 total = 0;
+    int modules = 0;
+    for (int i = 0; i < bytes.size(); ++i) {
+        total += bytes[i];
+        modules += isModule[i] ? 1 : 0;
+    }
+    const qreal width = laneRect(0).width() - modules * moduleMinWidth;
+    const qreal scale = std::max<qreal>(0, width) / static_cast<qreal>(std::max<qint64>(total, 1));
+    qreal x = 0;
+    for (int i = 0; i < bytes.size(); ++i) {
+        const qreal w = static_cast<qreal>(bytes[i]) * scale + (isModule[i] ? moduleMinWidth : 0);
+        if (i == item)
+            return {x, w};
+        x += w;
+    }
+    return {0, 0};
+}
+
 QRectF PlacementMap::blockRect(int layer) const
 {
     const int lane = laneOf(layer);
     if (lane < 0)
         return {};
-    qint64 total = 0, before = 0;
-    for (int i = 0; i < m_plan.layerBytes.size(); ++i) {
-        total += m_plan.layerBytes[i];
-        if (i < layer)
-            before += m_plan.layerBytes[i];
-    }
+    int before = 0;
+    for (const MapModule& m : m_plan.modules)
+        before += m.beforeLayers ? 1 : 0;
+    const auto [x, w] = span(before + layer);
     const QRectF lr = laneRect(lane);
-    const qreal scale = lr.width() / static_cast<qreal>(std::max<qint64>(total, 1));
-    return {lr.left() + static_cast<qreal>(before) * scale, lr.top() + 3,
-            std::max<qreal>(2.0, static_cast<qreal>(m_plan.layerBytes[layer]) * scale - 1), lr.height() - 6};
+    return {lr.left() + x, lr.top() + 3, std::max<qreal>(2.0, w - 1), lr.height() - 6};
+}
+
+QStringList PlacementMap::moduleNames() const
+{
+    QStringList names;
+    for (const MapModule& m : m_plan.modules)
+        names << m.name;
+    return names;
+}
+
+int PlacementMap::moduleIndex(const QString& module) const
+{
+    for (int i = 0; i < m_plan.modules.size(); ++i)
+        if (m_plan.modules[i].name == module)
+            return i;
+    return -1;
+}
+
+int PlacementMap::moduleLane(const QString& module) const
+{
+    const int i = moduleIndex(module);
+    return i < 0 ? -1 : laneOfKey(m_plan.modules[i].device);
+}
+
+QRectF PlacementMap::moduleRect(const QString& module) const
+{
+    const int i = moduleIndex(module);
+    const int lane = moduleLane(module);
+    if (i < 0 || lane < 0)
+        return {};
+    const auto [x, w] = span(itemOfModule(i));
+    const QRectF lr = laneRect(lane);
+    return {lr.left() + x + 1, lr.top() + 5, std::max<qreal>(2.0, w - 2), lr.height() - 10};
+}
+
+int PlacementMap::moduleAt(const QPointF& p) const
+{
+    for (int i = 0; i < m_plan.modules.size(); ++i)
+        if (moduleRect(m_plan.modules[i].name).contains(p))
+            return i;
+    return -1;
 }
 
 int PlacementMap::laneAt(qreal y) const
@@ -199,6 +301,37 @@ void PlacementMap::paintEvent(QPaintEvent*)
         paintBlock(p, r, c, layerActivity(i));
         p.restore();
     }
+    for (const MapModule& m : m_plan.modules) {
+        const QRectF r = moduleRect(m.name);
+        if (r.isEmpty())
+            continue;
+        QColor c = laneColor(m.device).lighter(125);
+        if (m.name == m_module || (!m.tiedTo.isEmpty() && m.tiedTo == m_module))
+            c = c.darker(150);
+        p.setPen(QPen(c.darker(170), 1, m.tiedTo.isEmpty() ? Qt::SolidLine : Qt::DashLine));
+        p.setBrush(m.tiedTo.isEmpty() ? c : c.lighter(150));
+        p.drawRoundedRect(r, 3, 3);
+        // "embed_tokens", or where the block is narrow a word of it: "embed", "head" (of lm_head).
+        const QString name = m.name.section(QLatin1Char('.'), -1);
+        const QString word = name.section(QLatin1Char('_'), m.beforeLayers ? 0 : -1, m.beforeLayers ? 0 : -1);
+        for (const QString& label : {name, word}) {
+            if (p.fontMetrics().horizontalAdvance(label) + 4 < r.width()) {
+                const QColor fill = m.tiedTo.isEmpty() ? c : c.lighter(150);
+                p.setPen(qGray(fill.rgb()) > 150 ? QColor(0x11, 0x18, 0x27) : QColor(Qt::white));
+                p.drawText(r, Qt::AlignCenter, label);
+                break;
+            }
+        }
+        // A tied module: a link from the top of its block to the block whose weights it shares.
+        const QRectF to = moduleRect(m.tiedTo);
+        if (!to.isEmpty()) {
+            p.setPen(QPen(palette().color(QPalette::Text), 1, Qt::DashLine));
+            p.setBrush(Qt::NoBrush);
+            const qreal y = std::min(r.top(), to.top()) - 4;
+            p.drawPolyline(QPolygonF{QPointF(r.center().x(), r.top()), QPointF(r.center().x(), y),
+                                     QPointF(to.center().x(), y), QPointF(to.center().x(), to.top())});
+        }
+    }
     if (!m_states.isEmpty())
         paintLegend(p);
 }
@@ -207,6 +340,13 @@ void PlacementMap::mousePressEvent(QMouseEvent* e)
 {
     const int layer = layerAt(e->position());
     m_pressPos = e->position();
+    const int module = moduleAt(e->position());
+    if (module >= 0) {
+        m_module = m_plan.modules[module].name;
+        select(-1, -1);
+        return;
+    }
+    m_module.clear();
     if (layer < 0) {
         select(-1, -1);
         return;
@@ -219,11 +359,13 @@ void PlacementMap::mousePressEvent(QMouseEvent* e)
 
 void PlacementMap::mouseMoveEvent(QMouseEvent* e)
 {
-    if (!(e->buttons() & Qt::LeftButton) || m_first < 0 ||
+    if (!(e->buttons() & Qt::LeftButton) || (m_first < 0 && m_module.isEmpty()) ||
         (e->position() - m_pressPos).manhattanLength() < 6)
         return;
     auto* mime = new QMimeData;
-    mime->setData(QString::fromLatin1(mimeType), QStringLiteral("%1-%2").arg(m_first).arg(m_last).toLatin1());
+    mime->setData(QString::fromLatin1(mimeType), m_module.isEmpty()
+                                                    ? QStringLiteral("%1-%2").arg(m_first).arg(m_last).toLatin1()
+                                                    : QByteArray("module:") + m_module.toUtf8());
     auto* drag = new QDrag(this);
     drag->setMimeData(mime);
     drag->exec(Qt::MoveAction);
@@ -245,7 +387,13 @@ void PlacementMap::dragMoveEvent(QDragMoveEvent* e)
 
 void PlacementMap::dropEvent(QDropEvent* e)
 {
-    const QList<QByteArray> parts = e->mimeData()->data(QString::fromLatin1(mimeType)).split('-');
+    const QByteArray data = e->mimeData()->data(QString::fromLatin1(mimeType));
+    if (data.startsWith("module:")) {
+        if (dropModule(QString::fromUtf8(data.mid(7)), laneAt(e->position().y())))
+            e->acceptProposedAction();
+        return;
+    }
+    const QList<QByteArray> parts = data.split('-');
     if (parts.size() == 2 && dropLayers(parts[0].toInt(), parts[1].toInt(), laneAt(e->position().y())))
         e->acceptProposedAction();
 }
@@ -263,12 +411,44 @@ bool PlacementMap::dropLayers(int first, int last, int lane)
     return true;
 }
 
+bool PlacementMap::dropModule(const QString& module, int lane)
+{
+    m_refusal.clear();
+    const int i = moduleIndex(module);
+    if (i < 0 || lane < 0 || lane >= laneCount() || m_plan.modules[i].device == m_plan.devices[lane].key)
+        return false;
+    const MapModule& m = m_plan.modules[i];
+    if (!m.tiedTo.isEmpty()) {
+        m_refusal = tr("%1 shares its weights with %2, and tied weights stay on one device.\n"
+                       "Drag %2 instead: both move together.")
+                        .arg(m.name, m.tiedTo);
+        QToolTip::showText(mapToGlobal(moduleRect(module).center().toPoint()), m_refusal, this);
+        return false;
+    }
+    Q_EMIT moduleMoveRequested(module, m_plan.devices[lane].key);
+    return true;
+}
+
 bool PlacementMap::event(QEvent* e)
 {
     if (e->type() == QEvent::ToolTip) {
         auto* help = static_cast<QHelpEvent*>(e);
         const int layer = layerAt(help->pos());
-        if (layer >= 0)
+        const int module = moduleAt(help->pos());
+        if (module >= 0) {
+            const MapModule& m = m_plan.modules[module];
+            QStringList tied;
+            for (const MapModule& other : m_plan.modules)
+                if (other.tiedTo == m.name)
+                    tied << other.name;
+            QString text = tr("%1 · %2 · %3 · on %4").arg(m.name, m.dtype, formatBytes(static_cast<quint64>(m.bytes)), m.device);
+            if (!m.tiedTo.isEmpty())
+                text += tr("\nTied to %1 (same weights): it moves with it.").arg(m.tiedTo);
+            else
+                text += (tied.isEmpty() ? QString() : tr("\nTied: %1 shares these weights and moves with them.").arg(tied.join(QStringLiteral(", ")))) +
+                        tr("\nDrag it onto another lane to move it.");
+            QToolTip::showText(help->globalPos(), text, this);
+        } else if (layer >= 0)
             QToolTip::showText(help->globalPos(),
                                tr("layer %1 · %2 · on %3%4\nDrag it (shift-click for a range) onto another lane to move it.")
                                    .arg(layer)

@@ -1,6 +1,7 @@
 #pragma once
 // The placement map: one lane per device, each decoder layer a block sized by its bytes at
-// its place in the model. Drag a block (or a shift-selected range) onto another lane to move
+// its place in the model; the embeddings, final norm and lm_head are blocks of their own
+// (a tied lm_head is linked to the embeddings and moves with them). Drag a block (or a shift-selected range) onto another lane to move
 // it; the engine re-plans and the map redraws with the new verdict. While a model is loaded the
 // blocks show what each layer is doing (resident, streaming in, computing, evicted) with a legend.
 #include "chatwork.h"
@@ -29,10 +30,18 @@ public:
     QRectF blockRect(int layer) const;
     QPair<int, int> selection() const { return {m_first, m_last}; }
     void select(int first, int last);
+    // Modules outside the decoder blocks (PlanView::modules), by name.
+    QStringList moduleNames() const;
+    int moduleLane(const QString& module) const;
+    QRectF moduleRect(const QString& module) const;
+    // Moves a module to a lane; false (and a tooltip saying why, lastRefusal()) when refused.
+    bool dropModule(const QString& module, int lane);
+    QString lastRefusal() const { return m_refusal; }
     static constexpr const char* mimeType = "application/x-layerwise-layers";
 
 Q_SIGNALS:
     void moveRequested(int first, int last, const QString& deviceKey);
+    void moduleMoveRequested(const QString& module, const QString& deviceKey);
 
 protected:
     void paintEvent(QPaintEvent*) override;
@@ -46,6 +55,12 @@ protected:
 private:
     int laneAt(qreal y) const;
     int layerAt(const QPointF& p) const;
+    int moduleAt(const QPointF& p) const;
+    int moduleIndex(const QString& module) const;
+    int laneOfKey(const QString& key) const;
+    // x offset and width of item i: modules before the layers, layers, modules after.
+    QPair<qreal, qreal> span(int item) const;
+    int itemOfModule(int module) const;
     QRectF laneRect(int lane) const;
 
     void paintLegend(QPainter& p);
@@ -53,6 +68,8 @@ private:
     QVector<int> m_states;
     int m_first = -1, m_last = -1;
     QPointF m_pressPos;
+    QString m_module; // the selected module ("" when layers or nothing)
+    QString m_refusal;
 };
 
 } // namespace layerwise::ui

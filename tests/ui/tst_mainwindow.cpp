@@ -9,6 +9,12 @@
 #include "planbar.h"
 
 #include <QAbstractItemModelTester>
+#include <QAction>
+#include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMessageBox>
+#include <QUndoStack>
 #include <QComboBox>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
@@ -29,6 +35,8 @@ private Q_SLOTS:
     void sliderReplans();
     void dragMovesLayers();
     void badDeviceMapIsReported();
+    void mapModulesMoveUndoAndFiles();
+    void sliderDragIsOneUndoStep();
 };
 
 namespace {
@@ -51,7 +59,183 @@ int laneOf(const MainWindow& w, const QString& key)
     return -1;
 }
 
+// The device an hf_device_map gives a module: the key equal to it or the longest key that is a
+// parent of it ("" covers everything), as accelerate resolves it; "" when no key covers it.
+QString deviceIn(const QString& mapJson, const QString& module)
+{
+    const QJsonObject map = QJsonDocument::fromJson(mapJson.toUtf8()).object();
+    QString best;
+    bool found = false;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+        const QString& key = it.key();
+        const bool covers = key.isEmpty() || module == key || module.startsWith(key + QLatin1Char('.'));
+        if (covers && (!found || key.size() > best.size())) {
+            best = key;
+            found = true;
+        }
+    }
+    if (!found)
+        return {};
+    const QJsonValue v = map.value(best);
+    return v.isString() ? v.toString() : QString::number(v.toInt());
+}
+
+QString stories()
+{
+    return QString::fromStdString((layerwise::test::shared_data() / "models" / "stories260K").string());
+}
+
+void writeFile(const QString& path, const QByteArray& text)
+{
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(text);
+}
+
 } // namespace
+
+void TestMainWindow::mapModulesMoveUndoAndFiles()
+{
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned, stories());
+    PlacementMap* map = w.placementMap();
+    const QString embed = QStringLiteral("model.embed_tokens"), norm = QStringLiteral("model.norm"),
+                  head = QStringLiteral("lm_head");
+    // The modules outside the decoder blocks are blocks in the lane of the device the map gives them.
+    for (const QString& m : {embed, norm, head}) {
+        QVERIFY2(map->moduleNames().contains(m), qPrintable(map->moduleNames().join(u',')));
+        QCOMPARE(map->moduleLane(m), laneOf(w, deviceIn(w.shownDeviceMap(), m)));
+        QVERIFY(!map->moduleRect(m).isEmpty());
+    }
+    QCOMPARE(deviceIn(w.shownDeviceMap(), embed), QStringLiteral("0"));
+    const int cpu = laneOf(w, QStringLiteral("cpu"));
+    QVERIFY(cpu >= 0);
+    // lm_head shares the embeddings' weights (tie_word_embeddings): dropping it alone is refused.
+    QVERIFY(!map->dropModule(head, cpu));
+    QVERIFY(map->lastRefusal().contains(embed));
+    // Dropping the embeddings moves them, and the tied head with them.
+    const QString before = w.shownDeviceMap();
+    int count = planned.count();
+    QVERIFY(map->dropModule(embed, cpu));
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    const QString after = w.shownDeviceMap();
+    QCOMPARE(deviceIn(after, embed), QStringLiteral("cpu"));
+    QCOMPARE(deviceIn(after, head), QStringLiteral("cpu"));
+    QCOMPARE(deviceIn(after, QStringLiteral("model.layers.0")), QStringLiteral("0"));
+    QCOMPARE(deviceIn(after, norm), QStringLiteral("0"));
+    QCOMPARE(map->moduleLane(embed), cpu);
+    QCOMPARE(map->moduleLane(head), cpu);
+    QCOMPARE(w.findChild<QPlainTextEdit*>(QStringLiteral("deviceMap"))->toPlainText(), after);
+    QCOMPARE(w.undoStack()->count(), 1);
+    // Undo restores exactly the map before, redo the one after.
+    count = planned.count();
+    w.undoStack()->undo();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    QCOMPARE(w.shownDeviceMap(), before);
+    QCOMPARE(map->moduleLane(embed), laneOf(w, QStringLiteral("0")));
+    count = planned.count();
+    w.undoStack()->redo();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    QCOMPARE(w.shownDeviceMap(), after);
+    QCOMPARE(w.undoStack()->count(), 1);
+
+    // Export: the file holds the map shown.
+    layerwise::test::TempDir tmp;
+    const QString exported = QString::fromStdString((tmp.path() / "device_map.json").string());
+    QVERIFY(w.exportDeviceMap(exported));
+    QFile file(exported);
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    QJsonParseError error{};
+    const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &error);
+    QCOMPARE(error.error, QJsonParseError::NoError);
+    QCOMPARE(doc, QJsonDocument::fromJson(after.toUtf8()));
+
+    // Import a Python dict printout, as print(model.hf_device_map) writes it.
+    const QString printout = QString::fromStdString((tmp.path() / "map.txt").string());
+    writeFile(printout, "{'model': 'cpu', 'lm_head': 'cpu'}\n");
+    count = planned.count();
+    w.importDeviceMap(printout);
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    for (const QString& m : {embed, norm, head, QStringLiteral("model.layers.4")})
+        QCOMPARE(deviceIn(w.shownDeviceMap(), m), QStringLiteral("cpu"));
+    QCOMPARE(map->moduleLane(norm), cpu);
+    QCOMPARE(map->laneOf(0), cpu);
+    QCOMPARE(w.undoStack()->count(), 2);
+
+    // A map naming a module the model lacks: a dialog says so, the map stays as it was.
+    w.showErrorDialogs = true;
+    const QString imported = w.shownDeviceMap();
+    const QString unknown = QString::fromStdString((tmp.path() / "unknown.json").string());
+    writeFile(unknown, R"({"model": 0, "lm_head": 0, "vision_tower": "cpu"})");
+    QSignalSpy failed(&w, &MainWindow::modelFailed);
+    w.importDeviceMap(unknown);
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 20000);
+    QMessageBox* box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
+    QVERIFY(box);
+    QVERIFY2(box->informativeText().contains(QStringLiteral("vision_tower")), qPrintable(box->informativeText()));
+    QVERIFY(box->informativeText().contains(QStringLiteral("unchanged")));
+    box->close();
+    QTRY_VERIFY(!w.findChild<QMessageBox*>(QStringLiteral("importError")));
+    QCOMPARE(w.shownDeviceMap(), imported);
+    QCOMPARE(w.undoStack()->count(), 2);
+    // A map naming a device the plan lacks: the same.
+    const QString otherGpu = QString::fromStdString((tmp.path() / "gpu3.json").string());
+    writeFile(otherGpu, R"({"model": 3, "lm_head": 3})");
+    w.importDeviceMap(otherGpu);
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 2, 20000);
+    box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
+    QVERIFY(box);
+    QVERIFY2(box->informativeText().contains(QStringLiteral("cuda:3")), qPrintable(box->informativeText()));
+    box->close();
+    QTRY_VERIFY(!w.findChild<QMessageBox*>(QStringLiteral("importError")));
+    QCOMPARE(w.shownDeviceMap(), imported);
+    // An unreadable file: the same dialog at once.
+    w.importDeviceMap(QString::fromStdString((tmp.path() / "missing.json").string()));
+    box = w.findChild<QMessageBox*>(QStringLiteral("importError"));
+    QVERIFY(box);
+    QVERIFY(box->text().contains(QStringLiteral("missing.json")));
+    box->close();
+    QCOMPARE(w.shownDeviceMap(), imported);
+    // Undo walks back through the import to the dragged map.
+    count = planned.count();
+    w.undoStack()->undo();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    QCOMPARE(w.shownDeviceMap(), after);
+}
+
+void TestMainWindow::sliderDragIsOneUndoStep()
+{
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned);
+    QCOMPARE(w.undoStack()->count(), 0); // opening and planning are not edits
+    const QString before = w.shownDeviceMap();
+    // One drag: the slider passes through several values in quick succession.
+    const int count = planned.count();
+    for (int gib : {12, 10, 8})
+        w.devicePanel()->slider(QStringLiteral("0"))->setValue(gib * 1024);
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() >= count + 3, 20000);
+    QVERIFY(w.shownDeviceMap() != before);
+    QCOMPARE(w.undoStack()->count(), 1);
+    const QString dragged = w.shownDeviceMap();
+    // The Edit menu's actions, with the usual shortcuts, step back and forth.
+    auto* undo = w.findChild<QAction*>(QStringLiteral("undoAction"));
+    auto* redo = w.findChild<QAction*>(QStringLiteral("redoAction"));
+    QVERIFY(undo && redo);
+    QCOMPARE(undo->shortcut(), QKeySequence(QKeySequence::Undo));
+    QVERIFY(redo->shortcuts().contains(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z)));
+    QVERIFY(undo->isEnabled() && !redo->isEnabled());
+    int now = planned.count();
+    undo->trigger();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > now, 20000);
+    QCOMPARE(w.shownDeviceMap(), before);
+    QVERIFY(redo->isEnabled());
+    now = planned.count();
+    redo->trigger();
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > now, 20000);
+    QCOMPARE(w.shownDeviceMap(), dragged);
+}
 
 void TestMainWindow::plansForHypotheticalGpus()
 {
@@ -129,6 +313,8 @@ void TestMainWindow::badDeviceMapIsReported()
     QTest::mouseClick(w.findChild<QPushButton*>(QStringLiteral("applyMap")), Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() > before, 20000);
     QCOMPARE(w.currentPlan().layerDevices[0], QStringLiteral("cpu"));
+    // The refused map left no step; the applied one is one.
+    QCOMPARE(w.undoStack()->count(), 1);
 }
 
 void TestMainWindow::opensSharedModel()
