@@ -49,6 +49,15 @@ std::optional<DType> storage_dtype(std::string_view name)
 class Unpickler {
 public:
     Unpickler(std::string_view data, const std::string& where) : m_data(data), m_where(where) {}
+    // A hostile pickle can put a list or dict inside itself (memo + APPEND/SETITEM): empty every
+    // container so such shared_ptr cycles are freed too.
+    ~Unpickler()
+    {
+        for (const auto& c : m_containers)
+            c->items.clear();
+    }
+    Unpickler(const Unpickler&) = delete;
+    Unpickler& operator=(const Unpickler&) = delete;
 
     ValuePtr run()
     {
@@ -183,7 +192,12 @@ private:
         m_pos = nl + 1;
         return s;
     }
-    void push(ValuePtr v) { m_stack.push_back(std::move(v)); }
+    void push(ValuePtr v)
+    {
+        if (v->kind == Value::Kind::tuple || v->kind == Value::Kind::list || v->kind == Value::Kind::dict)
+            m_containers.push_back(v);
+        m_stack.push_back(std::move(v));
+    }
     void push_int(std::int64_t i) { auto v = make(Value::Kind::integer); v->integer = i; push(v); }
     void push_string(std::string s) { auto v = make(Value::Kind::string); v->text = std::move(s); push(v); }
     ValuePtr pop(std::size_t at)
@@ -286,6 +300,7 @@ private:
     std::vector<ValuePtr> m_stack;
     std::vector<std::size_t> m_marks;
     std::map<std::uint64_t, ValuePtr> m_memo;
+    std::vector<ValuePtr> m_containers;
 };
 
 } // namespace

@@ -44,3 +44,6 @@ for n,t in enumerate(walk(d)):
     open(sys.argv[2]+"/tpl%d_%d"%(int(sys.argv[3]),n),"w").write(t)' "$f" "$out" "$i"; i=$((i+1)); done
     printf '{%% for m in messages %%}{{ m.role }}: {{ m.content | trim }}\n{%% endfor %%}' > "$out/basic" ;;
 esac
+# Inputs that once broke a parser stay in its corpus (tests/fuzz/regressions/TARGET/).
+regressions="$(cd "$(dirname "$0")" && pwd)/regressions/$target"
+if [ -d "$regressions" ]; then cp "$regressions"/* "$out/"; fi
