@@ -190,9 +190,7 @@ def logits():
         if name in SAVED:
             folder = OUT / SAVED[name]
             shutil.rmtree(folder, ignore_errors=True)
-            model.save_pretrained(folder)
-            for f in ("tokenizer.json", "tokenizer_config.json"):
-                shutil.copy(MODEL / f, folder / f)
+            model.save_pretrained(folder)  # weights and config only: the tokenizer stays in ../shared
     return out
 
 
