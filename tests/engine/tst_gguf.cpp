@@ -2,7 +2,7 @@
 // against gguf.quants.dequantize, models against transformers' logits (F32 and quantized),
 // bad input, and a real llama.cpp file (SmolLM2-135M Q4_1) when it is installed.
 #include "testdata.h"
-#include "engine/reference_tensors.h"
+#include "engine/reference_logits.h"
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/gguf.h"
@@ -175,25 +175,6 @@ std::unique_ptr<LoadedModel> load(const fs::path& file, const std::string& map,
     o.device_map = parse_device_map(map);
     o.offload_folder = offload;
     return load_model(describe_model(file.string()), o);
-}
-
-// Prefill and cached greedy steps against a reference of make_logits.py's form.
-void compare_logits(LoadedModel& model, const json& ref, double tolerance)
-{
-    Runner runner(model, 64);
-    const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
-    const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0];
-    const double prefill_err = (logits - test::tensor_of(ref["prefill_logits"])).abs().max().item<double>();
-    QVERIFY2(prefill_err <= tolerance, ("prefill max abs error " + std::to_string(prefill_err)).c_str());
-    const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
-    at::Tensor step = logits[-1];
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const at::Tensor expected = test::row_of(ref["step_logits"][i]);
-        const double err = (step - expected).abs().max().item<double>();
-        QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + " max abs error " + std::to_string(err)).c_str());
-        QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);
-        step = runner.forward(at::tensor({tokens[i]}, at::kLong).unsqueeze(0))[0][0];
-    }
 }
 
 } // namespace
@@ -443,7 +424,7 @@ void TestGguf::f32LogitsMatchTransformers()
     const json ref = test::read_json(test::fixtures() / "logits" / "llama-f32-float32.json");
     auto model = load(gguf_dir() / "llama-f32.gguf", R"({"": "cpu"})");
     QCOMPARE(model->dtype, DType::f32);
-    compare_logits(*model, ref, 1e-4);
+    test::compare_logits(*model, ref, 1e-4);
     // Tensors whose rows llama.cpp kept in order are views of the mapping; q/k were reordered.
     const TensorEntry* v = model->checkpoint->find("model.layers.0.self_attn.v_proj.weight");
     QVERIFY(v && v->is_view());
@@ -469,7 +450,7 @@ void TestGguf::f32LogitsMatchTransformers()
     QVERIFY(tied.config.tie_word_embeddings);
     QCOMPARE(tied.checkpoint->data_bytes_handed_out(), std::uint64_t(0));
     auto llama31 = load(gguf_dir() / "llama31-tied.gguf", R"({"": "cpu"})");
-    compare_logits(*llama31, test::read_json(test::fixtures() / "logits" / "llama31-tied-float32.json"), 1e-4);
+    test::compare_logits(*llama31, test::read_json(test::fixtures() / "logits" / "llama31-tied-float32.json"), 1e-4);
 }
 
 void TestGguf::quantizedLogitsMatchTransformers_data()
@@ -493,7 +474,7 @@ void TestGguf::quantizedLogitsMatchTransformers()
     QVERIFY(d.checkpoint->tensor_bytes() < d.tree.num_parameters() * 2);
     auto model = load(gguf_dir() / (name + ".gguf"), R"({"": "cpu"})");
     QCOMPARE(model->global("lm_head.weight").data_ptr(), model->global("model.embed_tokens.weight").data_ptr());
-    compare_logits(*model, ref, 1e-4);
+    test::compare_logits(*model, ref, 1e-4);
 }
 
 void TestGguf::quantizedOnDiskGoesThroughOffloadFile()
@@ -505,7 +486,7 @@ void TestGguf::quantizedOnDiskGoesThroughOffloadFile()
     QVERIFY(model->offload); // dequantized once into an offload file, then mapped
     QVERIFY(model->offload->find("model.layers.1.mlp.down_proj.weight"));
     QVERIFY(!model->layers[1].disk_ranges.empty());
-    compare_logits(*model, ref, 1e-4);
+    test::compare_logits(*model, ref, 1e-4);
 }
 
 void TestGguf::qwen3LogitsMatchTransformers()
@@ -519,7 +500,7 @@ void TestGguf::qwen3LogitsMatchTransformers()
     QVERIFY(!d.config.tie_word_embeddings);
     QVERIFY(d.tree.unused_tensors().empty());
     auto model = load(gguf_dir() / "tiny-qwen3-f32.gguf", R"({"": "cpu"})");
-    compare_logits(*model, ref, 1e-4);
+    test::compare_logits(*model, ref, 1e-4);
 }
 
 void TestGguf::commandLine()

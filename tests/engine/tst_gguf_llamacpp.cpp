@@ -6,7 +6,7 @@
 //    prompt text, our tokenizer gives llama.cpp's prompt ids, and along llama.cpp's 32 greedy
 //    tokens our logits agree within the bound that quantized arithmetic explains (see below).
 #include "testdata.h"
-#include "engine/reference_tensors.h"
+#include "engine/reference_logits.h"
 
 #include "inspect.h"
 #include "plan/device_map.h"
