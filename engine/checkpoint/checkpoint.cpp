@@ -247,20 +247,10 @@ void Checkpoint::add_gguf(const fs::path& file)
     const std::size_t index = add_file(file);
     const MappedFile& mf = *m_files[index];
     const std::string where = file.string();
-    // The header is read with pread(), growing the prefix until it holds the whole header, so
-    // describing the model touches no page of tensor data.
-    std::optional<gguf::File> parsed;
-    for (std::uint64_t want = std::uint64_t{1} << 20;; want *= 4) {
-        const std::string prefix = mf.read(0, std::min(want, mf.size()));
-        parsed = gguf::parse_prefix(reinterpret_cast<const std::uint8_t*>(prefix.data()), prefix.size(), mf.size(),
-                                    where);
-        if (parsed || want >= mf.size())
-            break;
-    }
-    if (!parsed) // cannot happen: the whole file was available
-        throw FormatError(where + ": the GGUF header could not be read");
-    m_gguf_metadata = std::move(parsed->metadata);
-    for (auto& info : parsed->tensors) {
+    // Describing the model touches no page of tensor data.
+    gguf::File parsed = gguf::read_header(mf, where);
+    m_gguf_metadata = std::move(parsed.metadata);
+    for (auto& info : parsed.tensors) {
         TensorEntry t;
         t.name = std::move(info.name);
         t.shape.assign(info.dims.rbegin(), info.dims.rend()); // ggml lists the innermost dimension first

@@ -1,5 +1,7 @@
 #include "checkpoint/gguf.h"
 
+#include "core/mapped_file.h"
+
 #include "core/error.h"
 
 #include <cstring>
@@ -536,6 +538,18 @@ std::optional<File> parse_prefix(const std::uint8_t* data, std::uint64_t availab
 File parse(const std::uint8_t* data, std::uint64_t size, const std::string& where)
 {
     return *parse_prefix(data, size, size, where);
+}
+
+File read_header(const MappedFile& file, const std::string& where)
+{
+    for (std::uint64_t want = std::uint64_t{1} << 20;; want *= 4) {
+        const std::string prefix = file.read(0, std::min(want, file.size()));
+        auto parsed = parse_prefix(reinterpret_cast<const std::uint8_t*>(prefix.data()), prefix.size(), file.size(), where);
+        if (parsed)
+            return std::move(*parsed);
+        if (want >= file.size()) // cannot happen: the whole file was available
+            throw FormatError(where + ": the GGUF header could not be read");
+    }
 }
 
 } // namespace layerwise::gguf

@@ -11,6 +11,10 @@
 #include <variant>
 #include <vector>
 
+namespace layerwise {
+class MappedFile;
+}
+
 namespace layerwise::gguf {
 
 enum class ValueType : std::uint32_t {
@@ -99,6 +103,10 @@ File parse(const std::uint8_t* data, std::uint64_t size, const std::string& wher
 // with pread() without touching the tensor data.
 std::optional<File> parse_prefix(const std::uint8_t* data, std::uint64_t available, std::uint64_t file_size,
                                  const std::string& where);
+
+// The header of a mapped GGUF file, read with pread() in growing prefixes (1 MiB, then ×4)
+// so that no page of tensor data is touched.
+File read_header(const MappedFile& file, const std::string& where);
 
 // Limits that keep a corrupt file from asking for absurd work.
 inline constexpr std::uint32_t max_dims = 4;          // GGML_MAX_DIMS

@@ -10,9 +10,7 @@ namespace {
 
 gguf::Metadata read_metadata(const std::filesystem::path& file)
 {
-    const MappedFile mapped(file);
-    const auto* data = reinterpret_cast<const std::uint8_t*>(mapped.data(0, mapped.size()));
-    return gguf::parse(data, mapped.size(), file.string()).metadata;
+    return gguf::read_header(MappedFile(file), file.string()).metadata;
 }
 
 } // namespace
