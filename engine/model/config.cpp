@@ -75,7 +75,7 @@ private:
         return v.get<std::int64_t>();
     }
     const json& m_j;
-    const std::string& m_where;
+    std::string m_where; // a copy: callers pass temporaries such as where + " rope_parameters"
 };
 
 void read_rope(const Reader& r, ModelConfig& c, const std::string& where)

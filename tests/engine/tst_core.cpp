@@ -219,6 +219,8 @@ void TestCore::configRejects_data()
     QTest::newRow("not json") << "{,}" << "not valid JSON" << false;
     QTest::newRow("rope") << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"type":"magic"}})"
                           << "rope type 'magic' is not supported" << true;
+    QTest::newRow("rope field type") << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"rope_type":32}})"
+                                     << "config.json rope_scaling: 'rope_type' must be a string, not 32" << false;
 }
 
 void TestCore::configRejects()
