@@ -37,6 +37,7 @@ packages=(
   libqt6opengl6-dev libgl-dev libxkbcommon-dev
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev
   xvfb xauth
+  bible-kjv
   python3 python3-venv python3-pip
 )
 
@@ -111,10 +112,26 @@ PY
   log "default chat model: $(cat "$venv/default_model.txt")"
 }
 
+# The default calibration corpus for GPTQ: the King James Bible (1611; its copyright has
+# expired), shipped by Debian's bible-kjv + bible-kjv-text. Extracted once to plain text,
+# one verse per line, without the "Ge1:1 " references.
+install_default_calibration() {
+  local out="$venv/calibration/kjv.txt"
+  if [ ! -s "$out" ]; then
+    mkdir -p "$venv/calibration"
+    bible -f "gen1:1-rev22:21" | sed -E 's/^[0-9A-Za-z]+[0-9]+:[0-9]+ //' > "$out.tmp"
+    [ -s "$out.tmp" ] || { log "error: the bible program gave no text; reinstall bible-kjv-text"; exit 1; }
+    mv "$out.tmp" "$out"
+  fi
+  echo "$out" > "$venv/default_calibration.txt"
+  log "default calibration corpus: $out ($(wc -c < "$out") bytes)"
+}
+
 started=$(date +%s)
 install_packages
 install_torch
 install_default_model
+install_default_calibration
 [ "$mode" = "--deps" ] && exit 0
 configure_and_build
 log "set-up and build took $(( $(date +%s) - started )) s"
