@@ -23,18 +23,25 @@ Outputs (committed; CI needs none of these packages):
       groups of 32, act-order, asymmetric), packed by AutoGPTQ's QuantLinear.pack and saved as
       save_quantized saves it: gptq_model-4bit-32g.safetensors (float16, with AutoGPTQ's
       metadata), quantize_config.json, config.json with quantization_config.
+      Also a byte-level tokenizer.json (one token per byte, no merges) built with `tokenizers`,
+      so text commands (generate --prompt, eval) run on it.
+  tests/fixtures/quant/gptq_perplexity.json
+      transformers' perplexity (float32, the dequantized model) of a shared-data text by the
+      sliding-window loop of the transformers perplexity guide (context 64, stride 32).
   tests/fixtures/quant/gptq_logits.json
       transformers (float32) logits of that model with every quantized linear replaced by the
       weight AutoGPTQ's QuantLinear dequantizes (float32 scales: exact): prefill of a fixed prompt
       and greedy decode steps, as make_logits.py records them.
 
-Run: .venv/bin/python tests/reference/make_gptq_fixtures.py
+Run: .venv/bin/python tests/reference/make_gptq_fixtures.py [path/to/shared/data]
 """
 import base64
 import hashlib
 import importlib.util
 import json
+import math
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +54,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "quant"
 AUTO_GPTQ_VERSION = "0.7.1"
+DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+PPL_TEXT = "models/stories260K-llama2c/expected_greedy_bos_200.txt"
 
 
 def auto_gptq_dir():
@@ -302,6 +311,8 @@ def make_llama():
                            eos_token_id=None, pad_token_id=0, min_new_tokens=STEPS)
     steps = [l[0].float().tolist() for l in out.logits]
     tokens = out.sequences[0, len(PROMPT):].tolist()
+    save_byte_tokenizer(folder)
+    (OUT / "gptq_perplexity.json").write_text(json.dumps(perplexity(ref, folder), indent=1) + "\n")
     (OUT / "gptq_logits.json").write_text(json.dumps({
         "checkpoint": folder.name, "dtype": "float32", "transformers": transformers.__version__,
         "prompt": PROMPT,
@@ -309,6 +320,54 @@ def make_llama():
         "step_logits": [[round(v, 7) for v in row] for row in steps],
         "tokens": tokens}) + "\n")
     print(f"{folder.name}: {sorted(p.name for p in folder.iterdir())}, tokens {tokens}")
+
+
+def save_byte_tokenizer(folder):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    # GPT-2's byte -> printable character table (the alphabet of ByteLevel pre-tokenization).
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    assert sorted(chars.values()) == sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: b for b, ch in chars.items()}  # token id = byte value
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.save(str(folder / "tokenizer.json"))
+
+
+def perplexity(model, folder, context=64, stride=32):
+    # The sliding-window loop of https://huggingface.co/docs/transformers/perplexity
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    text = (DATA / PPL_TEXT).read_text()
+    ids = torch.tensor([tok(text)["input_ids"]])
+    assert ids[0, :5].tolist() == list(text.encode()[:5])
+    seq_len = ids.size(1)
+    nll_sum, n_tokens, prev_end_loc = 0.0, 0, 0
+    for begin_loc in range(0, seq_len, stride):
+        end_loc = min(begin_loc + context, seq_len)
+        trg_len = end_loc - prev_end_loc
+        input_ids = ids[:, begin_loc:end_loc]
+        target_ids = input_ids.clone()
+        target_ids[:, :-trg_len] = -100
+        with torch.no_grad():
+            loss = model(input_ids, labels=target_ids).loss
+        num_loss_tokens = (target_ids != -100).sum().item() - target_ids.size(0)
+        nll_sum += loss.item() * num_loss_tokens
+        n_tokens += num_loss_tokens
+        prev_end_loc = end_loc
+        if end_loc == seq_len:
+            break
+    avg = nll_sum / n_tokens
+    return {"model": folder.name, "text": PPL_TEXT, "context": context, "stride": stride, "sequence_tokens": seq_len,
+            "tokens": n_tokens, "nll": avg, "perplexity": math.exp(avg)}
 
 
 if __name__ == "__main__":
