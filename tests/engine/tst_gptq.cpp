@@ -348,7 +348,7 @@ void TestGptq::configLookup()
 
     // A plain model folder is not GPTQ.
     QVERIFY(!find_gptq_config(test::fixtures() / "checkpoints" / "llama-f32"));
-    QVERIFY(!find_gptq_config(test::fixtures() / "quant" / "stories260K-int8"));
+    QVERIFY(!find_gptq_config(test::fixtures() / "quant" / "llama-quant-int8"));
 }
 
 void TestGptq::badConfig_data()
@@ -460,8 +460,8 @@ void TestGptq::savedSizesAreLoadedSizes_data()
 {
     QTest::addColumn<QString>("folder");
     QTest::newRow("gptq 4-bit") << "llama-gptq-4bit-32g";
-    QTest::newRow("bitsandbytes nf4-dq") << "stories260K-nf4-dq";
-    QTest::newRow("bitsandbytes int8") << "stories260K-int8";
+    QTest::newRow("bitsandbytes nf4-dq") << "llama-quant-nf4-dq";
+    QTest::newRow("bitsandbytes int8") << "llama-quant-int8";
 }
 
 void TestGptq::savedSizesAreLoadedSizes()
