@@ -110,6 +110,8 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
         v.layerBytes.push_back(static_cast<qint64>(bytes));
     }
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
+    if (r.weights.kind != WeightFormat::Kind::plain)
+        v.quant = QString::fromStdString(r.weights.name());
     // Modules outside the decoder blocks that hold weights: embeddings, final norm, lm_head.
     const auto& nodes = d.tree.nodes();
     const auto blocks = d.tree.no_split_blocks();
@@ -208,6 +210,27 @@ void EngineWorker::plan(const PlanSettings& settings)
     }
 }
 
+void EngineWorker::previewPlan(const PlanSettings& settings, const QString& tag)
+{
+    if (!m_state->model)
+        return;
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        const PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
+        const Plan plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        Q_EMIT previewPlanned(tag, viewOf(plan, *m_state->model, r));
+    } catch (const std::exception& e) {
+        PlanView failed;
+        failed.verdict = QStringLiteral("error");
+        failed.reason = QString::fromUtf8(e.what());
+        Q_EMIT previewPlanned(tag, failed);
+    }
+}
+
 void EngineWorker::moveLayers(int first, int last, const QString& key)
 {
     if (!m_state->model || !m_state->plan)
@@ -256,6 +279,29 @@ void EngineWorker::useDeviceMap(const QString& text)
         PlanRequest r = m_state->request;
         r.strategy = Strategy::custom;
         r.custom_map = parse_device_map(text.toStdString());
+        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        m_state->request = r;
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("device map"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
+{
+    if (!m_state->model)
+        return;
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
+        if (!map.isEmpty()) {
+            r.strategy = Strategy::custom;
+            r.custom_map = parse_device_map(map.toStdString());
+        }
         m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
         m_state->request = r;
         publish();
