@@ -40,6 +40,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
         std::int64_t newTokens = 64;
         int repeats = 3;
         int threads = 0;
+        bool noPrefetch = false;
         QuantCli quant;
     };
     auto o = std::make_shared<Options>();
@@ -51,6 +52,8 @@ void addModelBench(CLI::App* bench, int& exitCode)
     run->add_option("--new-tokens", o->newTokens, "Tokens generated")->capture_default_str();
     run->add_option("--repeats", o->repeats, "Generations (medians are reported)")->capture_default_str();
     run->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
+    run->add_flag("--no-prefetch", o->noPrefetch,
+                  "GPU runs with CPU-offloaded layers: copy each layer when it is needed instead of while the previous one computes");
     addQuantOptions(run, o->quant);
     run->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
@@ -75,6 +78,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
         getrusage(RUSAGE_SELF, &u);
         const auto loadRss = static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
         Runner runner(*model, context);
+        runner.set_prefetch(!o->noPrefetch);
         std::vector<std::int64_t> prompt;
         for (std::int64_t i = 0; i < o->prompt; ++i)
             prompt.push_back(1 + (i * 7919) % std::max<std::int64_t>(2, model->config.vocab_size - 1));
@@ -96,6 +100,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
                          {"threads", at::get_num_threads()},
                          {"weights_bytes", weights},
                          {"device_map", model->hf_device_map()},
+                         {"offload_prefetch", runner.prefetching()},
                          {"load_s", loadSeconds},
                          {"peak_rss_after_load_bytes", loadRss},
                          {"peak_rss_bytes", static_cast<std::uint64_t>(u.ru_maxrss) * 1024},

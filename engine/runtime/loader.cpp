@@ -1,4 +1,5 @@
 #include "runtime/loaded_model.h"
+#include "runtime/offload.h"
 
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
@@ -304,6 +305,8 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
         throw UnsupportedError("'" + quant_infos.begin()->first + "' is quantized but outside the decoder blocks; "
                                "Layerwise runs quantized linears inside decoder blocks only (keep it in the skip list)");
     model->globals = std::move(loaded);
+    if (const std::uint64_t pinned = pin_offloaded_layers(*model))
+        options.log.info("CPU-offloaded layers: " + std::to_string(pinned) + " bytes in pinned memory");
     done = total;
     report("");
     return model;

@@ -93,6 +93,14 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
         m_inv_freq = rope_inv_freq(c);
         m_rope_scaling = rope_attention_scaling(c);
     }
+    set_prefetch(true);
+}
+
+void Runner::set_prefetch(bool on)
+{
+    const bool offloaded = std::any_of(m_model.layers.begin(), m_model.layers.end(), [](const LayerWeights& l) { return !l.home.is_gpu(); });
+    if (m_exec.is_cuda() && offloaded)
+        m_streamer = std::make_unique<LayerStreamer>(m_model, m_exec, on);
 }
 
 at::Tensor Runner::rotary(std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin) const

@@ -3,6 +3,7 @@
 // devices. Disk layers are prefetched one layer ahead (madvise WILLNEED) and released after
 // use, so a model larger than the RAM it may use still runs.
 #include "runtime/loaded_model.h"
+#include "runtime/offload.h"
 
 #include <ATen/core/Tensor.h>
 #include <algorithm>
@@ -27,6 +28,10 @@ public:
     std::int64_t position() const { return m_cache.length; }
     std::int64_t capacity() const { return m_cache.capacity; }
     LoadedModel& model() { return m_model; }
+    // GPU runs with CPU-offloaded layers: copy the next offloaded layer while one computes (the
+    // default), or each one when it is needed (for comparison).
+    void set_prefetch(bool on);
+    bool prefetching() const { return m_streamer && m_streamer->prefetching(); }
 
     // Internals the per-architecture forwards use.
     template <typename F>
@@ -47,6 +52,7 @@ private:
     at::Tensor m_inv_freq;
     double m_rope_scaling = 1.0;
     at::Device m_exec;
+    std::unique_ptr<LayerStreamer> m_streamer; // GPU runs that have offloaded layers
 };
 
 // Per-architecture forwards (engine/runtime/forward_<family>.cpp). Hidden states in, logits out.
@@ -73,18 +79,16 @@ void Runner::run_layer(std::size_t index, F&& body)
         if (m_model.on_layer_state && m_model.layers[index + 1].home.kind == Device::Kind::disk)
             m_model.on_layer_state(static_cast<int>(index + 1), LayerState::streaming_in);
     }
-    if (m_exec.is_cuda() && !layer.home.is_gpu()) {
-        // Offloaded layer on a GPU run: its weights come over for this step only.
+    if (m_streamer && !layer.home.is_gpu()) {
+        // Offloaded layer on a GPU run: its weights come over for this step only (already on
+        // their way when the previous offloaded layer ran).
         if (m_model.on_layer_state)
             m_model.on_layer_state(static_cast<int>(index), LayerState::streaming_in);
-        LayerWeights streamed;
-        streamed.home = layer.home;
-        streamed.quant = layer.quant;
-        for (const auto& [name, t] : layer.tensors)
-            streamed.tensors.emplace(name, t.to(m_exec, /*non_blocking=*/true));
+        const LayerWeights& streamed = m_streamer->acquire(index);
         if (m_model.on_layer_state)
             m_model.on_layer_state(static_cast<int>(index), LayerState::computing);
-        body(static_cast<const LayerWeights&>(streamed));
+        body(streamed);
+        m_streamer->release(index);
     } else {
         if (m_model.on_layer_state)
             m_model.on_layer_state(static_cast<int>(index), LayerState::computing);

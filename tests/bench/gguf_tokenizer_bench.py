@@ -10,8 +10,8 @@ the same ids for the whole text.
 --text         UTF-8 text (default: 1 MB of English prose, as tests/bench/tokenizer_bench.py makes it)
 --layerwise    `layerwise tokenize GGUF --bench FILE --json` gives Layerwise's figure when the
                build reads .gguf files (needs the GGUF parser); otherwise
---test-binary  tst_gguf_tokenizer's encoding_speed, which encodes with the metadata fixture
-               tests/fixtures/gguf_vocab/FIXTURE.metadata.json: --fixture names the one that is
+--test-binary  tst_gguf_tokenizer's encoding_speed, which encodes with the vocabularies the suite
+               builds (tests/engine/gguf_vocab_builders.h): --fixture names the one that is
                --gguf's (default smollm2; llama2_spm for the GGUF make_gguf_vocab_fixtures.py
                writes with --keep-gguf DIR)
 Both sides encode without BOS and without parsing special tokens.
@@ -89,6 +89,7 @@ def main():
             ours["same_ids"] = json.loads(encoded.stdout)["ids"] == ids
         elif Path(args.test_binary).exists():
             env = dict(os.environ, LAYERWISE_BENCH_TEXT=str(path), LAYERWISE_FIXTURES=str(ROOT / "tests" / "fixtures"),
+                       LAYERWISE_VENV=os.environ.get("LAYERWISE_VENV", str(ROOT / ".venv")),
                        LAYERWISE_TEST_DATA=os.environ.get("LAYERWISE_TEST_DATA", str(ROOT.parent / "shared" / "data")))
             run = subprocess.run([args.test_binary, "encoding_speed"], capture_output=True, text=True, env=env)
             for line in (run.stdout + run.stderr).splitlines():

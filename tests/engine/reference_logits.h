@@ -37,7 +37,7 @@ inline void compare_logits(LoadedModel& model, const nlohmann::json& ref, double
 {
     Runner runner(model, 64);
     const auto prompt = ref["prompt"].get<std::vector<std::int64_t>>();
-    const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0];
+    const at::Tensor logits = runner.forward(at::tensor(prompt, at::kLong).unsqueeze(0), true)[0].cpu();
     const double prefill_err = (logits - tensor_of(ref["prefill_logits"])).abs().max().item<double>();
     QVERIFY2(prefill_err <= tolerance, ("prefill max abs error " + std::to_string(prefill_err)).c_str());
     const auto tokens = ref["tokens"].get<std::vector<std::int64_t>>();
@@ -47,7 +47,7 @@ inline void compare_logits(LoadedModel& model, const nlohmann::json& ref, double
         QVERIFY2(err <= tolerance, ("step " + std::to_string(i) + " max abs error " + std::to_string(err)).c_str());
         if (compare_tokens)
             QCOMPARE(step.argmax().item<std::int64_t>(), tokens[i]);
-        step = runner.forward(at::tensor({tokens[i]}, at::kLong).unsqueeze(0))[0][0];
+        step = runner.forward(at::tensor({tokens[i]}, at::kLong).unsqueeze(0))[0][0].cpu();
     }
 }
 

@@ -1,10 +1,12 @@
 // Tokenizers and chat templates from GGUF metadata against llama.cpp itself (llama-cpp-python's
-// llama_tokenize / llama_detokenize) and jinja2, from tests/reference/make_gguf_vocab_fixtures.py:
+// llama_tokenize / llama_detokenize) and jinja2, from tests/reference/make_gguf_vocab_fixtures.py
+// (the vocabularies are rebuilt here from their sources by gguf_vocab_builders.h):
 // the real SmolLM2 GGUF (gpt2, pre smollm), a SentencePiece GGUF written from Llama-2's
 // tokenizer.model, and small byte-level GGUFs with the qwen2, qwen35, llama-bpe, default, gpt-2 and
 // falcon pre-tokenizers; llama_detokenize of random id sequences. Also llama.cpp's own Llama-2
 // vectors, streaming decode and bad metadata.
 #include "testdata.h"
+#include "gguf_vocab_builders.h"
 
 #include "checkpoint/gguf.h"
 #include "core/error.h"
@@ -20,74 +22,12 @@ using layerwise::test::throws_with;
 
 namespace {
 
-gguf::ValueType value_type(const std::string& name)
-{
-    static const std::map<std::string, gguf::ValueType> types = {
-        {"uint8", gguf::ValueType::u8},     {"int8", gguf::ValueType::i8},       {"uint16", gguf::ValueType::u16},
-        {"int16", gguf::ValueType::i16},    {"uint32", gguf::ValueType::u32},    {"int32", gguf::ValueType::i32},
-        {"float32", gguf::ValueType::f32},  {"bool", gguf::ValueType::boolean},  {"string", gguf::ValueType::string},
-        {"array", gguf::ValueType::array},  {"uint64", gguf::ValueType::u64},    {"int64", gguf::ValueType::i64},
-        {"float64", gguf::ValueType::f64},
-    };
-    return types.at(name);
-}
-
-gguf::Value scalar(gguf::ValueType type, const nlohmann::json& v)
-{
-    gguf::Value out;
-    out.type = type;
-    switch (type) {
-    case gguf::ValueType::u8: case gguf::ValueType::u16: case gguf::ValueType::u32: case gguf::ValueType::u64:
-        out.data = v.get<std::uint64_t>();
-        break;
-    case gguf::ValueType::i8: case gguf::ValueType::i16: case gguf::ValueType::i32: case gguf::ValueType::i64:
-        out.data = v.get<std::int64_t>();
-        break;
-    case gguf::ValueType::f32: case gguf::ValueType::f64:
-        out.data = v.get<double>();
-        break;
-    case gguf::ValueType::boolean:
-        out.data = v.get<bool>();
-        break;
-    case gguf::ValueType::string:
-        out.data = v.get<std::string>();
-        break;
-    case gguf::ValueType::array:
-        qFatal("nested arrays are not in the fixtures");
-    }
-    return out;
-}
-
-// The metadata a fixture holds: {"key": {"type", "value", "element_type"?}}.
-std::vector<gguf::KeyValue> entries_from_json(const nlohmann::json& j)
-{
-    std::vector<gguf::KeyValue> entries;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        const nlohmann::json& e = it.value();
-        const gguf::ValueType type = value_type(e["type"].get<std::string>());
-        gguf::Value v;
-        if (type == gguf::ValueType::array) {
-            v.type = type;
-            v.element_type = value_type(e["element_type"].get<std::string>());
-            gguf::Array a;
-            a.reserve(e["value"].size());
-            for (const auto& item : e["value"])
-                a.push_back(scalar(v.element_type, item));
-            v.data = std::move(a);
-        } else {
-            v = scalar(type, e["value"]);
-        }
-        entries.push_back({it.key(), std::move(v)});
-    }
-    return entries;
-}
-
 const std::vector<gguf::KeyValue>& fixture_entries(const std::string& name)
 {
     static std::map<std::string, std::vector<gguf::KeyValue>> cache;
     auto& slot = cache[name];
     if (slot.empty())
-        slot = entries_from_json(test::read_json(test::fixtures() / "gguf_vocab" / (name + ".metadata.json")));
+        slot = test::gguf_vocab::build(name);
     return slot;
 }
 

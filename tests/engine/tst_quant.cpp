@@ -54,7 +54,7 @@ private Q_SLOTS:
     void badInput();
 
 private:
-    json m_blocks, m_logits;
+    json m_blocks, m_logits, m_tiny_logits;
 };
 
 namespace {
@@ -112,6 +112,9 @@ bool same_tensor(const at::Tensor& a, const at::Tensor& b)
 }
 
 fs::path stories() { return test::shared_data() / "models" / "stories260K"; }
+// A tiny random llama (tests/fixtures/checkpoints/llama-quant) with copies bitsandbytes saved
+// quantized (tests/fixtures/quant/llama-quant-<config>) and their logits (tiny_logits.json).
+fs::path tiny() { return test::fixtures() / "checkpoints" / "llama-quant"; }
 
 std::unique_ptr<LoadedModel> load(const fs::path& folder, const QuantOptions& quant, const std::string& map,
                                   const fs::path& offload = fs::temp_directory_path())
@@ -142,6 +145,9 @@ const char* const kAllInRam = R"({"": "cpu"})";
 const char* const kMostlyOnDisk =
     R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "disk", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
 
+const char* const kTinyMostlyOnDisk =
+    R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.norm": "disk", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+
 std::vector<std::int64_t> fixture_ids(const json& j) { return j["ids"].get<std::vector<std::int64_t>>(); }
 
 } // namespace
@@ -151,6 +157,7 @@ void TestQuant::initTestCase()
     at::set_num_threads(usable_cpu_count());
     m_blocks = test::read_json(test::fixtures() / "quant" / "blockwise.json");
     m_logits = test::read_json(test::fixtures() / "quant" / "logits.json");
+    m_tiny_logits = test::read_json(test::fixtures() / "quant" / "tiny_logits.json");
 }
 
 void TestQuant::codeTables()
@@ -338,11 +345,11 @@ void TestQuant::savedCheckpointMatchesOnTheFly_data()
     QTest::addColumn<QString>("folder");
     QTest::addColumn<QString>("config");
     QTest::addColumn<QString>("map");
-    QTest::newRow("nf4-dq in RAM") << "stories260K-nf4-dq" << "nf4-dq" << kAllInRam;
-    QTest::newRow("nf4-dq on disk") << "stories260K-nf4-dq" << "nf4-dq" << kMostlyOnDisk;
-    QTest::newRow("int8 in RAM") << "stories260K-int8" << "int8" << kAllInRam;
-    QTest::newRow("int8 on disk") << "stories260K-int8" << "int8" << kMostlyOnDisk;
-    QTest::newRow("fp4 written by quantize, on disk") << "" << "fp4" << kMostlyOnDisk;
+    QTest::newRow("nf4-dq in RAM") << "llama-quant-nf4-dq" << "nf4-dq" << kAllInRam;
+    QTest::newRow("nf4-dq on disk") << "llama-quant-nf4-dq" << "nf4-dq" << kTinyMostlyOnDisk;
+    QTest::newRow("int8 in RAM") << "llama-quant-int8" << "int8" << kAllInRam;
+    QTest::newRow("int8 on disk") << "llama-quant-int8" << "int8" << kTinyMostlyOnDisk;
+    QTest::newRow("fp4 written by quantize, on disk") << "" << "fp4" << kTinyMostlyOnDisk;
 }
 
 void TestQuant::savedCheckpointMatchesOnTheFly()
@@ -350,20 +357,20 @@ void TestQuant::savedCheckpointMatchesOnTheFly()
     QFETCH(QString, folder);
     QFETCH(QString, config);
     QFETCH(QString, map);
-    const auto ids = fixture_ids(m_logits);
+    const auto ids = fixture_ids(m_tiny_logits);
     test::TempDir offload;
     test::TempDir written;
     fs::path source = test::fixtures() / "quant" / folder.toStdString();
     if (folder.isEmpty()) { // no bitsandbytes-saved copy: ours, written as bitsandbytes would
         source = written.path() / "q";
-        save_quantized(describe_model(stories().string()), options_for(config.toStdString()), source);
+        save_quantized(describe_model(tiny().string()), options_for(config.toStdString()), source);
     }
     auto saved = load(source, {}, map.toStdString(), offload.path());
     QCOMPARE(saved->layers[0].quant.size(), std::size_t(7));
-    auto fly = load(stories(), options_for(config.toStdString()), kAllInRam);
+    auto fly = load(tiny(), options_for(config.toStdString()), kAllInRam);
     const at::Tensor from_saved = logits_of(*saved, ids), from_fly = logits_of(*fly, ids);
     // The saved checkpoint gives transformers' logits (float32 summation order only)...
-    const at::Tensor expected = floats(m_logits["configs"][config.toStdString()]["logits"]).reshape(from_saved.sizes());
+    const at::Tensor expected = floats(m_tiny_logits["configs"][config.toStdString()]["logits"]).reshape(from_saved.sizes());
     QVERIFY2((from_saved - expected).abs().max().item<double>() < 2e-4,
              qPrintable(QString::number((from_saved - expected).abs().max().item<double>())));
     // ...and quantizing on the fly the same bytes: bit-identical for int8 and 4-bit; with double
@@ -378,8 +385,8 @@ void TestQuant::writerMatchesBitsandbytes_data()
 {
     QTest::addColumn<QString>("folder");
     QTest::addColumn<QString>("config");
-    QTest::newRow("nf4-dq") << "stories260K-nf4-dq" << "nf4-dq";
-    QTest::newRow("int8") << "stories260K-int8" << "int8";
+    QTest::newRow("nf4-dq") << "llama-quant-nf4-dq" << "nf4-dq";
+    QTest::newRow("int8") << "llama-quant-int8" << "int8";
 }
 
 void TestQuant::writerMatchesBitsandbytes()
@@ -390,8 +397,8 @@ void TestQuant::writerMatchesBitsandbytes()
     QFETCH(QString, config);
     test::TempDir tmp;
     const fs::path out = tmp.path() / "q";
-    const QuantizeResult r = save_quantized(describe_model(stories().string()), options_for(config.toStdString()), out);
-    QCOMPARE(r.quantized_linears, 35);
+    const QuantizeResult r = save_quantized(describe_model(tiny().string()), options_for(config.toStdString()), out);
+    QCOMPARE(r.quantized_linears, 14);
     const auto ours = Checkpoint::open(out / "model.safetensors");
     const fs::path ref_folder = test::fixtures() / "quant" / folder.toStdString();
     const auto ref = Checkpoint::open(ref_folder / "model.safetensors");
@@ -416,10 +423,14 @@ void TestQuant::writerMatchesBitsandbytes()
     const json ours_config = test::read_json(out / "config.json")["quantization_config"];
     const json ref_config = test::read_json(ref_folder / "config.json")["quantization_config"];
     QCOMPARE(ours_config, ref_config);
-    QVERIFY(fs::exists(out / "tokenizer.json"));
     // Atomic: nothing but the folder itself appeared, and it is not overwritten.
     QCOMPARE(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), std::ptrdiff_t(1));
-    QVERIFY(throws_with<IoError>([&] { save_quantized(describe_model(stories().string()), options_for("nf4"), out); }, {"already exists"}));
+    QVERIFY(throws_with<IoError>([&] { save_quantized(describe_model(tiny().string()), options_for("nf4"), out); }, {"already exists"}));
+    // The tokenizer and generation files travel with the weights.
+    const fs::path with_tokenizer = tmp.path() / "s";
+    save_quantized(describe_model(stories().string()), options_for(config.toStdString()), with_tokenizer);
+    QVERIFY(fs::exists(with_tokenizer / "tokenizer.json"));
+    QVERIFY(fs::exists(with_tokenizer / "generation_config.json"));
 }
 
 void TestQuant::perplexityMatchesTransformers()
@@ -507,7 +518,7 @@ void TestQuant::badInput()
     QVERIFY(throws_with<UnsupportedError>([] { parse_bnb_quantization_config(json{{"quant_method", "gptq"}}, "c"); }, {"gptq"}));
 
     // Damaged copies of the saved nf4-dq checkpoint: one tensor changed or left out.
-    const fs::path source = test::fixtures() / "quant" / "stories260K-nf4-dq";
+    const fs::path source = test::fixtures() / "quant" / "llama-quant-nf4-dq";
     const auto ck = Checkpoint::open(source / "model.safetensors");
     const std::string target = "model.layers.1.mlp.up_proj.weight";
     auto damaged = [&](const std::function<bool(const TensorEntry&, std::vector<TensorToWrite>&)>& change) {
@@ -539,7 +550,7 @@ void TestQuant::badInput()
         });
     };
     {
-        auto dir = with_state(R"({"quant_type": "nf5", "blocksize": 64, "dtype": "float32", "shape": [172, 64]})");
+        auto dir = with_state(R"({"quant_type": "nf5", "blocksize": 64, "dtype": "float32", "shape": [64, 64]})");
         QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"nf5", target.c_str()}));
     }
     {
@@ -547,8 +558,8 @@ void TestQuant::badInput()
         QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"not valid JSON", target.c_str()}));
     }
     {
-        auto dir = with_state(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [172, 60]})");
-        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"[172, 60]", "config.json"}));
+        auto dir = with_state(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [64, 60]})");
+        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"[64, 60]", "config.json"}));
     }
     {
         auto dir = damaged([&](const TensorEntry& e, std::vector<TensorToWrite>&) {
@@ -560,10 +571,10 @@ void TestQuant::badInput()
         auto dir = damaged([&](const TensorEntry& e, std::vector<TensorToWrite>& writes) {
             if (e.name != target + ".absmax")
                 return false;
-            writes.push_back({e.name, e.dtype, {e.shape[0] - 1}, [](std::byte* out) { std::memset(out, 0, 171); }});
+            writes.push_back({e.name, e.dtype, {e.shape[0] - 1}, [](std::byte* out) { std::memset(out, 0, 63); }});
             return true;
         });
-        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"weight.absmax", "171", "172"}));
+        QVERIFY(throws_with<FormatError>([&] { load(dir->path(), {}, kAllInRam); }, {"weight.absmax", "63", "64"}));
     }
     {
         // Re-quantizing a quantized checkpoint another way is refused, not silently ignored.

