@@ -5,6 +5,9 @@
 #include "plan/plan.h"
 #include "workerstate.h"
 
+#include "quant/quant_config.h"
+
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
@@ -73,6 +76,26 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
     return r;
 }
 
+// The quantization a saved checkpoint carries (config.json's bitsandbytes quantization_config):
+// "int8", "nf4", "nf4-dq", ...; "" when none or unreadable.
+QString savedQuantization(const ModelDescription& d)
+{
+    if (d.config_path.empty())
+        return {};
+    try {
+        std::ifstream in(d.config_path);
+        const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+        if (!config.is_object() || !config.contains("quantization_config"))
+            return {};
+        const QuantOptions q = parse_bnb_quantization_config(config["quantization_config"], d.config_path.string());
+        if (!q.enabled())
+            return {};
+        return QString::fromLatin1(quant_method_name(q.method).data()) + (q.double_quant ? QStringLiteral("-dq") : QString());
+    } catch (const std::exception&) {
+        return {}; // another quant_method (GPTQ, ...): the map shows no stripe
+    }
+}
+
 PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& r)
 {
     PlanView v;
@@ -112,6 +135,8 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
     if (r.weights.kind != WeightFormat::Kind::plain)
         v.quant = QString::fromStdString(r.weights.name());
+    else if (const QString saved = savedQuantization(d); !saved.isEmpty())
+        v.quant = saved;
     // Modules outside the decoder blocks that hold weights: embeddings, final norm, lm_head.
     const auto& nodes = d.tree.nodes();
     const auto blocks = d.tree.no_split_blocks();

@@ -604,7 +604,8 @@ void MainWindow::showPlacement()
         PlanView placed = m_plan;
         placed.layerDevices = m_loadedView.layerDevices;
         placed.deviceMapJson = m_loadedView.deviceMapJson;
-        placed.quant = m_loadedView.quant;
+        if (m_loadedView.quant != QLatin1String("none"))
+            placed.quant = m_loadedView.quant; // quantized while loading (a saved one keeps the plan's)
         m_placement->setPlan(placed);
         m_placement->setLayerStates(m_layerStates);
         m_chatPlacement->setPlan(placed);

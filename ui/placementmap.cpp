@@ -72,14 +72,15 @@ void PlacementMap::updateMinimumHeight()
 
 QColor PlacementMap::quantColor(const QString& quant)
 {
+    // Colours no lane uses (lanes: green CPU, grey disk, blues and violet GPUs).
     if (quant.startsWith(QLatin1String("int8")))
-        return {0x0d, 0x94, 0x88};
+        return {0xea, 0xb3, 0x08}; // yellow
     if (quant.startsWith(QLatin1String("nf4")))
-        return {0xd9, 0x77, 0x06};
+        return {0xea, 0x58, 0x0c}; // orange
     if (quant.startsWith(QLatin1String("fp4")))
-        return {0xdb, 0x27, 0x77};
+        return {0xdb, 0x27, 0x77}; // pink
     if (quant.startsWith(QLatin1String("gptq")))
-        return {0x7c, 0x3a, 0xed};
+        return {0x1f, 0x29, 0x37}; // near black
     return {};
 }
 
@@ -148,7 +149,7 @@ void PlacementMap::paintLegend(QPainter& p)
     if (q.isValid()) {
         p.fillRect(QRectF(x, y + 2, 22, 12), c);
         p.fillRect(QRectF(x, y + 9, 22, 5), q);
-        const QString label = tr("%1 decoder weights").arg(m_plan.quant);
+        const QString label = tr("%1 layers").arg(m_plan.quant);
         p.setPen(palette().color(QPalette::Text));
         p.drawText(QRectF(x + 26, y, p.fontMetrics().horizontalAdvance(label) + 12, 16), Qt::AlignVCenter | Qt::AlignLeft, label);
     }

@@ -285,7 +285,7 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
     wizard->m_computeDtype->addItems({QStringLiteral("auto"), QStringLiteral("bfloat16"), QStringLiteral("float16"),
                                       QStringLiteral("float32")});
     wizard->m_computeDtype->setToolTip(tr("The dtype the 4-bit layers compute in (auto: the model's dtype)"));
-    form->addRow(tr("Compute dtype:"), wizard->m_computeDtype);
+    form->addRow(tr("4-bit compute dtype:"), wizard->m_computeDtype);
     wizard->m_skipModules = new QLineEdit(this);
     wizard->m_skipModules->setObjectName(QStringLiteral("skipModules"));
     wizard->m_skipModules->setPlaceholderText(tr("e.g. mlp.down_proj, self_attn.o_proj"));

@@ -305,6 +305,7 @@ void TestMainWindow::narrowWindow()
     w.resize(1000, 700);
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
+    qInfo("minimum width: %d px", w.minimumSizeHint().width());
     QVERIFY2(w.minimumSizeHint().width() <= 1000, qPrintable(QString::number(w.minimumSizeHint().width())));
     QVERIFY2(w.minimumWidth() <= 1000, qPrintable(QString::number(w.minimumWidth())));
     QTRY_COMPARE(w.width(), 1000);

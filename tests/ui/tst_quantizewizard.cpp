@@ -190,6 +190,7 @@ void TestQuantizeWizard::int8ThroughThePages()
     QVERIFY2(loaded.first().at(0).toBool(), qPrintable(w.lastError()));
     QTRY_VERIFY(!w.quantizeWizard());
     QCOMPARE(QDir::cleanPath(w.currentSource()), QDir::cleanPath(out));
+    QCOMPARE(w.placementMap()->quantization(), QStringLiteral("int8")); // read from its quantization_config
 
     // Its greedy answer is the engine's for the same folder.
     ChatView* chat = w.chatView();
