@@ -105,6 +105,27 @@ void read_rope(const Reader& r, ModelConfig& c, const std::string& where)
     c.rope.mscale = s.number_or("mscale", 0.0);
     c.rope.mscale_all_dim = s.number_or("mscale_all_dim", 0.0);
     c.rope.truncate = !rp.contains("truncate") || !rp["truncate"].is_boolean() || rp["truncate"].get<bool>();
+    c.rope.factor_given = s.has("factor");
+    if (c.rope.type == "longrope") {
+        const auto factors = [&](const char* name) {
+            if (!rp.contains(name) || !rp[name].is_array())
+                throw FormatError(where + " " + key + ": longrope needs '" + name + "', a list of numbers (one per rotated dimension pair)");
+            std::vector<double> out;
+            for (const json& v : rp[name]) {
+                if (!v.is_number() || v.get<double>() <= 0)
+                    throw FormatError(where + " " + key + ": '" + name + "' must hold positive numbers, not " + v.dump());
+                out.push_back(v.get<double>());
+            }
+            return out;
+        };
+        c.rope.long_factor = factors("long_factor");
+        c.rope.short_factor = factors("short_factor");
+        // Phi-3 keeps the pretraining context beside max_position_embeddings, not in the rope dict.
+        if (c.rope.original_max_position_embeddings == 0)
+            c.rope.original_max_position_embeddings = r.positive_or("original_max_position_embeddings", 0);
+        if (c.rope.original_max_position_embeddings == 0)
+            throw FormatError(where + " " + key + ": longrope needs 'original_max_position_embeddings', the pretraining context");
+    }
     static const char* known[] = {"default", "linear", "dynamic", "llama3", "yarn", "longrope", "ntk"};
     bool ok = false;
     for (const char* k : known)

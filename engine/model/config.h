@@ -28,6 +28,10 @@ struct RopeConfig {
     double mscale = 0.0;
     double mscale_all_dim = 0.0;
     bool truncate = true;
+    bool factor_given = false;              // longrope derives `factor` from the context lengths when absent
+    // longrope: per-frequency divisors of inv_freq, `short_factor` up to the original context,
+    // `long_factor` beyond it (one per rotated pair).
+    std::vector<double> long_factor, short_factor;
     // Per-frequency divisors of inv_freq given as numbers rather than a rule (a GGUF file's
     // rope_freqs.weight: llama.cpp's form of Llama 3.x scaling); empty = none.
     std::vector<float> freq_factors;

@@ -11,15 +11,41 @@ namespace layerwise {
 
 namespace {
 
-// inv_freq as transformers computes it for each rope type (float32).
-at::Tensor rope_inv_freq(const ModelConfig& c)
+// longrope's per-pair divisors, checked against the rotary dimension.
+at::Tensor longrope_factors(const ModelConfig& c, bool long_context)
+{
+    const std::vector<double>& f = long_context ? c.rope.long_factor : c.rope.short_factor;
+    if (static_cast<std::int64_t>(f.size()) != c.rotary_dim() / 2)
+        throw FormatError("config.json: longrope's " + std::string(long_context ? "long_factor" : "short_factor") + " has " +
+                          std::to_string(f.size()) + " values but the rotary dimension " + std::to_string(c.rotary_dim()) +
+                          " needs " + std::to_string(c.rotary_dim() / 2) + " (one per dimension pair)");
+    return at::tensor(f, at::kDouble).to(at::kFloat);
+}
+
+// inv_freq as transformers computes it for each rope type (float32). `seq_len`: the length
+// the dynamic types adapt to (0: the one they start with).
+at::Tensor rope_inv_freq(const ModelConfig& c, std::int64_t seq_len = 0)
 {
     const std::int64_t dim = c.rotary_dim();
-    at::Tensor inv = 1.0 / at::pow(c.rope.theta, at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim));
+    const at::Tensor exponents = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim);
+    if (c.rope.type == "dynamic" && c.rope.freq_factors.empty() && seq_len > 0) {
+        // NTK-aware: a larger base once the sequence outgrows max_position_embeddings; float32
+        // throughout, as transformers computes it from the position tensor.
+        const double max_pos = static_cast<double>(c.max_position_embeddings);
+        const at::Tensor seq = at::scalar_tensor(std::max<double>(static_cast<double>(seq_len), max_pos), at::kFloat);
+        const at::Tensor base =
+            c.rope.theta * at::pow(c.rope.factor * seq / max_pos - (c.rope.factor - 1), static_cast<double>(dim) / static_cast<double>(dim - 2));
+        return 1.0 / at::pow(base, exponents);
+    }
+    if (c.rope.type == "longrope" && c.rope.freq_factors.empty()) {
+        const bool long_context = seq_len > c.rope.original_max_position_embeddings;
+        return 1.0 / (longrope_factors(c, long_context) * at::pow(c.rope.theta, exponents));
+    }
+    at::Tensor inv = 1.0 / at::pow(c.rope.theta, exponents);
     inv = inv.to(at::kFloat);
     if (!c.rope.freq_factors.empty())
         return inv / at::tensor(c.rope.freq_factors, at::kFloat);
-    if (c.rope.type == "default")
+    if (c.rope.type == "default" || c.rope.type == "dynamic") // dynamic starts from the default
         return inv;
     if (c.rope.type == "linear")
         return inv / c.rope.factor;
@@ -55,12 +81,20 @@ at::Tensor rope_inv_freq(const ModelConfig& c)
         const at::Tensor extrapolation = 1 - ramp;
         return (inv / c.rope.factor) * (1 - extrapolation) + inv * extrapolation;
     }
-    throw UnsupportedError("rope type '" + c.rope.type + "' is planned but not run yet (supported at run time: default, linear, llama3, yarn)");
+    throw UnsupportedError("rope type '" + c.rope.type +
+                           "' is planned but not run yet (supported at run time: default, linear, dynamic, llama3, yarn, longrope)");
 }
 
 // The factor transformers applies to cos and sin (yarn's attention scaling; 1 otherwise).
 double rope_attention_scaling(const ModelConfig& c)
 {
+    if (c.rope.type == "longrope") {
+        if (c.rope.attention_factor)
+            return *c.rope.attention_factor;
+        const double original = static_cast<double>(c.rope.original_max_position_embeddings);
+        const double factor = c.rope.factor_given ? c.rope.factor : static_cast<double>(c.max_position_embeddings) / original;
+        return factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(factor) / std::log(original));
+    }
     if (c.rope.type != "yarn")
         return 1.0;
     if (c.rope.attention_factor)
@@ -90,8 +124,9 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
         m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
     }
     if (c.model_type != "gpt2") {
-        m_inv_freq = rope_inv_freq(c);
+        m_inv_freq = m_inv_freq_original = rope_inv_freq(c);
         m_rope_scaling = rope_attention_scaling(c);
+        m_rope_cached_length = c.max_position_embeddings;
     }
     set_prefetch(true);
 }
@@ -101,6 +136,33 @@ void Runner::set_prefetch(bool on)
     const bool offloaded = std::any_of(m_model.layers.begin(), m_model.layers.end(), [](const LayerWeights& l) { return !l.home.is_gpu(); });
     if (m_exec.is_cuda() && offloaded)
         m_streamer = std::make_unique<LayerStreamer>(m_model, m_exec, on);
+}
+
+void Runner::update_rope(std::int64_t seq_len)
+{
+    // transformers' dynamic_rope_update, called with the longest position of each forward.
+    const ModelConfig& c = m_model.config;
+    if (!c.rope.freq_factors.empty())
+        return;
+    if (c.rope.type == "dynamic") {
+        const std::int64_t cached = m_rope_cached_length;
+        if (seq_len > cached) { // growth: frequencies for the longer sequence
+            m_inv_freq = rope_inv_freq(c, seq_len);
+            m_rope_cached_length = seq_len;
+        }
+        if (seq_len < c.max_position_embeddings && cached > c.max_position_embeddings) { // back within the original scale
+            m_inv_freq = m_inv_freq_original;
+            m_rope_cached_length = c.max_position_embeddings;
+        }
+    } else if (c.rope.type == "longrope") {
+        if (seq_len > c.rope.original_max_position_embeddings) {
+            if (!m_inv_freq_long.defined())
+                m_inv_freq_long = rope_inv_freq(c, c.rope.original_max_position_embeddings + 1);
+            m_inv_freq = m_inv_freq_long;
+        } else {
+            m_inv_freq = m_inv_freq_original;
+        }
+    }
 }
 
 at::Tensor Runner::rotary(std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin) const
@@ -140,6 +202,8 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
         throw PlanError("the prompt and the answer need " + std::to_string(m_cache.length + ids.size(1)) +
                         " tokens but the context holds " + std::to_string(m_cache.capacity));
     const std::string& type = m_model.config.model_type;
+    if (type != "gpt2")
+        update_rope(m_cache.length + ids.size(1));
     at::Tensor logits;
     if (type == "gpt2")
         logits = gpt2_forward(*this, ids, all_positions);

@@ -44,12 +44,16 @@ public:
     std::pair<at::Tensor, at::Tensor> append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v);
 
 private:
+    void update_rope(std::int64_t seq_len);
     void prefetch(std::size_t layer) const;
     void release(std::size_t layer) const;
 
     LoadedModel& m_model;
     KvCache m_cache;
-    at::Tensor m_inv_freq;
+    at::Tensor m_inv_freq;          // what this forward rotates with
+    at::Tensor m_inv_freq_original; // dynamic / longrope: the frequencies they start from
+    at::Tensor m_inv_freq_long;     // longrope beyond the original context
+    std::int64_t m_rope_cached_length = 0;
     double m_rope_scaling = 1.0;
     at::Device m_exec;
     std::unique_ptr<LayerStreamer> m_streamer; // GPU runs that have offloaded layers

@@ -221,6 +221,15 @@ void TestCore::configRejects_data()
                           << "rope type 'magic' is not supported" << true;
     QTest::newRow("rope field type") << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"rope_type":32}})"
                                      << "config.json rope_scaling: 'rope_type' must be a string, not 32" << false;
+    QTest::newRow("longrope without long_factor")
+        << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"rope_type":"longrope","short_factor":[1,1],"original_max_position_embeddings":8}})"
+        << "longrope needs 'long_factor'" << false;
+    QTest::newRow("longrope factor not a number")
+        << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"rope_type":"longrope","short_factor":[1,1],"long_factor":[1,"x"],"original_max_position_embeddings":8}})"
+        << "'long_factor' must hold positive numbers" << false;
+    QTest::newRow("longrope without original context")
+        << R"({"model_type":"llama","hidden_size":4,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,"rope_scaling":{"rope_type":"longrope","short_factor":[1,1],"long_factor":[1,2]}})"
+        << "longrope needs 'original_max_position_embeddings'" << false;
 }
 
 void TestCore::configRejects()

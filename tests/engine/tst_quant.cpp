@@ -112,9 +112,9 @@ bool same_tensor(const at::Tensor& a, const at::Tensor& b)
 }
 
 fs::path stories() { return test::shared_data() / "models" / "stories260K"; }
-// A tiny random llama (tests/fixtures/checkpoints/llama-quant) with copies bitsandbytes saved
+// A tiny random llama (tests/fixtures/quant/llama-quant) with copies bitsandbytes saved
 // quantized (tests/fixtures/quant/llama-quant-<config>) and their logits (tiny_logits.json).
-fs::path tiny() { return test::fixtures() / "checkpoints" / "llama-quant"; }
+fs::path tiny() { return test::fixtures() / "quant" / "llama-quant"; }
 
 std::unique_ptr<LoadedModel> load(const fs::path& folder, const QuantOptions& quant, const std::string& map,
                                   const fs::path& offload = fs::temp_directory_path())

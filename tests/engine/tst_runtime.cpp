@@ -28,6 +28,7 @@ private Q_SLOTS:
     void storiesGoldenTexts();
     void logitsMatchTransformers_data();
     void logitsMatchTransformers();
+    void longropeFactorCount();
     void diskOffloadIsBitIdentical_data();
     void diskOffloadIsBitIdentical();
     void zeroCopyOnCpu();
@@ -111,6 +112,21 @@ void TestRuntime::logitsMatchTransformers()
     auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), dtype, R"({"": "cpu"})");
     // Greedy tokens too in float32 (bfloat16 near-ties may flip).
     test::compare_logits(*model, ref, tolerance, dtype == DType::f32);
+}
+
+void TestRuntime::longropeFactorCount()
+{
+    // A longrope config whose factors do not cover the rotated dimension pairs: refused when the
+    // model is run, naming the field and the count needed.
+    test::TempDir dir;
+    const fs::path source = test::fixtures() / "checkpoints" / "llama-longrope";
+    json config = test::read_json(source / "config.json");
+    config["rope_parameters"]["long_factor"] = {1.0, 2.0};
+    fs::copy_file(source / "model.safetensors", dir.path() / "model.safetensors");
+    std::ofstream(dir.path() / "config.json") << config.dump();
+    auto model = load(dir.path(), DType::f32, R"({"": "cpu"})");
+    Runner runner(*model, 64);
+    QVERIFY(throws_with<FormatError>([&] { runner.forward(at::zeros({1, 20}, at::kLong)); }, {"long_factor", "2 values", "needs 4"}));
 }
 
 void TestRuntime::diskOffloadIsBitIdentical_data()

@@ -11,7 +11,7 @@ Outputs (committed; CI needs none of these packages):
                                          (nf4, nf4 + double quant, fp4, 8-bit), float32 compute
   tests/fixtures/quant/perplexity.json   stories260K perplexity (float32) with the sliding-window
                                          loop of the transformers perplexity guide
-  tests/fixtures/checkpoints/llama-quant/
+  tests/fixtures/quant/llama-quant/
                                          a tiny random-weight llama (transformers, fixed seed;
                                          no shared data in it)
   tests/fixtures/quant/llama-quant-nf4-dq/, llama-quant-int8/
@@ -175,7 +175,7 @@ CONFIGS = {
 }
 SAVED = {"nf4-dq": "nf4-dq", "int8": "int8"}
 IDS = [1, 403, 407, 261, 378, 285, 395, 271, 259, 300]
-TINY = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-quant"
+TINY = OUT / "llama-quant"
 TINY_IDS = [1, 40, 7, 61, 3, 28, 59, 27, 11, 30]
 
 
