@@ -5,9 +5,11 @@
 #include "plan/plan.h"
 #include "workerstate.h"
 
+#include "quant/gptq_config.h"
 #include "quant/quant_config.h"
 
 #include <fstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
@@ -80,20 +82,26 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
 // "int8", "nf4", "nf4-dq", ...; "" when none or unreadable.
 QString savedQuantization(const ModelDescription& d)
 {
-    if (d.config_path.empty())
-        return {};
     try {
+        if (d.config_path.empty() || d.config_path.extension() != ".json")
+            throw std::invalid_argument("no config.json");
         std::ifstream in(d.config_path);
         const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
         if (!config.is_object() || !config.contains("quantization_config"))
-            return {};
+            throw std::invalid_argument("no quantization_config");
         const QuantOptions q = parse_bnb_quantization_config(config["quantization_config"], d.config_path.string());
-        if (!q.enabled())
-            return {};
-        return QString::fromLatin1(quant_method_name(q.method).data()) + (q.double_quant ? QStringLiteral("-dq") : QString());
+        if (q.enabled())
+            return QString::fromLatin1(quant_method_name(q.method).data()) + (q.double_quant ? QStringLiteral("-dq") : QString());
     } catch (const std::exception&) {
-        return {}; // another quant_method (GPTQ, ...): the map shows no stripe
     }
+    // A GPTQ checkpoint (quantize_config.json, or config.json's quantization_config).
+    try {
+        if (d.checkpoint)
+            if (const auto g = find_gptq_config(d.checkpoint->folder()))
+                return QStringLiteral("gptq-%1bit-%2g").arg(g->bits).arg(g->group_size);
+    } catch (const std::exception&) {
+    }
+    return {};
 }
 
 PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& r)

@@ -72,9 +72,10 @@ void EngineWorker::load()
         case WeightFormat::Kind::nf4: quant.method = QuantMethod::nf4; break;
         case WeightFormat::Kind::fp4: quant.method = QuantMethod::fp4; break;
         default:
-            throw UnsupportedError("loading with " + weights.name() +
-                                   " quantization needs the GPTQ engine, which this build does not have: choose none, "
-                                   "int8, nf4 or fp4 as the quantization and load again");
+            throw UnsupportedError("quantizing to " + weights.name() +
+                                   " while loading is not possible: GPTQ calibrates every layer on text, which needs "
+                                   "the GPTQ engine's quantization job. Open a saved GPTQ checkpoint instead, or choose "
+                                   "none, int8, nf4 or fp4 as the quantization and load again");
         }
         quant.double_quant = quant.method != QuantMethod::int8 && quant.enabled() && weights.double_quant;
         // LibTorch may see one core in a VM: use every CPU this process may run on, as the CLI does.

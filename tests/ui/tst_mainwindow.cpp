@@ -346,6 +346,14 @@ void TestMainWindow::quantizationColoursTheMap()
         }
     }
     QVERIFY(PlacementMap::quantColor(QStringLiteral("int8")) != PlacementMap::quantColor(QStringLiteral("nf4")));
+    // A saved checkpoint shows its own quantization: bitsandbytes' quantization_config, GPTQ's quantize config.
+    for (const auto& [folder, expected] : {std::pair<const char*, const char*>{"llama-quant-nf4-dq", "nf4-dq"},
+                                           {"llama-gptq-4bit-32g", "gptq-4bit-32g"}}) {
+        quant->setCurrentText(QStringLiteral("none"));
+        w.openModel(QString::fromStdString((layerwise::test::fixtures() / "quant" / folder).string()));
+        QTRY_VERIFY_WITH_TIMEOUT(w.currentSource().endsWith(QLatin1String(folder)), 20000);
+        QTRY_COMPARE_WITH_TIMEOUT(map->quantization(), QLatin1String(expected), 20000);
+    }
     QVERIFY(!PlacementMap::quantColor(QStringLiteral("none")).isValid());
 }
 

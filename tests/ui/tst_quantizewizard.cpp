@@ -231,7 +231,7 @@ void TestQuantizeWizard::writesWhatBitsandbytesWrites()
     QFETCH(bool, doubleQuant);
     QFETCH(QString, reference);
     MainWindow w(nullptr, false);
-    QuantizeWizard* wiz = openWizard(w, QString::fromStdString((test::fixtures() / "checkpoints" / "llama-quant").string()));
+    QuantizeWizard* wiz = openWizard(w, QString::fromStdString((test::fixtures() / "quant" / "llama-quant").string()));
     QVERIFY(wiz);
     choose(wiz, method);
     wiz->next();
