@@ -7,13 +7,108 @@
 
 #include "chatview.h"
 #include "mainwindow.h"
+#include "quantizewizard.h"
 #include "samplingform.h"
 
 #include <QApplication>
+#include <QDir>
+#include <QFile>
+#include <QLineEdit>
+#include <QRadioButton>
+#include <QSpinBox>
+#include <QTemporaryDir>
 #include <QTimer>
 #include <memory>
 
 namespace layerwise::app {
+
+namespace {
+
+// The default calibration text (GPTQ) and evaluation text of the quantization wizard: the path
+// the set-up script recorded in <virtualenv>/default_calibration.txt; "" when absent.
+QString defaultCalibrationText()
+{
+#ifdef LAYERWISE_VENV_DIR
+    QFile recorded(QDir(QStringLiteral(LAYERWISE_VENV_DIR)).filePath(QStringLiteral("default_calibration.txt")));
+    if (recorded.open(QIODevice::ReadOnly)) {
+        const QString path = QString::fromUtf8(recorded.readLine()).trimmed();
+        if (QFile::exists(path))
+            return path;
+    }
+#endif
+    return {};
+}
+
+// LAYERWISE_SCREENSHOT_WIZARD=DIR: once the model is planned, walks the quantization wizard
+// through int8 (written to a temporary folder) and saves each page as DIR/wizard-<page>.png,
+// then the main window with the quantized model loaded as the screenshot itself.
+void screenshotWizard(ui::MainWindow& window, const QString& dir, const QString& screenshot)
+{
+    auto tmp = std::make_shared<QTemporaryDir>();
+    auto once = std::make_shared<bool>(false);
+    auto shot = [dir](QWidget* w, const QString& name) {
+        QApplication::processEvents();
+        w->grab().save(QDir(dir).filePath(QStringLiteral("wizard-%1.png").arg(name)));
+    };
+    QObject::connect(&window, &ui::MainWindow::planShown, &window, [&window, tmp, once, shot, screenshot] {
+        if (*once)
+            return;
+        *once = true;
+        window.showQuantizeWizard();
+        ui::QuantizeWizard* wiz = window.quantizeWizard();
+        if (!wiz) {
+            QApplication::exit(1);
+            return;
+        }
+        QTimer::singleShot(300, wiz, [wiz, tmp, shot] {
+            shot(wiz, QStringLiteral("1-method"));
+            QObject::connect(wiz, &ui::QuantizeWizard::previewShown, wiz, [wiz, tmp, shot] {
+                static bool done = false;
+                if (done)
+                    return;
+                done = true;
+                wiz->findChild<QLineEdit*>(QStringLiteral("outputFolder"))->setText(tmp->filePath(QStringLiteral("stories260K-int8")));
+                QTimer::singleShot(200, wiz, [wiz, shot] {
+                    shot(wiz, QStringLiteral("2-parameters"));
+                    wiz->next();
+                });
+            });
+            wiz->next();
+        });
+        QObject::connect(wiz, &ui::QuantizeWizard::runFinished, wiz, [wiz, shot](bool ok) {
+            shot(wiz, QStringLiteral("3-run"));
+            if (!ok) {
+                QApplication::exit(1);
+                return;
+            }
+            wiz->next();
+            const QString text = qEnvironmentVariable("LAYERWISE_SCREENSHOT_EVAL_TEXT");
+            if (!text.isEmpty()) {
+                wiz->findChild<QRadioButton*>(QStringLiteral("evalFile"))->setChecked(true);
+                wiz->findChild<QLineEdit*>(QStringLiteral("evalPath"))->setText(text);
+                wiz->findChild<QSpinBox*>(QStringLiteral("evalContext"))->setValue(64);
+                wiz->findChild<QSpinBox*>(QStringLiteral("evalStride"))->setValue(32);
+            }
+            wiz->evaluate();
+        });
+        QObject::connect(wiz, &ui::QuantizeWizard::evaluationFinished, wiz, [wiz, shot] {
+            shot(wiz, QStringLiteral("4-evaluation"));
+            wiz->next();
+            QTimer::singleShot(200, wiz, [wiz, shot] {
+                shot(wiz, QStringLiteral("5-done"));
+                wiz->openResult();
+            });
+        });
+        QObject::connect(&window, &ui::MainWindow::modelLoaded, &window, [&window, screenshot, tmp] {
+            QTimer::singleShot(500, &window, [&window, screenshot, tmp] {
+                const bool ok = window.grab().save(screenshot);
+                QApplication::exit(ok ? 0 : 1);
+            });
+        });
+    });
+}
+
+} // namespace
 
 int runGui(int argc, char** argv)
 {
@@ -24,6 +119,10 @@ int runGui(int argc, char** argv)
     const QString defaultModel = QString::fromStdString(defaultChatModelPath());
     if (!defaultModel.isEmpty())
         window.setDefaultChatModel(defaultModel, QString::fromStdString(defaultChatModelLabel(defaultModel.toStdString())));
+    window.setDefaultCalibrationText(defaultCalibrationText());
+    // LAYERWISE_SCREENSHOT_SIZE=1000x700: the window's size for a screenshot.
+    if (const QStringList size = qEnvironmentVariable("LAYERWISE_SCREENSHOT_SIZE").split(QLatin1Char('x')); size.size() == 2)
+        window.resize(size[0].toInt(), size[1].toInt());
     window.show();
     const QString model = qEnvironmentVariable("LAYERWISE_MODEL", defaultModel.isEmpty() ? QStringLiteral("Llama-3.1-8B") : defaultModel);
     // LAYERWISE_SCREENSHOT=file.png: save the window once the model is shown, then quit.
@@ -33,7 +132,11 @@ int runGui(int argc, char** argv)
     const QString chatPrompt = qEnvironmentVariable("LAYERWISE_SCREENSHOT_CHAT");
     // LAYERWISE_SCREENSHOT_VIEW=plan: after the answer, show the Plan tab (the loaded layers) instead.
     const bool planView = qEnvironmentVariable("LAYERWISE_SCREENSHOT_VIEW") == QLatin1String("plan");
-    if (!screenshot.isEmpty()) {
+    const QString wizardShots = qEnvironmentVariable("LAYERWISE_SCREENSHOT_WIZARD");
+    if (!screenshot.isEmpty() && !wizardShots.isEmpty()) {
+        screenshotWizard(window, wizardShots, screenshot);
+        QObject::connect(&window, &ui::MainWindow::modelFailed, &window, [] { QApplication::exit(1); });
+    } else if (!screenshot.isEmpty()) {
         auto save = [&window, screenshot, planView] {
             if (planView)
                 window.showPlan();

@@ -58,6 +58,7 @@ struct LoadedView {
     QString deviceMapJson;     // hf_device_map of the loaded model
     QStringList layerDevices;  // device key per decoder block
     int contextLength = 0;
+    QString quant = QStringLiteral("none"); // the load-time quantization ("int8", "nf4-dq", ...)
     bool hasTemplate = false;  // false: chat uses the ChatML fallback; raw completion suits better
     double seconds = 0;
 };

@@ -80,6 +80,7 @@ void DevicePanel::setDevices(const QVector<DeviceRow>& devices)
         Card c;
         c.key = d.key;
         c.total = static_cast<qint64>(d.total);
+        c.available = static_cast<qint64>(d.available);
         auto* frame = new QFrame(this);
         frame->setObjectName(QStringLiteral("device-") + d.key);
         frame->setFrameShape(QFrame::StyledPanel);
@@ -145,6 +146,25 @@ bool DevicePanel::setLimitText(const QString& key, const QString& text)
     c->field->setProperty("bytes", QVariant::fromValue(bytes));
     Q_EMIT limitsChanged();
     return true;
+}
+
+void DevicePanel::setLimits(const QVector<QPair<QString, qint64>>& limits)
+{
+    for (auto& c : m_cards) {
+        qint64 bytes = c.available;
+        c.touched = false;
+        for (const auto& [key, value] : limits)
+            if (key == c.key) {
+                bytes = value;
+                c.touched = true;
+            }
+        const QSignalBlocker block(c.slider);
+        c.slider->setMaximum(static_cast<int>(std::max<qint64>(c.total, bytes) / MiB));
+        c.slider->setValue(static_cast<int>(bytes / MiB));
+        c.field->setText(QString::fromStdString(format_bytes(static_cast<std::uint64_t>(bytes))));
+        c.field->setStyleSheet(QString());
+        c.field->setProperty("bytes", c.touched ? QVariant::fromValue(bytes) : QVariant());
+    }
 }
 
 QVector<QPair<QString, qint64>> DevicePanel::limits() const

@@ -37,6 +37,9 @@ public:
     QVector<QPair<QString, qint64>> limits() const;
     // Sets a device's limit as if the user typed it ("20GiB"); false for a bad size.
     bool setLimitText(const QString& key, const QString& text);
+    // Shows `limits` (undo, redo): the devices not in it go back to their available memory.
+    // Emits nothing.
+    void setLimits(const QVector<QPair<QString, qint64>>& limits);
     int cardCount() const { return static_cast<int>(m_cards.size()); }
     QSlider* slider(const QString& key) const;
 
@@ -47,6 +50,7 @@ private:
     struct Card {
         QString key;
         qint64 total = 0;
+        qint64 available = 0;
         bool touched = false;
         QWidget* frame = nullptr;
         QSlider* slider = nullptr;

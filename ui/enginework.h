@@ -78,6 +78,14 @@ struct PlanView {
     QVector<qint64> layerBytes;
     QString deviceMapJson;
     QVector<MapModule> modules; // in model order
+    QString quant = QStringLiteral("none"); // weights format of the decoder linears ("int8", "nf4-dq", ...)
+    qint64 weightBytes() const
+    {
+        qint64 sum = 0;
+        for (const auto& d : devices)
+            sum += d.weights;
+        return sum;
+    }
 };
 
 } // namespace layerwise::ui

@@ -5,6 +5,11 @@
 #include "plan/plan.h"
 #include "workerstate.h"
 
+#include "quant/gptq_config.h"
+#include "quant/quant_config.h"
+
+#include <fstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
@@ -73,6 +78,32 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
     return r;
 }
 
+// The quantization a saved checkpoint carries (config.json's bitsandbytes quantization_config):
+// "int8", "nf4", "nf4-dq", ...; "" when none or unreadable.
+QString savedQuantization(const ModelDescription& d)
+{
+    try {
+        if (d.config_path.empty() || d.config_path.extension() != ".json")
+            throw std::invalid_argument("no config.json");
+        std::ifstream in(d.config_path);
+        const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+        if (!config.is_object() || !config.contains("quantization_config"))
+            throw std::invalid_argument("no quantization_config");
+        const QuantOptions q = parse_bnb_quantization_config(config["quantization_config"], d.config_path.string());
+        if (q.enabled())
+            return QString::fromLatin1(quant_method_name(q.method).data()) + (q.double_quant ? QStringLiteral("-dq") : QString());
+    } catch (const std::exception&) {
+    }
+    // A GPTQ checkpoint (quantize_config.json, or config.json's quantization_config).
+    try {
+        if (d.checkpoint)
+            if (const auto g = find_gptq_config(d.checkpoint->folder()))
+                return QStringLiteral("gptq-%1bit-%2g").arg(g->bits).arg(g->group_size);
+    } catch (const std::exception&) {
+    }
+    return {};
+}
+
 PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& r)
 {
     PlanView v;
@@ -110,6 +141,10 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
         v.layerBytes.push_back(static_cast<qint64>(bytes));
     }
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
+    if (r.weights.kind != WeightFormat::Kind::plain)
+        v.quant = QString::fromStdString(r.weights.name());
+    else if (const QString saved = savedQuantization(d); !saved.isEmpty())
+        v.quant = saved;
     // Modules outside the decoder blocks that hold weights: embeddings, final norm, lm_head.
     const auto& nodes = d.tree.nodes();
     const auto blocks = d.tree.no_split_blocks();
@@ -208,6 +243,27 @@ void EngineWorker::plan(const PlanSettings& settings)
     }
 }
 
+void EngineWorker::previewPlan(const PlanSettings& settings, const QString& tag)
+{
+    if (!m_state->model)
+        return;
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        const PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
+        const Plan plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        Q_EMIT previewPlanned(tag, viewOf(plan, *m_state->model, r));
+    } catch (const std::exception& e) {
+        PlanView failed;
+        failed.verdict = QStringLiteral("error");
+        failed.reason = QString::fromUtf8(e.what());
+        Q_EMIT previewPlanned(tag, failed);
+    }
+}
+
 void EngineWorker::moveLayers(int first, int last, const QString& key)
 {
     if (!m_state->model || !m_state->plan)
@@ -256,6 +312,29 @@ void EngineWorker::useDeviceMap(const QString& text)
         PlanRequest r = m_state->request;
         r.strategy = Strategy::custom;
         r.custom_map = parse_device_map(text.toStdString());
+        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        m_state->request = r;
+        publish();
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("device map"), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
+{
+    if (!m_state->model)
+        return;
+    try {
+        if (m_state->detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probeBandwidth;
+            m_state->detected = detect_devices(o);
+        }
+        PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
+        if (!map.isEmpty()) {
+            r.strategy = Strategy::custom;
+            r.custom_map = parse_device_map(map.toStdString());
+        }
         m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
         m_state->request = r;
         publish();

@@ -3,6 +3,7 @@
 // as queued slot calls, results leave as queued signals carrying value types.
 #include "chatwork.h"
 #include "enginework.h"
+#include "quantwork.h"
 
 #include <QObject>
 #include <atomic>
@@ -23,6 +24,9 @@ public:
     void cancelLoad() { m_cancelLoad.store(true); }
     void resetCancel() { m_cancelLoad.store(false); }
     void stopGeneration() { m_stop.store(true); }
+    // Cancels the running quantization or evaluation (thread-safe, as cancelLoad).
+    void cancelJob() { m_cancelJob.store(true); }
+    void resetJobCancel() { m_cancelJob.store(false); }
 
 public Q_SLOTS:
     // A folder, a config.json or a preset name.
@@ -37,6 +41,8 @@ public Q_SLOTS:
     void moveModule(const QString& module, const QString& key);
     // Replaces the current plan's map by an hf_device_map (JSON or Python dict printout).
     void useDeviceMap(const QString& text);
+    // Plans with `settings` and, when `map` is not empty, that hf_device_map (undo and redo).
+    void restorePlan(const layerwise::ui::PlanSettings& settings, const QString& map);
     // Loads the described model with the current plan's device map and dtype.
     void load();
     void unload();
@@ -44,6 +50,12 @@ public Q_SLOTS:
     void chat(const layerwise::ui::ChatTurnRequest& request);
     // The prompt text the request would feed (promptPreview).
     void previewPrompt(const layerwise::ui::ChatTurnRequest& request);
+    // A plan for `settings` that does not replace the current one (previewPlanned echoes `tag`).
+    void previewPlan(const layerwise::ui::PlanSettings& settings, const QString& tag);
+    // Writes a quantized copy of a model folder (engineworker_quant.cpp).
+    void quantize(const layerwise::ui::QuantizeRequest& request);
+    // Perplexity of a model folder on a text.
+    void evaluate(const layerwise::ui::EvalRequest& request);
 
 Q_SIGNALS:
     void described(const layerwise::ui::ModelSummary& summary);
@@ -60,6 +72,13 @@ Q_SIGNALS:
     void answerFinished(const QString& text, const layerwise::ui::AnswerStats& stats);
     void answerFailed(const QString& message);
     void promptPreview(const QString& text, int tokens);
+    void previewPlanned(const QString& tag, const layerwise::ui::PlanView& plan);
+    void quantizeProgress(const layerwise::ui::QuantizeProgressView& progress);
+    void quantized(const layerwise::ui::QuantizeResultView& result);
+    void quantizeFailed(const QString& message, bool cancelled);
+    void evalProgress(const QString& tag, int done, int total);
+    void evaluated(const layerwise::ui::EvalResultView& result);
+    void evalFailed(const QString& tag, const QString& message, bool cancelled);
 
 private:
     void publish();
@@ -67,6 +86,7 @@ private:
     std::unique_ptr<WorkerState> m_state;
     std::atomic<bool> m_cancelLoad{false};
     std::atomic<bool> m_stop{false};
+    std::atomic<bool> m_cancelJob{false};
     QVector<int> m_layerStates;
     qint64 m_lastLayerEmit = 0;
 };

@@ -64,14 +64,26 @@ void EngineWorker::load()
             throw UnsupportedError("'" + m_state->model->source +
                                    "' is a preset: it describes a model's shape but has no weights. Open a model folder "
                                    "with a checkpoint to load it.");
-        if (m_state->request.weights.kind != WeightFormat::Kind::plain)
-            throw UnsupportedError("loading with " + m_state->request.weights.name() +
-                                   " quantization is not available yet: choose 'none' as the quantization and load again");
+        const WeightFormat& weights = m_state->request.weights;
+        QuantOptions quant;
+        switch (weights.kind) {
+        case WeightFormat::Kind::plain: break;
+        case WeightFormat::Kind::int8: quant.method = QuantMethod::int8; break;
+        case WeightFormat::Kind::nf4: quant.method = QuantMethod::nf4; break;
+        case WeightFormat::Kind::fp4: quant.method = QuantMethod::fp4; break;
+        default:
+            throw UnsupportedError("quantizing to " + weights.name() +
+                                   " while loading is not possible: GPTQ calibrates every layer on text, which needs "
+                                   "the GPTQ engine's quantization job. Open a saved GPTQ checkpoint instead, or choose "
+                                   "none, int8, nf4 or fp4 as the quantization and load again");
+        }
+        quant.double_quant = quant.method != QuantMethod::int8 && quant.enabled() && weights.double_quant;
         // LibTorch may see one core in a VM: use every CPU this process may run on, as the CLI does.
         at::set_num_threads(usable_cpu_count());
         ModelDescription d = describe_model(m_state->model->source);
         LoadOptions o;
         o.dtype = m_state->request.weights.dtype;
+        o.quant = quant;
         o.device_map = m_state->plan->device_map;
         o.offload_folder = (offloadFolder.isEmpty() ? QDir::tempPath() : offloadFolder).toStdString();
         qint64 lastEmit = -1000;
@@ -94,6 +106,7 @@ void EngineWorker::load()
         auto chat = std::make_unique<ChatSession>(*model, m_state->request.context);
         LoadedView view;
         view.source = QString::fromStdString(m_state->model->source);
+        view.quant = quant.enabled() ? QString::fromStdString(weights.name()) : QStringLiteral("none");
         view.deviceMapJson = QString::fromStdString(model->hf_device_map().dump(2));
         m_layerStates.clear();
         for (const auto& layer : model->layers) {

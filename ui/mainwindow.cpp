@@ -10,6 +10,7 @@
 #include "model/presets.h"
 #include "placementmap.h"
 #include "planbar.h"
+#include "quantizewizard.h"
 
 #include <QApplication>
 #include <QClipboard>
@@ -54,7 +55,8 @@ namespace {
 // (already planned); later undo/redo re-plan from the stored map.
 class MapEdit : public QUndoCommand {
 public:
-    MapEdit(MainWindow* window, const QString& label, QString before, QString after, int mergeId)
+    using Snapshot = MainWindow::PlanSnapshot;
+    MapEdit(MainWindow* window, const QString& label, Snapshot before, Snapshot after, int mergeId)
         : QUndoCommand(label), m_window(window), m_before(std::move(before)), m_after(std::move(after)), m_id(mergeId),
           m_time(QDateTime::currentMSecsSinceEpoch())
     {
@@ -70,17 +72,17 @@ public:
         m_time = o->m_time;
         return true;
     }
-    void undo() override { m_window->restoreDeviceMap(m_before); }
+    void undo() override { m_window->restoreSnapshot(m_before); }
     void redo() override
     {
         if (m_done)
-            m_window->restoreDeviceMap(m_after);
+            m_window->restoreSnapshot(m_after);
         m_done = true;
     }
 
 private:
     MainWindow* m_window;
-    QString m_before, m_after;
+    Snapshot m_before, m_after;
     int m_id;
     qint64 m_time;
     bool m_done = false;
@@ -119,6 +121,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     connect(this, &MainWindow::requestMove, m_worker, &EngineWorker::moveLayers, Qt::QueuedConnection);
     connect(this, &MainWindow::requestModuleMove, m_worker, &EngineWorker::moveModule, Qt::QueuedConnection);
     connect(this, &MainWindow::requestDeviceMap, m_worker, &EngineWorker::useDeviceMap, Qt::QueuedConnection);
+    connect(this, &MainWindow::requestRestore, m_worker, &EngineWorker::restorePlan, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::planned, this, &MainWindow::onPlanned, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::devicesDetected, this, [this](const QVector<DeviceRow>& rows) {
         m_devices->setDevices(rows);
@@ -134,6 +137,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
             return;
         m_layerStates = states;
         m_placement->setLayerStates(states);
+        m_chatPlacement->setLayerStates(states);
     }, Qt::QueuedConnection);
     m_engineThread.setObjectName(QStringLiteral("engine"));
     m_engineThread.start();
@@ -152,8 +156,14 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_unloadAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_U));
     m_unloadAction->setToolTip(tr("Free the loaded weights (Ctrl+U)"));
     connect(m_unloadAction, &QAction::triggered, this, &MainWindow::unloadModel);
+    m_quantizeAction = new QAction(tr("&Quantize…"), this);
+    m_quantizeAction->setObjectName(QStringLiteral("quantizeAction"));
+    m_quantizeAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Q));
+    m_quantizeAction->setToolTip(tr("Write a quantized copy of the opened model folder: int8, nf4, fp4 (Ctrl+Shift+Q)"));
+    connect(m_quantizeAction, &QAction::triggered, this, &MainWindow::showQuantizeWizard);
     addAction(m_loadAction);
     addAction(m_unloadAction);
+    addAction(m_quantizeAction);
 
     m_undo = new QUndoStack(this);
     auto* undoAction = m_undo->createUndoAction(this, tr("&Undo"));
@@ -188,6 +198,8 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     auto* modelMenu = menuBar()->addMenu(tr("&Model"));
     modelMenu->addAction(m_loadAction);
     modelMenu->addAction(m_unloadAction);
+    modelMenu->addSeparator();
+    modelMenu->addAction(m_quantizeAction);
     auto* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Layerwise"), this, [this] { showAbout(this); });
 
@@ -249,7 +261,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     deviceScroll->setWidget(m_devices);
     deviceScroll->setWidgetResizable(true);
     deviceScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    deviceScroll->setMinimumWidth(300);
+    deviceScroll->setMinimumWidth(220);
     connect(m_devices, &DevicePanel::limitsChanged, this, [this] {
         if (m_source.isEmpty())
             return;
@@ -333,7 +345,21 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_views->setObjectName(QStringLiteral("views"));
     m_views->setDocumentMode(true);
     m_views->addTab(splitter, tr("Plan"));
-    m_views->addTab(m_chat, tr("Chat"));
+    // The Chat tab shows the layers at work too: a compact placement map under the conversation.
+    m_chatPlacement = new PlacementMap(this);
+    m_chatPlacement->setObjectName(QStringLiteral("chatPlacement"));
+    m_chatPlacement->setAcceptDrops(false);
+    m_chatPlacement->setMinimumHeight(90);
+    m_chatPlacement->setToolTip(tr("Where each layer is and what it is doing while the model answers "
+                                   "(move layers in the Plan tab)"));
+    auto* chatSplitter = new QSplitter(Qt::Vertical, this);
+    chatSplitter->setObjectName(QStringLiteral("chatPage"));
+    chatSplitter->addWidget(m_chat);
+    chatSplitter->addWidget(m_chatPlacement);
+    chatSplitter->setStretchFactor(0, 1);
+    chatSplitter->setSizes({640, 150});
+    m_chatPage = chatSplitter;
+    m_views->addTab(m_chatPage, tr("Chat"));
     m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
     m_views->setTabToolTip(1, tr("Chat with the loaded model"));
 
@@ -435,7 +461,15 @@ void MainWindow::replan()
 
 void MainWindow::expectPlan(PendingKind kind, const QString& label, int mergeId)
 {
-    m_pending.push_back({kind, label, mergeId});
+    m_pending.push_back({kind, label, mergeId, settings()});
+}
+
+void MainWindow::restoreSnapshot(const PlanSnapshot& snapshot)
+{
+    m_planBar->setSettings(snapshot.settings);
+    m_devices->setLimits(snapshot.settings.limits);
+    expectPlan(PendingKind::restore);
+    Q_EMIT requestRestore(snapshot.settings, snapshot.map);
 }
 
 void MainWindow::restoreDeviceMap(const QString& text)
@@ -534,11 +568,19 @@ void MainWindow::addHypotheticalGpu(const QString& profile)
 
 void MainWindow::onPlanned(const PlanView& plan)
 {
-    const Pending pending = m_pending.isEmpty() ? Pending{} : m_pending.takeFirst();
-    const QString before = m_committedMap;
-    m_committedMap = plan.deviceMapJson;
-    if (pending.kind == PendingKind::edit && !before.isEmpty() && before != plan.deviceMapJson)
-        m_undo->push(new MapEdit(this, pending.label, before, plan.deviceMapJson, pending.mergeId));
+    const bool hadPending = !m_pending.isEmpty();
+    const Pending pending = hadPending ? m_pending.takeFirst() : Pending{};
+    const PlanSnapshot before{m_committedSettings, m_committedMap};
+    const PlanSnapshot after{hadPending ? pending.settings : settings(), plan.deviceMapJson};
+    m_committedMap = after.map;
+    m_committedSettings = after.settings;
+    const bool settingsChanged = before.settings.strategy != after.settings.strategy ||
+                                 before.settings.context != after.settings.context ||
+                                 before.settings.dtype != after.settings.dtype || before.settings.quant != after.settings.quant ||
+                                 before.settings.accelerate != after.settings.accelerate ||
+                                 before.settings.limits != after.settings.limits;
+    if (pending.kind == PendingKind::edit && !before.map.isEmpty() && (before.map != after.map || settingsChanged))
+        m_undo->push(new MapEdit(this, pending.label, before, after, pending.mergeId));
     if (!m_importing.isEmpty()) {
         m_status->setText(tr("Device map imported from %1").arg(m_importing));
         m_importing.clear();
@@ -562,12 +604,18 @@ void MainWindow::showPlacement()
         PlanView placed = m_plan;
         placed.layerDevices = m_loadedView.layerDevices;
         placed.deviceMapJson = m_loadedView.deviceMapJson;
+        if (m_loadedView.quant != QLatin1String("none"))
+            placed.quant = m_loadedView.quant; // quantized while loading (a saved one keeps the plan's)
         m_placement->setPlan(placed);
         m_placement->setLayerStates(m_layerStates);
+        m_chatPlacement->setPlan(placed);
+        m_chatPlacement->setLayerStates(m_layerStates);
         m_mapText->setPlainText(placed.deviceMapJson);
     } else {
         m_placement->setPlan(m_plan);
         m_placement->setLayerStates({});
+        m_chatPlacement->setPlan(m_plan);
+        m_chatPlacement->setLayerStates({});
         m_mapText->setPlainText(m_plan.deviceMapJson);
     }
 }
@@ -679,11 +727,42 @@ void MainWindow::updateActions()
 {
     m_loadAction->setEnabled(!m_loading && !m_source.isEmpty() && !m_plan.devices.isEmpty());
     m_unloadAction->setEnabled(m_loaded || m_loading);
+    m_quantizeAction->setEnabled(!m_source.isEmpty() && QFileInfo(m_source).exists() && !m_wizard);
+}
+
+QuantizeWizard* MainWindow::quantizeWizard() const
+{
+    return m_wizard;
+}
+
+void MainWindow::showQuantizeWizard()
+{
+    if (m_wizard) {
+        m_wizard->raise();
+        m_wizard->activateWindow();
+        return;
+    }
+    if (m_source.isEmpty() || !QFileInfo(m_source).exists()) {
+        m_status->setText(tr("Open a model folder with weights to quantize it (a preset has no weights)."));
+        return;
+    }
+    m_wizard = new QuantizeWizard(m_worker, m_source, settings(), m_calibration, this);
+    m_wizard->setAttribute(Qt::WA_DeleteOnClose);
+    connect(m_wizard, &QDialog::finished, this, [this] {
+        m_wizard = nullptr; // it deletes itself once closed
+        updateActions();
+    });
+    connect(m_wizard, &QuantizeWizard::openRequested, this, [this](const QString& folder) {
+        m_loadWhenPlanned = true;
+        openModel(folder);
+    });
+    updateActions();
+    m_wizard->open();
 }
 
 void MainWindow::showChat()
 {
-    m_views->setCurrentWidget(m_chat);
+    m_views->setCurrentWidget(m_chatPage);
 }
 
 void MainWindow::showPlan()
@@ -693,7 +772,7 @@ void MainWindow::showPlan()
 
 bool MainWindow::isChatShown() const
 {
-    return m_views->currentWidget() == m_chat;
+    return m_views->currentWidget() == m_chatPage;
 }
 
 void MainWindow::setDefaultChatModel(const QString& path, const QString& label)

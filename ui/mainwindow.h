@@ -6,6 +6,7 @@
 #include "enginework.h"
 
 #include <QMainWindow>
+#include <QPointer>
 #include <QThread>
 
 class QAction;
@@ -29,6 +30,7 @@ class EngineWorker;
 class ModuleTreeModel;
 class PlacementMap;
 class PlanBar;
+class QuantizeWizard;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -85,6 +87,19 @@ public:
     void importDeviceMap(const QString& path);
     // Re-plans from a map without recording a step (what undo and redo do).
     void restoreDeviceMap(const QString& text);
+    // The plan settings and the map of one undo step.
+    struct PlanSnapshot {
+        PlanSettings settings;
+        QString map;
+    };
+    // Shows the snapshot's settings (strategy, context, dtype, quantization, limits) and re-plans
+    // with them and its map, without recording a step (what undo and redo do).
+    void restoreSnapshot(const PlanSnapshot& snapshot);
+    // Opens the quantization wizard on the opened model folder (Ctrl+Shift+Q).
+    void showQuantizeWizard();
+    QuantizeWizard* quantizeWizard() const;
+    // The text file the wizard offers as calibration data and the default evaluation text.
+    void setDefaultCalibrationText(const QString& path) { m_calibration = path; }
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -96,6 +111,7 @@ Q_SIGNALS:
     void requestMove(int first, int last, const QString& key);
     void requestModuleMove(const QString& module, const QString& key);
     void requestDeviceMap(const QString& text);
+    void requestRestore(const layerwise::ui::PlanSettings& settings, const QString& map);
     void modelShown(const QString& source);
     void modelFailed(const QString& message);
     void planShown();
@@ -131,6 +147,7 @@ private:
         PendingKind kind = PendingKind::other;
         QString label;
         int mergeId = -1;
+        PlanSettings settings; // the settings the request was made with
     };
     void expectPlan(PendingKind kind, const QString& label = {}, int mergeId = -1);
     void showMapError(const QString& title, const QString& text, const QString& details);
@@ -174,6 +191,12 @@ private:
     QUndoStack* m_undo = nullptr;
     QVector<Pending> m_pending;
     QString m_committedMap; // the map of the last plan shown
+    PlanSettings m_committedSettings; // and the settings it was planned with
+    QPointer<QuantizeWizard> m_wizard;
+    QAction* m_quantizeAction = nullptr;
+    QString m_calibration;
+    PlacementMap* m_chatPlacement = nullptr; // the live layer states beside the chat
+    QWidget* m_chatPage = nullptr;
     QString m_importing;    // the file being imported, until its plan or error arrives
 };
 

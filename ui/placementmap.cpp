@@ -46,16 +46,42 @@ PlacementMap::PlacementMap(QWidget* parent) : QWidget(parent)
 void PlacementMap::setPlan(const PlanView& plan)
 {
     m_plan = plan;
-    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())));
+    updateMinimumHeight();
     update();
 }
 
 void PlacementMap::setLayerStates(const QVector<int>& states)
 {
+    if (states == m_states)
+        return;
     m_states = states;
-    const int legend = m_states.isEmpty() ? 0 : 24;
-    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())) + legend);
+    updateMinimumHeight();
     update();
+}
+
+bool PlacementMap::hasLegend() const
+{
+    return !m_states.isEmpty() || (!m_plan.quant.isEmpty() && m_plan.quant != QLatin1String("none"));
+}
+
+void PlacementMap::updateMinimumHeight()
+{
+    const int legend = hasLegend() ? 24 : 0;
+    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())) + legend);
+}
+
+QColor PlacementMap::quantColor(const QString& quant)
+{
+    // Colours no lane uses (lanes: green CPU, grey disk, blues and violet GPUs).
+    if (quant.startsWith(QLatin1String("int8")))
+        return {0xea, 0xb3, 0x08}; // yellow
+    if (quant.startsWith(QLatin1String("nf4")))
+        return {0xea, 0x58, 0x0c}; // orange
+    if (quant.startsWith(QLatin1String("fp4")))
+        return {0xdb, 0x27, 0x77}; // pink
+    if (quant.startsWith(QLatin1String("gptq")))
+        return {0x1f, 0x29, 0x37}; // near black
+    return {};
 }
 
 LayerActivity PlacementMap::layerActivity(int layer) const
@@ -106,8 +132,11 @@ void PlacementMap::paintLegend(QPainter& p)
                                                        {LayerActivity::computing, tr("computing")},
                                                        {LayerActivity::evicted, tr("evicted")}};
     p.setPen(palette().color(QPalette::Text));
-    p.drawText(QRectF(4, y, labelWidth - 8, 16), Qt::AlignVCenter | Qt::AlignLeft, tr("Loaded:"));
+    p.drawText(QRectF(4, y, labelWidth - 8, 16), Qt::AlignVCenter | Qt::AlignLeft,
+               m_states.isEmpty() ? tr("Weights:") : tr("Loaded:"));
     for (const auto& [activity, label] : items) {
+        if (m_states.isEmpty())
+            break;
         p.save();
         paintBlock(p, QRectF(x, y + 2, 22, 12), c, activity);
         p.restore();
@@ -115,6 +144,14 @@ void PlacementMap::paintLegend(QPainter& p)
         const qreal w = p.fontMetrics().horizontalAdvance(label) + 12;
         p.drawText(QRectF(x + 26, y, w, 16), Qt::AlignVCenter | Qt::AlignLeft, label);
         x += 26 + w + 8;
+    }
+    const QColor q = quantColor(m_plan.quant);
+    if (q.isValid()) {
+        p.fillRect(QRectF(x, y + 2, 22, 12), c);
+        p.fillRect(QRectF(x, y + 9, 22, 5), q);
+        const QString label = tr("%1 layers").arg(m_plan.quant);
+        p.setPen(palette().color(QPalette::Text));
+        p.drawText(QRectF(x + 26, y, p.fontMetrics().horizontalAdvance(label) + 12, 16), Qt::AlignVCenter | Qt::AlignLeft, label);
     }
 }
 
@@ -300,6 +337,10 @@ void PlacementMap::paintEvent(QPaintEvent*)
         p.save();
         paintBlock(p, r, c, layerActivity(i));
         p.restore();
+        // Quantized weights: a stripe of the format's colour along the bottom of the block.
+        const QColor q = quantColor(m_plan.quant);
+        if (q.isValid())
+            p.fillRect(QRectF(r.left() + 1, r.bottom() - 6, r.width() - 2, 5), q);
     }
     for (const MapModule& m : m_plan.modules) {
         const QRectF r = moduleRect(m.name);
@@ -332,7 +373,7 @@ void PlacementMap::paintEvent(QPaintEvent*)
                                      QPointF(to.center().x(), y), QPointF(to.center().x(), to.top())});
         }
     }
-    if (!m_states.isEmpty())
+    if (hasLegend())
         paintLegend(p);
 }
 

@@ -7,6 +7,7 @@
 #include "chatwork.h"
 #include "enginework.h"
 
+#include <QColor>
 #include <QWidget>
 
 class QPainter;
@@ -21,6 +22,10 @@ public:
     // One LayerActivity per decoder block; empty: planned only (no legend).
     void setLayerStates(const QVector<int>& states);
     LayerActivity layerActivity(int layer) const;
+    // The weights format of the decoder blocks ("none", "int8", "nf4-dq", ...): quantized blocks
+    // carry a stripe of its colour, named in the legend.
+    QString quantization() const { return m_plan.quant; }
+    static QColor quantColor(const QString& quant);
     QSize sizeHint() const override { return {700, 240}; }
 
     // The drop logic, also used by tests (offscreen platforms cannot drag and drop).
@@ -64,6 +69,8 @@ private:
     QRectF laneRect(int lane) const;
 
     void paintLegend(QPainter& p);
+    bool hasLegend() const;
+    void updateMinimumHeight();
     PlanView m_plan;
     QVector<int> m_states;
     int m_first = -1, m_last = -1;

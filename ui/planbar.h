@@ -12,12 +12,17 @@ class QSpinBox;
 
 namespace layerwise::ui {
 
+// "<b style='color:…'>Fits on the GPU</b> — reason" for a plan's verdict.
+QString verdictHtml(const PlanView& plan);
+
 class PlanBar : public QWidget {
     Q_OBJECT
 public:
     explicit PlanBar(QWidget* parent = nullptr);
     // Fills strategy/context/dtype/quant of `settings`.
     void apply(PlanSettings& settings) const;
+    // Shows `settings` (undo, redo) without emitting settingsChanged.
+    void setSettings(const PlanSettings& settings);
     void setPlan(const PlanView& plan);
     QString verdictText() const;
 

@@ -21,6 +21,8 @@
 #include <QPushButton>
 #include <QSlider>
 #include <QStandardPaths>
+#include <QSpinBox>
+#include <QLineEdit>
 
 using namespace layerwise::ui;
 
@@ -37,6 +39,9 @@ private Q_SLOTS:
     void badDeviceMapIsReported();
     void mapModulesMoveUndoAndFiles();
     void sliderDragIsOneUndoStep();
+    void undoRestoresSettings();
+    void narrowWindow();
+    void quantizationColoursTheMap();
 };
 
 namespace {
@@ -235,6 +240,121 @@ void TestMainWindow::sliderDragIsOneUndoStep()
     redo->trigger();
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() > now, 20000);
     QCOMPARE(w.shownDeviceMap(), dragged);
+}
+
+void TestMainWindow::undoRestoresSettings()
+{
+    // Undo and redo of a strategy, context or limit change put the controls back too.
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned);
+    auto* strategy = w.planBar()->findChild<QComboBox*>(QStringLiteral("strategy"));
+    auto* context = w.planBar()->findChild<QSpinBox*>(QStringLiteral("context"));
+    QVERIFY(strategy && context);
+    QCOMPARE(strategy->currentText(), QStringLiteral("auto"));
+    auto step = [&](const std::function<void()>& change) {
+        const int count = static_cast<int>(planned.count());
+        change();
+        QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    };
+    step([&] { strategy->setCurrentText(QStringLiteral("sequential")); });
+    QCOMPARE(w.undoStack()->count(), 1);
+    step([&] { context->setValue(8192); });
+    QCOMPARE(w.undoStack()->count(), 2);
+    const QString afterContext = w.shownDeviceMap();
+    QSlider* slider = w.devicePanel()->slider(QStringLiteral("0"));
+    auto* field = slider->parentWidget()->findChild<QLineEdit*>();
+    const int sliderBefore = slider->value();
+    const QString fieldBefore = field->text();
+    step([&] { slider->setValue(10 * 1024); });
+    QCOMPARE(w.undoStack()->count(), 3);
+    QVERIFY(w.shownDeviceMap() != afterContext);
+    QCOMPARE(field->text(), QStringLiteral("10.00 GiB"));
+
+    step([&] { w.undoStack()->undo(); }); // the slider
+    QCOMPARE(slider->value(), sliderBefore);
+    QCOMPARE(field->text(), fieldBefore);
+    QVERIFY(w.devicePanel()->limits().isEmpty());
+    QCOMPARE(w.shownDeviceMap(), afterContext);
+    QCOMPARE(context->value(), 8192);
+    step([&] { w.undoStack()->undo(); }); // the context
+    QCOMPARE(context->value(), 4096);
+    QCOMPARE(strategy->currentText(), QStringLiteral("sequential"));
+    step([&] { w.undoStack()->undo(); }); // the strategy
+    QCOMPARE(strategy->currentText(), QStringLiteral("auto"));
+    QCOMPARE(w.undoStack()->count(), 3); // undone steps stay for redo
+    step([&] { w.undoStack()->redo(); });
+    QCOMPARE(strategy->currentText(), QStringLiteral("sequential"));
+    QCOMPARE(context->value(), 4096);
+    step([&] { w.undoStack()->redo(); });
+    step([&] { w.undoStack()->redo(); });
+    QCOMPARE(context->value(), 8192);
+    QCOMPARE(slider->value(), 10 * 1024);
+    QCOMPARE(w.devicePanel()->limits().value(0).second, qint64(10) << 30);
+    // Restoring the controls asked for no new step.
+    QCOMPARE(w.undoStack()->count(), 3);
+    QCOMPARE(w.undoStack()->index(), 3);
+}
+
+void TestMainWindow::narrowWindow()
+{
+    // The window works at 1000 px: toolbars collapse, the plan bar wraps, the columns shrink.
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned);
+    w.resize(1000, 700);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    qInfo("minimum width: %d px", w.minimumSizeHint().width());
+    QVERIFY2(w.minimumSizeHint().width() <= 1000, qPrintable(QString::number(w.minimumSizeHint().width())));
+    QVERIFY2(w.minimumWidth() <= 1000, qPrintable(QString::number(w.minimumWidth())));
+    QTRY_COMPARE(w.width(), 1000);
+    w.showChat();
+    QVERIFY2(w.minimumSizeHint().width() <= 1000, qPrintable(QString::number(w.minimumSizeHint().width())));
+    // The placement map and the plan bar fit in what the window gives them.
+    w.showPlan();
+    QVERIFY(w.placementMap()->width() > 200);
+    QVERIFY(w.planBar()->width() <= w.width());
+}
+
+void TestMainWindow::quantizationColoursTheMap()
+{
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned, stories());
+    w.resize(1200, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    PlacementMap* map = w.placementMap();
+    QCOMPARE(map->quantization(), QStringLiteral("none"));
+    const qint64 plain = w.currentPlan().weightBytes();
+    auto* quant = w.planBar()->findChild<QComboBox*>(QStringLiteral("quant"));
+    for (const char* q : {"int8", "nf4-dq"}) {
+        const int count = static_cast<int>(planned.count());
+        quant->setCurrentText(QLatin1String(q));
+        QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+        QCOMPARE(map->quantization(), QLatin1String(q));
+        QVERIFY(w.currentPlan().weightBytes() < plain);
+        // Every decoder block carries a stripe of the format's colour.
+        const QImage image = map->grab().toImage();
+        const QColor expected = PlacementMap::quantColor(QLatin1String(q));
+        QVERIFY(expected.isValid());
+        for (int layer = 0; layer < 5; ++layer) {
+            const QRectF r = map->blockRect(layer);
+            const QColor got = image.pixelColor(QPoint(static_cast<int>(r.center().x()), static_cast<int>(r.bottom() - 3)));
+            QVERIFY2(got == expected, qPrintable(got.name() + QLatin1Char(' ') + expected.name()));
+        }
+    }
+    QVERIFY(PlacementMap::quantColor(QStringLiteral("int8")) != PlacementMap::quantColor(QStringLiteral("nf4")));
+    // A saved checkpoint shows its own quantization: bitsandbytes' quantization_config, GPTQ's quantize config.
+    for (const auto& [folder, expected] : {std::pair<const char*, const char*>{"llama-quant-nf4-dq", "nf4-dq"},
+                                           {"llama-gptq-4bit-32g", "gptq-4bit-32g"}}) {
+        quant->setCurrentText(QStringLiteral("none"));
+        w.openModel(QString::fromStdString((layerwise::test::fixtures() / "quant" / folder).string()));
+        QTRY_VERIFY_WITH_TIMEOUT(w.currentSource().endsWith(QLatin1String(folder)), 20000);
+        QTRY_COMPARE_WITH_TIMEOUT(map->quantization(), QLatin1String(expected), 20000);
+    }
+    QVERIFY(!PlacementMap::quantColor(QStringLiteral("none")).isValid());
 }
 
 void TestMainWindow::plansForHypotheticalGpus()
