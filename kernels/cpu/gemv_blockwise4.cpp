@@ -85,24 +85,30 @@ LAYERWISE_AVX2 void blockwise4_avx2(const Blockwise4GemvArgs& a, std::int64_t o_
         for (int r = 0; r < M; ++r)
             acc[r] = _mm256_setzero_ps();
         for (std::int64_t b = 0; b < blocks; ++b) {
-            __m256 part[M];
+            // Four independent sums per row (high/low nibbles of even/odd 8-byte steps): one
+            // chain of dependent FMAs would wait on their latency.
+            __m256 part[M][4];
             for (int r = 0; r < M; ++r)
-                part[r] = _mm256_setzero_ps();
-            for (std::int64_t k = b * bytes_per_block; k < (b + 1) * bytes_per_block; k += 8) {
-                const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k)));
-                const __m256i h = _mm256_srli_epi32(v, 4);
-                const __m256 hv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t0, h), _mm256_permutevar8x32_ps(t1, h),
-                                                   _mm256_castsi256_ps(_mm256_slli_epi32(v, 24)));
-                const __m256 lv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t0, v), _mm256_permutevar8x32_ps(t1, v),
-                                                   _mm256_castsi256_ps(_mm256_slli_epi32(v, 28)));
-                for (int r = 0; r < M; ++r) {
-                    part[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xe + r * half + k), hv, part[r]);
-                    part[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xo + r * half + k), lv, part[r]);
+                for (int k = 0; k < 4; ++k)
+                    part[r][k] = _mm256_setzero_ps();
+            for (std::int64_t k = b * bytes_per_block; k < (b + 1) * bytes_per_block; k += 16) {
+                for (int u = 0; u < 2; ++u) {
+                    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k + 8 * u)));
+                    const __m256i h = _mm256_srli_epi32(v, 4);
+                    const __m256 hv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t0, h), _mm256_permutevar8x32_ps(t1, h),
+                                                       _mm256_castsi256_ps(_mm256_slli_epi32(v, 24)));
+                    const __m256 lv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t0, v), _mm256_permutevar8x32_ps(t1, v),
+                                                       _mm256_castsi256_ps(_mm256_slli_epi32(v, 28)));
+                    for (int r = 0; r < M; ++r) {
+                        part[r][2 * u] = _mm256_fmadd_ps(_mm256_loadu_ps(xe + r * half + k + 8 * u), hv, part[r][2 * u]);
+                        part[r][2 * u + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(xo + r * half + k + 8 * u), lv, part[r][2 * u + 1]);
+                    }
                 }
             }
             const __m256 scale = _mm256_set1_ps(absmax_of(a, o * blocks + b));
             for (int r = 0; r < M; ++r)
-                acc[r] = _mm256_fmadd_ps(scale, part[r], acc[r]);
+                acc[r] = _mm256_fmadd_ps(scale, _mm256_add_ps(_mm256_add_ps(part[r][0], part[r][1]), _mm256_add_ps(part[r][2], part[r][3])),
+                                         acc[r]);
         }
         for (int r = 0; r < M; ++r)
             y[r * a.out + o] = hsum_avx2(acc[r]);
@@ -121,21 +127,21 @@ LAYERWISE_AVX512 void blockwise4_avx512(const Blockwise4GemvArgs& a, std::int64_
         for (int r = 0; r < M; ++r)
             acc[r] = _mm512_setzero_ps();
         for (std::int64_t b = 0; b < blocks; ++b) {
-            __m512 part[M];
+            __m512 part[M], part_lo[M];
             for (int r = 0; r < M; ++r)
-                part[r] = _mm512_setzero_ps();
+                part[r] = part_lo[r] = _mm512_setzero_ps();
             for (std::int64_t k = b * bytes_per_block; k < (b + 1) * bytes_per_block; k += 16) {
                 const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k)));
                 const __m512 hv = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
                 const __m512 lv = _mm512_permutexvar_ps(v, table);
                 for (int r = 0; r < M; ++r) {
                     part[r] = _mm512_fmadd_ps(_mm512_loadu_ps(xe + r * half + k), hv, part[r]);
-                    part[r] = _mm512_fmadd_ps(_mm512_loadu_ps(xo + r * half + k), lv, part[r]);
+                    part_lo[r] = _mm512_fmadd_ps(_mm512_loadu_ps(xo + r * half + k), lv, part_lo[r]);
                 }
             }
             const __m512 scale = _mm512_set1_ps(absmax_of(a, o * blocks + b));
             for (int r = 0; r < M; ++r)
-                acc[r] = _mm512_fmadd_ps(scale, part[r], acc[r]);
+                acc[r] = _mm512_fmadd_ps(scale, _mm512_add_ps(part[r], part_lo[r]), acc[r]);
         }
         for (int r = 0; r < M; ++r)
             y[r * a.out + o] = _mm512_reduce_add_ps(acc[r]);
@@ -164,7 +170,7 @@ void blockwise4_gemv(const Blockwise4GemvArgs& a, CpuLevel level, std::int64_t o
 {
     level = resolve_cpu_level(level);
 #ifdef LAYERWISE_SIMD_X86
-    const std::int64_t chunk = level == CpuLevel::avx512 ? 32 : 16;
+    const std::int64_t chunk = 32; // values per step: 16 bytes (AVX2 in two halves, AVX-512 at once)
     if (level != CpuLevel::scalar && a.in % a.blocksize == 0 && a.blocksize % chunk == 0) {
         std::vector<float> xe, xo;
         for (std::int64_t r0 = 0; r0 < a.m; r0 += 4) {
