@@ -115,7 +115,7 @@ at::Tensor dequantize_gptq_reference(const at::Tensor& qweight, const at::Tensor
     const GptqShape s = check_gptq(qweight, qzeros, scales, g_idx);
     const at::Tensor shifts = at::arange(0, 32, 4, qweight.options());
     const at::Tensor q = at::bitwise_and(at::bitwise_right_shift(qweight.unsqueeze(1), shifts.view({1, 8, 1})), 15).reshape({s.in, s.out});
-    const at::Tensor z = at::bitwise_and(at::bitwise_right_shift(qzeros.unsqueeze(2), shifts.view({1, 1, 8})), 15).reshape({s.groups, s.out}) + 1;
+    const at::Tensor z = at::bitwise_and(at::bitwise_right_shift(qzeros.unsqueeze(2), shifts.view({1, 1, 8})), 15).reshape({s.groups, s.out}).add(1).bitwise_and(15);
     const at::Tensor g = g_idx.to(at::kLong);
     const at::Tensor w_t = (q.to(at::kFloat) - z.index_select(0, g).to(at::kFloat)) * scales.to(at::kFloat).index_select(0, g);
     return w_t.t().contiguous();

@@ -14,10 +14,11 @@ namespace layerwise::kernels {
 
 // ---- GPTQ, 4 bits (AutoGPTQ layout) ------------------------------------------------------
 // qweight int32 [in / 8, out]: value j of word [p, o] is q[8p + j, o] at bits 4j..4j+3.
-// qzeros  int32 [groups, out / 8]: zero of output 8w + k at bits 4k..4k+3, stored minus 1.
+// qzeros  int32 [groups, out / 8]: zero of output 8w + k at bits 4k..4k+3, stored minus 1
+//         (read back as (field + 1) mod 16, as AutoGPTQ's torch path and gptq_dequantize do).
 // scales  float16 [groups, out].
 // g_idx   int32 [in]: the group of each input row (act-order makes it non-monotonic).
-// W[o, i] = scales[g, o] * (q[i, o] - (stored_zero[g, o] + 1)), g = g_idx[i].
+// W[o, i] = scales[g, o] * (q[i, o] - zero[g, o]), g = g_idx[i].
 
 // float32 [out, in].
 at::Tensor dequantize_gptq_reference(const at::Tensor& qweight, const at::Tensor& qzeros, const at::Tensor& scales,

@@ -10,11 +10,12 @@
 
 namespace layerwise::kernels::cpu {
 
-// GPTQ, 4 bits, AutoGPTQ layout: W[o, i] = scales[g_idx[i], o] * (q[i, o] - (z[g_idx[i], o] + 1)).
+// GPTQ, 4 bits, AutoGPTQ layout: W[o, i] = scales[g_idx[i], o] * (q[i, o] - zero[g_idx[i], o]) with
+// zero = (stored + 1) mod 16, as AutoGPTQ's torch path and gptq_dequantize read it.
 struct GptqGemvArgs {
     const float* x = nullptr;             // [m, in]
     const std::int32_t* qweight = nullptr; // [in / 8, out]: value j of word [p, o] is row 8p + j, bits 4j..4j+3
-    const std::int32_t* qzeros = nullptr;  // [groups, out / 8]: zero of output 8w + k at bits 4k..4k+3, stored minus 1
+    const std::int32_t* qzeros = nullptr;  // [groups, out / 8]: zero of output 8w + k at bits 4k..4k+3, stored minus 1 (mod 16)
     const std::uint16_t* scales = nullptr; // float16 bits [groups, out]
     const std::int32_t* g_idx = nullptr;   // [in], each in [0, groups)
     float* y = nullptr;                    // [m, out]

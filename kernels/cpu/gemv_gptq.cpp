@@ -19,16 +19,16 @@ namespace {
 float zero_of(const GptqGemvArgs& a, std::int64_t g, std::int64_t o)
 {
     const auto word = static_cast<std::uint32_t>(a.qzeros[g * (a.out / 8) + o / 8]);
-    return static_cast<float>(((word >> (4 * (o % 8))) & 0xF) + 1);
+    return static_cast<float>((((word >> (4 * (o % 8))) & 0xF) + 1) & 0xF);
 }
 
 // The tile width: m x width sums in ~16 KiB, and in the act-order case the [groups][width]
-// tables in ~192 KiB; a multiple of 8.
+// tables in ~24 KiB (L1); a multiple of 8.
 std::int64_t tile_width(const GptqGemvArgs& a, bool tables_per_group)
 {
     std::int64_t w = std::max<std::int64_t>(8, 4096 / std::max<std::int64_t>(1, a.m));
     if (tables_per_group)
-        w = std::min<std::int64_t>(w, (192 * 1024) / (8 * std::max<std::int64_t>(1, a.groups)));
+        w = std::min<std::int64_t>(w, (24 * 1024) / (8 * std::max<std::int64_t>(1, a.groups)));
     return std::max<std::int64_t>(8, w / 8 * 8);
 }
 
@@ -77,7 +77,8 @@ LAYERWISE_AVX2 void fill_tables_avx2(const GptqGemvArgs& a, std::int64_t t0, std
             _mm256_storeu_ps(s + c, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sg + c))));
             const __m256i zw = _mm256_set1_epi32(zg[c / 8]);
             const __m256i zq = _mm256_and_si256(_mm256_srlv_epi32(zw, shifts), _mm256_set1_epi32(0xF));
-            _mm256_storeu_ps(z + c, _mm256_cvtepi32_ps(_mm256_add_epi32(zq, _mm256_set1_epi32(1))));
+            const __m256i zero = _mm256_and_si256(_mm256_add_epi32(zq, _mm256_set1_epi32(1)), _mm256_set1_epi32(0xF));
+            _mm256_storeu_ps(z + c, _mm256_cvtepi32_ps(zero));
         }
         for (std::int64_t c = full; c < width; ++c) {
             s[c] = half_to_float(sg[c]);

@@ -41,7 +41,7 @@ __global__ void gptq_gemv_kernel(cpu::GptqGemvArgs a, int rows)
             const std::int64_t g = a.g_idx[i];
             const float s = __half2float(__ushort_as_half(a.scales[g * a.out + o]));
             const auto zw = static_cast<std::uint32_t>(a.qzeros[g * zero_words + o / 8]);
-            const float z = static_cast<float>(((zw >> zero_shift) & 0xF) + 1);
+            const float z = static_cast<float>((((zw >> zero_shift) & 0xF) + 1) & 0xF);
             const float w = (static_cast<float>((word >> (4 * j)) & 0xF) - z) * s;
             for (int r = 0; r < rows; ++r)
                 acc[r] += xs[r][i - i0] * w;

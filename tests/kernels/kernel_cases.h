@@ -27,7 +27,7 @@ inline at::Tensor to_int32_bits(const at::Tensor& v)
 
 struct GptqCase {
     at::Tensor q;        // int64 [in, out], codes 0..15
-    at::Tensor zstored;  // int64 [groups, out], 0..15 (the real zero is one more)
+    at::Tensor zstored;  // int64 [groups, out], 0..15 (the real zero is one more, mod 16)
     at::Tensor scales;   // float16 [groups, out]
     at::Tensor g_idx;    // int32 [in]
     at::Tensor qweight, qzeros;
@@ -67,7 +67,8 @@ inline GptqCase make_gptq_case(std::int64_t in, std::int64_t out, std::int64_t g
 inline at::Tensor gptq_weight_of(const GptqCase& c)
 {
     const at::Tensor g = c.g_idx.to(at::kLong);
-    const at::Tensor w_t = (c.q - (c.zstored + 1).index_select(0, g)).to(at::kFloat) * c.scales.to(at::kFloat).index_select(0, g);
+    const at::Tensor zero = (c.zstored + 1).remainder(16);
+    const at::Tensor w_t = (c.q - zero.index_select(0, g)).to(at::kFloat) * c.scales.to(at::kFloat).index_select(0, g);
     return w_t.t().contiguous();
 }
 

@@ -3,10 +3,12 @@
 // normalised error bounds of llama.cpp's test-backend-ops: odd sizes, act-order g_idx,
 // group sizes 32/64/128/-1 and one that is not a multiple of 8, 1..8 rows, float32 and
 // bfloat16 activations. The oracles themselves are checked against the layouts: GPTQ against
-// codes packed here, NF4/FP4 against the engine's bitsandbytes-exact dequantization.
+// codes packed here and against the engine's AutoGPTQ packer, NF4/FP4 against the engine's
+// bitsandbytes-exact dequantization.
 #include "kernel_cases.h"
 
 #include "cpu/cpu_features.h"
+#include "quant/gptq_pack.h"
 #include "quant_gemv.h"
 
 #include <ATen/ATen.h>
@@ -42,6 +44,7 @@ private Q_SLOTS:
     void initTestCase();
     void cpuFeaturesAgreeWithTheCompiler();
     void gptqReferenceFollowsTheLayout();
+    void gptqReadsTheProjectsPacker();
     void blockwise4ReferenceIsTheEngines();
     void gptqGemv_data();
     void gptqGemv();
@@ -86,6 +89,29 @@ void TestKernels::gptqReferenceFollowsTheLayout()
                 QCOMPARE(w.sizes().vec(), (std::vector<std::int64_t>{48, 200}));
                 QVERIFY(at::equal(w, test::gptq_weight_of(c)));
             }
+}
+
+void TestKernels::gptqReadsTheProjectsPacker()
+{
+    // Tensors written by the engine's AutoGPTQ packer (byte-identical to AutoGPTQ's, tested in
+    // tst_gptq): the oracle dequantizes as gptq_dequantize does, zero points 0 included, and
+    // every level's GEMV stays within the bound.
+    for (bool act : {false, true})
+        for (int gs : {32, 128, -1}) {
+            const std::int64_t in = 256, out = 96, groups = gs < 0 ? 1 : in / gs;
+            const at::Tensor codes = at::randint(0, 16, {out, in}, at::kInt);
+            const at::Tensor zeros = at::randint(0, 16, {groups, out}, at::kInt);
+            const at::Tensor scales = at::rand({groups, out}) * 0.02 + 0.001;
+            at::Tensor g_idx = gptq_default_g_idx(in, gs);
+            if (act)
+                g_idx = g_idx.index_select(0, at::randperm(in, at::kLong));
+            const GptqPacked p = gptq_pack(codes, scales, zeros, g_idx, 4);
+            QVERIFY(at::equal(dequantize_gptq_reference(p.qweight, p.qzeros, p.scales, p.g_idx), gptq_dequantize(p, 4, at::kFloat)));
+            const at::Tensor x = at::randn({3, in});
+            const at::Tensor oracle = at::matmul(x, gptq_dequantize(p, 4, at::kFloat).t());
+            for (CpuLevel level : levels())
+                QVERIFY(test::nmse(gptq_gemv(x, p.qweight, p.qzeros, p.scales, p.g_idx, level), oracle) < kBoundF32);
+        }
 }
 
 void TestKernels::blockwise4ReferenceIsTheEngines()
