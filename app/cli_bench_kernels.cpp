@@ -4,6 +4,7 @@
 // LibTorch references (dequantize, then a float32 matmul) timed in the same run. Medians.
 #include "commands.h"
 
+#include "core/error.h"
 #include "cpu/cpu_features.h"
 #include "quant/blockwise4.h"
 #include "quant_gemv.h"
@@ -211,21 +212,38 @@ void runKernelBench(const KernelBenchOptions& o)
             for (CpuLevel c : {CpuLevel::automatic, CpuLevel::scalar, CpuLevel::avx2, CpuLevel::avx512})
                 if (kernels::cpu_level_name(c) == name)
                     l = c;
+            if (l == CpuLevel::automatic && name != "automatic")
+                throw PlanError("--levels: '" + name + "' is not a level (all, or scalar, avx2, avx512, automatic)");
             if (!kernels::cpu_level_available(l))
-                throw std::runtime_error("this CPU cannot run the '" + name + "' kernels");
+                throw PlanError("--levels: this CPU cannot run the '" + name + "' kernels");
             levels.push_back(l);
         }
     }
-    const double bandwidth = memoryReadBandwidth(o.runs);
-    nlohmann::json results = nlohmann::json::array();
+    std::vector<std::pair<std::int64_t, std::int64_t>> shapeList;
     std::stringstream shapes(o.shapes);
     for (std::string shape; std::getline(shapes, shape, ',');) {
         const auto xPos = shape.find('x');
-        if (xPos == std::string::npos)
-            throw std::runtime_error("--shapes takes OUTxIN pairs such as 4096x4096, not '" + shape + "'");
-        const std::int64_t out = std::stoll(shape.substr(0, xPos)), in = std::stoll(shape.substr(xPos + 1));
+        std::int64_t out = 0, in = 0;
+        std::size_t used1 = 0, used2 = 0;
+        try {
+            if (xPos != std::string::npos) {
+                out = std::stoll(shape.substr(0, xPos), &used1);
+                in = std::stoll(shape.substr(xPos + 1), &used2);
+            }
+        } catch (const std::exception&) {
+            out = in = 0;
+        }
+        if (out <= 0 || in <= 0 || used1 != xPos || used2 != shape.size() - xPos - 1)
+            throw PlanError("--shapes takes OUTxIN pairs such as 4096x4096, not '" + shape + "'");
         if (out % 8 || in % 128)
-            throw std::runtime_error("shape " + shape + ": OUT must be a multiple of 8 and IN of 128");
+            throw PlanError("--shapes " + shape + ": OUT must be a multiple of 8 and IN of 128");
+        shapeList.emplace_back(out, in);
+    }
+    if (o.rows < 1 || o.runs < 1 || o.oracleRuns < 1)
+        throw PlanError("--rows, --runs and --oracle-runs must be at least 1");
+    const double bandwidth = memoryReadBandwidth(o.runs);
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& [out, in] : shapeList) {
         const at::Tensor x = at::randn({o.rows, in}).to(o.activations == "bfloat16" ? at::kBFloat16 : at::kFloat);
         for (Case& c : casesFor(out, in, x, std::uint64_t(128) << 20)) {
             const double oracleS = timeIt(o.oracleRuns, c.copies, c.oracle);
