@@ -1,4 +1,5 @@
-// `layerwise bench plan`: how long planning takes (the GUI re-plans on every slider move).
+// `layerwise bench plan`: how long planning takes (the GUI re-plans on every slider move);
+// `bench model`: load and generate. `bench kernels` lives in cli_bench_kernels.cpp.
 #include "commands.h"
 #include "plan/weight_format.h"
 
@@ -119,8 +120,19 @@ void addModelBench(CLI::App* bench, int& exitCode)
 void addBenchCommand(CLI::App& app, int& exitCode)
 {
     auto* bench = app.add_subcommand("bench", "Benchmarks (JSON out)");
-    bench->require_subcommand(1);
+    bench->require_subcommand(0, 1);
+    auto kernelsFlag = std::make_shared<bool>(false);
+    bench->add_flag("--kernels", *kernelsFlag, "The quantized GEMV kernels with default options (as `bench kernels`)");
+    bench->callback([bench, kernelsFlag, &exitCode]() {
+        if (*kernelsFlag) {
+            runKernelBench(KernelBenchOptions{});
+            exitCode = 0;
+        } else if (bench->get_subcommands().empty()) {
+            throw CLI::RequiredError("bench needs a subcommand (model, plan, kernels) or --kernels");
+        }
+    });
     addModelBench(bench, exitCode);
+    addKernelBench(bench, exitCode);
     auto* plan = bench->add_subcommand("plan", "Median time of one plan of a model on hypothetical devices");
     struct Options {
         std::string model = "Llama-3.1-405B";

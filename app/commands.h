@@ -55,6 +55,19 @@ std::string quantFormatName(const QuantCli& q); // the planner's name: none, int
 // ("gptq-4bit-128g"; its bytes are the checkpoint's).
 WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant, DType dtype);
 
+// `layerwise bench kernels` / `bench --kernels`.
+struct KernelBenchOptions {
+    std::string shapes = "4096x4096,11008x4096,4096x11008";
+    std::int64_t rows = 1;
+    std::string activations = "float32";
+    std::string levels = "all";
+    int runs = 15;
+    int oracleRuns = 5;
+    int threads = 0;
+};
+void addKernelBench(CLI::App* bench, int& exitCode);
+void runKernelBench(const KernelBenchOptions& options);
+
 void addInspectCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);
 void addPlanCommand(CLI::App& app, int& exitCode);

@@ -1,7 +1,8 @@
 #include "quant/int8.h"
 
+#include "quant_gemv.h"
+
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 namespace layerwise {
 
@@ -16,32 +17,11 @@ std::pair<at::Tensor, at::Tensor> rowwise_codes(const at::Tensor& a16)
     return {codes, row_stats};
 }
 
+// a int8 [m, k], b_t int8 [n, k] -> int32 [m, n], exact (a float64 product of the codes; the
+// CPU runs the int8 GEMV kernel instead).
 at::Tensor int_matmul(const at::Tensor& a, const at::Tensor& b_t)
 {
-    // a int8 [m, k], b_t int8 [n, k] -> int32 [m, n], exact. On the CPU a plain dot-product loop
-    // the compiler vectorizes: LibTorch's _int_mm falls back to scalar code without AVX-512 (15 ms
-    // for a 4864 x 896 GEMV here, against ~1 ms). Elsewhere an exact float64 product.
-    if (!a.is_cpu())
-        return at::matmul(a.to(at::kDouble), b_t.to(at::kDouble).t()).to(at::kInt);
-    const at::Tensor ac = a.contiguous(), bc = b_t.contiguous();
-    const std::int64_t m = ac.size(0), k = ac.size(1), n = bc.size(0);
-    at::Tensor out = at::empty({m, n}, ac.options().dtype(at::kInt));
-    const std::int8_t* pa = ac.data_ptr<std::int8_t>();
-    const std::int8_t* pb = bc.data_ptr<std::int8_t>();
-    std::int32_t* po = out.data_ptr<std::int32_t>();
-    at::parallel_for(0, n, 16, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t j = begin; j < end; ++j) {
-            const std::int8_t* row = pb + j * k;
-            for (std::int64_t i = 0; i < m; ++i) {
-                const std::int8_t* x = pa + i * k;
-                std::int32_t acc = 0;
-                for (std::int64_t p = 0; p < k; ++p)
-                    acc += static_cast<std::int16_t>(x[p]) * static_cast<std::int16_t>(row[p]);
-                po[i * n + j] = acc;
-            }
-        }
-    });
-    return out;
+    return at::matmul(a.to(at::kDouble), b_t.to(at::kDouble).t()).to(at::kInt);
 }
 
 } // namespace
@@ -76,9 +56,10 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& cb, const at::Tens
     auto [ca, sca] = rowwise_codes(a16);
     if (outlier_cols.defined() && a.size(0) > 1)
         ca.index_fill_(1, outlier_cols, 0);
-    const at::Tensor acc = int_matmul(ca, cb);
-    // int8_mm_dequant: acc * (row_stats * col_stats) / 127^2
-    at::Tensor out = acc * (sca.view({-1, 1}) * scb.view({1, -1})) * 6.200124e-05;
+    // int8_mm_dequant: acc * (row_stats * col_stats) / 127^2. On the CPU the int8 GEMV kernel
+    // computes the same exact int32 sums and the same float32 scaling.
+    at::Tensor out = ca.is_cpu() ? kernels::int8_gemv(ca, sca, cb, scb)
+                                 : int_matmul(ca, cb) * (sca.view({-1, 1}) * scb.view({1, -1})) * 6.200124e-05;
     if (bias.defined())
         out += bias;
     out = out.to(dtype);

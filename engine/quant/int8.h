@@ -14,8 +14,8 @@ std::pair<at::Tensor, at::Tensor> quantize_int8_rows(const at::Tensor& w);
 at::Tensor dequantize_int8_rows(const at::Tensor& cb, const at::Tensor& scb);
 
 // x [..., in] -> [..., out] in x's dtype. threshold 0: no outlier decomposition.
-// The int8 x int8 -> int32 product is exact (a vectorized loop on the CPU, a float64 matmul of
-// the codes elsewhere).
+// The int8 x int8 -> int32 product is exact (the int8 GEMV kernel of layerwise_kernels on the
+// CPU, a float64 matmul of the codes elsewhere).
 at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& cb, const at::Tensor& scb, const at::Tensor& bias,
                        double threshold);
 

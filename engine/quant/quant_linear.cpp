@@ -5,6 +5,7 @@
 #include "quant/blockwise4.h"
 #include "quant/gptq_pack.h"
 #include "quant/int8.h"
+#include "quant_gemv.h"
 
 #include <ATen/ATen.h>
 
@@ -71,6 +72,28 @@ QuantTensors gptq_tensors(const std::unordered_map<std::string, at::Tensor>& ten
     if (t.g_idx.defined())
         check(t.g_idx, "g_idx", true, {in});
     return t;
+}
+
+// Up to this many activation rows (decode, small batches) a 4-bit linear runs the GEMV kernel;
+// more rows (prefill) dequantize once and run a matmul.
+constexpr std::int64_t kGemvMaxRows = 8;
+
+kernels::Blockwise4Weight blockwise4_weight(const QuantInfo& info, const QuantTensors& t)
+{
+    kernels::Blockwise4Weight w;
+    w.packed = t.weight;
+    w.absmax = t.absmax;
+    w.code = t.quant_map;
+    if (info.nested) {
+        w.nested_absmax = t.nested_absmax;
+        w.nested_code = t.nested_quant_map;
+        w.nested_offset = info.nested_offset;
+        w.nested_blocksize = info.nested_blocksize;
+    }
+    w.out = info.shape[0];
+    w.in = info.shape[1];
+    w.blocksize = info.blocksize;
+    return w;
 }
 
 } // namespace
@@ -203,14 +226,35 @@ at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantT
     if (info.method == QuantMethod::gptq)
         return gptq_linear(x, info, t, bias);
     // bitsandbytes' Linear4bit: input and bias in the compute dtype, output back in the input's.
+    const std::int64_t rows = x.numel() / std::max<std::int64_t>(1, x.size(-1));
+    if (x.is_cpu() && rows <= kGemvMaxRows) {
+        // Decode: the 4-bit GEMV kernel reads the packed weight once, never building it in float.
+        auto out_shape = x.sizes().vec();
+        out_shape.back() = info.shape[0];
+        at::Tensor y = kernels::blockwise4_gemv(x.reshape({rows, x.size(-1)}).to(compute), blockwise4_weight(info, t));
+        if (bias.defined())
+            y = y + bias.to(compute);
+        return y.view(out_shape).to(x.scalar_type());
+    }
     const at::Tensor w = dequantize_weight(info, t, compute);
     return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
 }
 
 at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias)
 {
-    // Packed-weight kernels (kernels/) take over here; this is their reference and fallback.
     const auto compute = scalar_type(info.compute_dtype);
+    const std::int64_t rows = x.numel() / std::max<std::int64_t>(1, x.size(-1));
+    if (info.bits == 4 && x.is_cpu() && rows <= kGemvMaxRows) {
+        // Decode: the 4-bit GEMV kernel reads the packed weight as stored.
+        const at::Tensor g_idx = t.g_idx.defined() ? t.g_idx : gptq_default_g_idx(info.shape[1], info.group_size);
+        auto out_shape = x.sizes().vec();
+        out_shape.back() = info.shape[0];
+        at::Tensor y = kernels::gptq_gemv(x.reshape({rows, x.size(-1)}).to(compute), t.qweight, t.qzeros, t.scales, g_idx);
+        if (bias.defined())
+            y = y + bias.to(y.scalar_type());
+        return y.view(out_shape).to(x.scalar_type());
+    }
+    // Prefill, other bit widths, GPU: the weight dequantized exactly (scales * (q - zero)), a plain linear.
     const at::Tensor w = dequantize_weight(info, t, compute);
     return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
 }

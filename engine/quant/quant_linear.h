@@ -45,12 +45,15 @@ QuantTensors quant_tensors(const std::unordered_map<std::string, at::Tensor>& te
 // The weight in floating point [out, in].
 at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::ScalarType dtype);
 
-// x [..., in] -> [..., out] in x's dtype. int8: LLM.int8 mixed decomposition; 4-bit:
-// dequantize to the compute dtype, then a plain linear; GPTQ: gptq_linear.
+// x [..., in] -> [..., out] in x's dtype. int8: LLM.int8 mixed decomposition (its int8 x int8
+// part on the int8 GEMV kernel on the CPU); 4-bit: up to 8 rows on the CPU the NF4/FP4 GEMV
+// kernel (x in the compute dtype, float32 sums), otherwise dequantize to the compute dtype and
+// run a plain linear; GPTQ: gptq_linear.
 at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
 
-// A GPTQ linear: the one place a packed-weight GEMM/GEMV kernel plugs in. Today it dequantizes
-// the weight to the compute dtype (exactly scales * (q - zero)) and runs a plain linear.
+// A GPTQ linear: 4-bit with up to 8 rows on the CPU runs the packed-weight GEMV kernel
+// (kernels::gptq_gemv, float32 sums); otherwise the weight is dequantized to the compute dtype
+// (exactly scales * (q - zero)) and a plain linear runs.
 at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
 
 } // namespace layerwise

@@ -18,6 +18,7 @@ private Q_SLOTS:
     void planWithCustomMap();
     void generateText();
     void chatSession();
+    void benchKernels();
     void errorsGoToStderr_data();
     void errorsGoToStderr();
 
@@ -223,6 +224,27 @@ void TestCli::chatSession()
     QCOMPARE(conversation["messages"][1]["role"].get<std::string>(), std::string("assistant"));
 }
 
+void TestCli::benchKernels()
+{
+    // The JSON a kernel benchmark reports (the numbers themselves belong to the benchmark).
+    const Result r = run({QStringLiteral("bench"), QStringLiteral("kernels"), QStringLiteral("--shapes"), QStringLiteral("16x128"),
+                          QStringLiteral("--runs"), QStringLiteral("1"), QStringLiteral("--oracle-runs"), QStringLiteral("1"),
+                          QStringLiteral("--levels"), QStringLiteral("scalar,automatic"), QStringLiteral("--rows"), QStringLiteral("2")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const json j = json::parse(r.out.toStdString());
+    QCOMPARE(j["benchmark"].get<std::string>(), std::string("kernels"));
+    QVERIFY(j["memory_read_gb_per_s"].get<double>() > 0);
+    QCOMPARE(j["results"].size(), std::size_t(10)); // 5 kernels x 2 levels
+    for (const json& e : j["results"]) {
+        QCOMPARE(e["shape"].dump(), std::string("[16,128]"));
+        for (const char* k : {"median_ms", "gb_per_s", "fraction_of_memory_bandwidth", "oracle_median_ms", "speedup_vs_oracle"})
+            QVERIFY2(e[k].get<double>() > 0, k);
+    }
+    QCOMPARE(j["results"][0]["kernel"].get<std::string>(), std::string("gptq-4bit-g128"));
+    // qweight 16 x 16 int32, qzeros 1 x 2 int32, scales 1 x 16 float16, g_idx 128 int32.
+    QCOMPARE(j["results"][0]["weight_bytes"].get<std::int64_t>(), std::int64_t(1024 + 8 + 32 + 512));
+}
+
 void TestCli::errorsGoToStderr_data()
 {
     QTest::addColumn<QStringList>("args");
@@ -246,6 +268,15 @@ void TestCli::errorsGoToStderr_data()
                                                             QStringLiteral("--no-real-gpus"), QStringLiteral("--max-memory"),
                                                             QStringLiteral("3=1GB")}
                                              << "error: max memory names cuda:3, which this machine does not have";
+    QTest::newRow("bench shape") << QStringList{QStringLiteral("bench"), QStringLiteral("kernels"), QStringLiteral("--shapes"),
+                                                QStringLiteral("4096")}
+                                 << "error: --shapes takes OUTxIN pairs such as 4096x4096, not '4096'";
+    QTest::newRow("bench shape size") << QStringList{QStringLiteral("bench"), QStringLiteral("kernels"), QStringLiteral("--shapes"),
+                                                     QStringLiteral("4096x100")}
+                                      << "error: --shapes 4096x100: OUT must be a multiple of 8 and IN of 128";
+    QTest::newRow("bench level") << QStringList{QStringLiteral("bench"), QStringLiteral("kernels"), QStringLiteral("--levels"),
+                                                QStringLiteral("avx9")}
+                                 << "error: --levels: 'avx9' is not a level";
 }
 
 void TestCli::errorsGoToStderr()

@@ -1,0 +1,43 @@
+#pragma once
+// Target attributes for the SIMD paths: each path is compiled for its instruction set inside
+// an ordinary translation unit (no per-file -m flags, so no inline function of a shared
+// header is ever emitted with instructions a CPU may lack) and only called after
+// cpu_features() said the CPU has them.
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define LAYERWISE_SIMD_X86 1
+#include <immintrin.h>
+#define LAYERWISE_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LAYERWISE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define LAYERWISE_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#endif
+
+namespace layerwise::kernels::cpu {
+
+// IEEE binary16 -> binary32, exact, portable.
+inline float half_to_float(std::uint16_t h)
+{
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000) << 16;
+    std::uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else { // subnormal: normalise
+        exp = 113;
+        while (!(mant & 0x400)) {
+            mant <<= 1;
+            --exp;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+} // namespace layerwise::kernels::cpu
