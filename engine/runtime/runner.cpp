@@ -9,8 +9,6 @@
 
 namespace layerwise {
 
-namespace {
-
 // inv_freq as transformers computes it for each rope type (float32).
 at::Tensor rope_inv_freq(const ModelConfig& c)
 {
@@ -70,8 +68,6 @@ double rope_attention_scaling(const ModelConfig& c)
         return mscale(c.rope.factor, c.rope.mscale) / mscale(c.rope.factor, c.rope.mscale_all_dim);
     return mscale(c.rope.factor, 1.0);
 }
-
-} // namespace
 
 Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     : m_model(model), m_exec(model.execution_device.is_gpu()
