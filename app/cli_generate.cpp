@@ -73,7 +73,7 @@ DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const
     if (!maxMemory.empty())
         r.max_memory = parse_max_memory(maxMemory);
     r.context = context;
-    r.weights = parse_weight_format(quant, dtype);
+    r.weights = weightFormatFor(d, quant, dtype);
     const bool isStrategy = spec == "auto" || spec == "balanced" || spec == "balanced_low_0" || spec == "sequential";
     if (!isStrategy) {
         std::ifstream in(spec);

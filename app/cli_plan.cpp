@@ -157,7 +157,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         r.batch = o->batch;
         r.prefill_chunk = o->chunk;
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
-        r.weights = parse_weight_format(o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
+        r.weights = weightFormatFor(d, o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
         if (o->kvDtype != "auto") {
             auto kv = dtype_from_torch_name(o->kvDtype);
             if (!kv || !is_floating(*kv))

@@ -62,6 +62,17 @@ std::string quantFormatName(const QuantCli& q)
     return std::string(quant_method_name(o.method)) + (o.double_quant ? "-dq" : "");
 }
 
+WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant, DType dtype)
+{
+    WeightFormat f = parse_weight_format(quant, dtype);
+    if (d.gptq && f.kind == WeightFormat::Kind::plain) {
+        f.kind = WeightFormat::Kind::gptq;
+        f.bits = d.gptq->config.bits;
+        f.group_size = d.gptq->config.group_size;
+    }
+    return f;
+}
+
 namespace {
 
 std::string formatSeconds(double s)
@@ -242,6 +253,7 @@ void addEvalCommand(CLI::App& app, int& exitCode)
         load.quant = quantOptions(o->quant);
         load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
         load.offload_folder = o->offloadFolder;
+        const std::string quantization = weightFormatFor(d, quantFormatName(o->quant), dtype).name();
         auto model = load_model(std::move(d), load);
         Runner runner(*model, context);
         const auto t0 = std::chrono::steady_clock::now();
@@ -255,7 +267,7 @@ void addEvalCommand(CLI::App& app, int& exitCode)
                          {"context", context},
                          {"stride", stride},
                          {"dtype", std::string(torch_name(dtype))},
-                         {"quantization", quantFormatName(o->quant)},
+                         {"quantization", quantization == std::string(torch_name(dtype)) ? "none" : quantization},
                          {"seconds", seconds}};
         std::cout << j.dump(1) << "\n";
         exitCode = 0;

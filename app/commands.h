@@ -3,6 +3,7 @@
 // engine errors propagate to main(), the one place that catches them.
 #include "core/dtype.h"
 #include "plan/device_map.h"
+#include "plan/weight_format.h"
 #include "quant/quant_config.h"
 
 #include <cstdint>
@@ -39,6 +40,9 @@ struct QuantCli {
 void addQuantOptions(CLI::App* cmd, QuantCli& q);
 QuantOptions quantOptions(const QuantCli& q);   // PlanError for bad values
 std::string quantFormatName(const QuantCli& q); // the planner's name: none, int8, nf4, nf4-dq...
+// The format the planner sizes: `quant`, or for a GPTQ checkpoint loaded as it is, its own
+// ("gptq-4bit-128g"; its bytes are the checkpoint's).
+WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant, DType dtype);
 
 void addInspectCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);

@@ -47,7 +47,8 @@ bool looks_like_path(const std::string& s)
 
 } // namespace
 
-ModelDescription describe_model(const std::string& what, std::optional<DType> dtype, const Logger& log)
+ModelDescription describe_model(const std::string& what, std::optional<DType> dtype, const Logger& log,
+                                const GptqSource& gptq)
 {
     if (what.empty())
         throw IoError("no model given: name a model folder, a config.json or a preset");
@@ -111,7 +112,13 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
                           "(copy it from the model's repository)");
     d.config = read_config(d.config_path);
     try {
-        d.checkpoint = Checkpoint::open(path);
+        d.gptq = find_gptq_checkpoint(folder, gptq);
+    } catch (...) {
+        rethrow_with_context("reading the GPTQ quantize config");
+    }
+    try {
+        // A GPTQ folder's weights are the file its config names (unless a file was given).
+        d.checkpoint = Checkpoint::open(d.gptq && fs::is_directory(status) ? d.gptq->weights : path);
         d.tree = ModuleTree::from_checkpoint(d.config, *d.checkpoint, dtype, log);
     } catch (...) {
         rethrow_with_context("reading the weights");
@@ -241,6 +248,10 @@ json description_to_json(const ModelDescription& d)
         if (ck.format() == CheckpointFormat::gguf)
             j["checkpoint"]["gguf_types"] = gguf_type_counts(ck);
         j["unused_tensors"] = t.unused_tensors();
+        if (d.gptq)
+            j["gptq"] = {{"config", json::parse(gptq_config_json(d.gptq->config).dump())},
+                         {"config_file", d.gptq->config_file.filename().string()},
+                         {"weights", d.gptq->weights.filename().string()}};
     } else {
         j["checkpoint"] = nullptr;
     }
@@ -286,6 +297,13 @@ std::string description_to_text(const ModelDescription& d)
         o << ", " << format_bytes(ck.tensor_bytes()) << "\n";
         for (const auto& f : ck.files())
             o << "  " << f->path().filename().string() << "  " << format_bytes(f->size()) << "\n";
+        if (d.gptq) {
+            const GptqConfig& g = d.gptq->config;
+            o << "quantized     GPTQ " << g.bits << "-bit, "
+              << (g.group_size < 0 ? std::string("one group per column") : "groups of " + std::to_string(g.group_size))
+              << (g.desc_act ? ", act-order" : "") << (g.sym ? ", symmetric" : ", asymmetric") << " ("
+              << d.gptq->config_file.filename().string() << ")\n";
+        }
         if (!t.unused_tensors().empty())
             o << "unused        " << t.unused_tensors().size() << " tensor(s), e.g. " << t.unused_tensors().front()
               << "\n";

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "model/config.h"
 #include "model/module_tree.h"
+#include "quant/gptq_config.h"
 
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -22,12 +23,15 @@ struct ModelDescription {
     ModelConfig config;
     ModuleTree tree;
     std::unique_ptr<Checkpoint> checkpoint; // null for a config file or a preset
+    std::optional<GptqCheckpoint> gptq;     // a GPTQ checkpoint: its config and weights file
 };
 
 // `what`: a model folder, a weights file (its folder's config.json is used), a config.json,
-// or a preset name. `dtype`: nullopt = transformers' "auto". Reads headers only.
+// or a preset name. `dtype`: nullopt = transformers' "auto". Reads headers only. A folder with a
+// GPTQ config (see find_gptq_checkpoint; `gptq` overrides where the config and weights are)
+// reads the GPTQ weights file.
 ModelDescription describe_model(const std::string& what, std::optional<DType> dtype = std::nullopt,
-                                const Logger& log = {});
+                                const Logger& log = {}, const GptqSource& gptq = {});
 
 // The `inspect --json` object: architecture, num_layers, parameters, bytes per dtype,
 // largest_layer_bytes, modules (the tree with per-module bytes), checkpoint files...

@@ -166,6 +166,26 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
     for (auto& node : tree.m_nodes) {
         for (auto& t : node.tensors) {
             auto it = by_name.find(t.full_name);
+            const std::string module = t.name == "weight" ? t.full_name.substr(0, t.full_name.size() - 7) : std::string();
+            auto entry_size = [&](const std::string& name) -> std::uint64_t {
+                auto found = by_name.find(name);
+                if (found == by_name.end())
+                    return 0;
+                used.insert(found->second);
+                return entries[found->second].size;
+            };
+            if (it == by_name.end() && !module.empty() && by_name.count(module + ".qweight")) {
+                // A GPTQ linear: packed qweight, qzeros, scales and g_idx instead of the weight
+                // (their shapes are checked against the GPTQ config when loaded).
+                const std::size_t q = by_name.at(module + ".qweight");
+                std::uint64_t bytes = 0;
+                for (const char* suffix : {".qweight", ".qzeros", ".scales", ".g_idx"})
+                    bytes += entry_size(module + suffix);
+                t.checkpoint_entry = q;
+                t.file_dtype = entries[q].dtype;
+                t.quantized_bytes = bytes;
+                continue;
+            }
             if (it == by_name.end()) {
                 if (!t.persistent || !t.tied_to.empty())
                     continue; // computed at load time, or shares the tied tensor's storage
@@ -191,6 +211,15 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
                                   shape_string(e.shape) + " but the config (" + config.model_type +
                                   ", hidden_size " + std::to_string(config.hidden_size) + ", " +
                                   std::to_string(config.num_layers) + " layers) implies " + shape_string(t.shape));
+            if (packed_4bit || by_name.count(t.full_name + ".absmax") || by_name.count(module + ".SCB")) {
+                // bitsandbytes: the packed weight and the companions the loader keeps (not the
+                // quant_state JSON nor weight_format: they are read, not held).
+                std::uint64_t bytes = e.size;
+                for (const char* suffix : {".weight.absmax", ".weight.quant_map", ".weight.nested_absmax",
+                                           ".weight.nested_quant_map", ".SCB"})
+                    bytes += entry_size(module + suffix);
+                t.quantized_bytes = bytes;
+            }
             t.checkpoint_entry = it->second;
             t.file_dtype = e.dtype;
             if (t.buffer || !is_floating(e.dtype))
@@ -240,6 +269,8 @@ std::uint64_t ModuleTree::tensor_bytes(const ModuleTensor& t, SizeRule rule) con
 {
     if (!t.tied_to.empty())
         return 0;
+    if (t.quantized_bytes)
+        return *t.quantized_bytes; // kept as stored under every rule
     const std::uint64_t own = dtype_bytes(t.dtype, t.numel());
     if (rule.kind == SizeRule::Kind::stored || !is_floating(t.dtype))
         return own;

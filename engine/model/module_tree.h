@@ -28,6 +28,9 @@ struct ModuleTensor {
     std::string tied_to;   // shares storage with this tensor (counted once, there)
     std::optional<std::size_t> checkpoint_entry; // index into Checkpoint::tensors()
     std::optional<DType> file_dtype;
+    // A weight the checkpoint holds already quantized (bitsandbytes, GPTQ): the bytes of its
+    // stored tensors together (packed weight, scales, zero points...), which it keeps once loaded.
+    std::optional<std::uint64_t> quantized_bytes;
 
     std::uint64_t numel() const;
     bool is_parameter() const { return !buffer; }

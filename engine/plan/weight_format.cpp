@@ -91,6 +91,8 @@ std::uint64_t tensor_bytes(const ModuleTree& tree, const ModuleTensor& tensor, c
 {
     if (!tensor.tied_to.empty())
         return 0;
+    if (tensor.quantized_bytes)
+        return *tensor.quantized_bytes; // saved quantized: loaded as it is, whatever format was asked
     if (f.kind == WeightFormat::Kind::plain || !is_quantizable(tree, tensor))
         return tree.tensor_bytes(tensor, SizeRule::as_loaded(f.dtype));
     const std::uint64_t n = tensor.numel();

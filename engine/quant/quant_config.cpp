@@ -13,6 +13,7 @@ std::string_view quant_method_name(QuantMethod m)
     case QuantMethod::int8: return "int8";
     case QuantMethod::nf4: return "nf4";
     case QuantMethod::fp4: return "fp4";
+    case QuantMethod::gptq: return "gptq";
     }
     return "?";
 }
@@ -52,7 +53,8 @@ bool is_quant_companion(const std::string& name)
 {
     return name.find(".weight.quant_state.bitsandbytes__") != std::string::npos || ends_with(name, ".SCB") || ends_with(name, ".weight_format") ||
            ends_with(name, ".weight.absmax") || ends_with(name, ".weight.quant_map") ||
-           ends_with(name, ".weight.nested_absmax") || ends_with(name, ".weight.nested_quant_map");
+           ends_with(name, ".weight.nested_absmax") || ends_with(name, ".weight.nested_quant_map") ||
+           ends_with(name, ".qweight") || ends_with(name, ".qzeros") || ends_with(name, ".g_idx");
 }
 
 namespace {

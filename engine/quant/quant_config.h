@@ -14,9 +14,9 @@
 
 namespace layerwise {
 
-enum class QuantMethod { none, int8, nf4, fp4 };
+enum class QuantMethod { none, int8, nf4, fp4, gptq };
 
-std::string_view quant_method_name(QuantMethod m); // "none", "int8", "nf4", "fp4"
+std::string_view quant_method_name(QuantMethod m); // "none", "int8", "nf4", "fp4", "gptq"
 // "none", "int8" (also "8bit"), "nf4", "fp4"; PlanError otherwise.
 QuantMethod parse_quant_method(std::string_view name);
 
@@ -49,6 +49,11 @@ struct QuantInfo {
     float nested_offset = 0.0f;        // mean subtracted from absmax before nesting
     std::int64_t nested_blocksize = 256;
     double threshold = 6.0;            // int8 outlier threshold
+    // GPTQ (AutoGPTQ's packing, see gptq_pack.h): tensors `qweight`, `qzeros`, `scales`, `g_idx`.
+    int bits = 4;                      // 2, 3, 4 or 8
+    int group_size = -1;               // columns per group; -1: one group
+    bool desc_act = false;             // act-order: g_idx is not in column order
+    bool sym = true;
 };
 
 // The bitsandbytes quant_state JSON ("quant_type", "blocksize", "dtype", "shape",
@@ -57,7 +62,8 @@ QuantInfo parse_bnb_quant_state(std::string_view json_text, const std::string& w
 std::string bnb_quant_state_json(const QuantInfo& info);
 
 // True for the companions bitsandbytes saves beside a quantized weight (SCB, weight_format,
-// weight.absmax, weight.quant_map, weight.nested_*, weight.quant_state.*): not model tensors.
+// weight.absmax, weight.quant_map, weight.nested_*, weight.quant_state.*) and GPTQ's qweight,
+// qzeros and g_idx (its `scales` is recognised beside a qweight): not model tensors.
 bool is_quant_companion(const std::string& tensor_name);
 
 // config.json's "quantization_config" as transformers writes it for bitsandbytes.

@@ -3,6 +3,7 @@
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
 #include "quant/blockwise4.h"
+#include "quant/gptq_pack.h"
 #include "quant/int8.h"
 
 #include <ATen/ATen.h>
@@ -22,6 +23,54 @@ std::int64_t numel_of(const std::vector<std::int64_t>& shape)
     for (auto s : shape)
         n *= s;
     return n;
+}
+
+std::string gptq_shape_text(const std::vector<std::int64_t>& shape)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+// GPTQ's tensors of `module`, checked against the weight's shape [out, in] and the config.
+QuantTensors gptq_tensors(const std::unordered_map<std::string, at::Tensor>& tensors, const std::string& module,
+                          const QuantInfo& info)
+{
+    const std::int64_t out = info.shape[0], in = info.shape[1];
+    const std::int64_t group = info.group_size < 0 ? in : info.group_size;
+    const std::int64_t groups = (in + group - 1) / group;
+    const std::string config = "(" + std::to_string(info.bits) + " bits, group size " + std::to_string(info.group_size) +
+                               ", weight [" + std::to_string(out) + ", " + std::to_string(in) + "])";
+    auto get = [&](const char* suffix, bool required) -> at::Tensor {
+        auto it = tensors.find(module + "." + suffix);
+        if (it != tensors.end())
+            return it->second;
+        if (required)
+            throw FormatError("GPTQ linear '" + module + "' lacks its tensor '" + suffix +
+                              "'; the checkpoint is incomplete: quantize or save the model again");
+        return {};
+    };
+    auto check = [&](const at::Tensor& t, const char* suffix, bool integer, std::vector<std::int64_t> shape) {
+        const bool dtype_ok = integer ? t.scalar_type() == at::kInt : at::isFloatingType(t.scalar_type());
+        if (!dtype_ok || t.sizes().vec() != shape) {
+            throw FormatError("GPTQ linear '" + module + "': tensor '" + suffix + "' is " +
+                              std::string(c10::toString(t.scalar_type())) + " " + gptq_shape_text(t.sizes().vec()) + ", expected " +
+                              (integer ? "int32 " : "float16 ") + gptq_shape_text(shape) + " for its config " + config +
+                              "; the config and the weights do not belong together, or the checkpoint is corrupt");
+        }
+    };
+    QuantTensors t;
+    t.qweight = get("qweight", true);
+    t.qzeros = get("qzeros", true);
+    t.scales = get("scales", true);
+    t.g_idx = get("g_idx", false); // older GPTQ checkpoints: column order
+    check(t.qweight, "qweight", true, {in * info.bits / 32, out});
+    check(t.qzeros, "qzeros", true, {groups, out * info.bits / 32});
+    check(t.scales, "scales", false, {groups, out});
+    if (t.g_idx.defined())
+        check(t.g_idx, "g_idx", true, {in});
+    return t;
 }
 
 } // namespace
@@ -106,6 +155,8 @@ QuantTensors quant_tensors(const std::unordered_map<std::string, at::Tensor>& te
     };
     const std::int64_t n = numel_of(info.shape);
     QuantTensors t;
+    if (info.method == QuantMethod::gptq)
+        return gptq_tensors(tensors, module, info);
     t.weight = get("weight");
     if (info.method == QuantMethod::int8) {
         t.scb = get("SCB");
@@ -134,6 +185,8 @@ at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::
 {
     if (info.method == QuantMethod::int8)
         return dequantize_int8_rows(t.weight, t.scb).to(dtype);
+    if (info.method == QuantMethod::gptq)
+        return gptq_dequantize(GptqPacked{t.qweight, t.qzeros, t.scales, t.g_idx}, info.bits, dtype);
     at::Tensor absmax = t.absmax;
     if (info.nested)
         absmax = unnest_absmax(t.absmax, t.nested_absmax, t.nested_quant_map, info.nested_offset, info.nested_blocksize);
@@ -147,7 +200,17 @@ at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantT
         const at::Tensor b = bias.defined() ? bias.to(x.scalar_type()) : bias;
         return int8_linear(x, t.weight, t.scb, b, info.threshold);
     }
+    if (info.method == QuantMethod::gptq)
+        return gptq_linear(x, info, t, bias);
     // bitsandbytes' Linear4bit: input and bias in the compute dtype, output back in the input's.
+    const at::Tensor w = dequantize_weight(info, t, compute);
+    return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
+}
+
+at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias)
+{
+    // Packed-weight kernels (kernels/) take over here; this is their reference and fallback.
+    const auto compute = scalar_type(info.compute_dtype);
     const at::Tensor w = dequantize_weight(info, t, compute);
     return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
 }

@@ -14,8 +14,10 @@ namespace layerwise {
 // The tensors of one quantized linear, under bitsandbytes' names relative to the module
 // ("weight", "SCB", "weight.absmax", "weight.quant_map", "weight.nested_absmax",
 // "weight.nested_quant_map"); see QuantInfo.
+// GPTQ: qweight, qzeros, scales, g_idx (g_idx may be undefined: column order).
 struct QuantTensors {
     at::Tensor weight, scb, absmax, quant_map, nested_absmax, nested_quant_map;
+    at::Tensor qweight, qzeros, scales, g_idx;
 };
 
 struct QuantizedWeight {
@@ -44,7 +46,11 @@ QuantTensors quant_tensors(const std::unordered_map<std::string, at::Tensor>& te
 at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::ScalarType dtype);
 
 // x [..., in] -> [..., out] in x's dtype. int8: LLM.int8 mixed decomposition; 4-bit:
-// dequantize to the compute dtype, then a plain linear.
+// dequantize to the compute dtype, then a plain linear; GPTQ: gptq_linear.
 at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
+
+// A GPTQ linear: the one place a packed-weight GEMM/GEMV kernel plugs in. Today it dequantizes
+// the weight to the compute dtype (exactly scales * (q - zero)) and runs a plain linear.
+at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
 
 } // namespace layerwise

@@ -14,9 +14,26 @@ const char* const kStatePrefix = ".weight.quant_state.bitsandbytes__";
 
 } // namespace
 
-std::optional<QuantInfo> saved_quant_info(const Checkpoint& ck, const std::string& module)
+std::optional<QuantInfo> saved_quant_info(const Checkpoint& ck, const std::string& module, const GptqConfig* gptq)
 {
     const std::string where = ck.folder().string() + ": '" + module + ".weight'";
+    if (const TensorEntry* qweight = ck.find(module + ".qweight")) {
+        if (!gptq)
+            throw FormatError(ck.folder().string() + ": '" + module + ".qweight' is a GPTQ-packed weight but the folder has "
+                              "no GPTQ config (quantize_config.json, quant_config.json or a config.json "
+                              "quantization_config with quant_method \"gptq\"); add the one it was saved with");
+        if (qweight->shape.size() != 2 || qweight->dtype != DType::i32 || qweight->shape[0] * 32 % gptq->bits != 0)
+            throw FormatError(ck.folder().string() + ": '" + module + ".qweight' must be a 2-D int32 tensor [in*bits/32, out]");
+        QuantInfo info;
+        info.method = QuantMethod::gptq;
+        info.bits = gptq->bits;
+        info.group_size = gptq->group_size;
+        info.desc_act = gptq->desc_act;
+        info.sym = gptq->sym;
+        info.dtype = DType::f16;
+        info.shape = {qweight->shape[1], qweight->shape[0] * 32 / gptq->bits};
+        return info;
+    }
     for (const char* type : {"nf4", "fp4"}) {
         const TensorEntry* state = ck.find(module + kStatePrefix + type);
         if (!state)
@@ -53,11 +70,19 @@ std::vector<std::pair<std::string, at::Tensor>> saved_quant_tensors(const Checkp
                                                                      const QuantInfo& info)
 {
     std::unordered_map<std::string, at::Tensor> found;
-    for (const char* suffix : {"weight", "SCB", "weight.absmax", "weight.quant_map", "weight.nested_absmax", "weight.nested_quant_map"})
+    for (const char* suffix : {"weight", "SCB", "weight.absmax", "weight.quant_map", "weight.nested_absmax", "weight.nested_quant_map",
+                               "qweight", "qzeros", "scales", "g_idx"})
         if (const TensorEntry* e = ck.find(module + "." + suffix))
             found.emplace(module + "." + suffix, tensor_view(ck, *e));
     try {
-        quant_tensors(found, module, info); // size checks
+        const QuantTensors t = quant_tensors(found, module, info); // size checks
+        if (info.method == QuantMethod::gptq && t.g_idx.defined() && t.g_idx.numel() > 0) {
+            const std::int64_t groups = t.scales.size(0);
+            const auto lo = t.g_idx.min().item<std::int32_t>(), hi = t.g_idx.max().item<std::int32_t>();
+            if (lo < 0 || hi >= groups)
+                throw FormatError("GPTQ linear '" + module + "': g_idx holds group " + std::to_string(lo < 0 ? lo : hi) +
+                                  " but there are " + std::to_string(groups) + " groups; the checkpoint is corrupt");
+        }
     } catch (const FormatError& e) {
         throw FormatError(ck.folder().string() + ": " + e.what());
     }

@@ -4,6 +4,7 @@
 // CPU and disk layers; disk layers are written once to an offload file).
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/safetensors_writer.h"
+#include "quant/gptq_config.h"
 #include "quant/quant_linear.h"
 
 #include <functional>
@@ -14,9 +15,12 @@
 namespace layerwise {
 
 // The bitsandbytes companions of a saved quantized weight "<module>.weight": a
-// "<module>.weight.quant_state.bitsandbytes__nf4|fp4" (4-bit) or "<module>.SCB" (int8).
-// nullopt for a plain weight. FormatError for an unreadable quant_state.
-std::optional<QuantInfo> saved_quant_info(const Checkpoint& checkpoint, const std::string& module);
+// "<module>.weight.quant_state.bitsandbytes__nf4|fp4" (4-bit) or "<module>.SCB" (int8); or,
+// for a GPTQ checkpoint (`gptq` its config), "<module>.qweight" and company: shape [out, in]
+// from qweight. nullopt for a plain weight. FormatError for an unreadable quant_state, or GPTQ
+// tensors without a GPTQ config.
+std::optional<QuantInfo> saved_quant_info(const Checkpoint& checkpoint, const std::string& module,
+                                          const GptqConfig* gptq = nullptr);
 
 // Zero-copy views of a saved quantized weight's tensors (suffix -> tensor), checked for size.
 std::vector<std::pair<std::string, at::Tensor>> saved_quant_tensors(const Checkpoint& checkpoint,

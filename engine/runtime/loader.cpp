@@ -86,6 +86,8 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
     model->dtype = options.dtype.value_or(model->tree.dtype());
     model->device_map = options.device_map;
     model->quant = options.quant;
+    const std::optional<GptqConfig> gptq =
+        description.gptq ? std::optional<GptqConfig>(description.gptq->config) : std::nullopt;
     validate_device_map(model->tree, model->device_map);
     const Checkpoint& ck = *model->checkpoint;
 
@@ -121,9 +123,9 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             return false;
         const std::string module = t.full_name.substr(0, t.full_name.size() - 7);
         std::vector<std::pair<std::string, at::Tensor>> parts;
-        if (auto saved = saved_quant_info(ck, module)) {
+        if (auto saved = saved_quant_info(ck, module, gptq ? &*gptq : nullptr)) {
             if (saved->shape != t.shape)
-                throw FormatError(ck.folder().string() + ": the quant_state of '" + t.full_name + "' says shape [" +
+                throw FormatError(ck.folder().string() + ": the quantized '" + t.full_name + "' has shape [" +
                                   std::to_string(saved->shape[0]) + ", " + std::to_string(saved->shape[1]) +
                                   "] but config.json implies [" + std::to_string(t.shape[0]) + ", " +
                                   std::to_string(t.shape[1]) + "]; the config and the weights do not belong together");
