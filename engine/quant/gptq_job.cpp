@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "cuda_devices.h"
 #include "inspect.h"
+#include "quant/gptq.h"
 #include "quant/gptq_calibration.h"
 #include "quant/gptq_config.h"
 #include "quant/gptq_pack.h"

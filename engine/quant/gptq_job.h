@@ -16,7 +16,7 @@
 // Architectures: the llama family (llama, mistral, qwen2, qwen3). Linears whose input or output
 // size is not a multiple of 32 cannot be packed in AutoGPTQ's layout and are kept as stored.
 #include "core/log.h"
-#include "quant/gptq.h"
+#include "quant/gptq_params.h"
 
 #include <cstdint>
 #include <filesystem>

@@ -21,6 +21,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <QProcess>
+#include <set>
 
 using namespace layerwise;
 using layerwise::test::throws_with;
@@ -39,6 +40,7 @@ private Q_SLOTS:
     void badInput();
     void commandLine();
     void quantizedModelLoadsAndGenerates();
+    void shardedOutputLoads();
 };
 
 namespace {
@@ -423,6 +425,45 @@ void TestGptqJob::quantizedModelLoadsAndGenerates()
     const double reference = evaluate_perplexity(feval, golden_ids, 64, 32).perplexity;
     qInfo("perplexity: GPTQ 4-bit g32 %.4f, float32 %.4f", quantized, reference);
     QVERIFY(quantized > reference * 0.97 && quantized < reference * 1.05);
+}
+
+void TestGptqJob::shardedOutputLoads()
+{
+    // Above max_shard_bytes the tensors go to numbered shards with an index (the names
+    // transformers' shard_checkpoint gives); the same tensors, and the folder loads the same.
+    test::TempDir tmp;
+    GptqJobOptions o = small_job();
+    o.method = GptqJobMethod::rtn;
+    run_gptq_job(stories(), tmp.path() / "one", o);
+    o.max_shard_bytes = 300000;
+    const GptqJobResult r = run_gptq_job(stories(), tmp.path() / "sharded", o);
+    QCOMPARE(r.weights_file, std::string("gptq_model-4bit-32g.safetensors.index.json"));
+    QVERIFY(!fs::exists(tmp.path() / "sharded" / "gptq_model-4bit-32g.safetensors"));
+    const json index = test::read_json(tmp.path() / "sharded" / r.weights_file);
+    std::set<std::string> shards;
+    for (const auto& [name, file] : index.at("weight_map").items())
+        shards.insert(file.get<std::string>());
+    QCOMPARE(shards.size(), std::size_t{3});
+    QVERIFY(shards.contains("gptq_model-4bit-32g-00001-of-00003.safetensors"));
+    QVERIFY(shards.contains("gptq_model-4bit-32g-00003-of-00003.safetensors"));
+    for (const auto& s : shards)
+        QVERIFY(fs::file_size(tmp.path() / "sharded" / s) <= 300000 + 8192); // tensors + header
+    QCOMPARE(index.at("metadata").at("total_size").get<std::uint64_t>(), r.weight_bytes);
+    const auto one = Checkpoint::open(tmp.path() / "one" / "gptq_model-4bit-32g.safetensors");
+    QCOMPARE(index.at("weight_map").size(), one->tensors().size());
+    for (const auto& e : one->tensors()) {
+        const auto part = Checkpoint::open(tmp.path() / "sharded" / index.at("weight_map").at(e.name).get<std::string>());
+        QVERIFY2(at::equal(tensor_view(*part, e.name), tensor_view(*one, e)), e.name.c_str());
+    }
+    LoadOptions lo;
+    lo.dtype = DType::f32;
+    lo.device_map = parse_device_map(R"({"": "cpu"})");
+    lo.offload_folder = tmp.path();
+    auto a = load_model(describe_model((tmp.path() / "one").string()), lo);
+    auto b = load_model(describe_model((tmp.path() / "sharded").string()), lo);
+    const at::Tensor ids = at::tensor(std::vector<std::int64_t>{1, 403, 407, 261, 378}, at::kLong).unsqueeze(0);
+    Runner ra(*a, 8), rb(*b, 8);
+    QVERIFY(at::equal(ra.forward(ids, true), rb.forward(ids, true)));
 }
 
 QTEST_GUILESS_MAIN(TestGptqJob)
