@@ -41,6 +41,7 @@ private Q_SLOTS:
     void commandLine();
     void quantizedModelLoadsAndGenerates();
     void shardedOutputLoads();
+    void trueSequential();
 };
 
 namespace {
@@ -464,6 +465,26 @@ void TestGptqJob::shardedOutputLoads()
     const at::Tensor ids = at::tensor(std::vector<std::int64_t>{1, 403, 407, 261, 378}, at::kLong).unsqueeze(0);
     Runner ra(*a, 8), rb(*b, 8);
     QVERIFY(at::equal(ra.forward(ids, true), rb.forward(ids, true)));
+}
+
+void TestGptqJob::trueSequential()
+{
+    // Without true_sequential every linear of a block sees the unquantized block's inputs (as
+    // AutoGPTQ then does): layer 0's k/v/q are the same either way, o_proj is not.
+    test::TempDir tmp;
+    GptqJobOptions o = small_job();
+    run_gptq_job(stories(), tmp.path() / "seq", o);
+    o.true_sequential = false;
+    run_gptq_job(stories(), tmp.path() / "all", o);
+    QCOMPARE(test::read_json(tmp.path() / "all" / "quantize_config.json").at("true_sequential").get<bool>(), false);
+    const auto a = Checkpoint::open(tmp.path() / "seq" / "gptq_model-4bit-32g.safetensors");
+    const auto b = Checkpoint::open(tmp.path() / "all" / "gptq_model-4bit-32g.safetensors");
+    for (const char* m : {"k_proj", "v_proj", "q_proj"}) {
+        const std::string n = std::string("model.layers.0.self_attn.") + m + ".qweight";
+        QVERIFY2(at::equal(tensor_view(*a, n), tensor_view(*b, n)), n.c_str());
+    }
+    const std::string o_proj = "model.layers.0.self_attn.o_proj.qweight";
+    QVERIFY(!at::equal(tensor_view(*a, o_proj), tensor_view(*b, o_proj)));
 }
 
 QTEST_GUILESS_MAIN(TestGptqJob)
