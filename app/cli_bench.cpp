@@ -55,7 +55,7 @@ void addModelBench(CLI::App* bench, int& exitCode)
     run->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         const auto t0 = std::chrono::steady_clock::now();
-        ModelDescription d = describe_model(o->model);
+        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         const std::int64_t context = o->prompt + o->newTokens;
         LoadOptions load;

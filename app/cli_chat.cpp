@@ -93,7 +93,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                 std::cerr << "warning: " << m << "\n";
         });
         o->model = modelOrDefault(o->model);
-        ModelDescription d = describe_model(o->model);
+        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
         if (!d.checkpoint)
             throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());

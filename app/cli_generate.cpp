@@ -136,7 +136,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->callback([o, &exitCode]() {
         at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
         o->model = modelOrDefault(o->model);
-        ModelDescription d = describe_model(o->model);
+        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         std::unique_ptr<text::Tokenizer> tokenizer;
         try {

@@ -19,6 +19,7 @@ void addInspectCommand(CLI::App& app, int& exitCode)
         bool json = false;
         std::string dtype = "auto";
         bool listPresets = false;
+        GptqCli gptq;
     };
     auto opts = std::make_shared<Options>();
     cmd->add_option("model", opts->model, "A model folder, a weights file, a config.json or a preset name");
@@ -26,6 +27,7 @@ void addInspectCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--dtype", opts->dtype, "Dtype to load in: auto (as transformers), float32, bfloat16, float16")
         ->capture_default_str();
     cmd->add_flag("--presets", opts->listPresets, "List the presets of well-known models");
+    addGptqOptions(cmd, opts->gptq);
     cmd->callback([opts, &exitCode]() {
         if (opts->listPresets) {
             for (const auto& p : list_presets())
@@ -45,7 +47,7 @@ void addInspectCommand(CLI::App& app, int& exitCode)
             if (level != LogLevel::debug)
                 std::cerr << (level == LogLevel::warning ? "warning: " : "") << message << "\n";
         });
-        const ModelDescription d = describe_model(opts->model, dtype, log);
+        const ModelDescription d = describe_model(opts->model, dtype, log, gptqSource(opts->gptq));
         if (opts->json)
             std::cout << description_to_json(d).dump(1) << "\n";
         else

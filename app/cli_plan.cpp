@@ -128,9 +128,11 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         std::string mapFile;
         bool json = false;
         DeviceOptions devices;
+        GptqCli gptq;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder, a config.json or a preset")->required();
+    addGptqOptions(cmd, o->gptq);
     cmd->add_option("--strategy", o->strategy, "auto, balanced, balanced_low_0, sequential")->capture_default_str();
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,1=22GiB,cpu=64GB,disk=1TB");
     cmd->add_option("--context", o->context, "Context length (tokens of KV cache)")->capture_default_str();
@@ -146,7 +148,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addDeviceOptions(cmd, o->devices);
     cmd->callback([o, &exitCode]() {
-        const ModelDescription d = describe_model(o->model);
+        const ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->gptq));
         PlanRequest r;
         r.devices = devicesFor(o->devices);
         if (!o->maxMemory.empty())

@@ -34,6 +34,24 @@ void addQuantOptions(CLI::App* cmd, QuantCli& q)
     cmd->add_option("--compute-dtype", q.computeDtype, "Dtype quantized linears compute in (default: the model's)");
     cmd->add_option("--skip-modules", q.skipModules, "Modules kept unquantized, comma-separated (e.g. mlp.down_proj)")->delimiter(',');
     cmd->add_option("--int8-threshold", q.int8Threshold, "LLM.int8 outlier threshold (0: none)")->capture_default_str();
+    addGptqOptions(cmd, q.gptq);
+}
+
+void addGptqOptions(CLI::App* cmd, GptqCli& g)
+{
+    cmd->add_option("--gptq-config", g.config, "A GPTQ model's quantize config (quantize_config.json or a config.json), "
+                                               "when its folder has none");
+    cmd->add_option("--gptq-basename", g.basename, "A GPTQ model's weights file name without extension");
+}
+
+GptqSource gptqSource(const GptqCli& g)
+{
+    GptqSource s;
+    if (!g.config.empty())
+        s.config_file = g.config;
+    if (!g.basename.empty())
+        s.model_basename = g.basename;
+    return s;
 }
 
 QuantOptions quantOptions(const QuantCli& q)
@@ -238,7 +256,7 @@ void addEvalCommand(CLI::App& app, int& exitCode)
             throw IoError("cannot read the text file '" + o->text + "'");
         std::stringstream s;
         s << in.rdbuf();
-        ModelDescription d = describe_model(o->model);
+        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
         if (!d.checkpoint)
             throw UnsupportedError("'" + o->model + "' has no weights to evaluate");
         const auto tokenizer = text::load_tokenizer(d.checkpoint->folder());

@@ -4,6 +4,7 @@
 #include "core/dtype.h"
 #include "plan/device_map.h"
 #include "plan/weight_format.h"
+#include "quant/gptq_config.h"
 #include "quant/quant_config.h"
 
 #include <cstdint>
@@ -29,13 +30,23 @@ DType dtypeOption(const std::string& option, DType model);
 DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none");
 
-// --quantize, --double-quant, --compute-dtype, --skip-modules, --int8-threshold.
+// --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
+// does not say (files saved by other tools).
+struct GptqCli {
+    std::string config;
+    std::string basename;
+};
+void addGptqOptions(CLI::App* cmd, GptqCli& g);
+GptqSource gptqSource(const GptqCli& g);
+
+// --quantize, --double-quant, --compute-dtype, --skip-modules, --int8-threshold (and GptqCli's).
 struct QuantCli {
     std::string method = "none";
     bool doubleQuant = false;
     std::string computeDtype;
     std::vector<std::string> skipModules;
     double int8Threshold = 6.0;
+    GptqCli gptq;
 };
 void addQuantOptions(CLI::App* cmd, QuantCli& q);
 QuantOptions quantOptions(const QuantCli& q);   // PlanError for bad values

@@ -634,6 +634,27 @@ void TestGptq::commandLine()
     QCOMPARE(ev["quantization"].get<std::string>(), std::string("gptq-4bit-32g"));
     const double expected = ppl["perplexity"];
     QVERIFY(std::abs(ev["perplexity"].get<double>() - expected) / expected < 1e-5);
+
+    // Files saved by another tool: weights under another name, the config elsewhere.
+    TempCopy t("cli");
+    fs::rename(t.dir / "gptq_model-4bit-32g.safetensors", t.dir / "q4.safetensors");
+    fs::rename(t.dir / "quantize_config.json", t.dir / "gptq.json");
+    json c = test::read_json(t.dir / "config.json");
+    c.erase("quantization_config");
+    test::write_file(t.dir / "config.json", c.dump());
+    const QString copy = QString::fromStdString(t.dir.string());
+    QProcess refused;
+    refused.start(bin, {"inspect", copy, "--gptq-basename", "q4"});
+    refused.waitForFinished(120000);
+    QVERIFY(refused.exitCode() != 0);
+    QVERIFY2(refused.readAllStandardError().contains("no GPTQ config"), "inspect without the GPTQ config");
+    const QString config = QString::fromStdString((t.dir / "gptq.json").string());
+    const json found = json::parse(run({"inspect", copy, "--gptq-config", config, "--gptq-basename", "q4", "--json"}).toStdString());
+    QCOMPARE(found["gptq"]["weights"].get<std::string>(), std::string("q4.safetensors"));
+    const json gen2 = json::parse(run({"generate", copy, "--gptq-config", config, "--gptq-basename", "q4", "--ids", ids.join(','),
+                                       "--greedy", "--dtype", "float32", "--max-new-tokens", "6", "--json"})
+                                      .toStdString());
+    QCOMPARE(gen2["token_ids"], ref["tokens"]);
 }
 
 QTEST_GUILESS_MAIN(TestGptq)
