@@ -5,3 +5,5 @@
 #include "core/error.h"
 #include "inspect.h"
 #include "model/presets.h"
+#include "quant/gptq_calibration.h"
+#include "quant/gptq_job.h"
