@@ -1,13 +1,16 @@
 // Quantization on the command line: the --quantize options shared by generate, chat, bench
-// and plan; `layerwise quantize` (a bitsandbytes-format copy of a model) and `layerwise eval`
-// (perplexity by the sliding-window method).
+// and plan; `layerwise quantize` (a bitsandbytes-format copy of a model, or an AutoGPTQ-format
+// one by GPTQ or round-to-nearest) and `layerwise eval` (perplexity by the sliding-window method).
 #include "commands.h"
 
 #include "core/bytes.h"
 #include "core/error.h"
 #include "inspect.h"
 #include "plan/weight_format.h"
+#include "default_model.h"
 #include "quant/bnb_writer.h"
+#include "quant/gptq_calibration.h"
+#include "quant/gptq_job.h"
 #include "runtime/loaded_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/runner.h"
@@ -88,30 +91,125 @@ WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant
     return f;
 }
 
+namespace {
+
+std::string formatSeconds(double s)
+{
+    const auto total = static_cast<long long>(s + 0.5);
+    char buf[32];
+    if (total >= 3600)
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", total / 3600, (total / 60) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+    return buf;
+}
+
+} // namespace
+
 void addQuantizeCommand(CLI::App& app, int& exitCode)
 {
-    auto* cmd = app.add_subcommand("quantize", "Write a bitsandbytes-format quantized copy of a model (int8, nf4, fp4)");
+    auto* cmd = app.add_subcommand("quantize", "Write a quantized copy of a model: bitsandbytes format (int8, nf4, fp4) or AutoGPTQ format (gptq, rtn)");
     struct Options {
         std::string model;
         QuantCli quant;
         std::string out;
         std::string dtype = "auto";
         bool json = false;
+        // GPTQ / RTN
+        int bits = 4;
+        int groupSize = 128;
+        bool descAct = false;
+        bool sym = true;
+        bool staticGroups = false;
+        bool trueSequential = true;
+        double damp = 0.01;
+        std::string calibration;
+        std::int64_t samples = 128;
+        std::int64_t seqLen = 0;
+        std::string device = "auto";
+        int threads = 0;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder")->required();
-    cmd->add_option("--method", o->quant.method, "int8, nf4 or fp4")->required();
+    cmd->add_option("--method", o->quant.method, "int8, nf4, fp4 (bitsandbytes), gptq or rtn (AutoGPTQ format; rtn: round-to-nearest)")->required();
     cmd->add_flag("--double-quant", o->quant.doubleQuant, "4-bit: quantize the absmax too");
     cmd->add_option("--compute-dtype", o->quant.computeDtype, "bnb_4bit_compute_dtype written to the config (default: the model's)");
     cmd->add_option("--skip-modules", o->quant.skipModules, "Modules kept unquantized, comma-separated")->delimiter(',');
     cmd->add_option("--dtype", o->dtype, "Dtype of the unquantized tensors: auto, float32, bfloat16, float16")->capture_default_str();
+    cmd->add_option("--bits", o->bits, "gptq/rtn: 2, 3, 4 or 8")->capture_default_str();
+    cmd->add_option("--group-size", o->groupSize, "gptq/rtn: input columns per scale and zero point (-1: one per row)")->capture_default_str();
+    cmd->add_flag("--desc-act", o->descAct, "gptq: act-order (columns by decreasing Hessian diagonal)");
+    cmd->add_flag("--sym,!--asym", o->sym, "gptq/rtn: symmetric (default) or asymmetric zero points");
+    cmd->add_flag("--static-groups", o->staticGroups, "gptq: group parameters fixed before quantizing");
+    cmd->add_flag("--true-sequential,!--no-true-sequential", o->trueSequential, "gptq: quantize q/k/v, o, gate/up, down in turn (default)");
+    cmd->add_option("--damp", o->damp, "gptq: dampening, a fraction of the mean Hessian diagonal")->capture_default_str();
+    cmd->add_option("--calibration", o->calibration, "gptq: a UTF-8 text file (default: the King James Bible installed by packaging/setup.sh)");
+    cmd->add_option("--samples", o->samples, "gptq: calibration sequences")->capture_default_str();
+    cmd->add_option("--seq-len", o->seqLen, "gptq: tokens per sequence (default: 512, at most the model's context)");
+    cmd->add_option("--device", o->device, "gptq/rtn: where to compute: auto, cpu, cuda, cuda:N")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "CPU threads");
     cmd->add_option("--out", o->out, "The new folder (must not exist)")->required();
     cmd->add_flag("--json", o->json, "Print one JSON object");
     cmd->callback([o, &exitCode]() {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (o->quant.method == "gptq" || o->quant.method == "rtn") {
+            at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+            GptqJobOptions job;
+            job.method = o->quant.method == "gptq" ? GptqJobMethod::gptq : GptqJobMethod::rtn;
+            job.params.bits = o->bits;
+            job.params.group_size = o->groupSize;
+            job.params.desc_act = o->descAct;
+            job.params.sym = o->sym;
+            job.params.static_groups = o->staticGroups;
+            job.params.damp_percent = o->damp;
+            job.true_sequential = o->trueSequential;
+            job.samples = o->samples;
+            job.device = o->device;
+            if (job.method == GptqJobMethod::gptq) {
+                job.calibration = o->calibration.empty() ? defaultCalibrationPath() : std::filesystem::path(o->calibration);
+                if (job.calibration.empty())
+                    throw IoError("no --calibration file given and no default calibration text installed: name a UTF-8 text file, "
+                                  "or run packaging/setup.sh, which installs the King James Bible (Debian's bible-kjv)");
+                std::int64_t seqLen = o->seqLen;
+                if (seqLen <= 0) {
+                    const ModelDescription probe = describe_model(o->model);
+                    seqLen = probe.config.max_position_embeddings > 0 ? std::min<std::int64_t>(512, probe.config.max_position_embeddings) : 512;
+                }
+                job.seq_len = seqLen;
+            }
+            const Logger log([json = o->json](LogLevel level, const std::string& m) {
+                if (level != LogLevel::debug && (!json || level == LogLevel::warning))
+                    std::cerr << (level == LogLevel::warning ? "warning: " : "") << m << "\n";
+            });
+            const auto progress = [json = o->json](const GptqLayerProgress& p) {
+                if (!json && p.module.empty())
+                    std::cerr << "layer " << p.layer + 1 << "/" << p.layers << " done in " << formatSeconds(p.elapsed_seconds)
+                              << (p.eta_seconds > 0 ? ", about " + formatSeconds(p.eta_seconds) + " left" : std::string()) << "\n";
+                return true;
+            };
+            const GptqJobResult r = run_gptq_job(o->model, o->out, job, progress, log);
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (o->json) {
+                nlohmann::json modules = nlohmann::json::array();
+                for (const auto& m : r.modules)
+                    modules.push_back({{"name", m.name}, {"quantized", m.quantized}, {"avg_loss", m.avg_loss}, {"output_error", m.output_error}});
+                std::cout << nlohmann::json{{"folder", r.folder.string()}, {"weights_file", r.weights_file},
+                                            {"quantized_linears", r.quantized_linears}, {"kept_linears", r.kept_linears},
+                                            {"resumed_layers", r.resumed_layers}, {"weight_bytes", r.weight_bytes},
+                                            {"seconds", seconds}, {"modules", modules}}.dump(1)
+                          << "\n";
+            } else {
+                std::cout << "wrote " << r.folder.string() << ": " << r.quantized_linears << " linear layers quantized ("
+                          << o->quant.method << " " << o->bits << "-bit, group " << o->groupSize << ")"
+                          << (r.kept_linears ? ", " + std::to_string(r.kept_linears) + " kept as stored" : std::string()) << ", "
+                          << format_bytes(r.weight_bytes) << " of tensors in " << r.weights_file << "\n";
+            }
+            exitCode = 0;
+            return;
+        }
         ModelDescription probe = describe_model(o->model);
         const DType dtype = dtypeOption(o->dtype, probe.tree.dtype());
         ModelDescription d = describe_model(o->model, dtype);
-        const auto t0 = std::chrono::steady_clock::now();
         const QuantizeResult r = save_quantized(std::move(d), quantOptions(o->quant), o->out);
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (o->json)

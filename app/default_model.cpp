@@ -1,6 +1,7 @@
 #include "default_model.h"
 
 #include "core/error.h"
+#include "quant/gptq_calibration.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +47,15 @@ std::string modelOrDefault(const std::string& model)
         throw IoError("no model given and no default chat model installed: name a model folder or .gguf file, "
                       "or run packaging/setup.sh, which installs SmolLM2-135M-Instruct");
     return path;
+}
+
+fs::path defaultCalibrationPath()
+{
+#ifdef LAYERWISE_VENV_DIR
+    return default_calibration_file(LAYERWISE_VENV_DIR);
+#else
+    return default_calibration_file({});
+#endif
 }
 
 } // namespace layerwise::app

@@ -22,9 +22,11 @@ at::Tensor longrope_factors(const ModelConfig& c, bool long_context)
     return at::tensor(f, at::kDouble).to(at::kFloat);
 }
 
+} // namespace
+
 // inv_freq as transformers computes it for each rope type (float32). `seq_len`: the length
 // the dynamic types adapt to (0: the one they start with).
-at::Tensor rope_inv_freq(const ModelConfig& c, std::int64_t seq_len = 0)
+at::Tensor rope_inv_freq(const ModelConfig& c, std::int64_t seq_len)
 {
     const std::int64_t dim = c.rotary_dim();
     const at::Tensor exponents = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim);
@@ -104,8 +106,6 @@ double rope_attention_scaling(const ModelConfig& c)
         return mscale(c.rope.factor, c.rope.mscale) / mscale(c.rope.factor, c.rope.mscale_all_dim);
     return mscale(c.rope.factor, 1.0);
 }
-
-} // namespace
 
 Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     : m_model(model), m_exec(model.execution_device.is_gpu()

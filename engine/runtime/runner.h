@@ -65,6 +65,10 @@ at::Tensor gpt2_forward(Runner& runner, const at::Tensor& ids, bool all_position
 at::Tensor gpt_neox_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
 
 // Shared pieces.
+// inv_freq (float32 [rotary_dim / 2]) and the cos/sin factor of the config's rope type.
+// `seq_len`: the length dynamic / longrope types adapt to (0: the one they start with).
+at::Tensor rope_inv_freq(const ModelConfig& config, std::int64_t seq_len = 0);
+double rope_attention_scaling(const ModelConfig& config);
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
                           double scaling = 1.0);
