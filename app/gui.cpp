@@ -42,7 +42,7 @@ QString defaultCalibrationText()
 
 // LAYERWISE_SCREENSHOT_WIZARD=DIR: once the model is planned, walks the quantization wizard
 // through int8 (LAYERWISE_SCREENSHOT_WIZARD_METHOD: another method, e.g. gptq with groups of 32
-// and 8 passages of 64 tokens) written to a temporary folder, saves each page as
+// and 8 samples of 64 tokens) written to a temporary folder, saves each page as
 // DIR/wizard-<page>.png, then the main window with the quantized model loaded as the screenshot.
 void screenshotWizard(ui::MainWindow& window, const QString& dir, const QString& screenshot)
 {

@@ -51,8 +51,8 @@ QVector<QuantMethodInfo> quantMethods()
                  QObject::tr("Runs calibration text through the model and quantizes it one decoder layer at a time: "
                              "each weight column's rounding error is compensated in the columns not yet rounded, using "
                              "the layer's inputs on that text (second-order information). Better quality than plain "
-                             "rounding at the same size. The folder is in AutoGPTQ's format (packed qweight, qzeros, "
-                             "scales, g_idx and quantize_config.json): AutoGPTQ and transformers load it as it is. "
+                             "rounding at the same size. The folder is AutoGPTQ-compatible: qweight, qzeros, scales and "
+                             "g_idx packed as AutoGPTQ packs them, with its quantize_config.json. "
                              "Takes seconds for a tiny model, hours for a large one; a cancelled run resumes."),
                  true, QString(), false, true});
     return m;
@@ -143,7 +143,7 @@ QuantizeRequest QuantizeWizard::request() const
         r.groupSize = m_groupSize->currentData().toInt();
         r.descAct = m_descAct->isChecked();
         r.sym = m_sym->isChecked();
-        r.dampPercent = m_damp->value();
+        r.dampPercent = m_damp->value() / 100.0; // the spin box shows per cent; AutoGPTQ's damp_percent is a fraction
         r.samples = m_samples->value();
         r.seqLen = m_seqLen->value();
         r.restart = !partialRun().folder.isEmpty() && !m_resume->isChecked();
@@ -204,7 +204,7 @@ void QuantizeWizard::usePartialSettings()
     m_descAct->setChecked(run.descAct);
     m_sym->setChecked(run.sym);
     if (run.dampPercent > 0)
-        m_damp->setValue(run.dampPercent);
+        m_damp->setValue(run.dampPercent * 100.0);
     if (run.samples > 0)
         m_samples->setValue(run.samples);
     if (run.seqLen > 0)
@@ -380,7 +380,6 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
         h->addWidget(field);
         auto* text = new QLabel(QStringLiteral("<small>%1</small>").arg(help), box);
         text->setWordWrap(true);
-        text->setStyleSheet(QStringLiteral("color: palette(mid)"));
         h->addWidget(text, 1);
         field->setToolTip(help);
         gform->addRow(label, box);
@@ -400,40 +399,40 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
     row(tr("Group size:"), wizard->m_groupSize,
         tr("Consecutive weights of a row sharing one scale and zero point: smaller groups are more accurate and a "
            "little bigger. It must divide the layers' input size."));
-    wizard->m_descAct = new QCheckBox(tr("Act-order"), this);
+    wizard->m_descAct = new QCheckBox(tr("desc_act"), this);
     wizard->m_descAct->setObjectName(QStringLiteral("gptqDescAct"));
-    row(tr("Order:"), wizard->m_descAct,
-        tr("desc_act: quantize first the inputs with the largest activations. Often more accurate; some loaders run it "
+    row(tr("Act-order:"), wizard->m_descAct,
+        tr("Quantize first the inputs with the largest activations. Often more accurate; some loaders run such models "
            "slower."));
-    wizard->m_sym = new QCheckBox(tr("Symmetric"), this);
+    wizard->m_sym = new QCheckBox(tr("sym"), this);
     wizard->m_sym->setObjectName(QStringLiteral("gptqSym"));
     wizard->m_sym->setChecked(true);
-    row(tr("Zero point:"), wizard->m_sym,
-        tr("sym: the zero point fixed in the middle of the range (AutoGPTQ's default). Off: one fitted per group, "
-           "better for lopsided weights."));
+    row(tr("Symmetric:"), wizard->m_sym,
+        tr("The zero point fixed in the middle of the range (AutoGPTQ's default). Off: one zero point fitted per "
+           "group, better for lopsided weights."));
     wizard->m_damp = new QDoubleSpinBox(this);
     wizard->m_damp->setObjectName(QStringLiteral("gptqDamp"));
-    wizard->m_damp->setDecimals(3);
-    wizard->m_damp->setRange(0.001, 0.5);
-    wizard->m_damp->setSingleStep(0.005);
-    wizard->m_damp->setValue(0.01);
+    wizard->m_damp->setDecimals(1);
+    wizard->m_damp->setRange(0.1, 50);
+    wizard->m_damp->setSingleStep(0.5);
+    wizard->m_damp->setValue(1.0);
+    wizard->m_damp->setSuffix(QStringLiteral(" %"));
     row(tr("Damping:"), wizard->m_damp,
-        tr("damp_percent: this fraction of the average input energy is added for numerical stability. Raise it (e.g. "
-           "0.1) if a layer fails."));
+        tr("damp_percent: keeps the computation stable by adding this share of the inputs' average energy. Raise it "
+           "(e.g. to 10 %) if a layer fails."));
     wizard->m_samples = new QSpinBox(this);
     wizard->m_samples->setObjectName(QStringLiteral("gptqSamples"));
     wizard->m_samples->setRange(1, 4096);
     wizard->m_samples->setValue(128);
-    wizard->m_samples->setSuffix(tr(" samples"));
-    row(tr("Calibration:"), wizard->m_samples,
-        tr("Text passages the layers are measured on, spread over the calibration text (next page)."));
+    row(tr("Calibration samples:"), wizard->m_samples,
+        tr("Passages of the calibration text (next page) the layers are measured on, spread over the whole text."));
     wizard->m_seqLen = new QSpinBox(this);
     wizard->m_seqLen->setObjectName(QStringLiteral("gptqSeqLen"));
     wizard->m_seqLen->setRange(2, wizard->m_maxPositions > 1 ? wizard->m_maxPositions : 1 << 20);
     wizard->m_seqLen->setValue(std::min(512, wizard->m_seqLen->maximum()));
     wizard->m_seqLen->setSuffix(tr(" tokens"));
-    row(tr("Passage length:"), wizard->m_seqLen,
-        tr("Tokens per passage. Samples × length sets the quality of the calibration and the time it takes."));
+    row(tr("Sample length:"), wizard->m_seqLen,
+        tr("At most the model's context. Samples × length: better calibration, but a longer run and more memory."));
     layout->addWidget(wizard->m_gptqOptions);
 
     wizard->m_size = new QLabel(this);
@@ -509,7 +508,7 @@ void QuantizeParametersPage::initializePage()
         m_wizard->m_doubleQuant->setChecked(false);
     m_wizard->m_paramText->setText(
         info.needsCalibration
-            ? tr("GPTQ's settings, AutoGPTQ's defaults preset (4 bits, groups of 128, symmetric, damping 0.01). The "
+            ? tr("GPTQ's settings, AutoGPTQ's defaults preset (4 bits, groups of 128, symmetric, damping 1 %). The "
                  "embeddings, norms and output layer keep their dtype, and so do linears whose sizes are not multiples "
                  "of 32 (AutoGPTQ's packing needs them).")
             : info.explanation);
@@ -593,9 +592,9 @@ void QuantizeCalibrationPage::initializePage()
 {
     const QuantizeRequest r = m_wizard->request();
     m_wizard->m_calibSummary->setText(
-        tr("%1 passages of %2 tokens are taken, spread evenly over the text (each from the start of a line), and "
-           "tokenized with the model's tokenizer. Any plain prose in the model's language works; the text must hold at "
-           "least one passage's worth of tokens. Resuming an interrupted run needs the same text.")
+        tr("%1 samples of %2 tokens each are taken, spread evenly over the text (each from the start of a line), "
+           "with the model's tokenizer. Any plain prose in the model's language works; the text must hold at least one "
+           "sample's worth of tokens. Resuming an interrupted run needs the same text.")
             .arg(r.samples)
             .arg(r.seqLen));
 }

@@ -126,7 +126,9 @@ void QuantizeWizard::onProgress(const QuantizeProgressView& p)
         else
             m_runItem->setText(tr("Layer %1 of %2: %3 quantized").arg(p.layer + 1).arg(p.layers).arg(p.item));
         if (p.layerError >= 0)
-            m_runError->setText(tr("Its error (GPTQ's average loss on the calibration text): %1").arg(p.layerError, 0, 'g', 4));
+            m_runError->setText(tr("%1: average loss %2 (its error on the calibration text; lower is better)")
+                                    .arg(p.item.section(QLatin1Char('.'), -2))
+                                    .arg(p.layerError, 0, 'g', 4));
         return;
     }
     m_runItem->setText(tr("Quantizing %1").arg(p.item));
@@ -153,6 +155,7 @@ void QuantizeWizard::onQuantized(const QuantizeResultView& r)
         what += tr(". %1 from the interrupted run")
                     .arg(r.resumedLayers == 1 ? tr("1 decoder layer came") : tr("%1 decoder layers came").arg(r.resumedLayers));
     m_runItem->setText(what);
+    m_runError->hide(); // the last module's loss says nothing about the whole model: the Evaluation page does
     m_runEta->setText(tr("Done in %1").arg(durationText(r.seconds)));
     m_runStatus->setText(tr("<b style='color:#15803d'>The quantized model is saved.</b> Next: compare its perplexity "
                             "with the original's."));
@@ -459,7 +462,7 @@ void QuantizeDonePage::initializePage()
     text += tr("<br><br><i>Open it</i> opens the folder in the main window and loads it; <i>Finish</i> closes the "
                "wizard. %1")
                 .arg(m_wizard->methodInfo().needsCalibration
-                         ? tr("It is in AutoGPTQ's format: AutoGPTQ, and transformers with optimum, load it as it is.")
+                         ? tr("It is in AutoGPTQ's format (tensors packed as AutoGPTQ packs them, quantize_config.json).")
                          : tr("transformers + bitsandbytes load the folder as it is."));
     m_wizard->m_doneText->setText(text);
 }
