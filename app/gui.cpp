@@ -11,6 +11,7 @@
 #include "samplingform.h"
 
 #include <QApplication>
+#include <QComboBox>
 #include <QDir>
 #include <QFile>
 #include <QLineEdit>
@@ -40,8 +41,9 @@ QString defaultCalibrationText()
 }
 
 // LAYERWISE_SCREENSHOT_WIZARD=DIR: once the model is planned, walks the quantization wizard
-// through int8 (written to a temporary folder) and saves each page as DIR/wizard-<page>.png,
-// then the main window with the quantized model loaded as the screenshot itself.
+// through int8 (LAYERWISE_SCREENSHOT_WIZARD_METHOD: another method, e.g. gptq with groups of 32
+// and 8 samples of 64 tokens) written to a temporary folder, saves each page as
+// DIR/wizard-<page>.png, then the main window with the quantized model loaded as the screenshot.
 void screenshotWizard(ui::MainWindow& window, const QString& dir, const QString& screenshot)
 {
     auto tmp = std::make_shared<QTemporaryDir>();
@@ -60,17 +62,32 @@ void screenshotWizard(ui::MainWindow& window, const QString& dir, const QString&
             QApplication::exit(1);
             return;
         }
-        QTimer::singleShot(300, wiz, [wiz, tmp, shot] {
+        const QString method = qEnvironmentVariable("LAYERWISE_SCREENSHOT_WIZARD_METHOD", QStringLiteral("int8"));
+        if (auto* button = wiz->findChild<QRadioButton*>(QStringLiteral("method-") + method))
+            button->setChecked(true);
+        QTimer::singleShot(300, wiz, [wiz, tmp, shot, method] {
             shot(wiz, QStringLiteral("1-method"));
-            QObject::connect(wiz, &ui::QuantizeWizard::previewShown, wiz, [wiz, tmp, shot] {
+            QObject::connect(wiz, &ui::QuantizeWizard::previewShown, wiz, [wiz, tmp, shot, method] {
                 static bool done = false;
                 if (done)
                     return;
                 done = true;
-                wiz->findChild<QLineEdit*>(QStringLiteral("outputFolder"))->setText(tmp->filePath(QStringLiteral("stories260K-int8")));
-                QTimer::singleShot(200, wiz, [wiz, shot] {
+                const bool gptq = method == QLatin1String("gptq");
+                if (gptq) { // seconds on a tiny model
+                    auto* group = wiz->findChild<QComboBox*>(QStringLiteral("gptqGroupSize"));
+                    group->setCurrentIndex(group->findData(32));
+                    wiz->findChild<QSpinBox*>(QStringLiteral("gptqSamples"))->setValue(8);
+                    wiz->findChild<QSpinBox*>(QStringLiteral("gptqSeqLen"))->setValue(64);
+                }
+                wiz->findChild<QLineEdit*>(QStringLiteral("outputFolder"))->setText(tmp->filePath(QStringLiteral("stories260K-") + method));
+                QTimer::singleShot(gptq ? 600 : 200, wiz, [wiz, shot, gptq] {
                     shot(wiz, QStringLiteral("2-parameters"));
                     wiz->next();
+                    if (gptq)
+                        QTimer::singleShot(200, wiz, [wiz, shot] {
+                            shot(wiz, QStringLiteral("2b-calibration"));
+                            wiz->next();
+                        });
                 });
             });
             wiz->next();

@@ -5,7 +5,8 @@
 #        CHAT_PROMPT: load MODEL (a folder with weights), send this prompt greedily and show the
 #        Chat tab once the answer is complete (e.g. ../shared/data/models/stories260K "" "Zoo");
 #        LAYERWISE_SCREENSHOT_VIEW=plan shows the Plan tab (the loaded layers' states) instead;
-#        LAYERWISE_SCREENSHOT_WIZARD=DIR walks the quantization wizard through int8 on MODEL (a folder
+#        LAYERWISE_SCREENSHOT_WIZARD=DIR walks the quantization wizard through int8 (or
+#        LAYERWISE_SCREENSHOT_WIZARD_METHOD, e.g. gptq) on MODEL (a folder
 #        with weights; the copy goes to a temporary folder), saves DIR/wizard-<n>-<page>.png, and OUT.png
 #        shows the quantized model loaded (LAYERWISE_SCREENSHOT_EVAL_TEXT: the evaluation text file).
 #        LAYERWISE_SCREENSHOT_SIZE=WxH: the window size (default: as the settings restore it).

@@ -81,6 +81,7 @@ Q_SIGNALS:
     void evalFailed(const QString& tag, const QString& message, bool cancelled);
 
 private:
+    void quantizeGptq(const layerwise::ui::QuantizeRequest& request);
     void publish();
     void publishLayerStates(bool force);
     std::unique_ptr<WorkerState> m_state;

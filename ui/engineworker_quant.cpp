@@ -5,6 +5,7 @@
 #include "workerstate.h"
 
 #include "quant/bnb_writer.h"
+#include "quant/gptq_job.h"
 #include "runtime/perplexity.h"
 #include "runtime/runner.h"
 #include "text/tokenizer.h"
@@ -12,6 +13,10 @@
 #include <ATen/Parallel.h>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <filesystem>
 
 namespace layerwise::ui {
 
@@ -45,14 +50,102 @@ double etaOf(qint64 elapsedMs, std::uint64_t done, std::uint64_t total)
 
 } // namespace
 
-void EngineWorker::quantize(const QuantizeRequest& request)
+GptqPartialRun gptqPartialRun(const QString& out)
+{
+    GptqPartialRun run;
+    if (out.trimmed().isEmpty())
+        return run;
+    const QString folder = QString::fromStdString(gptq_partial_folder(std::filesystem::path(QDir::cleanPath(out).toStdString())).string());
+    QFile f(QDir(folder).filePath(QStringLiteral("state.json")));
+    if (!f.open(QIODevice::ReadOnly))
+        return run;
+    const QJsonObject state = QJsonDocument::fromJson(f.readAll()).object();
+    const QJsonObject identity = state.value(QStringLiteral("identity")).toObject();
+    const QJsonObject config = identity.value(QStringLiteral("quantize_config")).toObject();
+    if (state.isEmpty() || config.isEmpty())
+        return run;
+    run.folder = folder;
+    run.layersDone = state.value(QStringLiteral("layers_done")).toInt();
+    run.bits = config.value(QStringLiteral("bits")).toInt();
+    run.groupSize = config.value(QStringLiteral("group_size")).toInt();
+    run.descAct = config.value(QStringLiteral("desc_act")).toBool();
+    run.sym = config.value(QStringLiteral("sym")).toBool(true);
+    run.dampPercent = config.value(QStringLiteral("damp_percent")).toDouble();
+    run.samples = identity.value(QStringLiteral("samples")).toInt();
+    run.seqLen = identity.value(QStringLiteral("seq_len")).toInt();
+    run.rtn = identity.value(QStringLiteral("method")).toString() == QLatin1String("rtn");
+    return run;
+}
+
+// GPTQ: the job streams the layers and reports per module; an interrupted run resumes from
+// `<out>.partial` (kept on Cancel) unless the request asks to start afresh.
+void EngineWorker::quantizeGptq(const QuantizeRequest& request)
 {
     QElapsedTimer clock;
     clock.start();
+    const std::filesystem::path out = QDir::cleanPath(request.out).toStdString();
     try {
-        if (request.method == QLatin1String("gptq"))
-            throw UnsupportedError("GPTQ quantization needs the GPTQ engine, which this build does not have yet: "
-                                   "choose int8, nf4 or fp4");
+        if (request.out.isEmpty())
+            throw IoError("no output folder was chosen: choose a new folder for the quantized model");
+        at::set_num_threads(usable_cpu_count());
+        GptqJobOptions o;
+        o.method = GptqJobMethod::gptq;
+        o.params.bits = request.bits;
+        o.params.group_size = request.groupSize;
+        o.params.desc_act = request.descAct;
+        o.params.sym = request.sym;
+        o.params.damp_percent = request.dampPercent;
+        o.calibration = request.calibration.toStdString();
+        o.samples = request.samples;
+        o.seq_len = request.seqLen;
+        if (request.restart) {
+            std::error_code ec;
+            std::filesystem::remove_all(gptq_partial_folder(out), ec);
+        }
+        const auto progress = [&](const GptqLayerProgress& p) {
+            QuantizeProgressView v;
+            v.layer = p.layer;
+            v.layers = p.layers;
+            v.done = static_cast<quint64>(p.layer + (p.module.empty() ? 1 : 0));
+            v.total = static_cast<quint64>(p.layers);
+            v.item = QString::fromStdString(p.module);
+            v.etaSeconds = p.eta_seconds > 0 || p.module.empty() ? p.eta_seconds : -1;
+            v.layerError = p.module.empty() ? -1 : p.avg_loss;
+            Q_EMIT quantizeProgress(v);
+            return !m_cancelJob.load();
+        };
+        const GptqJobResult r = run_gptq_job(request.source.toStdString(), out, o, progress);
+        QuantizeResultView view;
+        view.folder = QString::fromStdString(r.folder.string());
+        view.quantizedLinears = r.quantized_linears;
+        view.keptLinears = r.kept_linears;
+        view.resumedLayers = r.resumed_layers;
+        view.weightBytes = r.weight_bytes;
+        view.seconds = static_cast<double>(clock.elapsed()) / 1000.0;
+        Q_EMIT quantized(view);
+    } catch (const CancelledError&) {
+        const GptqPartialRun partial = gptqPartialRun(request.out);
+        Q_EMIT quantizeFailed(partial.layersDone > 0
+                                  ? tr("Quantization was cancelled; no folder was written. The finished layers (%2) are kept "
+                                       "in %1: run again with the same settings to resume from there.")
+                                        .arg(QDir::toNativeSeparators(partial.folder))
+                                        .arg(partial.layersDone)
+                                  : tr("Quantization was cancelled; no folder was written."),
+                              true);
+    } catch (const std::exception& e) {
+        Q_EMIT quantizeFailed(QString::fromUtf8(e.what()), false);
+    }
+}
+
+void EngineWorker::quantize(const QuantizeRequest& request)
+{
+    if (request.method == QLatin1String("gptq")) {
+        quantizeGptq(request);
+        return;
+    }
+    QElapsedTimer clock;
+    clock.start();
+    try {
         if (request.out.isEmpty())
             throw IoError("no output folder was chosen: choose a new folder for the quantized model");
         const QuantOptions options = quantOptionsOf(request);

@@ -159,7 +159,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_quantizeAction = new QAction(tr("&Quantize…"), this);
     m_quantizeAction->setObjectName(QStringLiteral("quantizeAction"));
     m_quantizeAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Q));
-    m_quantizeAction->setToolTip(tr("Write a quantized copy of the opened model folder: int8, nf4, fp4 (Ctrl+Shift+Q)"));
+    m_quantizeAction->setToolTip(tr("Write a quantized copy of the opened model folder: int8, nf4, fp4 or GPTQ (Ctrl+Shift+Q)"));
     connect(m_quantizeAction, &QAction::triggered, this, &MainWindow::showQuantizeWizard);
     addAction(m_loadAction);
     addAction(m_unloadAction);

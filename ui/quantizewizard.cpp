@@ -11,10 +11,14 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
+#include <QDoubleSpinBox>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
@@ -43,11 +47,14 @@ QVector<QuantMethodInfo> quantMethods()
                  QObject::tr("As nf4, with bitsandbytes' 4-bit floating-point code (1 sign, 2 exponent, 1 mantissa "
                              "bit). Same size as nf4; usually a little less accurate."),
                  true, QString(), true, false});
-    m.push_back({QStringLiteral("gptq"), QObject::tr("GPTQ — 4 or 3 bits, calibrated"),
-                 QObject::tr("Quantizes layer by layer on calibration text, correcting each layer's rounding error "
-                             "with second-order information: better quality than plain 4-bit at the same size. "
-                             "Needs calibration data and takes minutes to hours."),
-                 false, QObject::tr("Needs the GPTQ engine, which this build does not include yet."), true, true});
+    m.push_back({QStringLiteral("gptq"), QObject::tr("GPTQ — 2 to 8 bits, calibrated on text"),
+                 QObject::tr("Runs calibration text through the model and quantizes it one decoder layer at a time: "
+                             "each weight column's rounding error is compensated in the columns not yet rounded, using "
+                             "the layer's inputs on that text (second-order information). Better quality than plain "
+                             "rounding at the same size. The folder is AutoGPTQ-compatible: qweight, qzeros, scales and "
+                             "g_idx packed as AutoGPTQ packs them, with its quantize_config.json. "
+                             "Takes seconds for a tiny model, hours for a large one; a cancelled run resumes."),
+                 true, QString(), false, true});
     return m;
 }
 
@@ -56,6 +63,8 @@ QuantizeWizard::QuantizeWizard(EngineWorker* worker, const QString& source, cons
     : QWizard(parent), m_worker(worker), m_source(source), m_settings(settings), m_calibration(calibration),
       m_methods(quantMethods()), m_tagPrefix(QStringLiteral("wizard-%1:").arg(QUuid::createUuid().toString(QUuid::Id128)))
 {
+    if (QFile config(QDir(source).filePath(QStringLiteral("config.json"))); config.open(QIODevice::ReadOnly))
+        m_maxPositions = QJsonDocument::fromJson(config.readAll()).object().value(QStringLiteral("max_position_embeddings")).toInt();
     qRegisterMetaType<QuantizeRequest>();
     qRegisterMetaType<QuantizeProgressView>();
     qRegisterMetaType<QuantizeResultView>();
@@ -90,6 +99,13 @@ QuantizeWizard::QuantizeWizard(EngineWorker* worker, const QString& source, cons
     setPage(EvaluatePage, new QuantizeEvaluatePage(this));
     setPage(DonePage, new QuantizeDonePage(this));
     setStartId(MethodPage);
+    // Back to the parameters after a cancelled GPTQ run: its kept layers are offered for resuming.
+    connect(this, &QWizard::currentIdChanged, this, [this](int id) {
+        if (id == ParametersPage) {
+            showPartialRun();
+            usePartialSettings();
+        }
+    });
 }
 
 QuantizeWizard::~QuantizeWizard()
@@ -120,16 +136,23 @@ QuantizeRequest QuantizeWizard::request() const
     QuantizeRequest r;
     r.source = m_source;
     r.method = method();
+    r.out = QDir::cleanPath(m_output->text().trimmed());
+    if (methodInfo().needsCalibration) {
+        r.calibration = m_calibDefault->isChecked() ? m_calibration : m_calibPath->text().trimmed();
+        r.bits = m_bits->currentData().toInt();
+        r.groupSize = m_groupSize->currentData().toInt();
+        r.descAct = m_descAct->isChecked();
+        r.sym = m_sym->isChecked();
+        r.dampPercent = m_damp->value() / 100.0; // the spin box shows per cent; AutoGPTQ's damp_percent is a fraction
+        r.samples = m_samples->value();
+        r.seqLen = m_seqLen->value();
+        r.restart = !partialRun().folder.isEmpty() && !m_resume->isChecked();
+        return r;
+    }
     r.doubleQuant = methodInfo().fourBit && m_doubleQuant->isChecked();
     r.computeDtype = m_computeDtype->currentText();
     for (const QString& m : m_skipModules->text().split(QLatin1Char(','), Qt::SkipEmptyParts))
         r.skipModules.push_back(m.trimmed());
-    r.out = QDir::cleanPath(m_output->text().trimmed());
-    if (methodInfo().needsCalibration) {
-        r.calibration = m_calibDefault->isChecked() ? m_calibration : m_calibPath->text().trimmed();
-        r.bits = m_bits->value();
-        r.groupSize = m_groupSize->value();
-    }
     return r;
 }
 
@@ -140,6 +163,52 @@ QString QuantizeWizard::suggestFolder(const QString& source, const QString& meth
     for (int i = 2; QFileInfo::exists(candidate); ++i)
         candidate = base + QLatin1Char('-') + QString::number(i);
     return candidate;
+}
+
+GptqPartialRun QuantizeWizard::partialRun() const
+{
+    if (!methodInfo().needsCalibration || !m_output)
+        return {};
+    return gptqPartialRun(m_output->text().trimmed());
+}
+
+// The interrupted run of the chosen folder, if any, and whether it is resumed.
+void QuantizeWizard::showPartialRun()
+{
+    const GptqPartialRun run = partialRun();
+    m_partialText->setVisible(!run.folder.isEmpty());
+    m_resume->setVisible(!run.folder.isEmpty());
+    if (run.folder.isEmpty())
+        return;
+    m_partialText->setText(
+        tr("<b>An interrupted run of this folder exists</b> (%1): %6 done with %2-bit, group %3, "
+           "%4 samples × %5 tokens.")
+            .arg(QDir::toNativeSeparators(run.folder).toHtmlEscaped())
+            .arg(run.bits)
+            .arg(run.groupSize)
+            .arg(run.samples)
+            .arg(run.seqLen)
+            .arg(run.layersDone == 1 ? tr("1 decoder layer") : tr("%1 decoder layers").arg(run.layersDone)));
+}
+
+// Resuming needs the same settings (and calibration text): they are filled in from its state.
+void QuantizeWizard::usePartialSettings()
+{
+    const GptqPartialRun run = partialRun();
+    if (run.folder.isEmpty() || !m_resume->isChecked())
+        return;
+    if (const int i = m_bits->findData(run.bits); i >= 0)
+        m_bits->setCurrentIndex(i);
+    if (const int i = m_groupSize->findData(run.groupSize); i >= 0)
+        m_groupSize->setCurrentIndex(i);
+    m_descAct->setChecked(run.descAct);
+    m_sym->setChecked(run.sym);
+    if (run.dampPercent > 0)
+        m_damp->setValue(run.dampPercent * 100.0);
+    if (run.samples > 0)
+        m_samples->setValue(run.samples);
+    if (run.seqLen > 0)
+        m_seqLen->setValue(run.seqLen);
 }
 
 int QuantizeWizard::nextId() const
@@ -166,8 +235,10 @@ void QuantizeWizard::updatePreview()
 {
     const QuantMethodInfo& info = methodInfo();
     QString quant = info.id;
-    if (info.id == QLatin1String("gptq"))
-        quant = QStringLiteral("gptq-%1bit-%2g").arg(m_bits ? m_bits->value() : 4).arg(m_groupSize ? m_groupSize->value() : 128);
+    if (info.id == QLatin1String("gptq")) {
+        const int group = m_groupSize->currentData().toInt();
+        quant = QStringLiteral("gptq-%1bit-%2").arg(m_bits->currentData().toInt()).arg(group < 0 ? QStringLiteral("nog") : QStringLiteral("%1g").arg(group));
+    }
     else if (info.fourBit && m_doubleQuant->isChecked())
         quant += QStringLiteral("-dq");
     PlanSettings original = m_settings;
@@ -275,7 +346,10 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
     wizard->m_paramText = new QLabel(this);
     wizard->m_paramText->setWordWrap(true);
     layout->addWidget(wizard->m_paramText);
-    auto* form = new QFormLayout;
+    // bitsandbytes methods (int8, nf4, fp4)
+    wizard->m_bnbOptions = new QWidget(this);
+    auto* form = new QFormLayout(wizard->m_bnbOptions);
+    form->setContentsMargins(0, 0, 0, 0);
     wizard->m_doubleQuant = new QCheckBox(tr("Double quantization (the block scales stored in 8 bits too)"), this);
     wizard->m_doubleQuant->setObjectName(QStringLiteral("doubleQuant"));
     wizard->m_doubleQuant->setToolTip(tr("Saves about 0.4 bits per weight, at almost no cost in quality (4-bit only)"));
@@ -292,7 +366,74 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
     wizard->m_skipModules->setToolTip(tr("Linear layers kept in their dtype, comma-separated: a module name or the end of "
                                          "one (the output layer and the embeddings are always kept)"));
     form->addRow(tr("Keep unquantized:"), wizard->m_skipModules);
-    layout->addLayout(form);
+    layout->addWidget(wizard->m_bnbOptions);
+
+    // GPTQ: each field with a line saying what it does.
+    wizard->m_gptqOptions = new QWidget(this);
+    auto* gform = new QFormLayout(wizard->m_gptqOptions);
+    gform->setContentsMargins(0, 0, 0, 0);
+    gform->setVerticalSpacing(3);
+    const auto row = [this, gform](const QString& label, QWidget* field, const QString& help) {
+        auto* box = new QWidget(this);
+        auto* h = new QHBoxLayout(box);
+        h->setContentsMargins(0, 0, 0, 0);
+        h->addWidget(field);
+        auto* text = new QLabel(QStringLiteral("<small>%1</small>").arg(help), box);
+        text->setWordWrap(true);
+        h->addWidget(text, 1);
+        field->setToolTip(help);
+        gform->addRow(label, box);
+    };
+    wizard->m_bits = new QComboBox(this);
+    wizard->m_bits->setObjectName(QStringLiteral("gptqBits"));
+    for (int b : {2, 3, 4, 8})
+        wizard->m_bits->addItem(tr("%1 bits").arg(b), b);
+    wizard->m_bits->setCurrentIndex(2);
+    row(tr("Bits per weight:"), wizard->m_bits, tr("4 is the usual choice; 3 and 2 lose quality fast; 8 is almost lossless."));
+    wizard->m_groupSize = new QComboBox(this);
+    wizard->m_groupSize->setObjectName(QStringLiteral("gptqGroupSize"));
+    for (int g : {32, 64, 128})
+        wizard->m_groupSize->addItem(tr("%1 weights").arg(g), g);
+    wizard->m_groupSize->addItem(tr("whole row (-1)"), -1);
+    wizard->m_groupSize->setCurrentIndex(2);
+    row(tr("Group size:"), wizard->m_groupSize,
+        tr("Consecutive weights of a row sharing one scale and zero point: smaller groups are more accurate and a "
+           "little bigger. It must divide the layers' input size."));
+    wizard->m_descAct = new QCheckBox(tr("desc_act"), this);
+    wizard->m_descAct->setObjectName(QStringLiteral("gptqDescAct"));
+    row(tr("Act-order:"), wizard->m_descAct,
+        tr("Quantize first the inputs with the largest activations. Often more accurate; some loaders run such models "
+           "slower."));
+    wizard->m_sym = new QCheckBox(tr("sym"), this);
+    wizard->m_sym->setObjectName(QStringLiteral("gptqSym"));
+    wizard->m_sym->setChecked(true);
+    row(tr("Symmetric:"), wizard->m_sym,
+        tr("The zero point fixed in the middle of the range (AutoGPTQ's default). Off: one zero point fitted per "
+           "group, better for lopsided weights."));
+    wizard->m_damp = new QDoubleSpinBox(this);
+    wizard->m_damp->setObjectName(QStringLiteral("gptqDamp"));
+    wizard->m_damp->setDecimals(1);
+    wizard->m_damp->setRange(0.1, 50);
+    wizard->m_damp->setSingleStep(0.5);
+    wizard->m_damp->setValue(1.0);
+    wizard->m_damp->setSuffix(QStringLiteral(" %"));
+    row(tr("Damping:"), wizard->m_damp,
+        tr("damp_percent: keeps the computation stable by adding this share of the inputs' average energy. Raise it "
+           "(e.g. to 10 %) if a layer fails."));
+    wizard->m_samples = new QSpinBox(this);
+    wizard->m_samples->setObjectName(QStringLiteral("gptqSamples"));
+    wizard->m_samples->setRange(1, 4096);
+    wizard->m_samples->setValue(128);
+    row(tr("Calibration samples:"), wizard->m_samples,
+        tr("Passages of the calibration text (next page) the layers are measured on, spread over the whole text."));
+    wizard->m_seqLen = new QSpinBox(this);
+    wizard->m_seqLen->setObjectName(QStringLiteral("gptqSeqLen"));
+    wizard->m_seqLen->setRange(2, wizard->m_maxPositions > 1 ? wizard->m_maxPositions : 1 << 20);
+    wizard->m_seqLen->setValue(std::min(512, wizard->m_seqLen->maximum()));
+    wizard->m_seqLen->setSuffix(tr(" tokens"));
+    row(tr("Sample length:"), wizard->m_seqLen,
+        tr("At most the model's context. Samples × length: better calibration, but a longer run and more memory."));
+    layout->addWidget(wizard->m_gptqOptions);
 
     wizard->m_size = new QLabel(this);
     wizard->m_size->setObjectName(QStringLiteral("quantizedSize"));
@@ -328,9 +469,28 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
     wizard->m_outputError->setStyleSheet(QStringLiteral("color: #dc2626"));
     wizard->m_outputError->hide();
     layout->addWidget(wizard->m_outputError);
+    wizard->m_partialText = new QLabel(this);
+    wizard->m_partialText->setObjectName(QStringLiteral("partialRun"));
+    wizard->m_partialText->setWordWrap(true);
+    wizard->m_partialText->hide();
+    wizard->m_resume = new QCheckBox(tr("Resume it: its settings are filled in above (use the same calibration text). "
+                                        "Unchecked: its layers are discarded and the run starts afresh."),
+                                     this);
+    wizard->m_resume->setObjectName(QStringLiteral("resumePartial"));
+    wizard->m_resume->setChecked(true);
+    wizard->m_resume->hide();
+    layout->addWidget(wizard->m_partialText);
+    layout->addWidget(wizard->m_resume);
     layout->addStretch(1);
 
     connect(wizard->m_doubleQuant, &QCheckBox::toggled, this, [this] { m_wizard->updatePreview(); });
+    connect(wizard->m_bits, &QComboBox::currentIndexChanged, this, [this] { m_wizard->updatePreview(); });
+    connect(wizard->m_groupSize, &QComboBox::currentIndexChanged, this, [this] { m_wizard->updatePreview(); });
+    connect(wizard->m_resume, &QCheckBox::toggled, this, [this] { m_wizard->usePartialSettings(); });
+    connect(wizard->m_output, &QLineEdit::textChanged, this, [this] {
+        m_wizard->showPartialRun();
+        m_wizard->usePartialSettings();
+    });
     connect(wizard->m_output, &QLineEdit::textEdited, this, [this] {
         m_wizard->m_outputError->hide();
         m_wizard->m_output->setProperty("suggested", false); // the user's own choice stays
@@ -340,17 +500,26 @@ QuantizeParametersPage::QuantizeParametersPage(QuantizeWizard* wizard) : QWizard
 void QuantizeParametersPage::initializePage()
 {
     const QuantMethodInfo& info = m_wizard->methodInfo();
-    m_wizard->m_doubleQuant->setEnabled(info.fourBit && info.id != QLatin1String("gptq"));
-    m_wizard->m_computeDtype->setEnabled(info.fourBit && info.id != QLatin1String("gptq"));
+    m_wizard->m_bnbOptions->setVisible(!info.needsCalibration);
+    m_wizard->m_gptqOptions->setVisible(info.needsCalibration);
+    m_wizard->m_doubleQuant->setEnabled(info.fourBit);
+    m_wizard->m_computeDtype->setEnabled(info.fourBit);
     if (!info.fourBit)
         m_wizard->m_doubleQuant->setChecked(false);
-    m_wizard->m_paramText->setText(info.explanation);
+    m_wizard->m_paramText->setText(
+        info.needsCalibration
+            ? tr("GPTQ's settings, AutoGPTQ's defaults preset (4 bits, groups of 128, symmetric, damping 1 %). The "
+                 "embeddings, norms and output layer keep their dtype, and so do linears whose sizes are not multiples "
+                 "of 32 (AutoGPTQ's packing needs them).")
+            : info.explanation);
     const QString suggested = QuantizeWizard::suggestFolder(m_wizard->source(), info.id);
     if (m_wizard->m_output->text().isEmpty() || m_wizard->m_output->property("suggested").toBool()) {
         m_wizard->m_output->setText(suggested);
         m_wizard->m_output->setProperty("suggested", true);
     }
     m_wizard->m_outputError->hide();
+    m_wizard->showPartialRun();
+    m_wizard->usePartialSettings();
     m_wizard->updatePreview();
 }
 
@@ -383,8 +552,9 @@ QuantizeCalibrationPage::QuantizeCalibrationPage(QuantizeWizard* wizard) : QWiza
     auto* layout = new QVBoxLayout(this);
     const bool haveDefault = !wizard->m_calibration.isEmpty() && QFileInfo(wizard->m_calibration).isFile();
     wizard->m_calibDefault = new QRadioButton(
-        haveDefault ? tr("The default corpus: the King James Bible (%1)").arg(QDir::toNativeSeparators(wizard->m_calibration))
-                    : tr("The default corpus (not installed: run packaging/setup.sh)"),
+        haveDefault ? tr("The default corpus: the King James Bible, from Debian's bible-kjv package\n%1 (%2)")
+                          .arg(QDir::toNativeSeparators(wizard->m_calibration), formatBytes(static_cast<quint64>(QFileInfo(wizard->m_calibration).size())))
+                    : tr("The default corpus (not installed: run packaging/setup.sh, which fetches the King James Bible)"),
         this);
     wizard->m_calibDefault->setObjectName(QStringLiteral("calibrationDefault"));
     wizard->m_calibDefault->setEnabled(haveDefault);
@@ -404,26 +574,29 @@ QuantizeCalibrationPage::QuantizeCalibrationPage(QuantizeWizard* wizard) : QWiza
     });
     row->addWidget(wizard->m_calibPath, 1);
     row->addWidget(browse);
-    auto* form = new QFormLayout;
-    wizard->m_bits = new QSpinBox(this);
-    wizard->m_bits->setRange(2, 8);
-    wizard->m_bits->setValue(4);
-    wizard->m_bits->setSuffix(tr(" bits"));
-    wizard->m_groupSize = new QSpinBox(this);
-    wizard->m_groupSize->setRange(32, 1024);
-    wizard->m_groupSize->setSingleStep(32);
-    wizard->m_groupSize->setValue(128);
-    wizard->m_groupSize->setToolTip(tr("Weights per group sharing a scale and zero point"));
-    form->addRow(tr("Bits:"), wizard->m_bits);
-    form->addRow(tr("Group size:"), wizard->m_groupSize);
+    wizard->m_calibSummary = new QLabel(this);
+    wizard->m_calibSummary->setObjectName(QStringLiteral("calibrationSummary"));
+    wizard->m_calibSummary->setWordWrap(true);
     layout->addWidget(wizard->m_calibDefault);
     layout->addWidget(wizard->m_calibFile);
     layout->addLayout(row);
-    layout->addLayout(form);
+    layout->addSpacing(8);
+    layout->addWidget(wizard->m_calibSummary);
     layout->addStretch(1);
     for (QWidget* w : {static_cast<QWidget*>(wizard->m_calibDefault), static_cast<QWidget*>(wizard->m_calibFile)})
         connect(static_cast<QRadioButton*>(w), &QRadioButton::toggled, this, &QWizardPage::completeChanged);
     connect(wizard->m_calibPath, &QLineEdit::textChanged, this, &QWizardPage::completeChanged);
+}
+
+void QuantizeCalibrationPage::initializePage()
+{
+    const QuantizeRequest r = m_wizard->request();
+    m_wizard->m_calibSummary->setText(
+        tr("%1 samples of %2 tokens each are taken, spread evenly over the text (each from the start of a line), "
+           "with the model's tokenizer. Any plain prose in the model's language works; the text must hold at least one "
+           "sample's worth of tokens. Resuming an interrupted run needs the same text.")
+            .arg(r.samples)
+            .arg(r.seqLen));
 }
 
 bool QuantizeCalibrationPage::isComplete() const

@@ -1,8 +1,10 @@
 #pragma once
 // The quantization wizard: Method → Parameters (what each one does, the size the model will
-// have and whether it fits the devices of the current plan, the new folder) → Calibration data
-// (GPTQ only) → Run (progress per tensor, ETA, Cancel: nothing half-written) → Evaluation
-// (perplexity before and after on a text) → Done ("Open it" loads the new folder).
+// have and whether it fits the devices of the current plan, the new folder; GPTQ: bits, group
+// size, act-order, symmetry, damping, calibration samples and length) → Calibration data (GPTQ
+// only) → Run (progress per tensor, or per layer and module for GPTQ, ETA, Cancel: nothing
+// half-written; an interrupted GPTQ run resumes from `<out>.partial`) → Evaluation (perplexity
+// before and after on a text) → Done ("Open it" loads the new folder).
 // Every job runs on the engine worker's thread through queued signals; the GUI never waits.
 #include "enginework.h"
 #include "quantwork.h"
@@ -11,6 +13,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -64,6 +67,8 @@ public:
     QString evaluationText() const;
     // A folder next to the source that does not exist yet ("<source>-int8", "-int8-2", ...).
     static QString suggestFolder(const QString& source, const QString& method);
+    // GPTQ: the interrupted run of the chosen folder (`<out>.partial`; folder "" when none).
+    GptqPartialRun partialRun() const;
 
     int nextId() const override;
     void reject() override;
@@ -101,11 +106,14 @@ private:
     void onEvalFailed(const QString& tag, const QString& message, bool cancelled);
     void showPreview();
     void showEvaluation();
+    void showPartialRun();
+    void usePartialSettings();
 
     EngineWorker* m_worker;
     QString m_source;
     PlanSettings m_settings;
     QString m_calibration;
+    int m_maxPositions = 0; // the source's max_position_embeddings (0: unknown)
     QVector<QuantMethodInfo> m_methods;
     QString m_tagPrefix;
     int m_previewSerial = 0;
@@ -127,6 +135,17 @@ private:
     QCheckBox* m_doubleQuant = nullptr;
     QComboBox* m_computeDtype = nullptr;
     QLineEdit* m_skipModules = nullptr;
+    QWidget* m_bnbOptions = nullptr;
+    QWidget* m_gptqOptions = nullptr;
+    QComboBox* m_bits = nullptr;
+    QComboBox* m_groupSize = nullptr;
+    QCheckBox* m_descAct = nullptr;
+    QCheckBox* m_sym = nullptr;
+    QDoubleSpinBox* m_damp = nullptr;
+    QSpinBox* m_samples = nullptr;
+    QSpinBox* m_seqLen = nullptr;
+    QLabel* m_partialText = nullptr;
+    QCheckBox* m_resume = nullptr;
     QLabel* m_size = nullptr;
     QLabel* m_verdict = nullptr;
     QLineEdit* m_output = nullptr;
@@ -135,14 +154,14 @@ private:
     QRadioButton* m_calibDefault = nullptr;
     QRadioButton* m_calibFile = nullptr;
     QLineEdit* m_calibPath = nullptr;
-    QSpinBox* m_bits = nullptr;
-    QSpinBox* m_groupSize = nullptr;
+    QLabel* m_calibSummary = nullptr;
     // Run page
     QProgressBar* m_runBar = nullptr;
     QLabel* m_runItem = nullptr;
     QLabel* m_runError = nullptr;
     QLabel* m_runEta = nullptr;
     QLabel* m_runStatus = nullptr;
+    QLabel* m_runResume = nullptr;
     QPushButton* m_cancel = nullptr;
     // Evaluation page
     QRadioButton* m_evalDefault = nullptr;

@@ -30,6 +30,7 @@ private:
 class QuantizeCalibrationPage : public QWizardPage {
 public:
     explicit QuantizeCalibrationPage(QuantizeWizard* wizard);
+    void initializePage() override;
     bool isComplete() const override;
 
 private:

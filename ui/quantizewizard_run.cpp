@@ -78,10 +78,23 @@ void QuantizeWizard::startRun()
     m_runItem->setText(tr("Reading %1…").arg(QFileInfo(m_source).fileName()));
     m_runEta->setText(tr("Time left: %1").arg(durationText(-1)));
     m_runError->setVisible(methodInfo().needsCalibration);
+    m_runError->clear();
     m_runStatus->clear();
+    const QuantizeRequest r = request();
+    const GptqPartialRun partial = partialRun();
+    m_runResume->setVisible(!partial.folder.isEmpty());
+    if (!partial.folder.isEmpty())
+        m_runResume->setText(r.restart ? tr("The interrupted run in %1 is discarded: this run starts afresh.")
+                                             .arg(QDir::toNativeSeparators(partial.folder).toHtmlEscaped())
+                                       : tr("<b>Resuming the interrupted run</b> in %1: its finished layers (%2) are "
+                                            "reused; the run goes on with the next one.")
+                                             .arg(QDir::toNativeSeparators(partial.folder).toHtmlEscaped())
+                                             .arg(partial.layersDone));
+    if (methodInfo().needsCalibration)
+        m_runItem->setText(tr("Reading %1 and the calibration text…").arg(QFileInfo(m_source).fileName()));
     m_cancel->setEnabled(true);
     m_worker->resetJobCancel(); // here: a Cancel pressed before the worker starts still counts
-    Q_EMIT requestQuantize(request());
+    Q_EMIT requestQuantize(r);
 }
 
 void QuantizeWizard::cancelRun()
@@ -106,8 +119,19 @@ void QuantizeWizard::onProgress(const QuantizeProgressView& p)
     // Bytes can exceed an int: the bar counts per mille.
     m_runBar->setRange(0, 1000);
     m_runBar->setValue(p.total > 0 ? static_cast<int>(1000.0 * static_cast<double>(p.done) / static_cast<double>(p.total)) : 0);
-    m_runItem->setText(tr("Quantizing %1").arg(p.item));
     m_runEta->setText(tr("Time left: %1").arg(durationText(p.etaSeconds)));
+    if (p.layers > 0) { // GPTQ: per decoder layer, and per module within it
+        if (p.item.isEmpty())
+            m_runItem->setText(tr("Layer %1 of %2 done").arg(p.layer + 1).arg(p.layers));
+        else
+            m_runItem->setText(tr("Layer %1 of %2: %3 quantized").arg(p.layer + 1).arg(p.layers).arg(p.item));
+        if (p.layerError >= 0)
+            m_runError->setText(tr("%1: average loss %2 (its error on the calibration text; lower is better)")
+                                    .arg(p.item.section(QLatin1Char('.'), -2))
+                                    .arg(p.layerError, 0, 'g', 4));
+        return;
+    }
+    m_runItem->setText(tr("Quantizing %1").arg(p.item));
     if (p.layerError >= 0)
         m_runError->setText(tr("Error of this layer: %1").arg(p.layerError, 0, 'g', 4));
 }
@@ -121,9 +145,17 @@ void QuantizeWizard::onQuantized(const QuantizeResultView& r)
     m_result = r;
     m_runBar->setRange(0, 1000);
     m_runBar->setValue(1000);
-    m_runItem->setText(tr("%1 linear layers quantized: %2 of tensors written to %3")
-                           .arg(r.quantizedLinears)
-                           .arg(formatBytes(r.weightBytes), QDir::toNativeSeparators(r.folder)));
+    QString what = tr("%1 linear layers quantized: %2 of tensors written to %3")
+                       .arg(r.quantizedLinears)
+                       .arg(formatBytes(r.weightBytes), QDir::toNativeSeparators(r.folder));
+    if (r.keptLinears > 0)
+        what += tr(". %1 kept as stored (sizes not multiples of 32)")
+                    .arg(r.keptLinears == 1 ? tr("1 linear layer") : tr("%1 linear layers").arg(r.keptLinears));
+    if (r.resumedLayers > 0)
+        what += tr(". %1 from the interrupted run")
+                    .arg(r.resumedLayers == 1 ? tr("1 decoder layer came") : tr("%1 decoder layers came").arg(r.resumedLayers));
+    m_runItem->setText(what);
+    m_runError->hide(); // the last module's loss says nothing about the whole model: the Evaluation page does
     m_runEta->setText(tr("Done in %1").arg(durationText(r.seconds)));
     m_runStatus->setText(tr("<b style='color:#15803d'>The quantized model is saved.</b> Next: compare its perplexity "
                             "with the original's."));
@@ -143,10 +175,10 @@ void QuantizeWizard::onQuantizeFailed(const QString& message, bool cancelled)
     m_runBar->setValue(0);
     m_cancel->setEnabled(false);
     m_runEta->clear();
-    m_runStatus->setText(cancelled ? tr("<b>Cancelled.</b> %1 Go Back to change the settings and run again.")
+    m_runStatus->setText(cancelled ? tr("<b>Cancelled.</b> %1 Go Back, then Next to run again.")
                                          .arg(message.toHtmlEscaped())
-                                   : tr("<b style='color:#dc2626'>Quantization failed:</b> %1<br>Nothing was written. "
-                                        "Go Back to change the settings and run again.")
+                                   : tr("<b style='color:#dc2626'>Quantization failed:</b> %1<br>The new folder was not "
+                                        "written. Go Back to change the settings and run again.")
                                          .arg(message.toHtmlEscaped()));
     static_cast<QuantizeRunPage*>(page(RunPage))->notifyChanged();
     Q_EMIT runFinished(false);
@@ -276,13 +308,19 @@ QuantizeRunPage::QuantizeRunPage(QuantizeWizard* wizard) : QWizardPage(wizard), 
     wizard->m_runStatus = new QLabel(this);
     wizard->m_runStatus->setObjectName(QStringLiteral("runStatus"));
     wizard->m_runStatus->setWordWrap(true);
+    wizard->m_runResume = new QLabel(this);
+    wizard->m_runResume->setObjectName(QStringLiteral("runResume"));
+    wizard->m_runResume->setWordWrap(true);
+    wizard->m_runResume->hide();
     wizard->m_cancel = new QPushButton(tr("Cancel the run"), this);
     wizard->m_cancel->setObjectName(QStringLiteral("cancelRun"));
-    wizard->m_cancel->setToolTip(tr("Stop quantizing: the partial output is removed, the new folder never appears"));
+    wizard->m_cancel->setToolTip(tr("Stop quantizing: the new folder never appears (GPTQ keeps its finished layers in "
+                                    "<folder>.partial, and a run with the same settings resumes from there)"));
     connect(wizard->m_cancel, &QPushButton::clicked, wizard, &QuantizeWizard::cancelRun);
     auto* row = new QHBoxLayout;
     row->addWidget(wizard->m_runEta, 1);
     row->addWidget(wizard->m_cancel);
+    layout->addWidget(wizard->m_runResume);
     layout->addWidget(wizard->m_runBar);
     layout->addWidget(wizard->m_runItem);
     layout->addWidget(wizard->m_runError);
@@ -294,6 +332,10 @@ QuantizeRunPage::QuantizeRunPage(QuantizeWizard* wizard) : QWizardPage(wizard), 
 
 void QuantizeRunPage::initializePage()
 {
+    setSubTitle(m_wizard->methodInfo().needsCalibration
+                    ? tr("The new folder appears only when every layer is written. Cancel keeps the finished layers in "
+                         "<folder>.partial, from which a run with the same settings resumes.")
+                    : tr("The new folder appears only when every tensor is written; Cancel leaves nothing behind."));
     m_wizard->startRun();
 }
 
@@ -411,12 +453,17 @@ void QuantizeDonePage::initializePage()
     QString text = tr("The quantized model is in <b>%1</b>: %2 linear layers quantized (%3), %4 of tensors.")
                        .arg(QDir::toNativeSeparators(r.folder).toHtmlEscaped())
                        .arg(r.quantizedLinears)
-                       .arg(m_wizard->method() + (m_wizard->request().doubleQuant ? tr(" with double quantization") : QString()))
+                       .arg(m_wizard->methodInfo().needsCalibration
+                                ? tr("GPTQ %1-bit, %2").arg(m_wizard->request().bits).arg(m_wizard->request().groupSize < 0 ? tr("one group per row") : tr("groups of %1").arg(m_wizard->request().groupSize))
+                                : m_wizard->method() + (m_wizard->request().doubleQuant ? tr(" with double quantization") : QString()))
                        .arg(formatBytes(r.weightBytes));
     if (m_wizard->m_after.perplexity > 0)
         text += tr("<br>Perplexity %1 → %2.").arg(m_wizard->m_before.perplexity, 0, 'f', 4).arg(m_wizard->m_after.perplexity, 0, 'f', 4);
     text += tr("<br><br><i>Open it</i> opens the folder in the main window and loads it; <i>Finish</i> closes the "
-               "wizard. transformers + bitsandbytes load the folder as it is.");
+               "wizard. %1")
+                .arg(m_wizard->methodInfo().needsCalibration
+                         ? tr("It is in AutoGPTQ's format (tensors packed as AutoGPTQ packs them, quantize_config.json).")
+                         : tr("transformers + bitsandbytes load the folder as it is."));
     m_wizard->m_doneText->setText(text);
 }
 

@@ -116,6 +116,8 @@ std::uint64_t tensor_bytes(const ModuleTree& tree, const ModuleTensor& tensor, c
         // Linear weight [out, in] (Conv1D [in, out]); GPTQ packs along `in`.
         const bool conv1d = tree.nodes()[static_cast<std::size_t>(tree.find(tensor.full_name.substr(0, tensor.full_name.size() - 7)))].class_name == "Conv1D";
         const std::uint64_t in = conv1d ? rows : cols, out = conv1d ? cols : rows;
+        if (in % 32 != 0 || out % 32 != 0) // AutoGPTQ's packing needs both: the GPTQ job keeps such a linear as stored
+            return tree.tensor_bytes(tensor, SizeRule::as_loaded(f.dtype));
         const std::uint64_t groups = f.group_size < 0 ? 1 : (in + static_cast<std::uint64_t>(f.group_size) - 1) / static_cast<std::uint64_t>(f.group_size);
         const auto bits = static_cast<std::uint64_t>(f.bits);
         const std::uint64_t qweight = (in * bits + 31) / 32 * out * 4;

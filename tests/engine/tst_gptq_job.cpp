@@ -333,7 +333,7 @@ void TestGptqJob::badInput()
     QVERIFY(throws_with<IoError>([&] { run_gptq_job(stories(), tmp.path() / "exists", small_job()); }, {"exists", "already exists"}));
     QCOMPARE(test::read_file(tmp.path() / "exists" / "keep.txt"), std::string("mine"));
     // Already quantized; another architecture; no weights.
-    QVERIFY(throws_with<UnsupportedError>([&] { run_gptq_job(test::fixtures() / "quant" / "stories260K-int8", tmp.path() / "b", small_job()); },
+    QVERIFY(throws_with<UnsupportedError>([&] { run_gptq_job(test::fixtures() / "quant" / "llama-quant-int8", tmp.path() / "b", small_job()); },
                                           {"already quantized"}));
     QVERIFY(throws_with<UnsupportedError>([&] { run_gptq_job(test::fixtures() / "checkpoints" / "gpt2", tmp.path() / "b", small_job()); },
                                           {"gpt2", "llama"}));

@@ -2,7 +2,9 @@
 // the engine thread; for the tiny fixture llama the folders hold what transformers +
 // bitsandbytes save (the committed fixtures); the real stories260K quantized loads in the main
 // window, answers as the engine does and keeps its perplexity (transformers' value before);
-// Cancel leaves no folder; an existing folder is refused; GPTQ is listed but disabled.
+// Cancel leaves no folder; an existing folder is refused. GPTQ: its parameters change the
+// planned size; stories260K quantized on the default corpus loads and keeps a sane perplexity;
+// Cancel mid-run leaves no folder, the finished layers in <out>.partial, and the next run resumes.
 #include "testdata.h"
 
 #include "chatmodel.h"
@@ -17,6 +19,8 @@
 #include "samplingform.h"
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/tensor_view.h"
+#include "quant/gptq_calibration.h"
+#include "quant/gptq_job.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
 #include "text/tokenizer.h"
@@ -26,6 +30,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QSettings>
 #include <QLabel>
@@ -58,7 +63,9 @@ private Q_SLOTS:
     void nf4DoubleQuant();
     void cancelLeavesNoFolder();
     void existingFolderRefused();
-    void gptqListedDisabled();
+    void gptqParameters();
+    void gptqThroughThePages();
+    void gptqCancelThenResume();
 
 private:
     QuantizeWizard* openWizard(MainWindow& w, const QString& model = {});
@@ -100,6 +107,23 @@ std::string engineGreedy(const fs::path& folder, const std::string& prompt, int 
     std::vector<text::TokenId> all(ids.begin(), ids.end()); // the prompt too: decoding alone drops a leading space
     all.insert(all.end(), r.tokens.begin(), r.tokens.end());
     return tokenizer->decode(all, true);
+}
+
+// The default calibration text packaging/setup.sh installs (the King James Bible).
+QString defaultCorpus()
+{
+    return QString::fromStdString(default_calibration_file(qgetenv("LAYERWISE_VENV").toStdString()).string());
+}
+
+// GPTQ settings that run in a second on stories260K: groups of 32 (its layers are 64 wide),
+// 8 passages of 64 tokens.
+void fastGptq(QuantizeWizard* wiz, const QString& out)
+{
+    auto* group = wiz->findChild<QComboBox*>(QStringLiteral("gptqGroupSize"));
+    group->setCurrentIndex(group->findData(32));
+    wiz->findChild<QSpinBox*>(QStringLiteral("gptqSamples"))->setValue(8);
+    wiz->findChild<QSpinBox*>(QStringLiteral("gptqSeqLen"))->setValue(64);
+    wiz->findChild<QLineEdit*>(QStringLiteral("outputFolder"))->setText(out);
 }
 
 std::string rstrip(std::string s)
@@ -374,26 +398,229 @@ void TestQuantizeWizard::existingFolderRefused()
              QString::fromStdString((tmp.path() / "m-int8-2").string()));
 }
 
-void TestQuantizeWizard::gptqListedDisabled()
+void TestQuantizeWizard::gptqParameters()
 {
     MainWindow w(nullptr, false);
     QuantizeWizard* wiz = openWizard(w);
     QVERIFY(wiz);
-    auto* gptq = wiz->findChild<QRadioButton*>(QStringLiteral("method-gptq"));
-    QVERIFY(gptq);
-    QVERIFY(!gptq->isEnabled());
-    QVERIFY2(gptq->toolTip().contains(QStringLiteral("GPTQ engine")), qPrintable(gptq->toolTip()));
-    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("unavailable-gptq")));
-    for (const char* m : {"int8", "nf4", "fp4"})
+    for (const char* m : {"int8", "nf4", "fp4", "gptq"})
         QVERIFY(wiz->findChild<QRadioButton*>(QStringLiteral("method-") + QLatin1String(m))->isEnabled());
-    // The calibration page is reached only by methods that need it.
+    QVERIFY(!wiz->findChild<QLabel*>(QStringLiteral("unavailable-gptq")));
+    choose(wiz, QStringLiteral("gptq"));
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("methodExplanation"))->text().contains(QStringLiteral("AutoGPTQ")));
+    QSignalSpy preview(wiz, &QuantizeWizard::previewShown);
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::ParametersPage));
+    // GPTQ's own fields replace the bitsandbytes ones, with AutoGPTQ's defaults.
+    auto* bits = wiz->findChild<QComboBox*>(QStringLiteral("gptqBits"));
+    auto* group = wiz->findChild<QComboBox*>(QStringLiteral("gptqGroupSize"));
+    QVERIFY(bits->isVisibleTo(wiz) && group->isVisibleTo(wiz));
+    QVERIFY(!wiz->findChild<QCheckBox*>(QStringLiteral("doubleQuant"))->isVisibleTo(wiz));
+    QVERIFY(!wiz->findChild<QLineEdit*>(QStringLiteral("skipModules"))->isVisibleTo(wiz));
+    QCOMPARE(bits->currentData().toInt(), 4);
+    QCOMPARE(group->currentData().toInt(), 128);
+    QVERIFY(wiz->findChild<QCheckBox*>(QStringLiteral("gptqSym"))->isChecked());
+    QVERIFY(!wiz->findChild<QCheckBox*>(QStringLiteral("gptqDescAct"))->isChecked());
+    QCOMPARE(wiz->findChild<QDoubleSpinBox*>(QStringLiteral("gptqDamp"))->value(), 1.0); // per cent
+    QCOMPARE(wiz->findChild<QSpinBox*>(QStringLiteral("gptqSeqLen"))->maximum(), 512); // stories260K's context
+    // The planned size follows bits and group size (the planner's gptq-<bits>bit-<group>g).
+    QTRY_VERIFY_WITH_TIMEOUT(preview.count() >= 1 && wiz->previewQuantized().weightBytes() > 0, 20000);
+    const qint64 before = wiz->previewOriginal().weightBytes();
+    group->setCurrentIndex(group->findData(32));
+    QTRY_VERIFY_WITH_TIMEOUT(preview.count() >= 2, 20000);
+    const qint64 four = wiz->previewQuantized().weightBytes();
+    bits->setCurrentIndex(bits->findData(8));
+    QTRY_VERIFY_WITH_TIMEOUT(preview.count() >= 3, 20000);
+    const qint64 eight = wiz->previewQuantized().weightBytes();
+    QVERIFY2(four < eight && eight < before, qPrintable(QStringLiteral("%1 %2 %3").arg(four).arg(eight).arg(before)));
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("quantizedVerdict"))->text().contains(QStringLiteral("Fits")));
+    const QuantizeRequest r = wiz->request();
+    QCOMPARE(r.bits, 8);
+    QCOMPARE(r.groupSize, 32);
+    QVERIFY(r.sym && !r.descAct && !r.restart);
+    QCOMPARE(r.dampPercent, 0.01); // AutoGPTQ's damp_percent
+    // GPTQ goes through the calibration page; the others do not.
+    QCOMPARE(wiz->nextId(), int(QuantizeWizard::CalibrationPage));
+    wiz->back();
     choose(wiz, QStringLiteral("fp4"));
     wiz->next();
     QCOMPARE(wiz->nextId(), int(QuantizeWizard::RunPage));
+    QVERIFY(wiz->findChild<QCheckBox*>(QStringLiteral("doubleQuant"))->isVisibleTo(wiz));
     // The wizard closes with Cancel; the window can open another one.
     wiz->reject();
     QTRY_VERIFY(!w.quantizeWizard());
     QVERIFY(w.findChild<QAction*>(QStringLiteral("quantizeAction"))->isEnabled());
+}
+
+void TestQuantizeWizard::gptqThroughThePages()
+{
+    const QString corpus = defaultCorpus();
+    QVERIFY2(!corpus.isEmpty(), "the default calibration text is not installed: run packaging/setup.sh");
+    MainWindow w(nullptr, false);
+    w.setDefaultCalibrationText(corpus);
+    QuantizeWizard* wiz = openWizard(w);
+    QVERIFY(wiz);
+    choose(wiz, QStringLiteral("gptq"));
+    wiz->next();
+    test::TempDir tmp;
+    const QString out = QString::fromStdString((tmp.path() / "stories-gptq").string());
+    QSignalSpy preview(wiz, &QuantizeWizard::previewShown);
+    fastGptq(wiz, out);
+    QTRY_VERIFY_WITH_TIMEOUT(preview.count() >= 1 && wiz->previewQuantized().quant == QStringLiteral("gptq-4bit-32g"), 20000);
+    const qint64 planned = wiz->previewQuantized().weightBytes();
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::CalibrationPage));
+    auto* useDefault = wiz->findChild<QRadioButton*>(QStringLiteral("calibrationDefault"));
+    QVERIFY(useDefault->isEnabled() && useDefault->isChecked());
+    QVERIFY2(useDefault->text().contains(QStringLiteral("King James")) && useDefault->text().contains(corpus),
+             qPrintable(useDefault->text()));
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("calibrationSummary"))->text().startsWith(QStringLiteral("8 samples of 64 tokens")));
+    QCOMPARE(wiz->request().calibration, corpus);
+    QSignalSpy ran(wiz, &QuantizeWizard::runFinished);
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::RunPage));
+    QTRY_VERIFY_WITH_TIMEOUT(ran.count() == 1, 120000);
+    QVERIFY2(ran.first().at(0).toBool(), qPrintable(wiz->runMessage()));
+    // q, k, v, o of the 5 layers; the MLP (172 wide, not a multiple of 32) is kept as stored.
+    QCOMPARE(wiz->result().quantizedLinears, 20);
+    QCOMPARE(wiz->result().keptLinears, 15);
+    QCOMPARE(wiz->lastProgress().layers, 5);
+    QCOMPARE(wiz->lastProgress().done, quint64(5));
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("runItem"))->text().contains(QStringLiteral("kept as stored")));
+    // The size the Parameters page showed is the size written (the kept MLP counted as stored),
+    // but for what the plan counts beyond the checkpoint's tensors (non-persistent buffers).
+    const qint64 buffers = wiz->previewOriginal().weightBytes() -
+                           qint64(Checkpoint::open(fs::path(stories().toStdString()) / "model.safetensors")->tensor_bytes());
+    QVERIFY(buffers >= 0 && buffers < 100);
+    QCOMPARE(qint64(wiz->result().weightBytes), planned - buffers);
+    const fs::path folder = tmp.path() / "stories-gptq";
+    QVERIFY(fs::is_regular_file(folder / "gptq_model-4bit-32g.safetensors"));
+    QVERIFY(fs::is_regular_file(folder / "tokenizer.json"));
+    const json qc = test::read_json(folder / "quantize_config.json");
+    QCOMPARE(qc["bits"], json(4));
+    QCOMPARE(qc["group_size"], json(32));
+    QCOMPARE(qc["desc_act"], json(false));
+    QCOMPARE(qc["sym"], json(true));
+    QVERIFY(!fs::exists(tmp.path() / "stories-gptq.partial")); // a finished run keeps no state
+
+    // Perplexity before (transformers' value) and after, on the same text as int8.
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::EvaluatePage));
+    wiz->findChild<QRadioButton*>(QStringLiteral("evalFile"))->setChecked(true);
+    wiz->findChild<QLineEdit*>(QStringLiteral("evalPath"))->setText(evalText());
+    wiz->findChild<QSpinBox*>(QStringLiteral("evalContext"))->setValue(64);
+    wiz->findChild<QSpinBox*>(QStringLiteral("evalStride"))->setValue(32);
+    QSignalSpy evaluated(wiz, &QuantizeWizard::evaluationFinished);
+    wiz->evaluate();
+    QTRY_VERIFY_WITH_TIMEOUT(evaluated.count() == 1, 60000);
+    QVERIFY2(evaluated.first().at(0).toBool(), qPrintable(wiz->findChild<QLabel*>(QStringLiteral("evalResult"))->text()));
+    const double reference = test::read_json(test::fixtures() / "quant" / "perplexity.json")["perplexity"];
+    QVERIFY2(std::abs(wiz->perplexityBefore() - reference) / reference < 1e-5, qPrintable(QString::number(wiz->perplexityBefore(), 'g', 10)));
+    // 4-bit attention on a 260K model: worse than float32, but by per cents, not by factors.
+    const double ratio = wiz->perplexityAfter() / wiz->perplexityBefore();
+    qInfo("GPTQ 4-bit g32 perplexity %.4f -> %.4f (x%.4f)", wiz->perplexityBefore(), wiz->perplexityAfter(), ratio);
+    QVERIFY2(ratio > 1.0 && ratio < 1.25, qPrintable(QString::number(ratio, 'g', 6)));
+
+    // Done, and "Open it" loads the folder through the GPTQ loader.
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::DonePage));
+    const QString done = wiz->findChild<QLabel*>(QStringLiteral("doneText"))->text();
+    QVERIFY2(done.contains(QStringLiteral("GPTQ 4-bit, groups of 32")) && done.contains(QStringLiteral("AutoGPTQ")), qPrintable(done));
+    QSignalSpy loaded(&w, &MainWindow::loadFinished);
+    wiz->openResult();
+    QTRY_VERIFY_WITH_TIMEOUT(loaded.count() == 1, 60000);
+    QVERIFY2(loaded.first().at(0).toBool(), qPrintable(w.lastError()));
+    QCOMPARE(QDir::cleanPath(w.currentSource()), QDir::cleanPath(out));
+    QVERIFY2(w.placementMap()->quantization().startsWith(QStringLiteral("gptq")), qPrintable(w.placementMap()->quantization()));
+    // It answers as the engine does for the folder.
+    ChatView* chat = w.chatView();
+    chat->setRaw(true);
+    SamplingSettings s = chat->samplingForm()->settings();
+    s.greedy = true;
+    s.maxNewTokens = 20;
+    chat->samplingForm()->setSettings(s);
+    QSignalSpy answered(chat, &ChatView::answerDone);
+    chat->send(QStringLiteral("Zoo"));
+    QTRY_VERIFY_WITH_TIMEOUT(answered.count() == 1, 60000);
+    const std::string answer = "Zoo" + chat->chatModel()->messages().last().content.toStdString();
+    QVERIFY2(rstrip(answer) == rstrip(engineGreedy(folder, "Zoo", 20)), answer.c_str());
+}
+
+void TestQuantizeWizard::gptqCancelThenResume()
+{
+    const QString corpus = defaultCorpus();
+    QVERIFY2(!corpus.isEmpty(), "the default calibration text is not installed: run packaging/setup.sh");
+    MainWindow w(nullptr, false);
+    w.setDefaultCalibrationText(corpus);
+    QuantizeWizard* wiz = openWizard(w);
+    QVERIFY(wiz);
+    choose(wiz, QStringLiteral("gptq"));
+    wiz->next();
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "q";
+    fastGptq(wiz, QString::fromStdString(out.string()));
+    QVERIFY(!wiz->findChild<QCheckBox*>(QStringLiteral("resumePartial"))->isVisibleTo(wiz)); // nothing to resume yet
+    wiz->next();
+    // Cancel once two layers are done, on the engine thread itself so the moment is exact.
+    EngineWorker* worker = w.engineWorker();
+    const auto canceller = connect(worker, &EngineWorker::quantizeProgress, worker, [worker](const QuantizeProgressView& p) {
+        if (p.layers > 0 && p.item.isEmpty() && p.done >= 2)
+            worker->cancelJob();
+    }, Qt::DirectConnection);
+    QSignalSpy ran(wiz, &QuantizeWizard::runFinished);
+    wiz->next();
+    QTRY_VERIFY_WITH_TIMEOUT(ran.count() == 1, 120000);
+    disconnect(canceller);
+    QVERIFY(!ran.first().at(0).toBool());
+    QVERIFY2(wiz->runMessage().contains(QStringLiteral("cancelled")) && wiz->runMessage().contains(QStringLiteral("resume")),
+             qPrintable(wiz->runMessage()));
+    // No folder; the two finished layers kept as the engine defines (<out>.partial) and nothing else.
+    QVERIFY(!fs::exists(out));
+    const fs::path partial = tmp.path() / "q.partial";
+    QCOMPARE(test::read_json(partial / "state.json")["layers_done"], json(2));
+    QCOMPARE(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), std::ptrdiff_t(1));
+    QCOMPARE(gptqPartialRun(QString::fromStdString(out.string())).layersDone, 2);
+
+    // Back to the parameters: the interrupted run is offered, with its settings.
+    wiz->back();
+    wiz->back();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::ParametersPage));
+    auto* resume = wiz->findChild<QCheckBox*>(QStringLiteral("resumePartial"));
+    QVERIFY(resume->isVisibleTo(wiz) && resume->isChecked());
+    auto* info = wiz->findChild<QLabel*>(QStringLiteral("partialRun"));
+    QVERIFY2(info->isVisibleTo(wiz) && info->text().contains(QStringLiteral("2 decoder layers done")), qPrintable(info->text()));
+    auto* bits = wiz->findChild<QComboBox*>(QStringLiteral("gptqBits"));
+    bits->setCurrentIndex(bits->findData(8));
+    resume->setChecked(false);
+    QVERIFY(wiz->request().restart);
+    resume->setChecked(true); // its settings again
+    QCOMPARE(bits->currentData().toInt(), 4);
+    QVERIFY(!wiz->request().restart);
+    wiz->next();
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::RunPage));
+    QVERIFY2(wiz->findChild<QLabel*>(QStringLiteral("runResume"))->text().contains(QStringLiteral("Resuming")),
+             qPrintable(wiz->findChild<QLabel*>(QStringLiteral("runResume"))->text()));
+    QTRY_VERIFY_WITH_TIMEOUT(ran.count() == 2, 120000);
+    QVERIFY2(ran.last().at(0).toBool(), qPrintable(wiz->runMessage()));
+    QCOMPARE(wiz->result().resumedLayers, 2);
+    QCOMPARE(wiz->result().quantizedLinears, 20);
+    QVERIFY(fs::is_regular_file(out / "gptq_model-4bit-32g.safetensors"));
+    QVERIFY(!fs::exists(partial));
+    // The resumed folder holds what one uninterrupted run writes (the CLI's job, same settings).
+    GptqJobOptions o;
+    o.params.group_size = 32;
+    o.calibration = corpus.toStdString();
+    o.samples = 8;
+    o.seq_len = 64;
+    run_gptq_job(stories().toStdString(), tmp.path() / "whole", o);
+    const auto ours = Checkpoint::open(out / "gptq_model-4bit-32g.safetensors");
+    const auto whole = Checkpoint::open(tmp.path() / "whole" / "gptq_model-4bit-32g.safetensors");
+    QCOMPARE(ours->tensors().size(), whole->tensors().size());
+    for (const auto& e : whole->tensors()) {
+        const TensorEntry* o2 = ours->find(e.name);
+        QVERIFY2(o2 && at::equal(tensor_view(*ours, *o2), tensor_view(*whole, e)), e.name.c_str());
+    }
 }
 
 QTEST_MAIN(TestQuantizeWizard)
