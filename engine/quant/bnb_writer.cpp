@@ -1,5 +1,6 @@
 #include "quant/bnb_writer.h"
 
+#include "checkpoint/folder_writer.h"
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
 namespace layerwise {
 
@@ -114,36 +114,11 @@ QuantizeResult save_quantized(ModelDescription&& d, const QuantOptions& options,
         result.weight_bytes += n;
     }
 
-    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-    fs::create_directories(parent, ec);
-    std::random_device rd;
-    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp-" + std::to_string(rd()));
-    try {
-        if (!fs::create_directory(tmp, ec) || ec)
-            throw IoError("cannot create '" + tmp.string() + "': " + ec.message());
+    write_model_folder_atomically(out, ck.folder(), [&](const fs::path& tmp) {
         write_safetensors(tmp / "model.safetensors", writes, {{"format", "pt"}});
         config["quantization_config"] = bnb_quantization_config(options, compute);
-        {
-            std::ofstream c(tmp / "config.json");
-            c << config.dump(2) << "\n";
-            if (!c)
-                throw IoError("cannot write '" + (tmp / "config.json").string() + "'");
-        }
-        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-                              "special_tokens_map.json", "added_tokens.json", "generation_config.json", "chat_template.jinja"}) {
-            if (fs::exists(ck.folder() / f)) {
-                fs::copy_file(ck.folder() / f, tmp / f, ec);
-                if (ec)
-                    throw IoError("cannot copy '" + (ck.folder() / f).string() + "': " + ec.message());
-            }
-        }
-        fs::rename(tmp, out, ec);
-        if (ec)
-            throw IoError("cannot rename '" + tmp.string() + "' to '" + out.string() + "': " + ec.message());
-    } catch (...) {
-        fs::remove_all(tmp, ec);
-        throw;
-    }
+        write_text_file_atomically(tmp / "config.json", config.dump(2) + "\n");
+    });
     result.folder = out;
     log.info("quantized " + std::to_string(result.quantized_linears) + " linear layers to " +
              std::string(quant_method_name(options.method)) + " in " + out.string());

@@ -1,6 +1,7 @@
 #include "quant/gptq_job.h"
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/folder_writer.h"
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
@@ -20,7 +21,6 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <unordered_map>
 
@@ -121,21 +121,6 @@ std::uint64_t gptq_write_bytes(const TensorToWrite& w)
     for (auto s : w.shape)
         n *= static_cast<std::uint64_t>(s);
     return dtype_bytes(w.dtype, n);
-}
-
-void gptq_write_text(const fs::path& path, const std::string& text)
-{
-    const fs::path tmp = path.string() + ".tmp";
-    {
-        std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-        o << text;
-        if (!o)
-            throw IoError("cannot write '" + tmp.string() + "'");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec)
-        throw IoError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
 }
 
 json gptq_read_json(const fs::path& path)
@@ -434,7 +419,7 @@ GptqJobResult run_gptq_job(const fs::path& model, const fs::path& out, const Gpt
         write_safetensors(partial / layer_file(l), writes, {{"format", "pt"}});
         if (gptq && l + 1 < layers)
             write_safetensors(partial / hidden_file(l + 1), {gptq_tensor_write("hidden", hidden)}, {{"format", "pt"}});
-        gptq_write_text(state_path, json{{"identity", identity}, {"layers_done", l + 1}, {"modules", reports}}.dump(1) + "\n");
+        write_text_file_atomically(state_path, json{{"identity", identity}, {"layers_done", l + 1}, {"modules", reports}}.dump(1) + "\n");
         if (gptq)
             fs::remove(partial / hidden_file(l), ec);
         ++layers_this_run;
@@ -510,13 +495,7 @@ GptqJobResult run_gptq_job(const fs::path& model, const fs::path& out, const Gpt
         {"gptq_damp_percent", python_float(params.damp_percent)},
         {"gptq_is_marlin_format", "False"},
     };
-    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-    fs::create_directories(parent, ec);
-    std::random_device rd;
-    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp-" + std::to_string(rd()));
-    try {
-        if (!fs::create_directory(tmp, ec) || ec)
-            throw IoError("cannot create '" + tmp.string() + "': " + ec.message());
+    write_model_folder_atomically(out, ck.folder(), [&](const fs::path& tmp) {
         if (total <= options.max_shard_bytes || writes.size() < 2) {
             result.weights_file = basename + ".safetensors";
             write_safetensors(tmp / result.weights_file, writes, metadata);
@@ -542,27 +521,13 @@ GptqJobResult run_gptq_job(const fs::path& model, const fs::path& out, const Gpt
                     weight_map[wr.name] = file;
             }
             result.weights_file = basename + ".safetensors.index.json";
-            gptq_write_text(tmp / result.weights_file,
-                       json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n");
+            write_text_file_atomically(tmp / result.weights_file,
+                                       json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n");
         }
         config["quantization_config"] = json::parse(gptq_config_json(qc).dump());
-        gptq_write_text(tmp / "config.json", config.dump(2) + "\n");
-        gptq_write_text(tmp / "quantize_config.json", gptq_quantize_config_text(qc));
-        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-                              "special_tokens_map.json", "added_tokens.json", "generation_config.json", "chat_template.jinja"}) {
-            if (fs::exists(ck.folder() / f)) {
-                fs::copy_file(ck.folder() / f, tmp / f, ec);
-                if (ec)
-                    throw IoError("cannot copy '" + (ck.folder() / f).string() + "': " + ec.message());
-            }
-        }
-        fs::rename(tmp, out, ec);
-        if (ec)
-            throw IoError("cannot rename '" + tmp.string() + "' to '" + out.string() + "': " + ec.message());
-    } catch (...) {
-        fs::remove_all(tmp, ec);
-        throw;
-    }
+        write_text_file_atomically(tmp / "config.json", config.dump(2) + "\n");
+        write_text_file_atomically(tmp / "quantize_config.json", gptq_quantize_config_text(qc));
+    });
     saved_layers.clear();
     fs::remove_all(partial, ec);
     result.folder = out;
