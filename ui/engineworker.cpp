@@ -199,11 +199,7 @@ void EngineWorker::describe(const QString& what)
 void EngineWorker::detectDevices(const PlanSettings& settings)
 {
     try {
-        if (m_state->detected.empty()) {
-            DetectOptions o;
-            o.probe_bandwidth = probeBandwidth;
-            m_state->detected = detect_devices(o);
-        }
+        m_state->devices(probeBandwidth);
         std::vector<std::string> specs;
         for (const auto& h : settings.hypothetical)
             specs.push_back(h.toStdString());
@@ -230,11 +226,7 @@ void EngineWorker::plan(const PlanSettings& settings)
     if (!m_state->model)
         return;
     try {
-        if (m_state->detected.empty()) {
-            DetectOptions o;
-            o.probe_bandwidth = probeBandwidth;
-            m_state->detected = detect_devices(o);
-        }
+        m_state->devices(probeBandwidth);
         m_state->request = requestFrom(settings, m_state->detected, *m_state->model);
         m_state->plan = make_plan(m_state->model->tree, m_state->model->config, m_state->request);
         publish();
@@ -248,11 +240,7 @@ void EngineWorker::previewPlan(const PlanSettings& settings, const QString& tag)
     if (!m_state->model)
         return;
     try {
-        if (m_state->detected.empty()) {
-            DetectOptions o;
-            o.probe_bandwidth = probeBandwidth;
-            m_state->detected = detect_devices(o);
-        }
+        m_state->devices(probeBandwidth);
         const PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
         const Plan plan = make_plan(m_state->model->tree, m_state->model->config, r);
         Q_EMIT previewPlanned(tag, viewOf(plan, *m_state->model, r));
@@ -325,11 +313,7 @@ void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
     if (!m_state->model)
         return;
     try {
-        if (m_state->detected.empty()) {
-            DetectOptions o;
-            o.probe_bandwidth = probeBandwidth;
-            m_state->detected = detect_devices(o);
-        }
+        m_state->devices(probeBandwidth);
         PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
         if (!map.isEmpty()) {
             r.strategy = Strategy::custom;

@@ -195,11 +195,7 @@ void EngineWorker::evaluate(const EvalRequest& request)
             request.context > 0 ? request.context
                                 : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, d.config.max_position_embeddings));
         const std::int64_t stride = request.stride > 0 ? request.stride : std::max<std::int64_t>(1, context / 2);
-        if (m_state->detected.empty()) {
-            DetectOptions o;
-            o.probe_bandwidth = probeBandwidth;
-            m_state->detected = detect_devices(o);
-        }
+        m_state->devices(probeBandwidth);
         PlanRequest r;
         r.devices = m_state->detected;
         r.context = context;

@@ -19,6 +19,16 @@ struct WorkerState {
     // The loaded model and its conversation (the session refers to the model: destroy it first).
     std::unique_ptr<LoadedModel> loaded;
     std::unique_ptr<ChatSession> chat;
+    // The devices of this machine, detected once (`probe_bandwidth`: measure RAM/disk speed).
+    const std::vector<DeviceInfo>& devices(bool probe_bandwidth)
+    {
+        if (detected.empty()) {
+            DetectOptions o;
+            o.probe_bandwidth = probe_bandwidth;
+            detected = detect_devices(o);
+        }
+        return detected;
+    }
     void unload()
     {
         chat.reset();
