@@ -37,6 +37,7 @@ private Q_SLOTS:
     void writesAutoGptqFolder();
     void gptqBeatsRoundToNearest();
     void resumesWhereItStopped();
+    void resumesAfterKill();
     void badInput();
     void commandLine();
     void quantizedModelLoadsAndGenerates();
@@ -276,6 +277,65 @@ void TestGptqJob::resumesWhereItStopped()
     QCOMPARE(r.resumed_layers, 1);
     QCOMPARE(layers_seen, (std::vector<int>{1, 2, 3, 4}));
     QVERIFY(!fs::exists(partial));
+    const auto whole = folder_bytes(tmp.path() / "whole");
+    const auto resumed = folder_bytes(out);
+    QCOMPARE(resumed.size(), whole.size());
+    for (const auto& [name, bytes] : whole)
+        QVERIFY2(resumed.count(name) && resumed.at(name) == bytes, name.c_str());
+}
+
+void TestGptqJob::resumesAfterKill()
+{
+    // `layerwise quantize --method gptq` killed (SIGKILL: no clean-up, no cancel) once a layer is
+    // saved, then started again with the same command: it resumes there and writes the same
+    // bytes as an uninterrupted run.
+    test::TempDir tmp;
+    const QString bin = qEnvironmentVariable("LAYERWISE_BIN");
+    const auto args = [&](const fs::path& out) {
+        // Enough calibration work per layer (about a second) that the kill lands mid-run.
+        return QStringList{"quantize", QString::fromStdString(stories().string()), "--method", "gptq", "--bits", "4",
+                           "--group-size", "32", "--calibration", QString::fromStdString(story_text().string()), "--samples",
+                           "96", "--seq-len", "128", "--device", "cpu", "--threads", "1", "--out",
+                           QString::fromStdString(out.string()), "--json"};
+    };
+    const auto finish = [&](const fs::path& out) {
+        QProcess p;
+        p.start(bin, args(out));
+        if (!p.waitForFinished(600000))
+            qFatal("layerwise did not finish");
+        if (p.exitCode() != 0)
+            qWarning("%s", p.readAllStandardError().constData());
+        [&] { QCOMPARE(p.exitCode(), 0); }();
+        return json::parse(p.readAllStandardOutput().toStdString());
+    };
+    finish(tmp.path() / "whole");
+
+    const fs::path out = tmp.path() / "killed";
+    const fs::path state = gptq_partial_folder(out) / "state.json";
+    QProcess victim;
+    victim.start(bin, args(out));
+    QVERIFY(victim.waitForStarted());
+    int layers_done = 0;
+    for (int i = 0; i < 60000 && layers_done == 0 && victim.state() == QProcess::Running; ++i) {
+        QTest::qWait(5);
+        std::error_code ec;
+        if (fs::exists(state, ec)) {
+            try {
+                layers_done = test::read_json(state).at("layers_done").get<int>();
+            } catch (const std::exception&) { // written atomically, but be safe
+            }
+        }
+    }
+    QVERIFY2(victim.state() == QProcess::Running, "the run finished before it could be killed");
+    victim.kill();
+    victim.waitForFinished();
+    QCOMPARE(victim.exitStatus(), QProcess::CrashExit);
+    QVERIFY(!fs::exists(out));
+    QVERIFY(layers_done >= 1);
+
+    const json r = finish(out);
+    QVERIFY2(r.at("resumed_layers").get<int>() >= layers_done, r.dump().c_str());
+    QVERIFY(!fs::exists(gptq_partial_folder(out)));
     const auto whole = folder_bytes(tmp.path() / "whole");
     const auto resumed = folder_bytes(out);
     QCOMPARE(resumed.size(), whole.size());
