@@ -29,6 +29,8 @@
 #include <QComboBox>
 #include <QToolButton>
 #include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTimer>
 #include <QJsonDocument>
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -63,6 +65,7 @@ private Q_SLOTS:
     void liveLayerStatesOnDisk();
     void quantizedLoadFromPlanBar();
     void layoutPersists();
+    void guiStaysResponsive();
 };
 
 namespace {
@@ -721,6 +724,67 @@ void TestChat::layoutPersists()
     }
     MainWindow again(nullptr, false);
     QCOMPARE(again.size(), QSize(1320, 777));
+}
+
+// Runs the GUI thread's event loop (no QTest::qWait: it sleeps between passes) until `signal`
+// fires or `ms` pass.
+template <typename Sender, typename Signal>
+bool runUntil(Sender* sender, Signal signal, int ms)
+{
+    QEventLoop loop;
+    bool fired = false;
+    const auto c = QObject::connect(sender, signal, &loop, [&] {
+        fired = true;
+        loop.quit();
+    });
+    QTimer::singleShot(ms, &loop, &QEventLoop::quit);
+    loop.exec();
+    QObject::disconnect(c);
+    return fired;
+}
+
+void TestChat::guiStaysResponsive()
+{
+    // The GUI thread never waits on the engine: a 5 ms timer on it, running while the default
+    // chat model (SmolLM2-135M-Instruct, else stories260K) loads and answers, is never late by
+    // 50 ms or more.
+    const std::filesystem::path smol = test::default_chat_model();
+    const QString model = smol.empty() ? storiesPath() : QString::fromStdString(smol.string());
+    MainWindow w(nullptr, false);
+    w.show();
+    QElapsedTimer clock;
+    clock.start();
+    qint64 last = -1, worst = 0, ticks = 0;
+    QTimer tick;
+    tick.setTimerType(Qt::PreciseTimer);
+    tick.setInterval(5);
+    connect(&tick, &QTimer::timeout, &w, [&] {
+        const qint64 now = clock.nsecsElapsed();
+        if (last >= 0)
+            worst = std::max(worst, now - last);
+        last = now;
+        ++ticks;
+    });
+    w.openModel(model);
+    QVERIFY(runUntil(&w, &MainWindow::planShown, 60000));
+    tick.start();
+    w.loadModel();
+    QVERIFY(runUntil(&w, &MainWindow::loadFinished, 60000));
+    QVERIFY(w.isLoaded());
+    ChatView* chat = w.chatView();
+    SamplingSettings s;
+    s.temperature = 0;
+    s.maxNewTokens = 48;
+    chat->samplingForm()->setSettings(s);
+    chat->send(QStringLiteral("Tell me about the sea."));
+    QVERIFY(runUntil(chat, &ChatView::answerDone, 120000));
+    tick.stop();
+    const double lateMs = static_cast<double>(worst) / 1e6 - 5.0;
+    const AnswerStats stats = chat->chatModel()->messages().last().stats;
+    qInfo("GUI event loop while loading %s and generating %d tokens: %lld ticks, worst lateness %.1f ms",
+          qPrintable(QFileInfo(model).fileName()), stats.tokens, ticks, lateMs);
+    QVERIFY(stats.tokens > 0);
+    QVERIFY2(lateMs < 50.0, qPrintable(QString::number(lateMs, 'f', 1) + " ms"));
 }
 
 QTEST_MAIN(TestChat)
