@@ -36,7 +36,7 @@ packages=(
   qt6-base-dev qt6-base-dev-tools qt6-charts-dev qt6-svg-dev qt6-tools-dev-tools
   libqt6opengl6-dev libgl-dev libxkbcommon-dev
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev
-  xvfb xauth
+  xvfb xauth xdotool
   bible-kjv
   python3 python3-venv python3-pip
 )

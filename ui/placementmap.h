@@ -33,6 +33,7 @@ public:
     int laneCount() const { return static_cast<int>(m_plan.devices.size()); }
     int laneOf(int layer) const;
     QRectF blockRect(int layer) const;
+    QRectF laneRect(int lane) const;
     QPair<int, int> selection() const { return {m_first, m_last}; }
     void select(int first, int last);
     // Modules outside the decoder blocks (PlanView::modules), by name.
@@ -66,7 +67,6 @@ private:
     // x offset and width of item i: modules before the layers, layers, modules after.
     QPair<qreal, qreal> span(int item) const;
     int itemOfModule(int module) const;
-    QRectF laneRect(int lane) const;
 
     void paintLegend(QPainter& p);
     bool hasLegend() const;
