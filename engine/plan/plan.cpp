@@ -353,7 +353,7 @@ Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const Plan
         if (worst->device.id.kind == Device::Kind::disk)
             why << "needs " << gib(deficit) << " more disk space for the offloaded weights (" << gib(worst->weights)
                 << " on disk, " << gib(worst->limit) << " free in " << (worst->device.path.empty() ? "the offload folder" : worst->device.path)
-                << "); free some space, choose another --offload-folder, or quantize (--quant nf4 needs about a quarter)";
+                << "); free some space, choose another --offload-folder, or quantize (--quantize nf4 needs about a quarter)";
         else
         why << "needs " << gib(deficit) << " more on " << worst->device.id.name() << " (limit " << gib(worst->limit)
             << ": weights " << gib(worst->weights) << ", KV cache " << gib(worst->kv_cache) << " for a "
