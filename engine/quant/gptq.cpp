@@ -65,15 +65,12 @@ void check_weight(const at::Tensor& weight, const char* what)
 
 } // namespace
 
-void validate_gptq_params(const GptqParams& p, std::int64_t in_features, const std::string& where)
+void validate_gptq_params(const GptqParams& p, std::int64_t /*in_features*/, const std::string& where)
 {
     if (p.bits != 2 && p.bits != 3 && p.bits != 4 && p.bits != 8)
         throw PlanError(where + ": GPTQ quantizes to 2, 3, 4 or 8 bits, not " + std::to_string(p.bits));
     if (p.group_size == 0 || p.group_size < -1)
         throw PlanError(where + ": the group size must be -1 (one group per row) or positive, not " + std::to_string(p.group_size));
-    if (p.group_size > 0 && p.group_size < in_features && in_features % p.group_size != 0)
-        throw PlanError(where + ": the group size " + std::to_string(p.group_size) + " does not divide the " +
-                        std::to_string(in_features) + " input features; choose a divisor (e.g. 32, 64, 128) or -1");
     if (!(p.damp_percent > 0.0 && p.damp_percent < 1.0))
         throw PlanError(where + ": damp_percent must be in (0, 1), not " + std::to_string(p.damp_percent));
     if (p.block_size < 1)

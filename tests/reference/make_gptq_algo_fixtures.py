@@ -128,6 +128,9 @@ CONFIGS = {
     "b3_g64_sym": dict(bits=3, group_size=64, sym=True, desc_act=False, static_groups=False),
     "b8_g32_asym": dict(bits=8, group_size=32, sym=False, desc_act=False, static_groups=False),
     "b2_g32_asym": dict(bits=2, group_size=32, sym=False, desc_act=False, static_groups=False),
+    # 50 does not divide the 192 columns: groups of 50, 50, 50 and 42, as AutoGPTQ makes them.
+    "b4_g50_asym": dict(bits=4, group_size=50, sym=False, desc_act=False, static_groups=False),
+    "b4_g50_sym_act": dict(bits=4, group_size=50, sym=True, desc_act=True, static_groups=False),
     "b4_gnone_sym": dict(bits=4, group_size=-1, sym=True, desc_act=False, static_groups=False),
     "b4_gnone_asym_act": dict(bits=4, group_size=-1, sym=False, desc_act=True, static_groups=False),
     "b4_g32_asym_dead": dict(bits=4, group_size=32, sym=False, desc_act=False, static_groups=False, dead=True),
