@@ -3,6 +3,7 @@
 // writes and finds it, and a tiny GPTQ llama's logits against transformers under several
 // device maps; every class of bad GPTQ input.
 #include "testdata.h"
+#include "engine/fixture_tensors.h"
 
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
@@ -57,33 +58,7 @@ private:
 
 namespace {
 
-std::string b64decode(const std::string& in)
-{
-    static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0, bits = -8;
-    for (char c : in) {
-        const auto pos = chars.find(c);
-        if (pos == std::string::npos)
-            break;
-        val = (val << 6) + static_cast<int>(pos);
-        bits += 6;
-        if (bits >= 0) {
-            out.push_back(static_cast<char>((val >> bits) & 0xFF));
-            bits -= 8;
-        }
-    }
-    return out;
-}
-
-at::Tensor bytes_tensor(const json& b64, at::ScalarType dtype)
-{
-    const std::string raw = b64decode(b64.get<std::string>());
-    const auto elem = static_cast<std::int64_t>(c10::elementSize(dtype));
-    at::Tensor t = at::empty({static_cast<std::int64_t>(raw.size()) / elem}, at::TensorOptions().dtype(dtype));
-    std::memcpy(t.data_ptr(), raw.data(), raw.size());
-    return t;
-}
+at::Tensor bytes_tensor(const json& b64, at::ScalarType dtype) { return test::tensor_from_base64(b64.get<std::string>(), dtype); }
 
 std::string sha256(const at::Tensor& t)
 {

@@ -3,6 +3,7 @@
 // matmul, quantized stories260K logits under several device maps, bitsandbytes-saved
 // checkpoints read and written, perplexity, and bad input.
 #include "testdata.h"
+#include "engine/fixture_tensors.h"
 
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
@@ -59,33 +60,7 @@ private:
 
 namespace {
 
-std::string b64decode(const std::string& in)
-{
-    static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0, bits = -8;
-    for (char c : in) {
-        const auto pos = chars.find(c);
-        if (pos == std::string::npos)
-            break;
-        val = (val << 6) + static_cast<int>(pos);
-        bits += 6;
-        if (bits >= 0) {
-            out.push_back(static_cast<char>((val >> bits) & 0xFF));
-            bits -= 8;
-        }
-    }
-    return out;
-}
-
-at::Tensor bytes_tensor(const std::string& b64, at::ScalarType dtype)
-{
-    const std::string raw = b64decode(b64);
-    const auto elem = static_cast<std::int64_t>(c10::elementSize(dtype));
-    at::Tensor t = at::empty({static_cast<std::int64_t>(raw.size()) / elem}, at::TensorOptions().dtype(dtype));
-    std::memcpy(t.data_ptr(), raw.data(), raw.size());
-    return t;
-}
+at::Tensor bytes_tensor(const std::string& b64, at::ScalarType dtype) { return test::tensor_from_base64(b64, dtype); }
 
 at::Tensor floats(const json& v) { return bytes_tensor(v.get<std::string>(), at::kFloat); }
 
