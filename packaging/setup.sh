@@ -139,7 +139,18 @@ case "$mode" in
   --run)
     exec "$build_dir/app/layerwise" ;;
   --test)
-    # gpu-labelled tests need a CUDA device; everything else runs everywhere.
+    # gpu-labelled tests need a CUDA device; everything else runs everywhere. The suite runs
+    # twice: with the CPU's own dispatch, then with LibTorch, MKL, oneDNN and the project's
+    # kernels forced down to AVX2 (another code path on any CPU, as CI machines differ: AMD or
+    # Intel, AVX2 or AVX-512); the kernel suites run a third time on the portable scalar path.
     cd "$build_dir"
-    exec ctest --output-on-failure --timeout 600 -LE gpu ;;
+    status=0
+    log "tests: the CPU's own dispatch"
+    ctest --output-on-failure --timeout 600 -LE gpu || status=1
+    log "tests: MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 LAYERWISE_CPU_LEVEL=avx2"
+    MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 LAYERWISE_CPU_LEVEL=avx2 \
+      ctest --output-on-failure --timeout 600 -LE 'gpu|fuzz' || status=1
+    log "tests: kernels on the portable path (LAYERWISE_CPU_LEVEL=scalar)"
+    LAYERWISE_CPU_LEVEL=scalar ctest --output-on-failure --timeout 600 -L kernels || status=1
+    exit "$status" ;;
 esac

@@ -220,6 +220,8 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
                     bytes += entry_size(module + suffix);
                 t.quantized_bytes = bytes;
             }
+            if (e.gguf && e.gguf->block_quantized && t.shape.size() == 2)
+                t.quantized_bytes = e.size; // GGUF blocks stay as the file holds them (runtime/loader.cpp)
             t.checkpoint_entry = it->second;
             t.file_dtype = e.dtype;
             if (t.buffer || !is_floating(e.dtype))

@@ -14,6 +14,7 @@ std::string_view quant_method_name(QuantMethod m)
     case QuantMethod::nf4: return "nf4";
     case QuantMethod::fp4: return "fp4";
     case QuantMethod::gptq: return "gptq";
+    case QuantMethod::gguf: return "gguf";
     }
     return "?";
 }

@@ -14,9 +14,10 @@
 
 namespace layerwise {
 
-enum class QuantMethod { none, int8, nf4, fp4, gptq };
+// gguf: a GGUF file's block-quantized weights kept as they are stored (see QuantInfo::ggml_type).
+enum class QuantMethod { none, int8, nf4, fp4, gptq, gguf };
 
-std::string_view quant_method_name(QuantMethod m); // "none", "int8", "nf4", "fp4", "gptq"
+std::string_view quant_method_name(QuantMethod m); // "none", "int8", "nf4", "fp4", "gptq", "gguf"
 // "none", "int8" (also "8bit"), "nf4", "fp4"; PlanError otherwise.
 QuantMethod parse_quant_method(std::string_view name);
 
@@ -54,6 +55,9 @@ struct QuantInfo {
     int group_size = -1;               // columns per group; -1: one group
     bool desc_act = false;             // act-order: g_idx is not in column order
     bool sym = true;
+    // GGUF: the ggml type number of the blocks (Q4_K = 12...); tensor `weight` is uint8
+    // [out, row bytes] holding the file's blocks, rows in Hugging Face's order.
+    std::uint32_t ggml_type = 0;
 };
 
 // The bitsandbytes quant_state JSON ("quant_type", "blocksize", "dtype", "shape",

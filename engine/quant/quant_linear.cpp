@@ -5,6 +5,7 @@
 #include "quant/blockwise4.h"
 #include "quant/gptq_pack.h"
 #include "quant/int8.h"
+#include "gguf_linear.h"
 #include "quant_gemv.h"
 
 #include <ATen/ATen.h>
@@ -181,6 +182,11 @@ QuantTensors quant_tensors(const std::unordered_map<std::string, at::Tensor>& te
     if (info.method == QuantMethod::gptq)
         return gptq_tensors(tensors, module, info);
     t.weight = get("weight");
+    if (info.method == QuantMethod::gguf) {
+        const auto type = static_cast<kernels::GgmlType>(info.ggml_type);
+        check(t.weight, "weight", at::kByte, info.shape[0] * kernels::gguf_row_bytes(type, info.shape[1]));
+        return t;
+    }
     if (info.method == QuantMethod::int8) {
         t.scb = get("SCB");
         check(t.weight, "weight", at::kChar, n);
@@ -210,6 +216,9 @@ at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::
         return dequantize_int8_rows(t.weight, t.scb).to(dtype);
     if (info.method == QuantMethod::gptq)
         return gptq_dequantize(GptqPacked{t.qweight, t.qzeros, t.scales, t.g_idx}, info.bits, dtype);
+    if (info.method == QuantMethod::gguf)
+        return kernels::gguf_dequantize(t.weight.cpu(), static_cast<kernels::GgmlType>(info.ggml_type), info.shape[1])
+            .to(t.weight.device(), dtype);
     at::Tensor absmax = t.absmax;
     if (info.nested)
         absmax = unnest_absmax(t.absmax, t.nested_absmax, t.nested_quant_map, info.nested_offset, info.nested_blocksize);
@@ -225,6 +234,8 @@ at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantT
     }
     if (info.method == QuantMethod::gptq)
         return gptq_linear(x, info, t, bias);
+    if (info.method == QuantMethod::gguf)
+        return gguf_linear(x, info, t, bias);
     // bitsandbytes' Linear4bit: input and bias in the compute dtype, output back in the input's.
     const std::int64_t rows = x.numel() / std::max<std::int64_t>(1, x.size(-1));
     if (x.is_cpu() && rows <= kGemvMaxRows) {
@@ -257,6 +268,19 @@ at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTe
     // Prefill, other bit widths, GPU: the weight dequantized exactly (scales * (q - zero)), a plain linear.
     const at::Tensor w = dequantize_weight(info, t, compute);
     return at::linear(x.to(compute), w, bias.defined() ? bias.to(compute) : bias).to(x.scalar_type());
+}
+
+at::Tensor gguf_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias)
+{
+    const auto type = static_cast<kernels::GgmlType>(info.ggml_type);
+    at::Tensor y;
+    if (x.is_cpu() && t.weight.is_cpu()) {
+        y = kernels::gguf_linear(x, t.weight, type, info.shape[1]);
+    } else {
+        // No block kernel on this device yet: the weight decoded for this call only.
+        y = at::linear(x, kernels::gguf_dequantize(t.weight.cpu(), type, info.shape[1]).to(x.device(), x.scalar_type()));
+    }
+    return bias.defined() ? y + bias.to(y.scalar_type()) : y;
 }
 
 } // namespace layerwise

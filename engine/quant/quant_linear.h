@@ -56,4 +56,8 @@ at::Tensor quant_linear(const at::Tensor& x, const QuantInfo& info, const QuantT
 // (exactly scales * (q - zero)) and a plain linear runs.
 at::Tensor gptq_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
 
+// A GGUF linear: the file's blocks against activations quantized to 8-bit blocks, on the CPU
+// block kernels (kernels::gguf_linear); elsewhere the weight is decoded for the call.
+at::Tensor gguf_linear(const at::Tensor& x, const QuantInfo& info, const QuantTensors& t, const at::Tensor& bias);
+
 } // namespace layerwise

@@ -12,8 +12,7 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
     LoadedModel& m = runner.model();
     const ModelConfig& c = m.config;
     const at::Device exec = runner.execution_device();
-    const at::Tensor& embed = m.global("model.embed_tokens.weight");
-    at::Tensor h = at::embedding(embed, ids.to(embed.device())).to(exec);
+    at::Tensor h = global_embedding(m, "model.embed_tokens", ids).to(exec);
     const std::int64_t b = ids.size(0), n = ids.size(1), start = runner.position();
     const auto dtype = h.scalar_type();
     const at::Tensor cos = runner.rotary(start, n, dtype, false).to(exec);
@@ -48,8 +47,7 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
     if (!all_positions)
         h = h.narrow(1, n - 1, 1);
     h = rms_norm(h.to(norm.device()), norm, c.norm_eps);
-    const at::Tensor& head = m.global("lm_head.weight");
-    return at::linear(h.to(head.device()), head);
+    return global_linear(m, "lm_head", h);
 }
 
 } // namespace layerwise

@@ -49,12 +49,14 @@ struct LoadedModel {
     std::unique_ptr<Checkpoint> checkpoint;             // keeps the mappings alive
     std::unique_ptr<Checkpoint> offload;                // converted disk weights, if any
     std::unordered_map<std::string, at::Tensor> globals; // tensors outside decoder blocks, by full name
+    std::unordered_map<std::string, QuantInfo> global_quant; // GGUF blocks outside decoder blocks, by module ("lm_head")
     std::vector<LayerWeights> layers;
     Device execution_device;                            // where offloaded layers run
     std::function<void(int layer, LayerState state)> on_layer_state;
 
     const at::Tensor& global(const std::string& full_name) const; // FormatError if absent
     const at::Tensor* find_global(const std::string& full_name) const;
+    const QuantInfo* find_global_quant(const std::string& module) const;
     nlohmann::json hf_device_map() const;
 };
 
@@ -63,6 +65,10 @@ struct LoadOptions {
     DeviceMap device_map;                      // must validate against the model
     std::filesystem::path offload_folder = "."; // where converted disk weights are written once
     QuantOptions quant;                        // quantize decoder linears on the fly (bitsandbytes layout)
+    // GGUF block formats are kept as the file holds them and run on the block kernels (activations
+    // rounded to 8-bit blocks, as llama.cpp does). True: decode them to the dtype at load and run
+    // float matmuls instead, as transformers' GGUF loader does (more memory; its reference path).
+    bool gguf_decode = false;
     ProgressCallback progress;                 // bytes done / total; false cancels
     Logger log;
 };

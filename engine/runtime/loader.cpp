@@ -8,6 +8,8 @@
 #include "plan/weight_format.h"
 #include "quant/quant_load.h"
 
+#include "gguf_linear.h"
+
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <sched.h>
@@ -40,6 +42,12 @@ const at::Tensor* LoadedModel::find_global(const std::string& full_name) const
     return it == globals.end() ? nullptr : &it->second;
 }
 
+const QuantInfo* LoadedModel::find_global_quant(const std::string& module) const
+{
+    auto it = global_quant.find(module);
+    return it == global_quant.end() ? nullptr : &it->second;
+}
+
 const at::Tensor& LoadedModel::global(const std::string& full_name) const
 {
     if (const at::Tensor* t = find_global(full_name))
@@ -66,6 +74,63 @@ namespace {
 at::Device torch_device(const Device& d)
 {
     return d.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(d.index)) : at::Device(at::kCPU);
+}
+
+std::string module_of(const std::string& weight_name)
+{
+    const std::string suffix = ".weight";
+    return weight_name.size() > suffix.size() && weight_name.compare(weight_name.size() - suffix.size(), suffix.size(), suffix) == 0
+               ? weight_name.substr(0, weight_name.size() - suffix.size())
+               : weight_name;
+}
+
+struct GgufBlocks {
+    at::Tensor weight; // uint8 [out, row bytes]
+    QuantInfo info;
+    std::string format;
+    bool mapped = false; // a view of the file (false: rows reordered into memory of its own)
+};
+
+// A 2-D GGUF weight in a block format the CPU kernels run, placed on the CPU or the disk: kept
+// as its blocks (a zero-copy view of the mapping). llama's q/k rows, which llama.cpp's converter
+// interleaved, are put back in Hugging Face's order once, row by row (the blocks run along a
+// row, so a row moves whole). Weights for a GPU are decoded as before (no block kernel there yet).
+std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& entry, const ModuleTensor& t,
+                                      const Device& d, DType compute)
+{
+    if (!entry.gguf || !entry.gguf->block_quantized || d.is_gpu())
+        return std::nullopt;
+    const auto type = static_cast<kernels::GgmlType>(entry.gguf->ggml_type);
+    const std::string where = ck.files()[entry.file]->path().string() + ": tensor '" + entry.name + "'";
+    if (!kernels::gguf_has_kernel(type))
+        throw UnsupportedError(where + " is stored as GGUF " + kernels::gguf_type_name(type) +
+                               ", which Layerwise has no kernel for (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+                               "Q4_K, Q5_K, Q6_K, F16, BF16, F32); re-quantize the model to one of those");
+    const std::int64_t rows = t.shape[0], in = t.shape[1];
+    const std::int64_t row_bytes = kernels::gguf_row_bytes(type, in);
+    if (static_cast<std::uint64_t>(rows * row_bytes) != entry.size)
+        throw FormatError(where + " holds " + std::to_string(entry.size) + " bytes, not " + std::to_string(rows) +
+                          " rows of " + std::to_string(row_bytes) + "; the file is corrupt");
+    GgufBlocks b;
+    b.format = kernels::gguf_type_name(type);
+    const MappedFile& file = *ck.files()[entry.file];
+    b.weight = at::from_blob(const_cast<std::byte*>(file.data(entry.offset, entry.size)), {rows, row_bytes},
+                             at::TensorOptions().dtype(at::kByte));
+    b.mapped = true;
+    if (const std::int64_t heads = entry.gguf->rope_permuted_heads) {
+        if (heads <= 0 || rows % (2 * heads) != 0)
+            throw FormatError(where + " has " + std::to_string(rows) + " rows, not divisible into " + std::to_string(heads) +
+                              " rotary heads; the GGUF head counts contradict the weights");
+        b.weight = b.weight.reshape({heads, rows / heads / 2, 2, row_bytes}).transpose(1, 2).reshape({rows, row_bytes}).contiguous();
+        b.mapped = false;
+        file.release(entry.offset, entry.size);
+    }
+    b.info.method = QuantMethod::gguf;
+    b.info.shape = t.shape;
+    b.info.ggml_type = entry.gguf->ggml_type;
+    b.info.dtype = compute;
+    b.info.compute_dtype = compute;
+    return b;
 }
 
 struct Pending {
@@ -123,6 +188,18 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
         if (t.name != "weight" || t.shape.size() != 2 || !t.tied_to.empty())
             return false;
         const std::string module = t.full_name.substr(0, t.full_name.size() - 7);
+        if (std::optional<GgufBlocks> blocks = options.gguf_decode ? std::nullopt : gguf_blocks(ck, entry, t, d, compute)) {
+            // A GGUF weight kept in its block format: the file's bytes are the weight.
+            if (options.quant.enabled())
+                throw UnsupportedError(ck.folder().string() + ": '" + t.full_name + "' is stored as GGUF " +
+                                       blocks->format + "; it cannot be re-quantized as " +
+                                       std::string(quant_method_name(options.quant.method)) + " (load it without --quantize)");
+            quant_infos[module] = blocks->info;
+            loaded[t.full_name] = blocks->weight;
+            if (blocks->mapped)
+                mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
+            return true;
+        }
         std::vector<std::pair<std::string, at::Tensor>> parts;
         if (auto saved = saved_quant_info(ck, module, gptq ? &*gptq : nullptr)) {
             if (saved->shape != t.shape)
@@ -265,11 +342,13 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
                          std::string(torch_name(model->dtype)) + " in " + file.string());
     }
 
-    // Tied tensors share the storage of their source.
+    // Tied tensors share the storage of their source (and its block format).
     for (const auto& [tied, source] : model->tree.tied())
         if (loaded.count(source)) {
             loaded[tied] = loaded[source];
             home[tied] = home[source];
+            if (auto q = quant_infos.find(module_of(source)); q != quant_infos.end())
+                quant_infos[module_of(tied)] = q->second;
         }
 
     // Group by decoder block.
@@ -303,6 +382,15 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             }
         }
     }
+    // GGUF blocks outside the decoder blocks (the embedding table, the output head) run on the
+    // block kernels too; other quantized formats are kept to decoder blocks.
+    for (auto it = quant_infos.begin(); it != quant_infos.end();)
+        if (it->second.method == QuantMethod::gguf) {
+            model->global_quant.emplace(it->first, it->second);
+            it = quant_infos.erase(it);
+        } else {
+            ++it;
+        }
     if (!quant_infos.empty())
         throw UnsupportedError("'" + quant_infos.begin()->first + "' is quantized but outside the decoder blocks; "
                                "Layerwise runs quantized linears inside decoder blocks only (keep it in the skip list)");

@@ -4,6 +4,8 @@
 #include "core/error.h"
 #include "quant/quant_linear.h"
 
+#include "gguf_linear.h"
+
 #include <ATen/ATen.h>
 #include <cmath>
 
@@ -265,6 +267,23 @@ at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at
     if (const QuantInfo* q = w.find_quant(name))
         return quant_linear(x, *q, quant_tensors(w.tensors, name, *q), bias ? *bias : at::Tensor());
     return at::linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
+}
+
+at::Tensor global_embedding(const LoadedModel& m, const std::string& module, const at::Tensor& ids)
+{
+    const at::Tensor& table = m.global(module + ".weight");
+    if (const QuantInfo* q = m.find_global_quant(module))
+        return kernels::gguf_embedding(table, static_cast<kernels::GgmlType>(q->ggml_type), q->shape[1], ids.cpu())
+            .to(scalar_type(q->compute_dtype));
+    return at::embedding(table, ids.to(table.device()));
+}
+
+at::Tensor global_linear(const LoadedModel& m, const std::string& module, const at::Tensor& x)
+{
+    const at::Tensor& w = m.global(module + ".weight");
+    if (const QuantInfo* q = m.find_global_quant(module))
+        return gguf_linear(x.to(w.device()), *q, QuantTensors{w}, at::Tensor());
+    return at::linear(x.to(w.device()), w);
 }
 
 at::Tensor activation(const at::Tensor& x, const std::string& act)

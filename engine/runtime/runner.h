@@ -77,6 +77,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);
 // x @ W.T + b of the layer's `name`.weight / `name`.bias (bias optional).
 at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x);
+// The model-level embedding lookup and output head (`module` is "model.embed_tokens",
+// "lm_head"...): plain tensors, or GGUF blocks that decode only the rows looked up and run the
+// head on the block kernels.
+at::Tensor global_embedding(const LoadedModel& m, const std::string& module, const at::Tensor& ids);
+at::Tensor global_linear(const LoadedModel& m, const std::string& module, const at::Tensor& x);
 
 template <typename F>
 void Runner::run_layer(std::size_t index, F&& body)

@@ -1,5 +1,9 @@
 #include "cpu/cpu_features.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <cstdint>
@@ -55,6 +59,41 @@ CpuFeatures detect()
     return f;
 }
 
+// LAYERWISE_CPU_LEVEL=scalar|avx2|avx512 caps the level every kernel dispatches to (unset,
+// empty or "auto": no cap), so that the lower paths can be run and tested on a CPU that has
+// more. An unknown value is reported once on stderr and ignored.
+int level_rank(CpuLevel level)
+{
+    switch (level) {
+    case CpuLevel::automatic: return 3;
+    case CpuLevel::scalar: return 0;
+    case CpuLevel::avx2: return 1;
+    case CpuLevel::avx512: return 2;
+    }
+    return 3;
+}
+
+int read_level_cap()
+{
+    const char* env = std::getenv("LAYERWISE_CPU_LEVEL");
+    if (!env || !*env)
+        return 3;
+    const std::string v(env);
+    if (v == "auto" || v == "automatic")
+        return 3;
+    for (CpuLevel l : {CpuLevel::scalar, CpuLevel::avx2, CpuLevel::avx512})
+        if (v == cpu_level_name(l))
+            return level_rank(l);
+    std::fprintf(stderr, "layerwise: LAYERWISE_CPU_LEVEL=%s is not one of scalar, avx2, avx512, auto: ignored\n", env);
+    return 3;
+}
+
+int level_cap()
+{
+    static const int cap = read_level_cap();
+    return cap;
+}
+
 } // namespace
 
 const CpuFeatures& cpu_features()
@@ -65,6 +104,8 @@ const CpuFeatures& cpu_features()
 
 bool cpu_level_available(CpuLevel level)
 {
+    if (level_rank(level) > level_cap() && level != CpuLevel::automatic)
+        return false;
     const CpuFeatures& f = cpu_features();
     const bool avx2 = f.avx2 && f.fma && f.f16c;
     switch (level) {

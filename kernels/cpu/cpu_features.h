@@ -20,6 +20,9 @@ const CpuFeatures& cpu_features();
 // when present).
 enum class CpuLevel { automatic, scalar, avx2, avx512 };
 
+// The environment variable LAYERWISE_CPU_LEVEL (scalar, avx2, avx512; auto or unset: no cap)
+// caps both: a level above it is reported unavailable, so the lower paths can be exercised on a
+// CPU that has more.
 CpuLevel best_cpu_level();
 bool cpu_level_available(CpuLevel level);
 // `automatic` -> best_cpu_level(); any other level unchanged.

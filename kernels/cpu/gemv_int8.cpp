@@ -74,45 +74,50 @@ LAYERWISE_AVX2 void int8_avx2(const Int8GemvArgs& a, std::int64_t o_begin, std::
     }
 }
 
-// AVX-512 BW: 64 bytes a step; x takes w's sign by a masked subtraction.
-template <int M, bool Vnni>
-LAYERWISE_AVX512_VNNI void int8_avx512(const Int8GemvArgs& a, std::int64_t o_begin, std::int64_t o_end)
-{
-    const std::int64_t full = a.in / 64 * 64;
-    const __m512i ones = _mm512_set1_epi16(1);
-    const __m512i zero = _mm512_setzero_si512();
-    for (std::int64_t o = o_begin; o < o_end; ++o) {
-        const std::int8_t* w = a.w + o * a.in;
-        __m512i acc[M];
-        for (int r = 0; r < M; ++r)
-            acc[r] = _mm512_setzero_si512();
-        for (std::int64_t i = 0; i < full; i += 64) {
-            const __m512i wv = _mm512_loadu_si512(w + i);
-            const __m512i aw = _mm512_abs_epi8(wv);
-            const __mmask64 neg = _mm512_movepi8_mask(wv);
-            for (int r = 0; r < M; ++r) {
-                const __m512i xv = _mm512_loadu_si512(a.xq + r * a.in + i);
-                const __m512i sx = _mm512_mask_sub_epi8(xv, neg, zero, xv);
-                if constexpr (Vnni)
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], aw, sx);
-                else
-                    acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sx), ones));
-            }
-        }
-        for (int r = 0; r < M; ++r) {
-            store(a, r, o, _mm512_reduce_add_epi32(acc[r]) + tail_dot(a.xq + r * a.in, w, full, a.in));
-        }
+// AVX-512 BW: 64 bytes a step; x takes w's sign by a masked subtraction. Two copies of one body,
+// each under its own target: compiled under the VNNI target, the maddubs + madd + add of the
+// plain copy would be fused by the compiler into vpdpbusd/vpdpwssd, which an AVX-512 CPU
+// without VNNI cannot run.
+#define LAYERWISE_INT8_AVX512(NAME, TARGET, ACCUMULATE)                                                \
+    template <int M>                                                                                   \
+    TARGET void NAME(const Int8GemvArgs& a, std::int64_t o_begin, std::int64_t o_end)                  \
+    {                                                                                                  \
+        const std::int64_t full = a.in / 64 * 64;                                                      \
+        const __m512i ones = _mm512_set1_epi16(1);                                                     \
+        const __m512i zero = _mm512_setzero_si512();                                                   \
+        (void)ones;                                                                                    \
+        for (std::int64_t o = o_begin; o < o_end; ++o) {                                               \
+            const std::int8_t* w = a.w + o * a.in;                                                     \
+            __m512i acc[M];                                                                            \
+            for (int r = 0; r < M; ++r)                                                                \
+                acc[r] = _mm512_setzero_si512();                                                       \
+            for (std::int64_t i = 0; i < full; i += 64) {                                              \
+                const __m512i wv = _mm512_loadu_si512(w + i);                                          \
+                const __m512i aw = _mm512_abs_epi8(wv);                                                \
+                const __mmask64 neg = _mm512_movepi8_mask(wv);                                         \
+                for (int r = 0; r < M; ++r) {                                                          \
+                    const __m512i xv = _mm512_loadu_si512(a.xq + r * a.in + i);                        \
+                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg, zero, xv);                        \
+                    acc[r] = ACCUMULATE;                                                               \
+                }                                                                                      \
+            }                                                                                          \
+            for (int r = 0; r < M; ++r)                                                                \
+                store(a, r, o, _mm512_reduce_add_epi32(acc[r]) + tail_dot(a.xq + r * a.in, w, full, a.in)); \
+        }                                                                                              \
     }
-}
+LAYERWISE_INT8_AVX512(int8_avx512_bw, LAYERWISE_AVX512,
+                      _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sx), ones)))
+LAYERWISE_INT8_AVX512(int8_avx512_vnni, LAYERWISE_AVX512_VNNI, _mm512_dpbusd_epi32(acc[r], aw, sx))
+#undef LAYERWISE_INT8_AVX512
 
 template <int M>
 void run_rows(CpuLevel level, const Int8GemvArgs& a, std::int64_t b, std::int64_t e)
 {
     if (level == CpuLevel::avx512) {
         if (cpu_features().avx512vnni)
-            int8_avx512<M, true>(a, b, e);
+            int8_avx512_vnni<M>(a, b, e);
         else
-            int8_avx512<M, false>(a, b, e);
+            int8_avx512_bw<M>(a, b, e);
     } else {
         int8_avx2<M>(a, b, e);
     }

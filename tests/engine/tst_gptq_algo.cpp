@@ -1,6 +1,7 @@
 // GPTQ against AutoGPTQ 0.7.1 (its GPTQ class run by tests/reference/make_gptq_algo_fixtures.py
 // on a small layer): Hessian accumulation, codes, scales, zeros, g_idx and loss for each
-// configuration; bad parameters.
+// configuration; bad parameters. The fixtures were made on one CPU; the comparisons hold on any
+// (tolerances derived from float32 rounding, see each one).
 #include "testdata.h"
 
 #include "checkpoint/checkpoint.h"
@@ -77,7 +78,21 @@ void TestGptqAlgo::hessianMatchesAutoGptq()
     const double max_diff = (h.matrix() - m_hessian).abs().max().item<double>();
     const double scale = m_hessian.abs().max().item<double>();
     qInfo("Hessian: max |difference| %.3g of max |H| %.3g", max_diff, scale);
-    QCOMPARE(max_diff, 0.0);
+    // H = sum over samples of (2 / n) x^T x, accumulated in float32 with a rescale per sample:
+    // each entry is a sum of seq products per sample plus about three roundings per sample, so
+    // on any BLAS it lies within (seq + 3 * samples + 2) * 2^-24 of the same sum taken over
+    // absolute values (the classic bound for a float sum in any order). Measured: 0 on the
+    // machine that made the fixture, 2.4e-4 (of entries up to 2.7e3) under MKL_CBWR=COMPATIBLE.
+    const std::int64_t samples = m_x.size(0), seq = m_x.size(1);
+    at::Tensor magnitude = at::zeros_like(m_hessian, at::kDouble);
+    for (std::int64_t s = 0; s < samples; ++s) {
+        const at::Tensor a = m_x[s].abs().to(at::kDouble);
+        magnitude += at::matmul(a.t(), a);
+    }
+    magnitude *= 2.0 / static_cast<double>(samples);
+    const at::Tensor bound = magnitude * (static_cast<double>(seq + 3 * samples + 2) * std::ldexp(1.0, -24)) + 1e-30;
+    const double worst = ((h.matrix().to(at::kDouble) - m_hessian.to(at::kDouble)).abs() / bound).max().item<double>();
+    QVERIFY2(worst <= 1.0, qPrintable(QString("Hessian differs by %1 of the rounding bound").arg(worst)));
 
     // A [rows, in] batch counts as one sample; a [2, seq, in] batch as two.
     GptqHessian whole(m_x.size(2), at::kCPU);
@@ -124,22 +139,45 @@ void TestGptqAlgo::quantizeMatchesAutoGptq()
     QCOMPARE(r.codes.scalar_type(), at::kInt);
     QCOMPARE(r.zeros.scalar_type(), at::kInt);
     QCOMPARE(r.g_idx.scalar_type(), at::kInt);
-    // The same float32 operations in the same order on the same LibTorch, one thread on both
-    // sides: the results are bit-identical, and that is what is asserted (no tolerance). A CPU on
-    // which MKL picks another sgemm kernel could move a value by an ulp and flip a code at a tie.
     QVERIFY(at::equal(r.g_idx, g_idx));
-    const std::int64_t differing = (r.codes != codes).sum().item<std::int64_t>();
-    if (differing)
-        qWarning("%lld of %lld codes differ", static_cast<long long>(differing), static_cast<long long>(codes.numel()));
-    QCOMPARE(differing, std::int64_t{0});
-    QVERIFY(at::equal(r.scales, scales));
-    QVERIFY(at::equal(r.zeros, zeros));
-    // The fake-quantized weight is scale * (code - zero), which the generator checked AutoGPTQ's to be.
+    const at::Tensor diff = (r.codes - codes).abs();
+    const std::int64_t differing = (diff != 0).sum().item<std::int64_t>();
+    const std::int64_t rows_differing = (diff.sum(1) != 0).sum().item<std::int64_t>();
+    const double scale_rel = ((r.scales - scales).abs() / scales.abs().clamp_min(1e-30)).max().item<double>();
+    const int zero_diff = (r.zeros - zeros).abs().max().item<int>();
     const at::Tensor gi = g_idx.to(at::kLong);
     const at::Tensor expected = scales.index({gi}).t() * (codes.to(at::kFloat) - zeros.index({gi}).t().to(at::kFloat));
-    QVERIFY(at::equal(r.weight, expected));
+    const at::Tensor x2 = m_x.reshape({-1, m_x.size(2)});
+    const double err_ours = at::matmul(x2, (r.weight - m_weight).t()).norm().item<double>();
+    const double err_ref = at::matmul(x2, (expected - m_weight).t()).norm().item<double>();
     const double avg = r.loss / m_configs["samples"].get<double>();
-    QVERIFY2(std::abs(avg - loss) <= 1e-5 * std::abs(loss), qPrintable(QString("avg loss %1 vs %2").arg(avg).arg(loss)));
+    qInfo("%s: %lld of %lld codes differ (%lld rows, by at most %d); scales within %.2g (relative); zeros within %d; "
+          "output error %.6g vs AutoGPTQ's %.6g; loss %.7g vs %.7g",
+          qPrintable(name), static_cast<long long>(differing), static_cast<long long>(codes.numel()),
+          static_cast<long long>(rows_differing), diff.max().item<int>(), scale_rel, zero_diff, err_ours, err_ref, avg, loss);
+    // Tolerances, not bit-identity: LibTorch's BLAS and LAPACK (the Cholesky factors of the
+    // inverse Hessian, the rank-1 updates of the block) pick other kernels and summation orders
+    // on other CPUs and under MKL_CBWR. A column of W is updated by up to 192 float32 rank-1
+    // terms (192 * 2^-24 = 1.1e-5 relative), through factors whose own relative error is the
+    // unit roundoff times the damped Hessian's condition (~10 here): scales (max - min of the
+    // updated weights of a group, over maxq) stay within 1e-4 of AutoGPTQ's (measured: up to
+    // 6.7e-6 on an AVX-512 Xeon, the same under MKL_CBWR=COMPATIBLE and forced AVX2).
+    QVERIFY2(scale_rel <= 1e-4, qPrintable(QString("scales differ by %1 (relative)").arg(scale_rel)));
+    // A code can move only when its unrounded value lies within that 1e-4 of a rounding
+    // boundary between two levels, so by one level, and rarely: about 2e-4 of the codes, ~1 of
+    // the 4608 here; allow 1% (none differ on the CPUs measured). A zero point is a rounded
+    // -min / scale: the same one-level argument.
+    QVERIFY(diff.max().item<int>() <= 1);
+    QVERIFY2(differing <= codes.numel() / 100, qPrintable(QString("%1 codes differ").arg(differing)));
+    QVERIFY(zero_diff <= 1);
+    // Where a code moved, GPTQ's error feedback compensates in the columns after it: what the
+    // layer computes, and GPTQ's own loss, stay within 1e-3 of AutoGPTQ's (measured: loss within
+    // 1.2e-5, output error identical to 6 digits).
+    QVERIFY2(std::abs(err_ours - err_ref) <= 1e-3 * err_ref, qPrintable(QString("output error %1 vs %2").arg(err_ours).arg(err_ref)));
+    QVERIFY2(std::abs(avg - loss) <= 1e-3 * std::abs(loss), qPrintable(QString("avg loss %1 vs %2").arg(avg).arg(loss)));
+    // The fake-quantized weight is exactly scale * (code - zero) of our own codes.
+    const at::Tensor gl = r.g_idx.to(at::kLong);
+    QVERIFY(at::equal(r.weight, r.scales.index({gl}).t() * (r.codes.to(at::kFloat) - r.zeros.index({gl}).t().to(at::kFloat))));
     QVERIFY(r.codes.min().item<int>() >= 0 && r.codes.max().item<int>() <= (1 << p.bits) - 1);
 }
 

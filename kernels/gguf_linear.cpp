@@ -1,0 +1,178 @@
+#include "gguf_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <vector>
+
+namespace layerwise::kernels {
+
+using cpu::GgmlType;
+
+namespace {
+
+struct Geometry {
+    int elements = 0, bytes = 0;
+};
+
+Geometry geometry_of(GgmlType type)
+{
+    Geometry g;
+    TORCH_CHECK(cpu::block_geometry(type, g.elements, g.bytes), "gguf: unknown ggml type ", static_cast<int>(type));
+    return g;
+}
+
+void check_weight(const at::Tensor& weight, GgmlType type, std::int64_t in, const char* op)
+{
+    TORCH_CHECK(gguf_has_kernel(type), op, ": no kernel for ggml type ", gguf_type_name(type));
+    const Geometry g = geometry_of(type);
+    TORCH_CHECK(in > 0 && in % g.elements == 0, op, ": ", in, " inputs are not whole ", gguf_type_name(type), " blocks of ",
+                g.elements);
+    TORCH_CHECK(weight.device().is_cpu(), op, ": the blocks must be on the CPU");
+    TORCH_CHECK(weight.scalar_type() == at::kByte && weight.dim() == 2 && weight.size(1) == gguf_row_bytes(type, in), op,
+                ": weight must be uint8 [out, ", gguf_row_bytes(type, in), "], got ", weight.sizes(), " ", weight.scalar_type());
+    TORCH_CHECK(weight.stride(1) == 1 && (weight.size(0) <= 1 || weight.stride(0) == weight.size(1)), op,
+                ": weight rows must be contiguous");
+}
+
+// Activation rows quantized once per call, into a buffer each thread keeps (no allocation per
+// token once it has grown).
+struct QuantizedRows {
+    const std::uint8_t* data = nullptr;
+    std::int64_t row_bytes = 0;
+};
+
+QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, GgmlType act, CpuLevel level)
+{
+    thread_local std::vector<std::uint8_t> buffer;
+    if (act == GgmlType::F32)
+        return {reinterpret_cast<const std::uint8_t*>(x), in * 4};
+    const std::int64_t row_bytes = gguf_row_bytes(act, in);
+    if (buffer.size() < static_cast<std::size_t>(m * row_bytes))
+        buffer.resize(static_cast<std::size_t>(m * row_bytes));
+    auto quantize_one = [&](std::int64_t r) {
+        std::uint8_t* out = buffer.data() + r * row_bytes;
+        switch (act) {
+        case GgmlType::Q8_0: cpu::quantize_row_q8_0(x + r * in, out, in, level); break;
+        case GgmlType::Q8_1: cpu::quantize_row_q8_1(x + r * in, out, in, level); break;
+        default: cpu::quantize_row_q8_K(x + r * in, out, in, level); break;
+        }
+    };
+    if (m >= 8)
+        at::parallel_for(0, m, 4, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t r = b; r < e; ++r)
+                quantize_one(r);
+        });
+    else
+        for (std::int64_t r = 0; r < m; ++r)
+            quantize_one(r);
+    return {buffer.data(), row_bytes};
+}
+
+} // namespace
+
+bool gguf_has_kernel(GgmlType type)
+{
+    return cpu::vec_dot_kernel(type, CpuLevel::scalar) != nullptr;
+}
+
+std::string gguf_type_name(GgmlType type)
+{
+    switch (type) {
+    case GgmlType::F32: return "F32";
+    case GgmlType::F16: return "F16";
+    case GgmlType::Q4_0: return "Q4_0";
+    case GgmlType::Q4_1: return "Q4_1";
+    case GgmlType::Q5_0: return "Q5_0";
+    case GgmlType::Q5_1: return "Q5_1";
+    case GgmlType::Q8_0: return "Q8_0";
+    case GgmlType::Q8_1: return "Q8_1";
+    case GgmlType::Q2_K: return "Q2_K";
+    case GgmlType::Q3_K: return "Q3_K";
+    case GgmlType::Q4_K: return "Q4_K";
+    case GgmlType::Q5_K: return "Q5_K";
+    case GgmlType::Q6_K: return "Q6_K";
+    case GgmlType::Q8_K: return "Q8_K";
+    case GgmlType::BF16: return "BF16";
+    }
+    return "type " + std::to_string(static_cast<int>(type));
+}
+
+std::int64_t gguf_row_bytes(GgmlType type, std::int64_t in)
+{
+    const Geometry g = geometry_of(type);
+    return in / g.elements * g.bytes;
+}
+
+at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType type, std::int64_t in, CpuLevel level)
+{
+    check_weight(weight, type, in, "gguf_linear");
+    TORCH_CHECK(x.size(-1) == in, "gguf_linear: x has ", x.size(-1), " features, the weight ", in);
+    TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf,
+                "gguf_linear: x must be float32, bfloat16 or float16");
+    TORCH_CHECK(x.device().is_cpu(), "gguf_linear: x must be on the CPU");
+    TORCH_CHECK(cpu_level_available(level), "gguf_linear: this CPU cannot run the ", cpu_level_name(level), " kernels");
+    const std::int64_t out = weight.size(0);
+    const at::Tensor x2 = x.reshape({-1, in}).to(at::kFloat).contiguous();
+    const std::int64_t m = x2.size(0);
+    at::Tensor y = at::empty({m, out}, x2.options());
+    if (m == 0 || out == 0)
+        return y.to(x.scalar_type()).reshape([&] { auto s = x.sizes().vec(); s.back() = out; return s; }());
+    const cpu::VecDot dot = cpu::vec_dot_kernel(type, level);
+    const QuantizedRows a = quantize_rows(x2.data_ptr<float>(), m, in, cpu::activation_type(type), level);
+    const std::uint8_t* w = weight.data_ptr<std::uint8_t>();
+    const std::int64_t row_bytes = weight.size(1);
+    float* yp = y.data_ptr<float>();
+    // Each weight row is read once from memory and used for every activation row while it is in
+    // the first-level cache: decode streams the blocks, prefill reuses them across the prompt.
+    at::parallel_for(0, out, 16, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t o = begin; o < end; ++o) {
+            const std::uint8_t* wr = w + o * row_bytes;
+            if (o + 1 < end)
+                __builtin_prefetch(wr + row_bytes);
+            for (std::int64_t r = 0; r < m; ++r)
+                yp[r * out + o] = dot(in, wr, a.data + r * a.row_bytes);
+        }
+    });
+    auto shape = x.sizes().vec();
+    shape.back() = out;
+    return y.to(x.scalar_type()).reshape(shape);
+}
+
+at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in)
+{
+    check_weight(weight, type, in, "gguf_dequantize");
+    const at::Tensor w = weight.contiguous();
+    const std::int64_t rows = w.size(0), row_bytes = w.size(1);
+    at::Tensor out = at::empty({rows, in}, at::TensorOptions().dtype(at::kFloat));
+    const std::uint8_t* src = w.data_ptr<std::uint8_t>();
+    float* dst = out.data_ptr<float>();
+    at::parallel_for(0, rows, 64, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t r = b; r < e; ++r)
+            cpu::dequantize_row(type, src + r * row_bytes, dst + r * in, in);
+    });
+    return out;
+}
+
+at::Tensor gguf_linear_reference(const at::Tensor& x, const at::Tensor& weight, GgmlType type, std::int64_t in)
+{
+    return at::matmul(x.to(at::kFloat), gguf_dequantize(weight, type, in).t()).to(x.scalar_type());
+}
+
+at::Tensor gguf_embedding(const at::Tensor& weight, GgmlType type, std::int64_t in, const at::Tensor& ids)
+{
+    check_weight(weight, type, in, "gguf_embedding");
+    const at::Tensor flat = ids.reshape({-1}).to(at::kLong).contiguous();
+    const std::int64_t rows = weight.size(0), row_bytes = weight.size(1), n = flat.numel();
+    at::Tensor out = at::empty({n, in}, at::TensorOptions().dtype(at::kFloat));
+    const std::int64_t* id = flat.data_ptr<std::int64_t>();
+    const std::uint8_t* src = weight.data_ptr<std::uint8_t>();
+    for (std::int64_t i = 0; i < n; ++i) {
+        TORCH_CHECK(id[i] >= 0 && id[i] < rows, "gguf_embedding: token id ", id[i], " outside the table of ", rows, " rows");
+        cpu::dequantize_row(type, src + id[i] * row_bytes, out.data_ptr<float>() + i * in, in);
+    }
+    auto shape = ids.sizes().vec();
+    shape.push_back(in);
+    return out.reshape(shape);
+}
+
+} // namespace layerwise::kernels
