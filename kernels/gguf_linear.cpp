@@ -41,9 +41,10 @@ struct QuantizedRows {
     std::int64_t row_bytes = 0;
 };
 
-QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, GgmlType act, CpuLevel level)
+QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, GgmlType act, CpuLevel level, int slot = 0)
 {
-    thread_local std::vector<std::uint8_t> buffer;
+    thread_local std::vector<std::uint8_t> buffers[4];
+    std::vector<std::uint8_t>& buffer = buffers[slot];
     if (act == GgmlType::F32)
         return {reinterpret_cast<const std::uint8_t*>(x), in * 4};
     const std::int64_t row_bytes = gguf_row_bytes(act, in);
@@ -136,6 +137,69 @@ at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType t
     auto shape = x.sizes().vec();
     shape.back() = out;
     return y.to(x.scalar_type()).reshape(shape);
+}
+
+std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector<GgufWeight>& weights, std::int64_t in,
+                                          CpuLevel level)
+{
+    TORCH_CHECK(!weights.empty(), "gguf_linear_group: no weights");
+    for (const GgufWeight& w : weights)
+        check_weight(w.weight, w.type, in, "gguf_linear_group");
+    TORCH_CHECK(x.size(-1) == in, "gguf_linear_group: x has ", x.size(-1), " features, the weights ", in);
+    TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf,
+                "gguf_linear_group: x must be float32, bfloat16 or float16");
+    TORCH_CHECK(x.device().is_cpu(), "gguf_linear_group: x must be on the CPU");
+    TORCH_CHECK(cpu_level_available(level), "gguf_linear_group: this CPU cannot run the ", cpu_level_name(level), " kernels");
+    const at::Tensor x2 = x.reshape({-1, in}).to(at::kFloat).contiguous();
+    const std::int64_t m = x2.size(0);
+
+    // One quantized copy of the input per activation format (at most three: Q8_0, Q8_1, Q8_K,
+    // or the floats themselves).
+    struct Part {
+        const std::uint8_t* w;
+        std::int64_t out, row_bytes, first;
+        cpu::VecDot dot;
+        QuantizedRows a;
+        float* y;
+    };
+    std::vector<Part> parts;
+    std::vector<at::Tensor> outs;
+    std::vector<GgmlType> formats;
+    std::vector<QuantizedRows> quantized;
+    std::int64_t total = 0;
+    for (const GgufWeight& w : weights) {
+        const GgmlType act = cpu::activation_type(w.type);
+        std::size_t f = 0;
+        while (f < formats.size() && formats[f] != act)
+            ++f;
+        if (f == formats.size()) {
+            formats.push_back(act);
+            quantized.push_back(quantize_rows(x2.data_ptr<float>(), m, in, act, level, static_cast<int>(f)));
+        }
+        at::Tensor y = at::empty({m, w.weight.size(0)}, x2.options());
+        parts.push_back({w.weight.data_ptr<std::uint8_t>(), w.weight.size(0), w.weight.size(1), total,
+                         cpu::vec_dot_kernel(w.type, level), quantized[f], y.data_ptr<float>()});
+        total += w.weight.size(0);
+        outs.push_back(std::move(y));
+    }
+    at::parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
+        for (const Part& p : parts) {
+            const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + p.out);
+            for (std::int64_t o = b; o < e; ++o) {
+                const std::uint8_t* wr = p.w + (o - p.first) * p.row_bytes;
+                if (o + 1 < e)
+                    __builtin_prefetch(wr + p.row_bytes);
+                for (std::int64_t r = 0; r < m; ++r)
+                    p.y[r * p.out + (o - p.first)] = p.dot(in, wr, p.a.data + r * p.a.row_bytes);
+            }
+        }
+    });
+    for (at::Tensor& y : outs) {
+        auto shape = x.sizes().vec();
+        shape.back() = y.size(1);
+        y = y.to(x.scalar_type()).reshape(shape);
+    }
+    return outs;
 }
 
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in)

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace layerwise::kernels {
 
@@ -28,6 +29,17 @@ std::int64_t gguf_row_bytes(GgmlType type, std::int64_t in);
 // llama.cpp does; the block products are integer, the sums float32.
 at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType type, std::int64_t in,
                        CpuLevel level = CpuLevel::automatic);
+
+// Several weights that read the same input (q, k and v; gate and up): the input is quantized once
+// per activation format and one parallel pass computes every output, so a decode step pays the
+// quantization and the thread-pool hand-off once instead of once per weight. Returns one tensor
+// per weight, as gguf_linear would.
+struct GgufWeight {
+    at::Tensor weight; // uint8 [out, row bytes]
+    GgmlType type;
+};
+std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector<GgufWeight>& weights, std::int64_t in,
+                                          CpuLevel level = CpuLevel::automatic);
 
 // The weight decoded to float32 [out, in] (gguf-py's dequantize, element for element).
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in);

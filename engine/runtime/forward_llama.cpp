@@ -26,9 +26,10 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
             if (h.device() != dev)
                 h = h.to(dev);
             at::Tensor x = rms_norm(h, w["input_layernorm.weight"], c.norm_eps);
-            at::Tensor q = layer_linear(w, "self_attn.q_proj", x).view({b, n, c.num_heads, c.head_dim});
-            at::Tensor k = layer_linear(w, "self_attn.k_proj", x).view({b, n, c.num_kv_heads, c.head_dim});
-            at::Tensor v = layer_linear(w, "self_attn.v_proj", x).view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2);
+            std::vector<at::Tensor> qkv = layer_linears(w, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, x);
+            at::Tensor q = qkv[0].view({b, n, c.num_heads, c.head_dim});
+            at::Tensor k = qkv[1].view({b, n, c.num_kv_heads, c.head_dim});
+            at::Tensor v = qkv[2].view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2);
             if (qk_norm) {
                 q = rms_norm(q, w["self_attn.q_norm.weight"], c.norm_eps);
                 k = rms_norm(k, w["self_attn.k_norm.weight"], c.norm_eps);
@@ -39,7 +40,8 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
             const at::Tensor attn = attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
             h = h + layer_linear(w, "self_attn.o_proj", attn);
             x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
-            const at::Tensor mlp = layer_linear(w, "mlp.down_proj", activation(layer_linear(w, "mlp.gate_proj", x), c.hidden_act) * layer_linear(w, "mlp.up_proj", x));
+            const std::vector<at::Tensor> gate_up = layer_linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);
+            const at::Tensor mlp = layer_linear(w, "mlp.down_proj", activation(gate_up[0], c.hidden_act) * gate_up[1]);
             h = h + mlp;
         });
     }

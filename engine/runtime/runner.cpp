@@ -269,6 +269,27 @@ at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at
     return at::linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
 }
 
+std::vector<at::Tensor> layer_linears(const LayerWeights& w, const std::vector<std::string>& names, const at::Tensor& x)
+{
+    std::vector<kernels::GgufWeight> group;
+    std::int64_t in = 0;
+    for (const std::string& name : names) {
+        const QuantInfo* q = w.find_quant(name);
+        const at::Tensor* weight = w.find(name + ".weight");
+        if (!q || q->method != QuantMethod::gguf || !weight || !weight->is_cpu() || !x.is_cpu() || w.find(name + ".bias") ||
+            (in && in != q->shape[1]))
+            break;
+        in = q->shape[1];
+        group.push_back({*weight, static_cast<kernels::GgmlType>(q->ggml_type)});
+    }
+    if (group.size() == names.size())
+        return kernels::gguf_linear_group(x, group, in);
+    std::vector<at::Tensor> out;
+    for (const std::string& name : names)
+        out.push_back(layer_linear(w, name, x));
+    return out;
+}
+
 at::Tensor global_embedding(const LoadedModel& m, const std::string& module, const at::Tensor& ids)
 {
     const at::Tensor& table = m.global(module + ".weight");

@@ -77,6 +77,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);
 // x @ W.T + b of the layer's `name`.weight / `name`.bias (bias optional).
 at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x);
+// Several linears of one layer over the same input (q/k/v, gate/up): GGUF block weights on the
+// CPU run as one group (the input quantized once, one parallel pass); anything else one by one.
+std::vector<at::Tensor> layer_linears(const LayerWeights& w, const std::vector<std::string>& names, const at::Tensor& x);
 // The model-level embedding lookup and output head (`module` is "model.embed_tokens",
 // "lm_head"...): plain tensors, or GGUF blocks that decode only the rows looked up and run the
 // head on the block kernels.

@@ -65,6 +65,7 @@ private Q_SLOTS:
     void kernelsWithinActivationRounding_data();
     void kernelsWithinActivationRounding();
     void levelsAgree();
+    void groupEqualsOneByOne();
     void embeddingDecodesRows();
     void badInput();
 
@@ -229,6 +230,27 @@ void TestGgufKernels::levelsAgree()
                                                                     .arg(cpu_level_name(l).data()).arg(worst)));
         }
     }
+}
+
+void TestGgufKernels::groupEqualsOneByOne()
+{
+    // Weights of three activation formats (Q8_0, Q8_K, float) read one input: the group runs the
+    // same kernels on the same quantized rows, so each output equals gguf_linear's exactly.
+    const std::int64_t in = 768;
+    std::vector<GgufWeight> group;
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_0})
+        group.push_back({bytes_of(gguf_type_name(t) + ".weight", 6), t});
+    for (int rows : {1, 9}) {
+        const at::Tensor x = at::randn({rows, in});
+        const std::vector<at::Tensor> ys = gguf_linear_group(x.view({1, rows, in}), group, in);
+        QCOMPARE(ys.size(), group.size());
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            QCOMPARE(ys[i].sizes().vec(), (std::vector<std::int64_t>{1, rows, 6}));
+            QVERIFY2(at::equal(ys[i][0], gguf_linear(x, group[i].weight, group[i].type, in)),
+                     gguf_type_name(group[i].type).c_str());
+        }
+    }
+    QVERIFY_THROWS_EXCEPTION(c10::Error, gguf_linear_group(at::randn({1, in}), {}, in));
 }
 
 void TestGgufKernels::embeddingDecodesRows()
