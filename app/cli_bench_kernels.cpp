@@ -10,6 +10,7 @@
 #include "quant_gemv.h"
 #include "runtime/loaded_model.h"
 
+#include "parallel.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -61,7 +62,7 @@ double memoryReadBandwidth(int runs)
     volatile std::uint64_t sink = 0;
     const double s = timeIt(std::max(runs, 32), static_cast<int>(pieces), [&](int k) {
         const std::uint64_t* base = buf.data() + k * piece;
-        at::parallel_for(0, piece, piece / at::get_num_threads(), [&](std::int64_t b, std::int64_t e) {
+        kernels::parallel_for(0, piece, piece / at::get_num_threads(), [&](std::int64_t b, std::int64_t e) {
             // Four 16-byte accumulators (SSE2, any x86-64): far more than memory can feed.
             using V = std::uint64_t __attribute__((vector_size(16)));
             V a0{}, a1{}, a2{}, a3{};

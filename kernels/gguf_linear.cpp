@@ -1,5 +1,6 @@
 #include "gguf_linear.h"
 
+#include "parallel.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <vector>
@@ -59,7 +60,7 @@ QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, Ggm
         }
     };
     if (m >= 8)
-        at::parallel_for(0, m, 4, [&](std::int64_t b, std::int64_t e) {
+        parallel_for(0, m, 4, [&](std::int64_t b, std::int64_t e) {
             for (std::int64_t r = b; r < e; ++r)
                 quantize_one(r);
         });
@@ -125,7 +126,7 @@ at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType t
     float* yp = y.data_ptr<float>();
     // Each weight row is read once from memory and used for every activation row while it is in
     // the first-level cache: decode streams the blocks, prefill reuses them across the prompt.
-    at::parallel_for(0, out, 16, [&](std::int64_t begin, std::int64_t end) {
+    parallel_for(0, out, 16, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t o = begin; o < end; ++o) {
             const std::uint8_t* wr = w + o * row_bytes;
             if (o + 1 < end)
@@ -182,7 +183,7 @@ std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector
         total += w.weight.size(0);
         outs.push_back(std::move(y));
     }
-    at::parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
+    parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
         for (const Part& p : parts) {
             const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + p.out);
             for (std::int64_t o = b; o < e; ++o) {
@@ -210,7 +211,7 @@ at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t
     at::Tensor out = at::empty({rows, in}, at::TensorOptions().dtype(at::kFloat));
     const std::uint8_t* src = w.data_ptr<std::uint8_t>();
     float* dst = out.data_ptr<float>();
-    at::parallel_for(0, rows, 64, [&](std::int64_t b, std::int64_t e) {
+    parallel_for(0, rows, 64, [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t r = b; r < e; ++r)
             cpu::dequantize_row(type, src + r * row_bytes, dst + r * in, in);
     });

@@ -2,6 +2,7 @@
 
 #include "cpu/gemv_cpu.h"
 
+#include "parallel.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -28,7 +29,7 @@ template <typename Fn>
 void parallel_outputs(std::int64_t out, std::int64_t unit, std::int64_t min_outputs, const Fn& fn)
 {
     const std::int64_t units = (out + unit - 1) / unit;
-    at::parallel_for(0, units, std::max<std::int64_t>(1, min_outputs / unit), [&](std::int64_t b, std::int64_t e) {
+    parallel_for(0, units, std::max<std::int64_t>(1, min_outputs / unit), [&](std::int64_t b, std::int64_t e) {
         fn(b * unit, std::min(out, e * unit));
     });
 }

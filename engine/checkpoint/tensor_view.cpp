@@ -4,6 +4,7 @@
 #include "checkpoint/gguf_dequantize.h"
 #include "core/error.h"
 
+#include "parallel.h"
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
@@ -49,7 +50,7 @@ at::Tensor decoded_gguf_tensor(const Checkpoint& checkpoint, const TensorEntry& 
         float* out = t.data_ptr<float>();
         // Blocks are independent: decode ranges of them on all intra-op threads.
         const auto blocks = static_cast<std::int64_t>(entry.numel() / layout.block_elements);
-        at::parallel_for(0, blocks, 2048, [&](std::int64_t begin, std::int64_t end) {
+        kernels::parallel_for(0, blocks, 2048, [&](std::int64_t begin, std::int64_t end) {
             gguf::dequantize(type, bytes + static_cast<std::uint64_t>(begin) * layout.block_bytes,
                              static_cast<std::uint64_t>(end - begin) * layout.block_elements,
                              out + static_cast<std::uint64_t>(begin) * layout.block_elements);

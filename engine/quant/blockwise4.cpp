@@ -1,5 +1,6 @@
 #include "quant/blockwise4.h"
 
+#include "parallel.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -96,7 +97,7 @@ at::Tensor dequantize_4bit_blocks(const at::Tensor& packed, const at::Tensor& ab
         const float* pa = am.data_ptr<float>();
         float* po = out.data_ptr<float>();
         const std::int64_t blocks = (n + blocksize - 1) / blocksize;
-        at::parallel_for(0, blocks, 64, [&](std::int64_t b0, std::int64_t b1) {
+        kernels::parallel_for(0, blocks, 64, [&](std::int64_t b0, std::int64_t b1) {
             for (std::int64_t blk = b0; blk < b1; ++blk) {
                 const float scale = pa[blk];
                 const std::int64_t end = std::min(n, (blk + 1) * blocksize);
