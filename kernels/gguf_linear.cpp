@@ -2,7 +2,7 @@
 
 #include "parallel.h"
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
+#include <algorithm>
 #include <vector>
 
 namespace layerwise::kernels {
@@ -70,6 +70,25 @@ QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, Ggm
     return {buffer.data(), row_bytes};
 }
 
+// Weight rows [begin, end) of one weight against every activation row: y[r * ldy + o] for the
+// row o (counted from the weight's first row). Four rows at a time where the format has a
+// four-row kernel; each weight row is used for all activation rows while it is in cache.
+void dot_rows(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t begin, std::int64_t end, std::int64_t in,
+              cpu::VecDot dot, cpu::VecDot4 dot4, const QuantizedRows& a, std::int64_t m, float* y, std::int64_t ldy)
+{
+    std::int64_t o = begin;
+    if (dot4)
+        for (; o + 4 <= end; o += 4)
+            for (std::int64_t r = 0; r < m; ++r) {
+                float t[4];
+                dot4(in, w + o * row_bytes, row_bytes, a.data + r * a.row_bytes, t);
+                std::copy(t, t + 4, y + r * ldy + o);
+            }
+    for (; o < end; ++o)
+        for (std::int64_t r = 0; r < m; ++r)
+            y[r * ldy + o] = dot(in, w + o * row_bytes, a.data + r * a.row_bytes);
+}
+
 } // namespace
 
 bool gguf_has_kernel(GgmlType type)
@@ -121,29 +140,67 @@ at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType t
         return y.to(x.scalar_type()).reshape([&] { auto s = x.sizes().vec(); s.back() = out; return s; }());
     const cpu::VecDot dot = cpu::vec_dot_kernel(type, level);
     const QuantizedRows a = quantize_rows(x2.data_ptr<float>(), m, in, cpu::activation_type(type), level);
+    const cpu::VecDot4 dot4 = cpu::vec_dot4_kernel(type, level);
     const std::uint8_t* w = weight.data_ptr<std::uint8_t>();
     const std::int64_t row_bytes = weight.size(1);
     float* yp = y.data_ptr<float>();
     // Each weight row is read once from memory and used for every activation row while it is in
     // the first-level cache: decode streams the blocks, prefill reuses them across the prompt.
     parallel_for(0, out, 16, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t o = begin; o < end; ++o) {
-            const std::uint8_t* wr = w + o * row_bytes;
-            if (o + 1 < end)
-                __builtin_prefetch(wr + row_bytes);
-            for (std::int64_t r = 0; r < m; ++r)
-                yp[r * out + o] = dot(in, wr, a.data + r * a.row_bytes);
-        }
+        dot_rows(w, row_bytes, begin, end, in, dot, dot4, a, m, yp, out);
     });
     auto shape = x.sizes().vec();
     shape.back() = out;
     return y.to(x.scalar_type()).reshape(shape);
 }
 
+void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const GgufRows* weights, std::size_t count,
+                      CpuLevel level)
+{
+    // One quantized copy of the input per activation format (at most four: Q8_0, Q8_1, Q8_K,
+    // or the floats themselves), then one parallel pass over every weight's rows.
+    struct Part {
+        const std::uint8_t* w;
+        std::int64_t out, row_bytes, first;
+        cpu::VecDot dot;
+        cpu::VecDot4 dot4;
+        QuantizedRows a;
+        float* y;
+    };
+    Part parts[8];
+    TORCH_CHECK(count >= 1 && count <= 8, "gguf_matmul_rows: 1 to 8 weights, not ", count);
+    GgmlType formats[4];
+    QuantizedRows quantized[4];
+    std::size_t nformats = 0;
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const GgufRows& w = weights[i];
+        const GgmlType act = cpu::activation_type(w.type);
+        std::size_t f = 0;
+        while (f < nformats && formats[f] != act)
+            ++f;
+        if (f == nformats) {
+            formats[nformats++] = act;
+            quantized[f] = quantize_rows(x, m, in, act, level, static_cast<int>(f));
+        }
+        parts[i] = {w.blocks, w.out, gguf_row_bytes(w.type, in), total, cpu::vec_dot_kernel(w.type, level),
+                    cpu::vec_dot4_kernel(w.type, level), quantized[f], w.y};
+        total += w.out;
+    }
+    parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
+        for (std::size_t i = 0; i < count; ++i) {
+            const Part& p = parts[i];
+            const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + p.out);
+            if (b < e)
+                dot_rows(p.w, p.row_bytes, b - p.first, e - p.first, in, p.dot, p.dot4, p.a, m, p.y, p.out);
+        }
+    });
+}
+
 std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector<GgufWeight>& weights, std::int64_t in,
                                           CpuLevel level)
 {
-    TORCH_CHECK(!weights.empty(), "gguf_linear_group: no weights");
+    TORCH_CHECK(!weights.empty() && weights.size() <= 8, "gguf_linear_group: 1 to 8 weights");
     for (const GgufWeight& w : weights)
         check_weight(w.weight, w.type, in, "gguf_linear_group");
     TORCH_CHECK(x.size(-1) == in, "gguf_linear_group: x has ", x.size(-1), " features, the weights ", in);
@@ -153,48 +210,13 @@ std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector
     TORCH_CHECK(cpu_level_available(level), "gguf_linear_group: this CPU cannot run the ", cpu_level_name(level), " kernels");
     const at::Tensor x2 = x.reshape({-1, in}).to(at::kFloat).contiguous();
     const std::int64_t m = x2.size(0);
-
-    // One quantized copy of the input per activation format (at most three: Q8_0, Q8_1, Q8_K,
-    // or the floats themselves).
-    struct Part {
-        const std::uint8_t* w;
-        std::int64_t out, row_bytes, first;
-        cpu::VecDot dot;
-        QuantizedRows a;
-        float* y;
-    };
-    std::vector<Part> parts;
     std::vector<at::Tensor> outs;
-    std::vector<GgmlType> formats;
-    std::vector<QuantizedRows> quantized;
-    std::int64_t total = 0;
+    std::vector<GgufRows> rows;
     for (const GgufWeight& w : weights) {
-        const GgmlType act = cpu::activation_type(w.type);
-        std::size_t f = 0;
-        while (f < formats.size() && formats[f] != act)
-            ++f;
-        if (f == formats.size()) {
-            formats.push_back(act);
-            quantized.push_back(quantize_rows(x2.data_ptr<float>(), m, in, act, level, static_cast<int>(f)));
-        }
-        at::Tensor y = at::empty({m, w.weight.size(0)}, x2.options());
-        parts.push_back({w.weight.data_ptr<std::uint8_t>(), w.weight.size(0), w.weight.size(1), total,
-                         cpu::vec_dot_kernel(w.type, level), quantized[f], y.data_ptr<float>()});
-        total += w.weight.size(0);
-        outs.push_back(std::move(y));
+        outs.push_back(at::empty({m, w.weight.size(0)}, x2.options()));
+        rows.push_back({w.weight.data_ptr<std::uint8_t>(), w.type, w.weight.size(0), outs.back().data_ptr<float>()});
     }
-    parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
-        for (const Part& p : parts) {
-            const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + p.out);
-            for (std::int64_t o = b; o < e; ++o) {
-                const std::uint8_t* wr = p.w + (o - p.first) * p.row_bytes;
-                if (o + 1 < e)
-                    __builtin_prefetch(wr + p.row_bytes);
-                for (std::int64_t r = 0; r < m; ++r)
-                    p.y[r * p.out + (o - p.first)] = p.dot(in, wr, p.a.data + r * p.a.row_bytes);
-            }
-        }
-    });
+    gguf_matmul_rows(x2.data_ptr<float>(), m, in, rows.data(), rows.size(), level);
     for (at::Tensor& y : outs) {
         auto shape = x.sizes().vec();
         shape.back() = y.size(1);

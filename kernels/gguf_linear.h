@@ -41,6 +41,18 @@ struct GgufWeight {
 std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector<GgufWeight>& weights, std::int64_t in,
                                           CpuLevel level = CpuLevel::automatic);
 
+// The same on plain pointers, for a caller that keeps its own buffers (the fused decode step):
+// x float32 [m, in]; each weight `out` rows of blocks (rows contiguous), written to y [m, out].
+// Shapes are the caller's to get right (no checks beyond the count, 1 to 8).
+struct GgufRows {
+    const std::uint8_t* blocks;
+    GgmlType type;
+    std::int64_t out;
+    float* y;
+};
+void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const GgufRows* weights, std::size_t count,
+                      CpuLevel level = CpuLevel::automatic);
+
 // The weight decoded to float32 [out, in] (gguf-py's dequantize, element for element).
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in);
 // x [..., in] -> dequantize then float32 matmul, in x's dtype.

@@ -9,6 +9,8 @@ namespace layerwise {
 
 at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positions)
 {
+    if (ids.size(0) == 1 && ids.size(1) == 1 && runner.fused_decode_ready())
+        return llama_decode_fused(runner, ids);
     LoadedModel& m = runner.model();
     const ModelConfig& c = m.config;
     const at::Device exec = runner.execution_device();

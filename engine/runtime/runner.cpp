@@ -167,6 +167,15 @@ void Runner::update_rope(std::int64_t seq_len)
     }
 }
 
+bool Runner::fused_decode_ready()
+{
+    if (!m_fused)
+        return false;
+    if (!m_fused_applies)
+        m_fused_applies = !m_streamer && llama_decode_fused_applies(m_model);
+    return *m_fused_applies;
+}
+
 at::Tensor Runner::rotary(std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin) const
 {
     return rotary_cos_sin(m_inv_freq, start, n, dtype, sin, m_rope_scaling);

@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <algorithm>
+#include <optional>
 
 namespace layerwise {
 
@@ -33,6 +34,11 @@ public:
     void set_prefetch(bool on);
     bool prefetching() const { return m_streamer && m_streamer->prefetching(); }
 
+    // Decode steps of llama-family GGUF models on the CPU run as one fused step
+    // (decode_fused.cpp) when the model allows it; off: always the LibTorch path (for comparison).
+    void set_fused_decode(bool on) { m_fused = on; }
+    bool fused_decode_ready();
+
     // Internals the per-architecture forwards use.
     template <typename F>
     void run_layer(std::size_t index, F&& body);
@@ -57,10 +63,16 @@ private:
     double m_rope_scaling = 1.0;
     at::Device m_exec;
     std::unique_ptr<LayerStreamer> m_streamer; // GPU runs that have offloaded layers
+    bool m_fused = true;
+    std::optional<bool> m_fused_applies; // decided once per runner
 };
 
 // Per-architecture forwards (engine/runtime/forward_<family>.cpp). Hidden states in, logits out.
 at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
+// The fused CPU decode step of the llama family (GGUF block linears, float32, one sequence, one
+// token): whether a loaded model can take it, and the step itself ([1, 1, vocab] logits).
+bool llama_decode_fused_applies(const LoadedModel& m);
+at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids);
 at::Tensor gpt2_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
 at::Tensor gpt_neox_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
 

@@ -49,6 +49,13 @@ void quantize_row_q8_K(const float* x, void* out, std::int64_t n, CpuLevel level
 // against one activation row in the type activation_type() names.
 using VecDot = float (*)(std::int64_t n, const void* weight_row, const void* activation_row);
 
+// Four dot products at once: weight rows w, w + row_stride, w + 2 row_stride, w + 3 row_stride
+// (bytes) against one activation row, into out[0..3]; each the same sum as VecDot's.
+using VecDot4 = void (*)(std::int64_t n, const void* weight_rows, std::int64_t row_stride, const void* activation_row,
+                         float* out);
+// The four-row kernel for `weight` at `level`, or nullptr (then call the VecDot four times).
+VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level);
+
 // The activation block type the dot products for `weight` take: Q8_0 (Q4_0, Q5_0, Q8_0),
 // Q8_1 (Q4_1, Q5_1), Q8_K (Q2_K..Q6_K), F32 (F32, F16, BF16: float activations).
 GgmlType activation_type(GgmlType weight);

@@ -450,6 +450,26 @@ bool dequantize_row_q32_family(GgmlType type, const void* src, float* dst, std::
     return true;
 }
 
+VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level)
+{
+    level = resolve_cpu_level(level);
+#ifdef LAYERWISE_SIMD_X86
+    const bool vnni = level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni();
+    const bool avx2 = level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2);
+    if (!avx2)
+        return nullptr;
+    switch (weight) {
+    case GgmlType::Q4_0: return vnni ? vnni::dot4_q4_0 : avx2::dot4_q4_0;
+    case GgmlType::Q4_1: return vnni ? vnni::dot4_q4_1 : avx2::dot4_q4_1;
+    case GgmlType::Q8_0: return vnni ? vnni::dot4_q8_0 : avx2::dot4_q8_0;
+    default: return nullptr;
+    }
+#else
+    (void)weight;
+    return nullptr;
+#endif
+}
+
 GgmlType activation_type(GgmlType weight)
 {
     switch (weight) {

@@ -1,0 +1,220 @@
+// One decode step of the llama family (Llama, Mistral, Qwen2, Qwen3) on the CPU, float32, one
+// sequence, every linear in a GGUF block format: the same computation as llama_forward, written
+// as plain loops over buffers kept from step to step instead of ~40 LibTorch ops a layer. For
+// small models the framework's per-op cost is most of a step; here a layer is three calls into
+// the block kernels (q/k/v together, o, gate/up together, down) and a few loops:
+//   RMSNorm -> q, k, v (+ bias) -> q/k RMSNorm (Qwen3) -> RoPE in place -> k, v into the cache
+//   -> attention over the cache (per head: scores, softmax, weighted sum) -> o -> residual
+//   -> RMSNorm -> gate, up -> SiLU(gate) * up -> down -> residual.
+// Numerically the same operations as the LibTorch path in another order of float32 sums.
+#include "runtime/runner.h"
+
+#include "core/error.h"
+#include "gguf_linear.h"
+#include "parallel.h"
+
+#include <ATen/ATen.h>
+#include <cmath>
+#include <vector>
+
+namespace layerwise {
+
+using kernels::GgufRows;
+
+namespace {
+
+const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+bool float_cpu(const at::Tensor* t)
+{
+    return t && t->is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous();
+}
+
+// y = x * rsqrt(mean(x^2) + eps) * weight, as transformers' RMSNorm in float32.
+void rms_norm_into(const float* x, const float* weight, std::int64_t n, double eps, float* y)
+{
+    float sum = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i)
+        sum += x[i] * x[i];
+    const float inv = 1.0f / std::sqrt(sum / static_cast<float>(n) + static_cast<float>(eps));
+    for (std::int64_t i = 0; i < n; ++i)
+        y[i] = weight[i] * (x[i] * inv);
+}
+
+// transformers' rotate_half rotation of one head in place: x * cos + rotate_half(x) * sin.
+void rope_in_place(float* x, const float* cos, const float* sin, std::int64_t dim)
+{
+    const std::int64_t half = dim / 2;
+    for (std::int64_t i = 0; i < half; ++i) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+}
+
+struct Buffers {
+    std::vector<float> h, x, q, k, v, attn, gate, up, scores;
+};
+
+GgufRows rows_of(const LayerWeights& w, const std::string& module, float* y)
+{
+    const QuantInfo& q = *w.find_quant(module);
+    return {w[module + ".weight"].data_ptr<std::uint8_t>(), static_cast<kernels::GgmlType>(q.ggml_type), q.shape[0], y};
+}
+
+void add_bias(const LayerWeights& w, const std::string& module, float* y, std::int64_t n)
+{
+    if (const at::Tensor* b = w.find(module + ".bias")) {
+        const float* p = b->data_ptr<float>();
+        for (std::int64_t i = 0; i < n; ++i)
+            y[i] += p[i];
+    }
+}
+
+} // namespace
+
+bool llama_decode_fused_applies(const LoadedModel& m)
+{
+    const ModelConfig& c = m.config;
+    if (m.dtype != DType::f32 || m.execution_device.is_gpu() || (c.hidden_act != "silu" && c.hidden_act != "swish"))
+        return false;
+    if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" && c.model_type != "qwen3")
+        return false;
+    if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0 || c.head_dim % 2 != 0)
+        return false;
+    for (const LayerWeights& w : m.layers) {
+        if (w.home.is_gpu())
+            return false;
+        for (const char* name : kLinears) {
+            const QuantInfo* q = w.find_quant(name);
+            const at::Tensor* t = w.find(std::string(name) + ".weight");
+            if (!q || q->method != QuantMethod::gguf || !t || !t->is_cpu() || t->scalar_type() != at::kByte)
+                return false;
+            if (const at::Tensor* b = w.find(std::string(name) + ".bias"); b && !float_cpu(b))
+                return false;
+        }
+        for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"})
+            if (!float_cpu(w.find(norm)))
+                return false;
+        if (c.model_type == "qwen3" && (!float_cpu(w.find("self_attn.q_norm.weight")) || !float_cpu(w.find("self_attn.k_norm.weight"))))
+            return false;
+    }
+    return float_cpu(m.find_global("model.norm.weight"));
+}
+
+at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
+{
+    LoadedModel& m = runner.model();
+    const ModelConfig& c = m.config;
+    const std::int64_t hidden = c.hidden_size, heads = c.num_heads, kv_heads = c.num_kv_heads, dim = c.head_dim;
+    const std::int64_t groups = heads / kv_heads, inter = c.intermediate_size;
+    const std::int64_t start = runner.position();
+    if (start + 1 > runner.capacity())
+        throw PlanError("the context is full (" + std::to_string(runner.capacity()) +
+                        " tokens); start a new conversation or plan a longer context");
+    const std::int64_t total = start + 1;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+    const bool qk_norm = c.model_type == "qwen3";
+
+    // Kept from step to step (no allocation per token); a reference, so that the attention's
+    // worker threads use this thread's buffers, not thread-locals of their own.
+    thread_local Buffers kept;
+    Buffers& b = kept;
+    b.h.resize(hidden), b.x.resize(hidden), b.q.resize(heads * dim), b.k.resize(kv_heads * dim);
+    b.v.resize(kv_heads * dim), b.attn.resize(heads * dim), b.gate.resize(inter), b.up.resize(inter);
+    b.scores.resize(heads * total);
+
+    const at::Tensor embedded = global_embedding(m, "model.embed_tokens", ids).to(at::kFloat).contiguous();
+    std::copy(embedded.data_ptr<float>(), embedded.data_ptr<float>() + hidden, b.h.begin());
+    const at::Tensor cos = runner.rotary(start, 1, at::kFloat, false).contiguous();
+    const at::Tensor sin = runner.rotary(start, 1, at::kFloat, true).contiguous();
+    const float* cp = cos.data_ptr<float>();
+    const float* sp = sin.data_ptr<float>();
+
+    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+        runner.run_layer(l, [&](const LayerWeights& w) {
+            rms_norm_into(b.h.data(), w["input_layernorm.weight"].data_ptr<float>(), hidden, c.norm_eps, b.x.data());
+            const GgufRows qkv[] = {rows_of(w, "self_attn.q_proj", b.q.data()), rows_of(w, "self_attn.k_proj", b.k.data()),
+                                    rows_of(w, "self_attn.v_proj", b.v.data())};
+            kernels::gguf_matmul_rows(b.x.data(), 1, hidden, qkv, 3);
+            add_bias(w, "self_attn.q_proj", b.q.data(), heads * dim);
+            add_bias(w, "self_attn.k_proj", b.k.data(), kv_heads * dim);
+            add_bias(w, "self_attn.v_proj", b.v.data(), kv_heads * dim);
+            for (std::int64_t hd = 0; hd < heads; ++hd) {
+                float* q = b.q.data() + hd * dim;
+                if (qk_norm)
+                    rms_norm_into(q, w["self_attn.q_norm.weight"].data_ptr<float>(), dim, c.norm_eps, q);
+                rope_in_place(q, cp, sp, dim);
+            }
+            // k and v of this position into the cache [kv_heads, capacity, dim].
+            KvCache& cache = runner.cache();
+            float* kc = cache.k[l].data_ptr<float>();
+            float* vc = cache.v[l].data_ptr<float>();
+            for (std::int64_t g = 0; g < kv_heads; ++g) {
+                float* k = b.k.data() + g * dim;
+                if (qk_norm)
+                    rms_norm_into(k, w["self_attn.k_norm.weight"].data_ptr<float>(), dim, c.norm_eps, k);
+                rope_in_place(k, cp, sp, dim);
+                std::copy(k, k + dim, kc + (g * cache.capacity + start) * dim);
+                std::copy(b.v.data() + g * dim, b.v.data() + (g + 1) * dim, vc + (g * cache.capacity + start) * dim);
+            }
+            // Attention of the one query over every cached position, a head per piece of work.
+            kernels::parallel_for(0, heads, 1, [&](std::int64_t h0, std::int64_t h1) {
+                for (std::int64_t hd = h0; hd < h1; ++hd) {
+                    const std::int64_t g = hd / groups;
+                    const float* q = b.q.data() + hd * dim;
+                    const float* keys = kc + g * cache.capacity * dim;
+                    const float* values = vc + g * cache.capacity * dim;
+                    float* s = b.scores.data() + hd * total;
+                    float best = -INFINITY;
+                    for (std::int64_t t = 0; t < total; ++t) {
+                        float dot = 0.0f;
+                        for (std::int64_t i = 0; i < dim; ++i)
+                            dot += q[i] * keys[t * dim + i];
+                        s[t] = dot * scale;
+                        best = std::max(best, s[t]);
+                    }
+                    float sum = 0.0f;
+                    for (std::int64_t t = 0; t < total; ++t) {
+                        s[t] = std::exp(s[t] - best);
+                        sum += s[t];
+                    }
+                    float* out = b.attn.data() + hd * dim;
+                    std::fill(out, out + dim, 0.0f);
+                    const float inv = 1.0f / sum;
+                    for (std::int64_t t = 0; t < total; ++t) {
+                        const float p = s[t] * inv;
+                        for (std::int64_t i = 0; i < dim; ++i)
+                            out[i] += p * values[t * dim + i];
+                    }
+                }
+            });
+            const GgufRows o[] = {rows_of(w, "self_attn.o_proj", b.x.data())};
+            kernels::gguf_matmul_rows(b.attn.data(), 1, heads * dim, o, 1);
+            add_bias(w, "self_attn.o_proj", b.x.data(), hidden);
+            for (std::int64_t i = 0; i < hidden; ++i)
+                b.h[i] += b.x[i];
+
+            rms_norm_into(b.h.data(), w["post_attention_layernorm.weight"].data_ptr<float>(), hidden, c.norm_eps, b.x.data());
+            const GgufRows gate_up[] = {rows_of(w, "mlp.gate_proj", b.gate.data()), rows_of(w, "mlp.up_proj", b.up.data())};
+            kernels::gguf_matmul_rows(b.x.data(), 1, hidden, gate_up, 2);
+            add_bias(w, "mlp.gate_proj", b.gate.data(), inter);
+            add_bias(w, "mlp.up_proj", b.up.data(), inter);
+            for (std::int64_t i = 0; i < inter; ++i) {
+                const float g = b.gate[i];
+                b.gate[i] = g / (1.0f + std::exp(-g)) * b.up[i];
+            }
+            const GgufRows down[] = {rows_of(w, "mlp.down_proj", b.x.data())};
+            kernels::gguf_matmul_rows(b.gate.data(), 1, inter, down, 1);
+            add_bias(w, "mlp.down_proj", b.x.data(), hidden);
+            for (std::int64_t i = 0; i < hidden; ++i)
+                b.h[i] += b.x[i];
+        });
+    }
+    rms_norm_into(b.h.data(), m.global("model.norm.weight").data_ptr<float>(), hidden, c.norm_eps, b.x.data());
+    const at::Tensor x = at::from_blob(b.x.data(), {1, 1, hidden}, at::TensorOptions().dtype(at::kFloat));
+    return global_linear(m, "lm_head", x);
+}
+
+} // namespace layerwise
