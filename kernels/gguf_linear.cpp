@@ -73,10 +73,39 @@ QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, Ggm
 // Weight rows [begin, end) of one weight against every activation row: y[r * ldy + o] for the
 // row o (counted from the weight's first row). Four rows at a time where the format has a
 // four-row kernel; each weight row is used for all activation rows while it is in cache.
-void dot_rows(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t begin, std::int64_t end, std::int64_t in,
-              cpu::VecDot dot, cpu::VecDot4 dot4, const QuantizedRows& a, std::int64_t m, float* y, std::int64_t ldy)
+struct Kernels {
+    cpu::VecDot dot;
+    cpu::VecDot4 dot4;
+    cpu::VecDot4x4 tile;
+};
+
+Kernels kernels_for(GgmlType type, CpuLevel level)
 {
+    return {cpu::vec_dot_kernel(type, level), cpu::vec_dot4_kernel(type, level), cpu::vec_dot4x4_kernel(type, level)};
+}
+
+void dot_rows(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t begin, std::int64_t end, std::int64_t in,
+              const Kernels& k, const QuantizedRows& a, std::int64_t m, float* y, std::int64_t ldy)
+{
+    const cpu::VecDot dot = k.dot;
+    const cpu::VecDot4 dot4 = k.dot4;
     std::int64_t o = begin;
+    if (k.tile && m >= 4) {
+        // Prefill: tiles of four weight rows by four activation rows; the rest below.
+        for (; o + 4 <= end; o += 4) {
+            std::int64_t r = 0;
+            for (; r + 4 <= m; r += 4) {
+                float t[16];
+                k.tile(in, w + o * row_bytes, row_bytes, a.data + r * a.row_bytes, a.row_bytes, t);
+                for (int i = 0; i < 4; ++i)
+                    for (int j = 0; j < 4; ++j)
+                        y[(r + j) * ldy + o + i] = t[i * 4 + j];
+            }
+            for (; r < m; ++r)
+                for (int i = 0; i < 4; ++i)
+                    y[r * ldy + o + i] = dot(in, w + (o + i) * row_bytes, a.data + r * a.row_bytes);
+        }
+    }
     if (dot4)
         for (; o + 4 <= end; o += 4)
             for (std::int64_t r = 0; r < m; ++r) {
@@ -138,16 +167,15 @@ at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType t
     at::Tensor y = at::empty({m, out}, x2.options());
     if (m == 0 || out == 0)
         return y.to(x.scalar_type()).reshape([&] { auto s = x.sizes().vec(); s.back() = out; return s; }());
-    const cpu::VecDot dot = cpu::vec_dot_kernel(type, level);
+    const Kernels k = kernels_for(type, level);
     const QuantizedRows a = quantize_rows(x2.data_ptr<float>(), m, in, cpu::activation_type(type), level);
-    const cpu::VecDot4 dot4 = cpu::vec_dot4_kernel(type, level);
     const std::uint8_t* w = weight.data_ptr<std::uint8_t>();
     const std::int64_t row_bytes = weight.size(1);
     float* yp = y.data_ptr<float>();
     // Each weight row is read once from memory and used for every activation row while it is in
     // the first-level cache: decode streams the blocks, prefill reuses them across the prompt.
     parallel_for(0, out, 16, [&](std::int64_t begin, std::int64_t end) {
-        dot_rows(w, row_bytes, begin, end, in, dot, dot4, a, m, yp, out);
+        dot_rows(w, row_bytes, begin, end, in, k, a, m, yp, out);
     });
     auto shape = x.sizes().vec();
     shape.back() = out;
@@ -162,8 +190,7 @@ void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const Ggu
     struct Part {
         const std::uint8_t* w;
         std::int64_t out, row_bytes, first;
-        cpu::VecDot dot;
-        cpu::VecDot4 dot4;
+        Kernels k;
         QuantizedRows a;
         float* y;
     };
@@ -183,8 +210,7 @@ void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const Ggu
             formats[nformats++] = act;
             quantized[f] = quantize_rows(x, m, in, act, level, static_cast<int>(f));
         }
-        parts[i] = {w.blocks, w.out, gguf_row_bytes(w.type, in), total, cpu::vec_dot_kernel(w.type, level),
-                    cpu::vec_dot4_kernel(w.type, level), quantized[f], w.y};
+        parts[i] = {w.blocks, w.out, gguf_row_bytes(w.type, in), total, kernels_for(w.type, level), quantized[f], w.y};
         total += w.out;
     }
     parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
@@ -192,7 +218,7 @@ void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const Ggu
             const Part& p = parts[i];
             const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + p.out);
             if (b < e)
-                dot_rows(p.w, p.row_bytes, b - p.first, e - p.first, in, p.dot, p.dot4, p.a, m, p.y, p.out);
+                dot_rows(p.w, p.row_bytes, b - p.first, e - p.first, in, p.k, p.a, m, p.y, p.out);
         }
     });
 }

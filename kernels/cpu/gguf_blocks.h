@@ -56,6 +56,18 @@ using VecDot4 = void (*)(std::int64_t n, const void* weight_rows, std::int64_t r
 // The four-row kernel for `weight` at `level`, or nullptr (then call the VecDot four times).
 VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level);
 
+// Prefill: four weight rows against four activation rows (a tile), so each weight block is
+// unpacked once for four activation rows and each activation block loaded once for four weight
+// rows. out[w * 4 + a] = dot(weight row w, activation row a), each the same sum as VecDot's.
+// Strides in bytes.
+using VecDot4x4 = void (*)(std::int64_t n, const void* weight_rows, std::int64_t weight_stride,
+                           const void* activation_rows, std::int64_t activation_stride, float* out);
+VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level); // nullptr: none for this format
+
+// The K family's multi-row kernels (gguf_kquants.cpp), behind the two above.
+VecDot4 vec_dot4_k_family(GgmlType weight, CpuLevel level);
+VecDot4x4 vec_dot4x4_k_family(GgmlType weight, CpuLevel level);
+
 // The activation block type the dot products for `weight` take: Q8_0 (Q4_0, Q5_0, Q8_0),
 // Q8_1 (Q4_1, Q5_1), Q8_K (Q2_K..Q6_K), F32 (F32, F16, BF16: float activations).
 GgmlType activation_type(GgmlType weight);

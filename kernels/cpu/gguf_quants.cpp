@@ -243,17 +243,21 @@ float dot_bf16_scalar(std::int64_t n, const void* wv, const void* av)
 namespace avx2 {
 #define LAYERWISE_GGUF_TARGET LAYERWISE_AVX2
 #define LAYERWISE_GGUF_VNNI 0
+#define LAYERWISE_GGUF_TILE 2
 #include "cpu/gguf_quants_simd.inc"
 #undef LAYERWISE_GGUF_TARGET
 #undef LAYERWISE_GGUF_VNNI
+#undef LAYERWISE_GGUF_TILE
 } // namespace avx2
 
 namespace vnni {
 #define LAYERWISE_GGUF_TARGET LAYERWISE_AVX512_VNNI
 #define LAYERWISE_GGUF_VNNI 1
+#define LAYERWISE_GGUF_TILE 4
 #include "cpu/gguf_quants_simd.inc"
 #undef LAYERWISE_GGUF_TARGET
 #undef LAYERWISE_GGUF_VNNI
+#undef LAYERWISE_GGUF_TILE
 } // namespace vnni
 
 using avx2::hsum_ps;
@@ -462,6 +466,26 @@ VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level)
     case GgmlType::Q4_0: return vnni ? vnni::dot4_q4_0 : avx2::dot4_q4_0;
     case GgmlType::Q4_1: return vnni ? vnni::dot4_q4_1 : avx2::dot4_q4_1;
     case GgmlType::Q8_0: return vnni ? vnni::dot4_q8_0 : avx2::dot4_q8_0;
+    default: return nullptr;
+    }
+#else
+    (void)weight;
+    return nullptr;
+#endif
+}
+
+VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level)
+{
+    level = resolve_cpu_level(level);
+#ifdef LAYERWISE_SIMD_X86
+    const bool vnni = level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni();
+    const bool avx2 = level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2);
+    if (!avx2)
+        return nullptr;
+    switch (weight) {
+    case GgmlType::Q4_0: return vnni ? vnni::dot4x4_q4_0 : avx2::dot4x4_q4_0;
+    case GgmlType::Q4_1: return vnni ? vnni::dot4x4_q4_1 : avx2::dot4x4_q4_1;
+    case GgmlType::Q8_0: return vnni ? vnni::dot4x4_q8_0 : avx2::dot4x4_q8_0;
     default: return nullptr;
     }
 #else
