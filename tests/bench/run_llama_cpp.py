@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import time
 
+import gguf
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama
@@ -58,12 +59,29 @@ for _ in range(args.repeats):
     decode.append((args.new_tokens - 1) / (t2 - t1))
 peer = {"load_s": load_s, "peak_rss_after_load_bytes": rss_load, "ttft_s": statistics.median(ttft),
         "prefill_tokens_per_s": statistics.median(prefill), "decode_tokens_per_s": statistics.median(decode)}
-print(json.dumps({"llama.cpp": peer, "layerwise": {k: lw[k] for k in peer}, "threads": threads,
+# The memory-bandwidth bound of decode: the weight bytes one token reads (every tensor but the
+# embedding table, of which a token reads one row, unless the head is tied to it) against the
+# read bandwidth `layerwise bench kernels` measures in the same run.
+reader = gguf.GGUFReader(args.model)
+names = {t.name for t in reader.tensors}
+bytes_per_token = sum(int(t.n_bytes) for t in reader.tensors
+                      if t.name != "token_embd.weight" or "output.weight" not in names)
+bw = json.loads(subprocess.run([args.layerwise, "bench", "kernels", "--shapes", "128x128", "--levels", "automatic",
+                                "--runs", "3", "--oracle-runs", "1", "--threads", str(threads)],
+                               check=True, capture_output=True, text=True).stdout)["memory_read_gb_per_s"] * 1e9
+bound = {"bytes_per_token": bytes_per_token, "read_bandwidth_bytes_per_s": bw,
+         "bound_tokens_per_s": bw / bytes_per_token,
+         "layerwise_share_of_bound": lw["decode_tokens_per_s"] * bytes_per_token / bw,
+         "llama.cpp_share_of_bound": peer["decode_tokens_per_s"] * bytes_per_token / bw}
+lw["peak_rss_bytes_after_generation"] = lw["peak_rss_bytes"]
+peer["peak_rss_bytes_after_generation"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"bandwidth bound": bound, "llama.cpp": peer, "layerwise": {k: lw[k] for k in peer}, "threads": threads,
                   "layerwise dtype": args.dtype,
                   "ratios (layerwise / llama.cpp; load and ttft: llama.cpp / layerwise)": {
                       "decode": lw["decode_tokens_per_s"] / peer["decode_tokens_per_s"],
                       "prefill": lw["prefill_tokens_per_s"] / peer["prefill_tokens_per_s"],
                       "load": peer["load_s"] / lw["load_s"],
                       "ttft": peer["ttft_s"] / lw["ttft_s"],
-                      "peak_rss_after_load": lw["peak_rss_after_load_bytes"] / peer["peak_rss_after_load_bytes"]}},
+                      "peak_rss_after_load": lw["peak_rss_after_load_bytes"] / peer["peak_rss_after_load_bytes"],
+                      "peak_rss_after_generation": lw["peak_rss_bytes_after_generation"] / peer["peak_rss_bytes_after_generation"]}},
                  indent=1))
