@@ -52,10 +52,12 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // and values rounded to 11 significant bits (relative 4.9e-4) move these logits (magnitude
     // ~3) by up to 1.1e-3 over 32 steps (measured); bound 2e-3.
     QTest::newRow("f32") << "tiny-llama-f32" << 2e-3;
-    // Q8_0: the same int8 weights on both sides, but llama.cpp also rounds every activation row
-    // to 8 bits (blocks of 32, one scale: relative error up to 1/254) before each matmul, and
-    // the float16 cache above: 3.9e-2 measured over 32 steps; bound 6e-2.
-    QTest::newRow("q8_0") << "tiny-llama-q8_0" << 6e-2;
+    // Q8_0: the same int8 weights and the same 8-bit activation blocks on both sides, but
+    // llama.cpp's float16 cache and attention (above) shift values by ~1e-3 relative, and each
+    // shift that carries an activation across a rounding boundary moves it by a whole code step
+    // (1/127 of its block's largest value): 5.5e-2 measured over 32 steps (default dispatch and
+    // forced AVX2); bound 0.1.
+    QTest::newRow("q8_0") << "tiny-llama-q8_0" << 0.1;
 }
 
 void TestGgufLlamaCpp::converterGgufs()
@@ -115,12 +117,12 @@ void TestGgufLlamaCpp::smolLM2()
     QVERIFY(!chat.is_fallback());
     auto model = load_all_cpu(file);
 
-    // The bound. llama.cpp multiplies Q4_1 weights with activations it first rounds to 8 bits
-    // (Q8_1 blocks of 32); we multiply the same dequantized weights with float activations,
-    // as transformers does for a GGUF (the tst_gguf suite checks that agreement to 2e-3).
-    // Thirty layers of that rounding (and llama.cpp's float16 KV cache) move logits of
-    // magnitude ~25 by a few tenths: measured, llama.cpp's token is at most 0.17 below our best,
-    // and the one divergence at a first token has llama.cpp's own margin at 0.35. Bound 0.5:
+    // The bound. Both sides multiply the Q4_1 blocks with activations rounded to 8 bits (Q8_1
+    // blocks of 32), but llama.cpp's float16 KV cache and attention differ from our float32 ones
+    // by ~1e-3 relative, and thirty layers of activation rounding turn each such difference that
+    // crosses a rounding boundary into a whole code step: logits of magnitude ~25 move by a few
+    // tenths. Measured: llama.cpp's token at most 0.20 below our best (0.30 with the kernels
+    // forced to AVX2, where the float sums run in another order). Bound 0.5:
     // llama.cpp's chosen token must be within 0.5 of our best one, and where llama.cpp's
     // margin exceeds 0.5 we must choose the same token.
     const double bound = 0.5;
