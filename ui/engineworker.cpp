@@ -1,6 +1,7 @@
 #include "engineworker.h"
 
 #include "engine.h"
+#include "checkpoint/gguf.h"
 #include "devices/inventory.h"
 #include "plan/plan.h"
 #include "workerstate.h"
@@ -52,6 +53,13 @@ ModelSummary summarize(const ModelDescription& d)
                 r.tiedTo = QString::fromStdString(t.tied_to);
         if (!nodes[i].tensors.empty())
             r.dtype = QString::fromLatin1(torch_name(nodes[i].tensors.front().dtype).data());
+        // A GGUF weight kept in its block format shows that format ("Q4_K"), as it is held.
+        for (const auto& t : nodes[i].tensors)
+            if (t.checkpoint_entry && d.checkpoint) {
+                const auto& g = d.checkpoint->tensors()[*t.checkpoint_entry].gguf;
+                if (g && g->block_quantized)
+                    r.dtype = QString::fromLatin1(gguf::tensor_type_name(static_cast<gguf::TensorType>(g->ggml_type)).data());
+            }
         s.modules.push_back(std::move(r));
     }
     return s;
