@@ -3,7 +3,7 @@
 // decoding to float32 element for element as gguf-py / ggml do, quantizing an activation row to
 // Q8_K byte for byte as ggml's reference does, and the weight-row x activation-row dot product
 // as a portable loop, an AVX2 path and an AVX-512 VNNI path (an AVX-512 CPU without VNNI runs
-// the AVX2 one).
+// the AVX2 one), with four-row (decode) and 4 x 4 tile (prefill) forms of the two SIMD paths.
 //
 // Every dot product has the same shape: inside a super-block the weight quants times the
 // activation quants times the sub-block scales are summed exactly as integers; the super-blocks
@@ -709,6 +709,345 @@ LAYERWISE_AVX2 void quantize_q8k(const float* x, BlockQ8K* out, std::int64_t blo
     }
 }
 
+
+// ---- multi-row kernels -------------------------------------------------------------------------
+// dot4 (decode: four weight rows x one activation row) and dot4x4 (prefill: four weight rows x
+// four activation rows) share one loop shape over the formats: an unpacker per format turns a
+// weight block into eight 32-weight registers of unsigned quants, each with its int16 scales
+// (step k covers weights 32 k..32 k + 31, so the activations are at qs + 32 k for every format),
+// plus the per-activation-row int32 start of the sum (the signed formats' offset, from the
+// bsums) and the min sums (formats with mins). In dot4x4 each register is unpacked once and
+// multiplied into four activation rows' sums, and Q4_K / Q5_K's min sums come from a layout of
+// the activation rows' bsums built once per block (activation_pairs).
+//
+// Per weight row and block, the four int32 sums of the four (weight, activation) pairs are
+// folded into one register whose lane 4 l + p holds the part of pair p's sum from 128-bit lane l
+// (reduce4), so one conversion and one fma (with d_w * d_a laid out the same way) accumulate
+// four pairs. The integers are the single-row kernels' exactly; d_w * d_a is the same float
+// product; only the float summation order differs.
+
+// Lane 4 l + p of the result: the sum of s[p]'s four int32 lanes in 128-bit lane l.
+LAYERWISE_AVX2 inline __m256i reduce4(__m256i s0, __m256i s1, __m256i s2, __m256i s3)
+{
+    const __m256 t01 = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1)));
+    const __m256 t23 = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_unpacklo_epi64(s2, s3), _mm256_unpackhi_epi64(s2, s3)));
+    return _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0))),
+                            _mm256_castps_si256(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+// Four halves (at p[0..3]) as floats.
+LAYERWISE_AVX2 inline __m128 halves4(const std::uint8_t* p0, const std::uint8_t* p1, const std::uint8_t* p2, const std::uint8_t* p3)
+{
+    std::uint16_t h[4];
+    std::memcpy(h, p0, 2);
+    std::memcpy(h + 1, p1, 2);
+    std::memcpy(h + 2, p2, 2);
+    std::memcpy(h + 3, p3, 2);
+    return _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(h[0]), static_cast<short>(h[1]), static_cast<short>(h[2]),
+                                       static_cast<short>(h[3]), 0, 0, 0, 0));
+}
+
+LAYERWISE_AVX2 inline __m256 twice(__m128 v) { return _mm256_insertf128_ps(_mm256_castps128_ps256(v), v, 1); }
+
+// The float lanes 4 l + p summed over l: out[p].
+LAYERWISE_AVX2 inline void store_lane_sums(__m256 v, float* out)
+{
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+
+struct Consts {
+    __m256i m3, m4, m30, bit2, bit4;
+    PairControls pairs;
+    ScaleControls ctrl;
+};
+
+LAYERWISE_AVX2 inline Consts make_consts()
+{
+    return {_mm256_set1_epi8(3), _mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30), _mm256_set1_epi8(4),
+            _mm256_set1_epi8(0x10), pair_controls(), scale_controls()};
+}
+
+// -(scales << shift) as int16 (Q6_K: -(scale * 32) within +-4096; Q3_K: -(scale * 4)): madd
+// with an activation row's bsums gives the offset's share of the sum.
+LAYERWISE_AVX2 inline __m256i neg_shifted(__m256i scales16, int shift)
+{
+    return _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_sll_epi16(scales16, _mm_cvtsi32_si128(shift)));
+}
+
+// The unpackers. step(k, q, s) must be called for k = 0..7 in order (some keep state).
+struct UnpackQ2K {
+    using Block = BlockQ2K;
+    static constexpr bool has_min = true, has_offset = false, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m256i sc[2], mins16, cur;
+    LAYERWISE_AVX2 UnpackQ2K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+        const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(packed, m4));
+        sc[0] = lane_half(scales, 0);
+        sc[1] = lane_half(scales, 1);
+        mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+    }
+    LAYERWISE_AVX2 __m256i offset(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX2 __m256i mins(__m256i bsums) const { return _mm256_madd_epi16(mins16, bsums); }
+    LAYERWISE_AVX2 void step(int k, __m256i& q, __m256i& s)
+    {
+        const int h = k / 4, j = k % 4;
+        if (j == 0)
+            cur = load(b.qs + 32 * h);
+        q = _mm256_and_si256(_mm256_srli_epi16(cur, 2 * j), c.m3);
+        s = _mm256_shuffle_epi8(sc[h], c.pairs.c[j]);
+    }
+};
+
+struct UnpackQ3K {
+    using Block = BlockQ3K;
+    static constexpr bool has_min = false, has_offset = true, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m256i sc[2], neg4, hm, cur;
+    LAYERWISE_AVX2 UnpackQ3K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m256i scales = q3k_scales16(b);
+        sc[0] = lane_half(scales, 0);
+        sc[1] = lane_half(scales, 1);
+        neg4 = neg_shifted(scales, 2); // quants go in as 0..7: the -4 as -4 sum(scale * bsum)
+        hm = load(b.hmask);
+    }
+    LAYERWISE_AVX2 __m256i offset(__m256i bsums) const { return _mm256_madd_epi16(neg4, bsums); }
+    LAYERWISE_AVX2 __m256i mins(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX2 void step(int k, __m256i& q, __m256i& s)
+    {
+        const int h = k / 4, j = k % 4;
+        if (j == 0)
+            cur = load(b.qs + 32 * h);
+        // hmask bit k to bit 2 (what crosses bytes lands off bit 2: masked)
+        const __m256i hb = k < 2 ? _mm256_slli_epi16(hm, 2 - k) : _mm256_srli_epi16(hm, k - 2);
+        q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(cur, 2 * j), c.m3), _mm256_and_si256(hb, c.bit2));
+        s = _mm256_shuffle_epi8(sc[h], c.pairs.c[j]);
+    }
+};
+
+template <bool FifthBit, typename B>
+struct UnpackQ45K {
+    using Block = B;
+    static constexpr bool has_min = true, has_offset = false, has_min_pairs = true;
+    const Block& b;
+    const Consts& c;
+    __m256i scales, mins16, cur, qh;
+    __m128i min_pairs; // int16 mins 0..7: dword l = (min 2 l, min 2 l + 1)
+    LAYERWISE_AVX2 UnpackQ45K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m128i sm = scales_mins(b.scales);
+        scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)); // each min covers two bsums
+        min_pairs = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+        if constexpr (FifthBit)
+            qh = load(b.qh);
+    }
+    LAYERWISE_AVX2 __m256i offset(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX2 __m256i mins(__m256i bsums) const { return _mm256_madd_epi16(mins16, bsums); }
+    LAYERWISE_AVX2 void step(int k, __m256i& q, __m256i& s)
+    {
+        if (k % 2 == 0) {
+            cur = load(b.qs + 16 * k);
+            q = _mm256_and_si256(cur, c.m4);
+        } else {
+            q = _mm256_and_si256(_mm256_srli_epi16(cur, 4), c.m4);
+        }
+        if constexpr (FifthBit) { // qh bit k to bit 4
+            const __m256i hb = k < 4 ? _mm256_slli_epi16(qh, 4 - k) : _mm256_srli_epi16(qh, k - 4);
+            q = _mm256_or_si256(q, _mm256_and_si256(hb, c.bit4));
+        }
+        s = _mm256_shuffle_epi8(scales, c.ctrl.c[k]);
+    }
+};
+
+struct UnpackQ6K {
+    using Block = BlockQ6K;
+    static constexpr bool has_min = false, has_offset = true, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m256i sc[2], neg32, ql0, ql1, qh;
+    LAYERWISE_AVX2 UnpackQ6K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+        sc[0] = lane_half(scales, 0);
+        sc[1] = lane_half(scales, 1);
+        neg32 = neg_shifted(scales, 5); // quants go in as 0..63: the -32 as -32 sum(scale * bsum)
+    }
+    LAYERWISE_AVX2 __m256i offset(__m256i bsums) const { return _mm256_madd_epi16(neg32, bsums); }
+    LAYERWISE_AVX2 __m256i mins(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX2 void step(int k, __m256i& q, __m256i& s)
+    {
+        const int h = k / 4, j = k % 4;
+        if (j == 0) {
+            ql0 = load(b.ql + 64 * h);
+            ql1 = load(b.ql + 64 * h + 32);
+            qh = load(b.qh + 32 * h);
+        }
+        const __m256i low = j == 0 ? ql0 : j == 1 ? ql1 : _mm256_srli_epi16(j == 2 ? ql0 : ql1, 4);
+        const __m256i high = j == 0 ? _mm256_slli_epi16(qh, 4) : j == 1 ? _mm256_slli_epi16(qh, 2) : j == 2 ? qh : _mm256_srli_epi16(qh, 2);
+        q = _mm256_or_si256(_mm256_and_si256(low, c.m4), _mm256_and_si256(high, c.m30));
+        s = _mm256_shuffle_epi8(sc[h], c.pairs.c[j]);
+    }
+};
+
+template <typename U>
+LAYERWISE_AVX2 inline const typename U::Block& block_at(const std::uint8_t* rows, std::int64_t stride, int r, std::int64_t i)
+{
+    return reinterpret_cast<const typename U::Block*>(rows + r * stride)[i];
+}
+
+// Decode streams each weight row once from memory; four rows at a time the hardware
+// prefetchers alone leave a single thread waiting on DRAM: block i of each row prefetches the
+// bytes 512 on (measured, one thread, 1 GB of Q4_K rows: AVX2 dot4 about 6.6 -> 8.0 GB/s, VNNI
+// 8.0 -> 9.0; no change when the rows are in L2). A prefetch past the end of the rows cannot
+// fault.
+template <typename U>
+inline __attribute__((always_inline)) void prefetch_ahead(const std::uint8_t* row, std::int64_t i)
+{
+    constexpr int kAhead = 512, kBytes = static_cast<int>(sizeof(typename U::Block));
+    const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(row) + static_cast<std::uintptr_t>(i * kBytes + kAhead);
+    for (int l = 0; l < kBytes; l += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(p + static_cast<std::uintptr_t>(l)));
+}
+
+template <typename U>
+LAYERWISE_AVX2 void dot4_rows(std::int64_t n, const void* wv, std::int64_t stride, const void* av, float* out)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const BlockQ8K*>(av);
+    const Consts c = make_consts();
+    __m256 acc = _mm256_setzero_ps(); // lane 4 l + r: weight row r
+    for (std::int64_t i = 0; i < n / kQKK; ++i) {
+        const BlockQ8K& ab = a[i];
+        const __m256i bsums = load(ab.bsums);
+        __m256i sum[4], msum[4];
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            prefetch_ahead<U>(w + r * stride, i);
+            U u(block_at<U>(w, stride, r, i), c);
+            sum[r] = U::has_offset ? u.offset(bsums) : _mm256_setzero_si256();
+            #pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+                __m256i q, s;
+                u.step(k, q, s);
+                sum[r] = dot_scaled(sum[r], q, load(ab.qs + 32 * k), s);
+            }
+            if constexpr (U::has_min)
+                msum[r] = u.mins(bsums);
+        }
+        const __m256 da = _mm256_set1_ps(q8k_d(ab));
+        const auto& b0 = block_at<U>(w, stride, 0, i);
+        const auto& b1 = block_at<U>(w, stride, 1, i);
+        const auto& b2 = block_at<U>(w, stride, 2, i);
+        const auto& b3 = block_at<U>(w, stride, 3, i);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(twice(halves4(b0.d, b1.d, b2.d, b3.d)), da),
+                              _mm256_cvtepi32_ps(reduce4(sum[0], sum[1], sum[2], sum[3])), acc);
+        if constexpr (U::has_min)
+            acc = _mm256_fnmadd_ps(_mm256_mul_ps(twice(halves4(b0.dmin, b1.dmin, b2.dmin, b3.dmin)), da),
+                                   _mm256_cvtepi32_ps(reduce4(msum[0], msum[1], msum[2], msum[3])), acc);
+    }
+    store_lane_sums(acc, out);
+}
+
+// Q4_K / Q5_K min sums of a 4 x 4 tile in reduce4's layout without reducing: each min covers
+// 32 weights, two bsums, whose sum (|.| <= 32 * 128) fits an int16. With the activation rows'
+// pair sums laid out once per block as bpairs[x] lane 4 l + p = (pair sums 2 m, 2 m + 1 of
+// row p), m = l + 2 x, a weight row's sums are two madds with its mins laid out the same way.
+LAYERWISE_AVX2 inline void activation_pairs(const BlockQ8K* const* ab, __m256i* bpairs)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s[4];
+    for (int p = 0; p < 4; ++p)
+        s[p] = _mm256_madd_epi16(load(ab[p]->bsums), ones); // lane j (128-bit lane j / 4): pair sum j
+    // pk01 dword 4 L + m: row 0 for m < 2, row 1 otherwise; its pair sums 4 L + 2 (m % 2) and
+    // 4 L + 2 (m % 2) + 1 as int16. pk23 likewise for rows 2 and 3.
+    const __m256i pk01 = _mm256_packs_epi32(s[0], s[1]), pk23 = _mm256_packs_epi32(s[2], s[3]);
+    const __m256i idx0 = _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3), idx1 = _mm256_setr_epi32(4, 6, 4, 6, 5, 7, 5, 7);
+    bpairs[0] = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(pk01, idx0), _mm256_permutevar8x32_epi32(pk23, idx0), 0xcc);
+    bpairs[1] = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(pk01, idx1), _mm256_permutevar8x32_epi32(pk23, idx1), 0xcc);
+}
+
+LAYERWISE_AVX2 inline __m256i min_pair_sums(__m128i min_pairs, const __m256i* bpairs)
+{
+    const __m256i mp = _mm256_castsi128_si256(min_pairs);
+    const __m256i m0 = _mm256_permutevar8x32_epi32(mp, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+    const __m256i m1 = _mm256_permutevar8x32_epi32(mp, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+    return _mm256_add_epi32(_mm256_madd_epi16(m0, bpairs[0]), _mm256_madd_epi16(m1, bpairs[1]));
+}
+
+template <typename U>
+LAYERWISE_AVX2 void dot4x4_rows(std::int64_t n, const void* wv, std::int64_t wstride, const void* av, std::int64_t astride,
+                                float* out)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const std::uint8_t*>(av);
+    const Consts c = make_consts();
+    __m256 acc[4]; // acc[r] lane 4 l + p: weight row r x activation row p
+    for (auto& v : acc)
+        v = _mm256_setzero_ps();
+    for (std::int64_t i = 0; i < n / kQKK; ++i) {
+        const BlockQ8K* ab[4];
+        for (int p = 0; p < 4; ++p)
+            ab[p] = reinterpret_cast<const BlockQ8K*>(a + p * astride) + i;
+        const __m256 da = twice(_mm_setr_ps(q8k_d(*ab[0]), q8k_d(*ab[1]), q8k_d(*ab[2]), q8k_d(*ab[3])));
+        __m256i bpairs[2]; // Q4_K / Q5_K: see min_pair_sums
+        if constexpr (U::has_min_pairs)
+            activation_pairs(ab, bpairs);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            const auto& b = block_at<U>(w, wstride, r, i);
+            U u(b, c);
+            __m256i sum[4];
+            #pragma GCC unroll 4
+            for (int p = 0; p < 4; ++p)
+                sum[p] = U::has_offset ? u.offset(load(ab[p]->bsums)) : _mm256_setzero_si256();
+            #pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+                __m256i q, s;
+                u.step(k, q, s);
+                #pragma GCC unroll 4
+                for (int p = 0; p < 4; ++p)
+                    sum[p] = dot_scaled(sum[p], q, load(ab[p]->qs + 32 * k), s);
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(half_hw(b.d)), da),
+                                     _mm256_cvtepi32_ps(reduce4(sum[0], sum[1], sum[2], sum[3])), acc[r]);
+            if constexpr (U::has_min_pairs) {
+                acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(half_hw(b.dmin)), da),
+                                          _mm256_cvtepi32_ps(min_pair_sums(u.min_pairs, bpairs)), acc[r]);
+            } else if constexpr (U::has_min) {
+                __m256i msum[4];
+                #pragma GCC unroll 4
+                for (int p = 0; p < 4; ++p)
+                    msum[p] = u.mins(load(ab[p]->bsums));
+                acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(half_hw(b.dmin)), da),
+                                          _mm256_cvtepi32_ps(reduce4(msum[0], msum[1], msum[2], msum[3])), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; ++r)
+        store_lane_sums(acc[r], out + 4 * r);
+}
+
+using UnpackQ4K = UnpackQ45K<false, BlockQ4K>;
+using UnpackQ5K = UnpackQ45K<true, BlockQ5K>;
+
+LAYERWISE_AVX2 void dot4_q2k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ2K>(n, w, s, a, o); }
+LAYERWISE_AVX2 void dot4_q3k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ3K>(n, w, s, a, o); }
+LAYERWISE_AVX2 void dot4_q4k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ4K>(n, w, s, a, o); }
+LAYERWISE_AVX2 void dot4_q5k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ5K>(n, w, s, a, o); }
+LAYERWISE_AVX2 void dot4_q6k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ6K>(n, w, s, a, o); }
+
+LAYERWISE_AVX2 void dot4x4_q2k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ2K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX2 void dot4x4_q3k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ3K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX2 void dot4x4_q4k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ4K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX2 void dot4x4_q5k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ5K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX2 void dot4x4_q6k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ6K>(n, w, ws, a, as, o); }
+
 } // namespace avx2
 
 // ---- AVX-512 VNNI ---------------------------------------------------------------------------------
@@ -879,6 +1218,306 @@ LAYERWISE_AVX512_VNNI float dot_q6k(std::int64_t n, const void* wv, const void* 
     return _mm512_reduce_add_ps(acc);
 }
 
+
+// ---- multi-row kernels ---------------------------------------------------------------------
+// As the AVX2 ones (see there), with 64-weight registers: step k (0..3) covers weights
+// 64 k..64 k + 63, laid out as the single-row kernels above do. Mins stay 256-bit (the AVX2
+// min sums) with their own accumulators.
+
+LAYERWISE_AVX512_VNNI inline __m512i reduce4(__m512i s0, __m512i s1, __m512i s2, __m512i s3)
+{
+    const __m512 t01 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
+    const __m512 t23 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
+    return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0))),
+                            _mm512_castps_si512(_mm512_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+// out[p] = the lanes 4 l + p of v summed over l, less those of `minus`.
+LAYERWISE_AVX512_VNNI inline void store_lane_sums(__m512 v, __m256 minus, float* out)
+{
+    const __m256 v8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    const __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(minus), _mm256_extractf128_ps(minus, 1));
+    _mm_storeu_ps(out, _mm_sub_ps(v4, m4));
+}
+
+struct Consts {
+    __m512i m3, m4, m30, bit2, bit4;
+    __m512i spread8[4];  // 16-weight scales: register k covers sub-blocks 4 k..4 k + 3
+    __m512i spread16[4]; // 32-weight scales: register k covers sub-blocks 2 k, 2 k + 1
+    __m512i pair_order, min_spread; // Q4_K / Q5_K min sums in dot4x4 (see there)
+};
+
+LAYERWISE_AVX512_VNNI inline Consts make_consts()
+{
+    Consts c;
+    c.m3 = _mm512_set1_epi8(3);
+    c.m4 = _mm512_set1_epi8(0x0f);
+    c.m30 = _mm512_set1_epi8(0x30);
+    c.bit2 = _mm512_set1_epi8(4);
+    c.bit4 = _mm512_set1_epi8(0x10);
+    for (int k = 0; k < 4; ++k) {
+        c.spread8[k] = spread_index(4 * k, 8);
+        c.spread16[k] = spread_index(2 * k, 16);
+    }
+    alignas(64) std::int32_t order[16], spread[16];
+    for (int l = 0; l < 4; ++l)
+        for (int p = 0; p < 4; ++p) {
+            order[4 * l + p] = 4 * ((p & 1) * 2 + l / 2) + (p >> 1) * 2 + l % 2;
+            spread[4 * l + p] = l;
+        }
+    c.pair_order = _mm512_load_si512(order);
+    c.min_spread = _mm512_load_si512(spread);
+    return c;
+}
+
+struct UnpackQ2K {
+    using Block = BlockQ2K;
+    static constexpr bool has_min = true, has_offset = false, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m512i scales, cur;
+    __m256i mins16;
+    LAYERWISE_AVX512_VNNI UnpackQ2K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+        scales = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed, m4)));
+        mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+    }
+    LAYERWISE_AVX512_VNNI __m256i offset(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX512_VNNI __m256i mins(__m256i bsums) const { return _mm256_madd_epi16(mins16, bsums); }
+    LAYERWISE_AVX512_VNNI void step(int k, __m512i& q, __m512i& s)
+    {
+        if (k % 2 == 0) {
+            cur = twin<2>(b.qs + 16 * k); // bits 0-1 | 2-3, then 4-5 | 6-7
+            q = _mm512_and_si512(cur, c.m3);
+        } else {
+            q = _mm512_and_si512(_mm512_srli_epi16(cur, 4), c.m3);
+        }
+        s = _mm512_permutexvar_epi16(c.spread8[k], scales);
+    }
+};
+
+struct UnpackQ3K {
+    using Block = BlockQ3K;
+    static constexpr bool has_min = false, has_offset = true, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m512i scales, hm, cur;
+    __m256i neg4;
+    LAYERWISE_AVX512_VNNI UnpackQ3K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m256i scales16 = avx2::q3k_scales16(b);
+        scales = _mm512_zextsi256_si512(scales16);
+        neg4 = avx2::neg_shifted(scales16, 2);
+        hm = twin<1>(b.hmask); // group g's bit at bit g (lower half) | g + 1 (upper)
+    }
+    LAYERWISE_AVX512_VNNI __m256i offset(__m256i bsums) const { return _mm256_madd_epi16(neg4, bsums); }
+    LAYERWISE_AVX512_VNNI __m256i mins(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX512_VNNI void step(int k, __m512i& q, __m512i& s)
+    {
+        const int h = k / 2;
+        __m512i low, hb;
+        if (k % 2 == 0) {
+            cur = twin<2>(b.qs + 32 * h);
+            low = _mm512_and_si512(cur, c.m3);
+            hb = h == 0 ? _mm512_slli_epi16(hm, 2) : _mm512_srli_epi16(hm, 2);
+        } else {
+            low = _mm512_and_si512(_mm512_srli_epi16(cur, 4), c.m3);
+            hb = h == 0 ? hm : _mm512_srli_epi16(hm, 4);
+        }
+        q = _mm512_ternarylogic_epi32(low, hb, c.bit2, kOrAnd);
+        s = _mm512_permutexvar_epi16(c.spread8[k], scales);
+    }
+};
+
+template <bool FifthBit, typename B>
+struct UnpackQ45K {
+    using Block = B;
+    static constexpr bool has_min = true, has_offset = false, has_min_pairs = true;
+    const Block& b;
+    const Consts& c;
+    __m512i scales, hbits;
+    __m256i mins16;
+    __m128i min_pairs;
+    LAYERWISE_AVX512_VNNI UnpackQ45K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m128i sm = avx2::scales_mins(b.scales);
+        scales = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+        min_pairs = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+        if constexpr (FifthBit)
+            hbits = twin<1>(b.qh); // bit 2 k at bit 0 | bit 2 k + 1 at bit 0, after k shifts by 2
+    }
+    LAYERWISE_AVX512_VNNI __m256i offset(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX512_VNNI __m256i mins(__m256i bsums) const { return _mm256_madd_epi16(mins16, bsums); }
+    LAYERWISE_AVX512_VNNI void step(int k, __m512i& q, __m512i& s)
+    {
+        q = _mm512_and_si512(twin<4>(b.qs + 32 * k), c.m4);
+        if constexpr (FifthBit) {
+            q = _mm512_ternarylogic_epi32(q, _mm512_slli_epi16(hbits, 4), c.bit4, kOrAnd);
+            hbits = _mm512_srli_epi16(hbits, 2);
+        }
+        s = _mm512_permutexvar_epi16(c.spread16[k], scales);
+    }
+};
+
+struct UnpackQ6K {
+    using Block = BlockQ6K;
+    static constexpr bool has_min = false, has_offset = true, has_min_pairs = false;
+    const Block& b;
+    const Consts& c;
+    __m512i scales, ql, qh;
+    __m256i neg32;
+    LAYERWISE_AVX512_VNNI UnpackQ6K(const Block& blk, const Consts& k) : b(blk), c(k)
+    {
+        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+        scales = _mm512_zextsi256_si512(scales16);
+        neg32 = avx2::neg_shifted(scales16, 5);
+    }
+    LAYERWISE_AVX512_VNNI __m256i offset(__m256i bsums) const { return _mm256_madd_epi16(neg32, bsums); }
+    LAYERWISE_AVX512_VNNI __m256i mins(__m256i) const { return _mm256_setzero_si256(); }
+    LAYERWISE_AVX512_VNNI void step(int k, __m512i& q, __m512i& s)
+    {
+        const int h = k / 2;
+        if (k % 2 == 0) {
+            ql = load512(b.ql + 64 * h); // groups 0 | 1 (low nibbles), 2 | 3 (high)
+            qh = twin<2>(b.qh + 32 * h); // bits 0-1 | 2-3 (shifted 4), 4-5 | 6-7 (in place)
+            q = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, c.m4), _mm512_slli_epi16(qh, 4), c.m30, kOrAnd);
+        } else {
+            q = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), c.m4), qh, c.m30, kOrAnd);
+        }
+        s = _mm512_permutexvar_epi16(c.spread8[k], scales);
+    }
+};
+
+template <typename U>
+LAYERWISE_AVX512_VNNI inline const typename U::Block& block_at(const std::uint8_t* rows, std::int64_t stride, int r, std::int64_t i)
+{
+    return reinterpret_cast<const typename U::Block*>(rows + r * stride)[i];
+}
+
+template <typename U>
+LAYERWISE_AVX512_VNNI void dot4_rows(std::int64_t n, const void* wv, std::int64_t stride, const void* av, float* out)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const BlockQ8K*>(av);
+    const Consts c = make_consts();
+    __m512 acc = _mm512_setzero_ps();     // lane 4 l + r: weight row r
+    __m256 acc_min = _mm256_setzero_ps(); // likewise, l < 2
+    for (std::int64_t i = 0; i < n / kQKK; ++i) {
+        const BlockQ8K& ab = a[i];
+        const __m256i bsums = load256(ab.bsums);
+        __m512i sum[4];
+        __m256i msum[4];
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            avx2::prefetch_ahead<U>(w + r * stride, i);
+            U u(block_at<U>(w, stride, r, i), c);
+            sum[r] = U::has_offset ? _mm512_zextsi256_si512(u.offset(bsums)) : _mm512_setzero_si512();
+            #pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) {
+                __m512i q, s;
+                u.step(k, q, s);
+                sum[r] = dot_scaled(sum[r], q, load512(ab.qs + 64 * k), s);
+            }
+            if constexpr (U::has_min)
+                msum[r] = u.mins(bsums);
+        }
+        const __m128 da = _mm_set1_ps(q8k_d(ab));
+        const auto& b0 = block_at<U>(w, stride, 0, i);
+        const auto& b1 = block_at<U>(w, stride, 1, i);
+        const auto& b2 = block_at<U>(w, stride, 2, i);
+        const auto& b3 = block_at<U>(w, stride, 3, i);
+        acc = _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_mul_ps(avx2::halves4(b0.d, b1.d, b2.d, b3.d), da)),
+                              _mm512_cvtepi32_ps(reduce4(sum[0], sum[1], sum[2], sum[3])), acc);
+        if constexpr (U::has_min)
+            acc_min = _mm256_fmadd_ps(avx2::twice(_mm_mul_ps(avx2::halves4(b0.dmin, b1.dmin, b2.dmin, b3.dmin), da)),
+                                      _mm256_cvtepi32_ps(avx2::reduce4(msum[0], msum[1], msum[2], msum[3])), acc_min);
+    }
+    store_lane_sums(acc, acc_min, out);
+}
+
+template <typename U>
+LAYERWISE_AVX512_VNNI void dot4x4_rows(std::int64_t n, const void* wv, std::int64_t wstride, const void* av,
+                                       std::int64_t astride, float* out)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const std::uint8_t*>(av);
+    const Consts c = make_consts();
+    __m512 acc[4]; // acc[r] lane 4 l + p: weight row r x activation row p
+    __m256 acc_min[4];
+    for (int r = 0; r < 4; ++r) {
+        acc[r] = _mm512_setzero_ps();
+        acc_min[r] = _mm256_setzero_ps();
+    }
+    for (std::int64_t i = 0; i < n / kQKK; ++i) {
+        const BlockQ8K* ab[4];
+        for (int p = 0; p < 4; ++p)
+            ab[p] = reinterpret_cast<const BlockQ8K*>(a + p * astride) + i;
+        const __m128 da = _mm_setr_ps(q8k_d(*ab[0]), q8k_d(*ab[1]), q8k_d(*ab[2]), q8k_d(*ab[3]));
+        // Q4_K / Q5_K min sums in reduce4's layout without reducing (as the AVX2 kernel's
+        // activation_pairs, with four 128-bit lanes one madd covers all eight mins): lane
+        // 4 l + p = row p's bsum pair sums (2 l, 2 l + 1), against (min 2 l, min 2 l + 1).
+        __m512i bpairs;
+        if constexpr (U::has_min_pairs) {
+            const __m512i ones = _mm512_set1_epi16(1);
+            const __m512i s01 = _mm512_madd_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(load256(ab[0]->bsums)), load256(ab[1]->bsums), 1), ones);
+            const __m512i s23 = _mm512_madd_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(load256(ab[2]->bsums)), load256(ab[3]->bsums), 1), ones);
+            bpairs = _mm512_permutexvar_epi32(c.pair_order, _mm512_packs_epi32(s01, s23));
+        }
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            const auto& b = block_at<U>(w, wstride, r, i);
+            U u(b, c);
+            __m512i sum[4];
+            #pragma GCC unroll 4
+            for (int p = 0; p < 4; ++p)
+                sum[p] = U::has_offset ? _mm512_zextsi256_si512(u.offset(load256(ab[p]->bsums))) : _mm512_setzero_si512();
+            #pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) {
+                __m512i q, s;
+                u.step(k, q, s);
+                #pragma GCC unroll 4
+                for (int p = 0; p < 4; ++p)
+                    sum[p] = dot_scaled(sum[p], q, load512(ab[p]->qs + 64 * k), s);
+            }
+            acc[r] = _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_mul_ps(_mm_set1_ps(half_hw(b.d)), da)),
+                                     _mm512_cvtepi32_ps(reduce4(sum[0], sum[1], sum[2], sum[3])), acc[r]);
+            if constexpr (U::has_min_pairs) {
+                const __m512i mins = _mm512_permutexvar_epi32(c.min_spread, _mm512_castsi128_si512(u.min_pairs));
+                acc[r] = _mm512_fnmadd_ps(_mm512_broadcast_f32x4(_mm_mul_ps(_mm_set1_ps(half_hw(b.dmin)), da)),
+                                          _mm512_cvtepi32_ps(_mm512_madd_epi16(mins, bpairs)), acc[r]);
+            } else if constexpr (U::has_min) {
+                __m256i msum[4];
+                #pragma GCC unroll 4
+                for (int p = 0; p < 4; ++p)
+                    msum[p] = u.mins(load256(ab[p]->bsums));
+                acc_min[r] = _mm256_fmadd_ps(avx2::twice(_mm_mul_ps(_mm_set1_ps(half_hw(b.dmin)), da)),
+                                             _mm256_cvtepi32_ps(avx2::reduce4(msum[0], msum[1], msum[2], msum[3])), acc_min[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; ++r)
+        store_lane_sums(acc[r], acc_min[r], out + 4 * r);
+}
+
+using UnpackQ4K = UnpackQ45K<false, BlockQ4K>;
+using UnpackQ5K = UnpackQ45K<true, BlockQ5K>;
+
+LAYERWISE_AVX512_VNNI void dot4_q2k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ2K>(n, w, s, a, o); }
+LAYERWISE_AVX512_VNNI void dot4_q3k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ3K>(n, w, s, a, o); }
+LAYERWISE_AVX512_VNNI void dot4_q4k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ4K>(n, w, s, a, o); }
+LAYERWISE_AVX512_VNNI void dot4_q5k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ5K>(n, w, s, a, o); }
+LAYERWISE_AVX512_VNNI void dot4_q6k(std::int64_t n, const void* w, std::int64_t s, const void* a, float* o) { dot4_rows<UnpackQ6K>(n, w, s, a, o); }
+
+LAYERWISE_AVX512_VNNI void dot4x4_q2k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ2K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX512_VNNI void dot4x4_q3k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ3K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX512_VNNI void dot4x4_q4k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ4K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX512_VNNI void dot4x4_q5k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ5K>(n, w, ws, a, as, o); }
+LAYERWISE_AVX512_VNNI void dot4x4_q6k(std::int64_t n, const void* w, std::int64_t ws, const void* a, std::int64_t as, float* o) { dot4x4_rows<UnpackQ6K>(n, w, ws, a, as, o); }
+
 } // namespace avx512
 
 #endif // LAYERWISE_SIMD_X86
@@ -944,6 +1583,50 @@ VecDot vec_dot_k_family(GgmlType weight, CpuLevel level)
     case GgmlType::Q6_K: return k.q6k;
     default: return nullptr;
     }
+}
+
+VecDot4 vec_dot4_k_family(GgmlType weight, CpuLevel level)
+{
+#ifdef LAYERWISE_SIMD_X86
+    const CpuLevel l = usable_level(level);
+    if (l == CpuLevel::scalar)
+        return nullptr; // the caller runs the single-row kernel four times
+    const bool vnni = l == CpuLevel::avx512 && cpu_features().avx512vnni;
+    switch (weight) {
+    case GgmlType::Q2_K: return vnni ? avx512::dot4_q2k : avx2::dot4_q2k;
+    case GgmlType::Q3_K: return vnni ? avx512::dot4_q3k : avx2::dot4_q3k;
+    case GgmlType::Q4_K: return vnni ? avx512::dot4_q4k : avx2::dot4_q4k;
+    case GgmlType::Q5_K: return vnni ? avx512::dot4_q5k : avx2::dot4_q5k;
+    case GgmlType::Q6_K: return vnni ? avx512::dot4_q6k : avx2::dot4_q6k;
+    default: return nullptr;
+    }
+#else
+    (void)weight;
+    (void)level;
+    return nullptr;
+#endif
+}
+
+VecDot4x4 vec_dot4x4_k_family(GgmlType weight, CpuLevel level)
+{
+#ifdef LAYERWISE_SIMD_X86
+    const CpuLevel l = usable_level(level);
+    if (l == CpuLevel::scalar)
+        return nullptr; // the caller runs the single-row kernel sixteen times
+    const bool vnni = l == CpuLevel::avx512 && cpu_features().avx512vnni;
+    switch (weight) {
+    case GgmlType::Q2_K: return vnni ? avx512::dot4x4_q2k : avx2::dot4x4_q2k;
+    case GgmlType::Q3_K: return vnni ? avx512::dot4x4_q3k : avx2::dot4x4_q3k;
+    case GgmlType::Q4_K: return vnni ? avx512::dot4x4_q4k : avx2::dot4x4_q4k;
+    case GgmlType::Q5_K: return vnni ? avx512::dot4x4_q5k : avx2::dot4x4_q5k;
+    case GgmlType::Q6_K: return vnni ? avx512::dot4x4_q6k : avx2::dot4x4_q6k;
+    default: return nullptr;
+    }
+#else
+    (void)weight;
+    (void)level;
+    return nullptr;
+#endif
 }
 
 bool dequantize_row_k_family(GgmlType type, const void* src, float* dst, std::int64_t n)

@@ -466,7 +466,7 @@ VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level)
     case GgmlType::Q4_0: return vnni ? vnni::dot4_q4_0 : avx2::dot4_q4_0;
     case GgmlType::Q4_1: return vnni ? vnni::dot4_q4_1 : avx2::dot4_q4_1;
     case GgmlType::Q8_0: return vnni ? vnni::dot4_q8_0 : avx2::dot4_q8_0;
-    default: return nullptr;
+    default: return vec_dot4_k_family(weight, level);
     }
 #else
     (void)weight;
@@ -486,7 +486,7 @@ VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level)
     case GgmlType::Q4_0: return vnni ? vnni::dot4x4_q4_0 : avx2::dot4x4_q4_0;
     case GgmlType::Q4_1: return vnni ? vnni::dot4x4_q4_1 : avx2::dot4x4_q4_1;
     case GgmlType::Q8_0: return vnni ? vnni::dot4x4_q8_0 : avx2::dot4x4_q8_0;
-    default: return nullptr;
+    default: return vec_dot4x4_k_family(weight, level);
     }
 #else
     (void)weight;
