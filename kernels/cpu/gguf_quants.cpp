@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 namespace layerwise::kernels::cpu {
 
@@ -393,39 +394,75 @@ void quantize_row_q8_1(const float* x, void* out, std::int64_t n, CpuLevel level
         quantize_q8_block_scalar<true>(x + b * kQK, o + b * kQ8_1);
 }
 
-VecDot vec_dot_q32_family(GgmlType weight, CpuLevel level)
+namespace {
+
+// The kernels of one format at one level: the single-row dot, the four-row dot and the 4 x 4 tile
+// (the last two null where there is none: the scalar level, the 5-bit and float formats).
+struct FormatKernels {
+    GgmlType type;
+    VecDot dot;
+    VecDot4 dot4;
+    VecDot4x4 tile;
+};
+
+const FormatKernels kScalar[] = {
+    {GgmlType::Q4_0, dot_q4_0_scalar, nullptr, nullptr}, {GgmlType::Q4_1, dot_q4_1_scalar, nullptr, nullptr},
+    {GgmlType::Q5_0, dot_q5_0_scalar, nullptr, nullptr}, {GgmlType::Q5_1, dot_q5_1_scalar, nullptr, nullptr},
+    {GgmlType::Q8_0, dot_q8_0_scalar, nullptr, nullptr}, {GgmlType::F32, dot_f32_scalar, nullptr, nullptr},
+    {GgmlType::F16, dot_f16_scalar, nullptr, nullptr},   {GgmlType::BF16, dot_bf16_scalar, nullptr, nullptr},
+};
+
+#ifdef LAYERWISE_SIMD_X86
+#define LAYERWISE_GGUF_LEVEL_TABLE(ns)                                                                            \
+    {                                                                                                            \
+        {GgmlType::Q4_0, ns::dot_q4_0, ns::dot4_q4_0, ns::dot4x4_q4_0},                                            \
+            {GgmlType::Q4_1, ns::dot_q4_1, ns::dot4_q4_1, ns::dot4x4_q4_1},                                        \
+            {GgmlType::Q5_0, ns::dot_q5_0, nullptr, nullptr}, {GgmlType::Q5_1, ns::dot_q5_1, nullptr, nullptr},      \
+            {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0}, {GgmlType::F32, dot_f32_avx2, nullptr, nullptr}, \
+            {GgmlType::F16, dot_f16_avx2, nullptr, nullptr}, {GgmlType::BF16, dot_bf16_avx2, nullptr, nullptr},     \
+    }
+const FormatKernels kAvx2[] = LAYERWISE_GGUF_LEVEL_TABLE(avx2);
+const FormatKernels kVnni[] = LAYERWISE_GGUF_LEVEL_TABLE(vnni);
+#undef LAYERWISE_GGUF_LEVEL_TABLE
+#endif
+
+// The entry for `weight` in the table of the best level at or below `level`; null for a format
+// outside the 32-element and float family.
+const FormatKernels* format_kernels(GgmlType weight, CpuLevel level)
 {
     level = resolve_cpu_level(level);
+    const FormatKernels* table = kScalar;
 #ifdef LAYERWISE_SIMD_X86
-    const bool vnni = level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni();
-    const bool avx2 = level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2);
-    switch (weight) {
-    case GgmlType::Q4_0: return vnni ? vnni::dot_q4_0 : avx2 ? avx2::dot_q4_0 : dot_q4_0_scalar;
-    case GgmlType::Q4_1: return vnni ? vnni::dot_q4_1 : avx2 ? avx2::dot_q4_1 : dot_q4_1_scalar;
-    case GgmlType::Q5_0: return vnni ? vnni::dot_q5_0 : avx2 ? avx2::dot_q5_0 : dot_q5_0_scalar;
-    case GgmlType::Q5_1: return vnni ? vnni::dot_q5_1 : avx2 ? avx2::dot_q5_1 : dot_q5_1_scalar;
-    case GgmlType::Q8_0: return vnni ? vnni::dot_q8_0 : avx2 ? avx2::dot_q8_0 : dot_q8_0_scalar;
-    case GgmlType::F32: return avx2 ? dot_f32_avx2 : dot_f32_scalar;
-    case GgmlType::F16: return avx2 ? dot_f16_avx2 : dot_f16_scalar;
-    case GgmlType::BF16: return avx2 ? dot_bf16_avx2 : dot_bf16_scalar;
-    default: return nullptr;
-    }
-#else
-    (void)level;
-    switch (weight) {
-    case GgmlType::Q4_0: return dot_q4_0_scalar;
-    case GgmlType::Q4_1: return dot_q4_1_scalar;
-    case GgmlType::Q5_0: return dot_q5_0_scalar;
-    case GgmlType::Q5_1: return dot_q5_1_scalar;
-    case GgmlType::Q8_0: return dot_q8_0_scalar;
-    case GgmlType::F32: return dot_f32_scalar;
-    case GgmlType::F16: return dot_f16_scalar;
-    case GgmlType::BF16: return dot_bf16_scalar;
-    default: return nullptr;
-    }
+    if (level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni())
+        table = kVnni;
+    else if (level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2))
+        table = kAvx2;
 #endif
+    for (std::size_t i = 0; i < std::size(kScalar); ++i)
+        if (table[i].type == weight)
+            return &table[i];
+    return nullptr;
 }
 
+} // namespace
+
+VecDot vec_dot_q32_family(GgmlType weight, CpuLevel level)
+{
+    const FormatKernels* k = format_kernels(weight, level);
+    return k ? k->dot : nullptr;
+}
+
+VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level)
+{
+    const FormatKernels* k = format_kernels(weight, level);
+    return k ? k->dot4 : vec_dot4_k_family(weight, level);
+}
+
+VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level)
+{
+    const FormatKernels* k = format_kernels(weight, level);
+    return k ? k->tile : vec_dot4x4_k_family(weight, level);
+}
 bool dequantize_row_q32_family(GgmlType type, const void* src, float* dst, std::int64_t n)
 {
     const auto* s = static_cast<const std::uint8_t*>(src);
@@ -452,46 +489,6 @@ bool dequantize_row_q32_family(GgmlType type, const void* src, float* dst, std::
     for (std::int64_t b = 0; b < n / kQK; ++b)
         decode(s + b * bytes, dst + b * kQK);
     return true;
-}
-
-VecDot4 vec_dot4_kernel(GgmlType weight, CpuLevel level)
-{
-    level = resolve_cpu_level(level);
-#ifdef LAYERWISE_SIMD_X86
-    const bool vnni = level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni();
-    const bool avx2 = level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2);
-    if (!avx2)
-        return nullptr;
-    switch (weight) {
-    case GgmlType::Q4_0: return vnni ? vnni::dot4_q4_0 : avx2::dot4_q4_0;
-    case GgmlType::Q4_1: return vnni ? vnni::dot4_q4_1 : avx2::dot4_q4_1;
-    case GgmlType::Q8_0: return vnni ? vnni::dot4_q8_0 : avx2::dot4_q8_0;
-    default: return vec_dot4_k_family(weight, level);
-    }
-#else
-    (void)weight;
-    return nullptr;
-#endif
-}
-
-VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level)
-{
-    level = resolve_cpu_level(level);
-#ifdef LAYERWISE_SIMD_X86
-    const bool vnni = level == CpuLevel::avx512 && cpu_level_available(CpuLevel::avx512) && has_vnni();
-    const bool avx2 = level != CpuLevel::scalar && cpu_level_available(CpuLevel::avx2);
-    if (!avx2)
-        return nullptr;
-    switch (weight) {
-    case GgmlType::Q4_0: return vnni ? vnni::dot4x4_q4_0 : avx2::dot4x4_q4_0;
-    case GgmlType::Q4_1: return vnni ? vnni::dot4x4_q4_1 : avx2::dot4x4_q4_1;
-    case GgmlType::Q8_0: return vnni ? vnni::dot4x4_q8_0 : avx2::dot4x4_q8_0;
-    default: return vec_dot4x4_k_family(weight, level);
-    }
-#else
-    (void)weight;
-    return nullptr;
-#endif
 }
 
 GgmlType activation_type(GgmlType weight)

@@ -7,6 +7,7 @@
 #include "checkpoint/gguf.h"
 #include "core/mapped_file.h"
 #include "cpu/cpu_features.h"
+#include "cpu_levels.h"
 #include "cpu/gguf_blocks.h"
 #include "cpu/simd.h"
 #include "gguf_linear.h"
@@ -23,15 +24,6 @@ using namespace layerwise;
 using namespace layerwise::kernels;
 
 namespace {
-
-std::vector<CpuLevel> levels()
-{
-    std::vector<CpuLevel> v{CpuLevel::scalar};
-    for (CpuLevel l : {CpuLevel::avx2, CpuLevel::avx512})
-        if (cpu_level_available(l))
-            v.push_back(l);
-    return v;
-}
 
 const std::vector<GgmlType>& formats()
 {
@@ -87,7 +79,7 @@ void TestGgufKernels::initTestCase()
         m_tensors[t.name] = &t;
     QCOMPARE(m_tensors.size(), formats().size() * 2 + 2);
     std::string names;
-    for (CpuLevel l : levels())
+    for (CpuLevel l : test::cpu_levels())
         names += std::string(cpu_level_name(l)) + " ";
     qInfo("GGUF kernel levels run here: %s(VNNI: %s)", names.c_str(), cpu_features().avx512vnni ? "yes" : "no");
 }
@@ -133,7 +125,7 @@ void TestGgufKernels::activationQuantizerMatchesGgufPy()
     const at::Tensor x = floats_of("activation").contiguous();
     const std::int64_t rows = x.size(0), in = x.size(1);
     const at::Tensor expected = bytes_of("activation.q8_0", rows);
-    for (CpuLevel l : levels()) {
+    for (CpuLevel l : test::cpu_levels()) {
         std::vector<std::uint8_t> got(static_cast<std::size_t>(expected.numel()));
         for (std::int64_t r = 0; r < rows; ++r)
             cpu::quantize_row_q8_0(x[r].data_ptr<float>(), got.data() + r * expected.size(1), in, l);
@@ -194,7 +186,7 @@ void TestGgufKernels::kernelsWithinActivationRounding()
     const at::Tensor mag = at::matmul(x.abs().to(at::kDouble), wf.abs().to(at::kDouble).t());
     const at::Tensor bound = at::matmul(per_value.to(at::kDouble), wf.abs().to(at::kDouble).t()) +
                             mag * (static_cast<double>(in) * std::ldexp(1.0, -24)) + 1e-30;
-    for (CpuLevel l : levels()) {
+    for (CpuLevel l : test::cpu_levels()) {
         const at::Tensor y = gguf_linear(x, w, t, in, l);
         QCOMPARE(y.sizes().vec(), (std::vector<std::int64_t>{rows, out}));
         const at::Tensor err = (y.to(at::kDouble) - exact).abs();
@@ -224,7 +216,7 @@ void TestGgufKernels::levelsAgree()
         const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", wf.size(0));
         const at::Tensor scalar = gguf_linear(x, w, t, in, CpuLevel::scalar);
         const at::Tensor mag = at::matmul(x.abs(), wf.abs().t()) * 1.05 + 1e-30;
-        for (CpuLevel l : levels()) {
+        for (CpuLevel l : test::cpu_levels()) {
             const double worst = ((gguf_linear(x, w, t, in, l) - scalar).abs() / mag).max().item<double>();
             QVERIFY2(worst <= 2.0 * static_cast<double>(in) * std::ldexp(1.0, -24), qPrintable(QString("%1 %2: %3").arg(gguf_type_name(t).c_str())
                                                                     .arg(cpu_level_name(l).data()).arg(worst)));

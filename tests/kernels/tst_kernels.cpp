@@ -8,6 +8,7 @@
 #include "kernel_cases.h"
 
 #include "cpu/cpu_features.h"
+#include "cpu_levels.h"
 #include "quant/gptq_pack.h"
 #include "quant_gemv.h"
 
@@ -24,15 +25,6 @@ namespace {
 constexpr double kBoundF32 = 1e-7;
 // bfloat16 activations: both outputs are rounded to bfloat16 (8 significant bits).
 constexpr double kBoundBf16 = 1e-5;
-
-std::vector<CpuLevel> levels()
-{
-    std::vector<CpuLevel> v{CpuLevel::scalar};
-    for (CpuLevel l : {CpuLevel::avx2, CpuLevel::avx512})
-        if (cpu_level_available(l))
-            v.push_back(l);
-    return v;
-}
 
 QByteArray label(const std::string& s) { return QByteArray::fromStdString(s); }
 
@@ -59,7 +51,7 @@ void TestKernels::initTestCase()
 {
     at::manual_seed(20240611);
     std::string names;
-    for (CpuLevel l : levels())
+    for (CpuLevel l : test::cpu_levels())
         names += std::string(cpu_level_name(l)) + " ";
     qInfo("kernel levels run on this CPU: %s(best: %s)", names.c_str(), std::string(cpu_level_name(best_cpu_level())).c_str());
 }
@@ -109,7 +101,7 @@ void TestKernels::gptqReadsTheProjectsPacker()
             QVERIFY(at::equal(dequantize_gptq_reference(p.qweight, p.qzeros, p.scales, p.g_idx), gptq_dequantize(p, 4, at::kFloat)));
             const at::Tensor x = at::randn({3, in});
             const at::Tensor oracle = at::matmul(x, gptq_dequantize(p, 4, at::kFloat).t());
-            for (CpuLevel level : levels())
+            for (CpuLevel level : test::cpu_levels())
                 QVERIFY(test::nmse(gptq_gemv(x, p.qweight, p.qzeros, p.scales, p.g_idx, level), oracle) < kBoundF32);
         }
 }
@@ -158,7 +150,7 @@ void TestKernels::gptqGemv()
         for (auto dtype : {at::kFloat, at::kBFloat16}) {
             const at::Tensor x = at::randn({rows, in}).to(dtype);
             const at::Tensor oracle = gptq_gemv_reference(x, c.qweight, c.qzeros, c.scales, c.g_idx);
-            for (CpuLevel level : levels()) {
+            for (CpuLevel level : test::cpu_levels()) {
                 const at::Tensor y = gptq_gemv(x, c.qweight, c.qzeros, c.scales, c.g_idx, level);
                 QCOMPARE(y.scalar_type(), dtype);
                 QCOMPARE(y.sizes().vec(), (std::vector<std::int64_t>{rows, out}));
@@ -207,7 +199,7 @@ void TestKernels::blockwise4Gemv()
         for (auto dtype : {at::kFloat, at::kBFloat16}) {
             const at::Tensor x = at::randn({rows, in}).to(dtype);
             const at::Tensor oracle = blockwise4_gemv_reference(x, w);
-            for (CpuLevel level : levels()) {
+            for (CpuLevel level : test::cpu_levels()) {
                 const at::Tensor y = blockwise4_gemv(x, w, level);
                 QCOMPARE(y.scalar_type(), dtype);
                 QCOMPARE(y.sizes().vec(), (std::vector<std::int64_t>{rows, out}));
@@ -233,7 +225,7 @@ void TestKernels::int8GemvIsExact()
             const at::Tensor acc = at::matmul(xq.to(at::kDouble), cb.to(at::kDouble).t()).to(at::kFloat);
             const at::Tensor exact = acc * (xs.view({-1, 1}) * scb.view({1, -1})) * 6.200124e-05f;
             const at::Tensor oracle = int8_gemv_reference(xq, xs, cb, scb);
-            for (CpuLevel level : levels()) {
+            for (CpuLevel level : test::cpu_levels()) {
                 const at::Tensor y = int8_gemv(xq, xs, cb, scb, level);
                 QVERIFY2(at::equal(y, exact), qPrintable(QString("%1x%2 rows %3 %4").arg(out).arg(in).arg(rows).arg(int(level))));
                 QVERIFY(test::nmse(y, oracle) < kBoundF32);
