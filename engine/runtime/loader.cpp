@@ -196,7 +196,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
                                        std::string(quant_method_name(options.quant.method)) + " (load it without --quantize)");
             quant_infos[module] = blocks->info;
             loaded[t.full_name] = blocks->weight;
-            if (blocks->mapped)
+            if (blocks->mapped && d.kind == Device::Kind::disk) // read ahead and released per step
                 mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
             return true;
         }

@@ -489,6 +489,9 @@ void TestGguf::quantizedLogitsMatchTransformers()
     QCOMPARE(model->layers[0]["self_attn.v_proj.weight"].data_ptr(),
              static_cast<void*>(const_cast<std::byte*>(model->checkpoint->files()[0]->data(v->offset, v->size))));
     QCOMPARE(model->layers[0]["self_attn.v_proj.weight"].scalar_type(), at::kByte);
+    // In RAM the blocks stay resident: no byte range is released after each step (only disk
+    // layers are read ahead and dropped).
+    QVERIFY(model->layers[0].disk_ranges.empty());
     QVERIFY(model->layers[0].find_quant("self_attn.v_proj"));
     QVERIFY(model->find_global_quant("lm_head"));
     // The reference is transformers on the dequantized weights with float activations: decoded at
