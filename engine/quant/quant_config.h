@@ -58,6 +58,9 @@ struct QuantInfo {
     // GGUF: the ggml type number of the blocks (Q4_K = 12...); tensor `weight` is uint8
     // [out, row bytes] holding the file's blocks, rows in Hugging Face's order.
     std::uint32_t ggml_type = 0;
+    // GGUF q/k projections of llama models: the heads whose rows llama.cpp's converter interleaved
+    // (0: Hugging Face's order). Kept as stored, the rotary embedding then rotates adjacent pairs.
+    std::int64_t rope_interleaved_heads = 0;
 };
 
 // The bitsandbytes quant_state JSON ("quant_type", "blocksize", "dtype", "shape",

@@ -53,6 +53,16 @@ void rope_in_place(float* x, const float* cos, const float* sin, std::int64_t di
     }
 }
 
+// The same with each rotated pair adjacent (llama.cpp's q/k row order; see rope_pairs).
+void rope_pairs_in_place(float* x, const float* cos, const float* sin, std::int64_t dim)
+{
+    for (std::int64_t i = 0; i < dim / 2; ++i) {
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * cos[i] - b * sin[i];
+        x[2 * i + 1] = b * cos[i] + a * sin[i];
+    }
+}
+
 struct Buffers {
     std::vector<float> h, x, q, k, v, attn, gate, up, scores;
 };
@@ -141,11 +151,12 @@ at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
             add_bias(w, "self_attn.q_proj", b.q.data(), heads * dim);
             add_bias(w, "self_attn.k_proj", b.k.data(), kv_heads * dim);
             add_bias(w, "self_attn.v_proj", b.v.data(), kv_heads * dim);
+            const auto rope = w.rope_pairs() ? rope_pairs_in_place : rope_in_place;
             for (std::int64_t hd = 0; hd < heads; ++hd) {
                 float* q = b.q.data() + hd * dim;
                 if (qk_norm)
                     rms_norm_into(q, w["self_attn.q_norm.weight"].data_ptr<float>(), dim, c.norm_eps, q);
-                rope_in_place(q, cp, sp, dim);
+                rope(q, cp, sp, dim);
             }
             // k and v of this position into the cache [kv_heads, capacity, dim].
             KvCache& cache = runner.cache();
@@ -155,7 +166,7 @@ at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
                 float* k = b.k.data() + g * dim;
                 if (qk_norm)
                     rms_norm_into(k, w["self_attn.k_norm.weight"].data_ptr<float>(), dim, c.norm_eps, k);
-                rope_in_place(k, cp, sp, dim);
+                rope(k, cp, sp, dim);
                 std::copy(k, k + dim, kc + (g * cache.capacity + start) * dim);
                 std::copy(b.v.data() + g * dim, b.v.data() + (g + 1) * dim, vc + (g * cache.capacity + start) * dim);
             }

@@ -36,8 +36,9 @@ at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positio
                 q = rms_norm(q, w["self_attn.q_norm.weight"], c.norm_eps);
                 k = rms_norm(k, w["self_attn.k_norm.weight"], c.norm_eps);
             }
-            q = apply_rotary(q.transpose(1, 2), cos.to(dev), sin.to(dev));
-            k = apply_rotary(k.transpose(1, 2), cos.to(dev), sin.to(dev));
+            const auto rotate = w.rope_pairs() ? apply_rotary_pairs : apply_rotary;
+            q = rotate(q.transpose(1, 2), cos.to(dev), sin.to(dev));
+            k = rotate(k.transpose(1, 2), cos.to(dev), sin.to(dev));
             auto [keys, values] = runner.append_kv(l, k, v);
             const at::Tensor attn = attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
             h = h + layer_linear(w, "self_attn.o_proj", attn);

@@ -38,6 +38,9 @@ struct LayerWeights {
     const at::Tensor& operator[](const std::string& name) const;
     const at::Tensor* find(const std::string& name) const;
     const QuantInfo* find_quant(const std::string& module) const;
+    // Whether q and k keep llama.cpp's interleaved row order (GGUF blocks as stored): the rotary
+    // embedding then rotates adjacent pairs instead of halves. q . k is the same either way.
+    bool rope_pairs() const;
 };
 
 struct LoadedModel {

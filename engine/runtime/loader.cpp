@@ -23,6 +23,12 @@ const QuantInfo* LayerWeights::find_quant(const std::string& module) const
     return it == quant.end() ? nullptr : &it->second;
 }
 
+bool LayerWeights::rope_pairs() const
+{
+    const QuantInfo* q = find_quant("self_attn.q_proj");
+    return q && q->rope_interleaved_heads > 0;
+}
+
 const at::Tensor* LayerWeights::find(const std::string& name) const
 {
     auto it = tensors.find(name);
@@ -88,13 +94,13 @@ struct GgufBlocks {
     at::Tensor weight; // uint8 [out, row bytes]
     QuantInfo info;
     std::string format;
-    bool mapped = false; // a view of the file (false: rows reordered into memory of its own)
+    bool mapped = false; // a view of the file
 };
 
 // A 2-D GGUF weight in a block format the CPU kernels run, placed on the CPU or the disk: kept
-// as its blocks (a zero-copy view of the mapping). llama's q/k rows, which llama.cpp's converter
-// interleaved, are put back in Hugging Face's order once, row by row (the blocks run along a
-// row, so a row moves whole). Weights for a GPU are decoded as before (no block kernel there yet).
+// as its blocks (a zero-copy view of the mapping). llama's q/k rows stay in the order llama.cpp's
+// converter interleaved them (the layer rotates adjacent pairs; see rope_pairs). Weights for a
+// GPU are decoded as before (no block kernel there yet).
 std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& entry, const ModuleTensor& t,
                                       const Device& d, DType compute)
 {
@@ -121,9 +127,7 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
         if (heads <= 0 || rows % (2 * heads) != 0)
             throw FormatError(where + " has " + std::to_string(rows) + " rows, not divisible into " + std::to_string(heads) +
                               " rotary heads; the GGUF head counts contradict the weights");
-        b.weight = b.weight.reshape({heads, rows / heads / 2, 2, row_bytes}).transpose(1, 2).reshape({rows, row_bytes}).contiguous();
-        b.mapped = false;
-        file.release(entry.offset, entry.size);
+        b.info.rope_interleaved_heads = heads; // kept as stored; see LayerWeights::rope_pairs
     }
     b.info.method = QuantMethod::gguf;
     b.info.shape = t.shape;
@@ -382,6 +386,21 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             }
         }
     }
+    // q and k must agree on their row order: where only one of them kept llama.cpp's interleaved
+    // rows (the other is not in a block format), that one is put back in Hugging Face's order.
+    for (LayerWeights& lw : model->layers) {
+        QuantInfo* q = lw.quant.count("self_attn.q_proj") ? &lw.quant["self_attn.q_proj"] : nullptr;
+        QuantInfo* k = lw.quant.count("self_attn.k_proj") ? &lw.quant["self_attn.k_proj"] : nullptr;
+        const bool qi = q && q->rope_interleaved_heads, ki = k && k->rope_interleaved_heads;
+        if (qi == ki)
+            continue;
+        QuantInfo& info = qi ? *q : *k;
+        at::Tensor& w = lw.tensors.at(qi ? "self_attn.q_proj.weight" : "self_attn.k_proj.weight");
+        const std::int64_t heads = info.rope_interleaved_heads, rows = w.size(0), row_bytes = w.size(1);
+        w = w.reshape({heads, rows / heads / 2, 2, row_bytes}).transpose(1, 2).reshape({rows, row_bytes}).contiguous();
+        info.rope_interleaved_heads = 0;
+    }
+
     // GGUF blocks outside the decoder blocks (the embedding table, the output head) run on the
     // block kernels too; other quantized formats are kept to decoder blocks.
     for (auto it = quant_infos.begin(); it != quant_infos.end();)

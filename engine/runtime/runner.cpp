@@ -252,6 +252,19 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
     return x * cos + rotated * sin;
 }
 
+at::Tensor apply_rotary_pairs(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin)
+{
+    // x [batch, heads, n, dim]; cos/sin [n, dim] with the frequency of pair i at i (and i + dim / 2).
+    const std::int64_t half = x.size(-1) / 2;
+    auto pairs = x.sizes().vec();
+    pairs.back() = half;
+    pairs.push_back(2);
+    const at::Tensor p = x.reshape(pairs);
+    const at::Tensor a = p.select(-1, 0), b = p.select(-1, 1);
+    const at::Tensor c = cos.narrow(-1, 0, half), s = sin.narrow(-1, 0, half);
+    return at::stack({a * c - b * s, b * c + a * s}, -1).reshape(x.sizes());
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale)
 {
     // q [b, h, n, d], k/v [b, kv_h, total, d]. Causal within the new tokens, full to the cache.

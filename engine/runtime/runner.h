@@ -85,6 +85,9 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
                           double scaling = 1.0);
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// The same rotation with each rotated pair adjacent (2i, 2i + 1) instead of (i, i + dim / 2): the
+// row order llama.cpp's converter gives llama's q/k projections.
+at::Tensor apply_rotary_pairs(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);
 // x @ W.T + b of the layer's `name`.weight / `name`.bias (bias optional).

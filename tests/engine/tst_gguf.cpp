@@ -484,10 +484,14 @@ void TestGguf::quantizedLogitsMatchTransformers()
     QVERIFY(d.checkpoint->tensor_bytes() < d.tree.num_parameters() * 2);
     auto model = load(gguf_dir() / (name + ".gguf"), R"({"": "cpu"})");
     QCOMPARE(model->global("lm_head.weight").data_ptr(), model->global("model.embed_tokens.weight").data_ptr());
-    // Zero-copy: the decoder's linears are the file's own bytes (v_proj; q/k rows were reordered).
-    const TensorEntry* v = model->checkpoint->find("model.layers.0.self_attn.v_proj.weight");
-    QCOMPARE(model->layers[0]["self_attn.v_proj.weight"].data_ptr(),
-             static_cast<void*>(const_cast<std::byte*>(model->checkpoint->files()[0]->data(v->offset, v->size))));
+    // Zero-copy: the decoder's linears are the file's own bytes, q and k included: they keep
+    // llama.cpp's interleaved row order and the layer rotates adjacent pairs.
+    for (const char* name : {"self_attn.v_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight"}) {
+        const TensorEntry* e = model->checkpoint->find(std::string("model.layers.0.") + name);
+        QCOMPARE(model->layers[0][name].data_ptr(),
+                 static_cast<void*>(const_cast<std::byte*>(model->checkpoint->files()[0]->data(e->offset, e->size))));
+    }
+    QVERIFY(model->layers[0].rope_pairs());
     QCOMPARE(model->layers[0]["self_attn.v_proj.weight"].scalar_type(), at::kByte);
     // In RAM the blocks stay resident: no byte range is released after each step (only disk
     // layers are read ahead and dropped).
