@@ -671,9 +671,10 @@ void TestGguf::realSmolLM2()
     // As blocks, the fused decode step against the op-by-op one, teacher-forced along the same
     // tokens. Thirty layers of 8-bit activation rounding amplify a summation-order difference
     // wherever a value sits at a rounding boundary (it moves by one code step of its activation
-    // block, 1/127 of the block's largest value): measured up to 2.1 % of the logits' range
-    // (0.67 of 32.5), steady from the first step (no drift); bound 5 %, and the same greedy token
-    // where the op-by-op margin exceeds twice that. (Against llama.cpp both paths stay within
+    // block, 1/127 of the block's largest value): measured 2.1-2.9 % of the logits' range (0.67
+    // of 32.5) at every kernel level, steady from the first step (no drift); bound 8 %, and the
+    // same greedy token where the op-by-op margin exceeds twice that. A broken step (a wrong
+    // rotation, a wrong cache slot) moves logits by their whole range. (Against llama.cpp both paths stay within
     // tst_gguf_llamacpp's bound.)
     auto blocks = load(file, R"({"": "cpu"})");
     Runner fused(*blocks, 64), ops(*blocks, 64);
@@ -689,9 +690,9 @@ void TestGguf::realSmolLM2()
         const double range = (b.max() - b.min()).item<double>();
         const double err = (a - b).abs().max().item<double>();
         worst = std::max(worst, err / range);
-        QVERIFY2(err <= 0.05 * range, qPrintable(QString("fused decode differs by %1 of logits spanning %2").arg(err).arg(range)));
+        QVERIFY2(err <= 0.08 * range, qPrintable(QString("fused decode differs by %1 of logits spanning %2").arg(err).arg(range)));
         const at::Tensor top2 = std::get<0>(b.topk(2));
-        if ((top2[0] - top2[1]).item<double>() > 0.1 * range)
+        if ((top2[0] - top2[1]).item<double>() > 0.16 * range)
             QCOMPARE(a.argmax().item<std::int64_t>(), b.argmax().item<std::int64_t>());
     }
     qInfo("SmolLM2 blocks: fused and op-by-op decode differ by at most %.3g of the logits' range", worst);
