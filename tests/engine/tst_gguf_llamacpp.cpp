@@ -121,11 +121,11 @@ void TestGgufLlamaCpp::smolLM2()
     // blocks of 32), but llama.cpp's float16 KV cache and attention differ from our float32 ones
     // by ~1e-3 relative, and thirty layers of activation rounding turn each such difference that
     // crosses a rounding boundary into a whole code step: logits of magnitude ~25 move by a few
-    // tenths. Measured: llama.cpp's token at most 0.20 below our best (0.30 with the kernels
-    // forced to AVX2, where the float sums run in another order). Bound 0.5:
-    // llama.cpp's chosen token must be within 0.5 of our best one, and where llama.cpp's
-    // margin exceeds 0.5 we must choose the same token.
-    const double bound = 0.5;
+    // tenths. Measured: llama.cpp's token at most 0.19 below our best with the VNNI kernels,
+    // 0.33 with the AVX2 and the scalar ones (other float summation orders). Bound 0.6:
+    // llama.cpp's chosen token must be within 0.6 of our best one, and where llama.cpp's
+    // margin exceeds 0.6 we must choose the same token.
+    const double bound = 0.6;
     int exact_prefix_total = 0, tokens_total = 0;
     double worst_gap = 0;
     for (const json& c : ref["cases"]) {
