@@ -70,9 +70,7 @@ QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, Ggm
     return {buffer.data(), row_bytes};
 }
 
-// Weight rows [begin, end) of one weight against every activation row: y[r * ldy + o] for the
-// row o (counted from the weight's first row). Four rows at a time where the format has a
-// four-row kernel; each weight row is used for all activation rows while it is in cache.
+// The kernels of one format at one level (dot4 and tile null where there are none).
 struct Kernels {
     cpu::VecDot dot;
     cpu::VecDot4 dot4;
@@ -84,6 +82,10 @@ Kernels kernels_for(GgmlType type, CpuLevel level)
     return {cpu::vec_dot_kernel(type, level), cpu::vec_dot4_kernel(type, level), cpu::vec_dot4x4_kernel(type, level)};
 }
 
+// Weight rows [begin, end) of one weight against every activation row: y[r * ldy + o] for the
+// row o (counted from the weight's first row). Tiles of four by four for prefill, four rows at a
+// time for decode, one at a time for what is left; each weight row is used for all activation
+// rows while it is in cache.
 void dot_rows(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t begin, std::int64_t end, std::int64_t in,
               const Kernels& k, const QuantizedRows& a, std::int64_t m, float* y, std::int64_t ldy)
 {
