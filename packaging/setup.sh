@@ -142,7 +142,8 @@ case "$mode" in
     # gpu-labelled tests need a CUDA device; everything else runs everywhere. The suite runs
     # twice: with the CPU's own dispatch, then with LibTorch, MKL, oneDNN and the project's
     # kernels forced down to AVX2 (another code path on any CPU, as CI machines differ: AMD or
-    # Intel, AVX2 or AVX-512); the kernel suites run a third time on the portable scalar path.
+    # Intel, AVX2 or AVX-512); the kernel suites and the GGUF fuzzer (label kernels) run a third
+    # time on the portable scalar path.
     cd "$build_dir"
     status=0
     log "tests: the CPU's own dispatch"

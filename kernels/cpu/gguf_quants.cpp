@@ -110,7 +110,10 @@ void quantize_q8_block_scalar(const float* x, std::uint8_t* out)
     auto* qs = reinterpret_cast<std::int8_t*>(out + (WithSum ? 4 : 2));
     int sum = 0;
     for (int j = 0; j < kQK; ++j) {
-        qs[j] = static_cast<std::int8_t>(std::roundf(x[j] * id));
+        // A finite block gives |x * id| <= 127. A non-finite value (a model that overflowed) gets
+        // -128, what the SIMD path's conversion gives it, instead of an undefined conversion.
+        const float v = x[j] * id;
+        qs[j] = std::fabs(v) <= 127.5f ? static_cast<std::int8_t>(std::roundf(v)) : std::int8_t{-128};
         sum += qs[j];
     }
     if constexpr (WithSum) {
@@ -397,7 +400,7 @@ void quantize_row_q8_1(const float* x, void* out, std::int64_t n, CpuLevel level
 namespace {
 
 // The kernels of one format at one level: the single-row dot, the four-row dot and the 4 x 4 tile
-// (the last two null where there is none: the scalar level, the 5-bit and float formats).
+// (the last two null where there is none: the scalar level and the float formats).
 struct FormatKernels {
     GgmlType type;
     VecDot dot;
@@ -417,7 +420,8 @@ const FormatKernels kScalar[] = {
     {                                                                                                            \
         {GgmlType::Q4_0, ns::dot_q4_0, ns::dot4_q4_0, ns::dot4x4_q4_0},                                            \
             {GgmlType::Q4_1, ns::dot_q4_1, ns::dot4_q4_1, ns::dot4x4_q4_1},                                        \
-            {GgmlType::Q5_0, ns::dot_q5_0, nullptr, nullptr}, {GgmlType::Q5_1, ns::dot_q5_1, nullptr, nullptr},      \
+            {GgmlType::Q5_0, ns::dot_q5_0, ns::dot4_q5_0, ns::dot4x4_q5_0},                                        \
+            {GgmlType::Q5_1, ns::dot_q5_1, ns::dot4_q5_1, ns::dot4x4_q5_1},                                        \
             {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0}, {GgmlType::F32, dot_f32_avx2, nullptr, nullptr}, \
             {GgmlType::F16, dot_f16_avx2, nullptr, nullptr}, {GgmlType::BF16, dot_bf16_avx2, nullptr, nullptr},     \
     }
