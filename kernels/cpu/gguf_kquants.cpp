@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 
 namespace layerwise::kernels::cpu {
 
@@ -1553,80 +1554,77 @@ void quantize_row_q8_K(const float* x, void* out, std::int64_t n, CpuLevel level
         quantize_q8k_block_scalar(x + b * kQKK, o[b]);
 }
 
-VecDot vec_dot_k_family(GgmlType weight, CpuLevel level)
-{
-    struct Kernels {
-        VecDot q2k, q3k, q4k, q5k, q6k;
-    };
-    static constexpr Kernels scalar{dot_q2k_scalar, dot_q3k_scalar, dot_q45k_scalar<BlockQ4K, q4k_quants>,
-                                    dot_q45k_scalar<BlockQ5K, q5k_quants>, dot_q6k_scalar};
-    Kernels k = scalar;
+namespace {
+
+// The kernels of one K format at one level: single-row dot, four-row dot, 4 x 4 tile (the last
+// two null at the scalar level: the caller then runs the single-row kernel four or sixteen times).
+struct KFormatKernels {
+    GgmlType type;
+    VecDot dot;
+    VecDot4 dot4;
+    VecDot4x4 tile;
+};
+
+const KFormatKernels kScalarK[] = {
+    {GgmlType::Q2_K, dot_q2k_scalar, nullptr, nullptr},
+    {GgmlType::Q3_K, dot_q3k_scalar, nullptr, nullptr},
+    {GgmlType::Q4_K, dot_q45k_scalar<BlockQ4K, q4k_quants>, nullptr, nullptr},
+    {GgmlType::Q5_K, dot_q45k_scalar<BlockQ5K, q5k_quants>, nullptr, nullptr},
+    {GgmlType::Q6_K, dot_q6k_scalar, nullptr, nullptr},
+};
+
 #ifdef LAYERWISE_SIMD_X86
-    switch (usable_level(level)) {
-    case CpuLevel::avx512:
-        if (cpu_features().avx512vnni) {
-            k = {avx512::dot_q2k, avx512::dot_q3k, avx512::dot_q4k, avx512::dot_q5k, avx512::dot_q6k};
-            break;
-        }
-        [[fallthrough]]; // AVX-512 without VNNI: the AVX2 kernels (see the AVX-512 section)
-    case CpuLevel::avx2: k = {avx2::dot_q2k, avx2::dot_q3k, avx2::dot_q4k, avx2::dot_q5k, avx2::dot_q6k}; break;
-    default: break;
+#define LAYERWISE_K_LEVEL_TABLE(ns)                                            \
+    {                                                                          \
+        {GgmlType::Q2_K, ns::dot_q2k, ns::dot4_q2k, ns::dot4x4_q2k},           \
+            {GgmlType::Q3_K, ns::dot_q3k, ns::dot4_q3k, ns::dot4x4_q3k},       \
+            {GgmlType::Q4_K, ns::dot_q4k, ns::dot4_q4k, ns::dot4x4_q4k},       \
+            {GgmlType::Q5_K, ns::dot_q5k, ns::dot4_q5k, ns::dot4x4_q5k},       \
+            {GgmlType::Q6_K, ns::dot_q6k, ns::dot4_q6k, ns::dot4x4_q6k},       \
     }
+const KFormatKernels kAvx2K[] = LAYERWISE_K_LEVEL_TABLE(avx2);
+const KFormatKernels kVnniK[] = LAYERWISE_K_LEVEL_TABLE(avx512);
+#undef LAYERWISE_K_LEVEL_TABLE
+#endif
+
+// The entry for `weight` at the best level at or below `level` (AVX-512 without VNNI: the AVX2
+// kernels, see the AVX-512 section); null for a format outside the K family.
+const KFormatKernels* k_format_kernels(GgmlType weight, CpuLevel level)
+{
+    const KFormatKernels* table = kScalarK;
+#ifdef LAYERWISE_SIMD_X86
+    const CpuLevel l = usable_level(level);
+    if (l == CpuLevel::avx512 && cpu_features().avx512vnni)
+        table = kVnniK;
+    else if (l != CpuLevel::scalar)
+        table = kAvx2K;
 #else
     (void)level;
 #endif
-    switch (weight) {
-    case GgmlType::Q2_K: return k.q2k;
-    case GgmlType::Q3_K: return k.q3k;
-    case GgmlType::Q4_K: return k.q4k;
-    case GgmlType::Q5_K: return k.q5k;
-    case GgmlType::Q6_K: return k.q6k;
-    default: return nullptr;
-    }
+    for (std::size_t i = 0; i < std::size(kScalarK); ++i)
+        if (table[i].type == weight)
+            return &table[i];
+    return nullptr;
+}
+
+} // namespace
+
+VecDot vec_dot_k_family(GgmlType weight, CpuLevel level)
+{
+    const KFormatKernels* k = k_format_kernels(weight, level);
+    return k ? k->dot : nullptr;
 }
 
 VecDot4 vec_dot4_k_family(GgmlType weight, CpuLevel level)
 {
-#ifdef LAYERWISE_SIMD_X86
-    const CpuLevel l = usable_level(level);
-    if (l == CpuLevel::scalar)
-        return nullptr; // the caller runs the single-row kernel four times
-    const bool vnni = l == CpuLevel::avx512 && cpu_features().avx512vnni;
-    switch (weight) {
-    case GgmlType::Q2_K: return vnni ? avx512::dot4_q2k : avx2::dot4_q2k;
-    case GgmlType::Q3_K: return vnni ? avx512::dot4_q3k : avx2::dot4_q3k;
-    case GgmlType::Q4_K: return vnni ? avx512::dot4_q4k : avx2::dot4_q4k;
-    case GgmlType::Q5_K: return vnni ? avx512::dot4_q5k : avx2::dot4_q5k;
-    case GgmlType::Q6_K: return vnni ? avx512::dot4_q6k : avx2::dot4_q6k;
-    default: return nullptr;
-    }
-#else
-    (void)weight;
-    (void)level;
-    return nullptr;
-#endif
+    const KFormatKernels* k = k_format_kernels(weight, level);
+    return k ? k->dot4 : nullptr;
 }
 
 VecDot4x4 vec_dot4x4_k_family(GgmlType weight, CpuLevel level)
 {
-#ifdef LAYERWISE_SIMD_X86
-    const CpuLevel l = usable_level(level);
-    if (l == CpuLevel::scalar)
-        return nullptr; // the caller runs the single-row kernel sixteen times
-    const bool vnni = l == CpuLevel::avx512 && cpu_features().avx512vnni;
-    switch (weight) {
-    case GgmlType::Q2_K: return vnni ? avx512::dot4x4_q2k : avx2::dot4x4_q2k;
-    case GgmlType::Q3_K: return vnni ? avx512::dot4x4_q3k : avx2::dot4x4_q3k;
-    case GgmlType::Q4_K: return vnni ? avx512::dot4x4_q4k : avx2::dot4x4_q4k;
-    case GgmlType::Q5_K: return vnni ? avx512::dot4x4_q5k : avx2::dot4x4_q5k;
-    case GgmlType::Q6_K: return vnni ? avx512::dot4x4_q6k : avx2::dot4x4_q6k;
-    default: return nullptr;
-    }
-#else
-    (void)weight;
-    (void)level;
-    return nullptr;
-#endif
+    const KFormatKernels* k = k_format_kernels(weight, level);
+    return k ? k->tile : nullptr;
 }
 
 bool dequantize_row_k_family(GgmlType type, const void* src, float* dst, std::int64_t n)
