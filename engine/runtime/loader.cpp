@@ -1,5 +1,6 @@
 #include "runtime/loaded_model.h"
 #include "runtime/offload.h"
+#include "runtime/out_of_memory.h"
 
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
@@ -145,7 +146,11 @@ struct Pending {
 
 } // namespace
 
-std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const LoadOptions& options)
+namespace {
+
+// load_model's work; `step` says what it is doing (for an out-of-memory message).
+std::unique_ptr<LoadedModel> load_model_steps(ModelDescription&& description, const LoadOptions& options,
+                                              std::pair<std::string, std::string>& step)
 {
     if (!description.checkpoint)
         throw UnsupportedError("'" + description.source + "' has no weights (a preset or a config.json): it can be planned, not loaded");
@@ -275,6 +280,7 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             home[t.full_name] = d;
             const DType target = is_floating(entry.dtype) ? model->dtype : entry.dtype;
             report(t.full_name);
+            step = {"loading '" + t.full_name + "' (" + std::to_string(entry.size) + " bytes in the file)", d.name()};
             if (quantized(t, entry, d)) {
                 done += entry.size;
                 continue;
@@ -423,6 +429,23 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
     done = total;
     report("");
     return model;
+}
+
+} // namespace
+
+std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const LoadOptions& options)
+{
+    // The step is read when the allocation fails, so it names the tensor being placed then.
+    std::pair<std::string, std::string> step{"loading the model", "cpu"};
+    try {
+        return load_model_steps(std::move(description), options, step);
+    } catch (const c10::OutOfMemoryError& e) {
+        throw_out_of_memory(step.first, step.second, e.what());
+    } catch (const c10::Error& e) {
+        if (is_cpu_out_of_memory(e))
+            throw_out_of_memory(step.first, step.second, e.what());
+        throw;
+    }
 }
 
 } // namespace layerwise

@@ -1,5 +1,7 @@
 #include "runtime/runner.h"
 
+#include "runtime/out_of_memory.h"
+
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
 #include "quant/quant_linear.h"
@@ -139,8 +141,11 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     for (std::size_t l = 0; l < model.layers.size(); ++l) {
         const LayerWeights& lw = model.layers[l];
         const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
-        m_cache.k.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
-        m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
+        translating_out_of_memory("the KV cache of layer " + std::to_string(l) + " (" + std::to_string(max_context) +
+                                      " tokens)", where.str(), [&] {
+            m_cache.k.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
+            m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
+        });
     }
     if (c.model_type != "gpt2") {
         m_inv_freq = m_inv_freq_original = rope_inv_freq(c);
@@ -232,13 +237,14 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
     const std::string& type = m_model.config.model_type;
     if (type != "gpt2")
         update_rope(m_cache.length + ids.size(1));
-    at::Tensor logits;
-    if (type == "gpt2")
-        logits = gpt2_forward(*this, ids, all_positions);
-    else if (type == "gpt_neox")
-        logits = gpt_neox_forward(*this, ids, all_positions);
-    else
-        logits = llama_forward(*this, ids, all_positions);
+    at::Tensor logits = translating_out_of_memory(
+        "running " + std::to_string(ids.size(1)) + " tokens through the model", m_exec.str(), [&] {
+            if (type == "gpt2")
+                return gpt2_forward(*this, ids, all_positions);
+            if (type == "gpt_neox")
+                return gpt_neox_forward(*this, ids, all_positions);
+            return llama_forward(*this, ids, all_positions);
+        });
     m_cache.length += ids.size(1);
     return logits.to(at::kFloat);
 }

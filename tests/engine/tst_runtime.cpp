@@ -35,6 +35,7 @@ private Q_SLOTS:
     void samplingFilters();
     void generationStops();
     void loadErrorsAndCancel();
+    void outOfMemoryIsClear();
 };
 
 namespace {
@@ -279,6 +280,25 @@ void TestRuntime::loadErrorsAndCancel()
     o.device_map = parse_device_map(R"({"": "disk"})");
     o.offload_folder = "/proc/layerwise-cannot-write-here";
     QVERIFY(throws_with<IoError>([&] { load_model(describe_model(folder.string()), o); }, {"cannot create"}));
+}
+
+void TestRuntime::outOfMemoryIsClear()
+{
+    // A KV cache of 2^50 bytes (more than any x86-64 address space maps): LibTorch's allocator
+    // refuses it, and the engine says what did not fit, where, and what to do, instead of
+    // passing LibTorch's message on. (Until libsentencepiece's FLAGS_minloglevel was given room
+    // of its own, core/error.cpp, this allocation failure aborted the process.)
+    auto model = load(test::fixtures() / "checkpoints" / "llama-f32", DType::f32, R"({"": "cpu"})");
+    const ModelConfig& c = model->config;
+    const std::int64_t context = (std::int64_t(1) << 50) / (c.num_kv_heads * c.head_dim * 4);
+    QString message;
+    QVERIFY(throws_with<OutOfMemoryError>([&] { Runner r(*model, context); },
+                                          {"KV cache of layer 0", "does not fit in the memory left on cpu", "--max-memory",
+                                           "shorter context"},
+                                          &message));
+    qInfo("%s", qPrintable(message));
+    Runner fits(*model, 16); // and the model still runs
+    QCOMPARE(fits.forward(at::tensor({1, 5}, at::kLong).unsqueeze(0)).size(-1), c.vocab_size);
 }
 
 QTEST_GUILESS_MAIN(TestRuntime)
