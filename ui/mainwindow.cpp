@@ -107,6 +107,23 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     setAcceptDrops(true);
     resize(1400, 860);
 
+    startEngine(probeBandwidth);
+    const MenuActions actions = createActions();
+    createMenus(actions);
+    createToolbar(actions);
+    createViews(createPlanPage());
+    createBanner();
+    setCentralWidget(createCentralArea());
+    createStatusBar();
+    rebuildRecentMenu();
+    restoreLayout();
+    updateActions();
+}
+
+
+// The engine worker on its own thread, and every queued connection between it and the window.
+void MainWindow::startEngine(bool probeBandwidth)
+{
     m_worker = new EngineWorker;
     m_worker->probeBandwidth = probeBandwidth;
     m_worker->offloadFolder = QDir(QStandardPaths::writableLocation(QStandardPaths::CacheLocation)).filePath(QStringLiteral("offload"));
@@ -142,10 +159,16 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_engineThread.setObjectName(QStringLiteral("engine"));
     m_engineThread.start();
 
-    auto* openAction = new QAction(tr("Open model folder…"), this);
-    openAction->setShortcut(QKeySequence::Open);
-    openAction->setToolTip(tr("Open a Hugging Face model folder (config.json + safetensors) — Ctrl+O"));
-    connect(openAction, &QAction::triggered, this, &MainWindow::chooseFolder);
+}
+
+// Open, Load, Unload, Quantize, Undo/Redo, import and export of the device map.
+MainWindow::MenuActions MainWindow::createActions()
+{
+    MenuActions a;
+    a.open = new QAction(tr("Open model folder…"), this);
+    a.open->setShortcut(QKeySequence::Open);
+    a.open->setToolTip(tr("Open a Hugging Face model folder (config.json + safetensors) — Ctrl+O"));
+    connect(a.open, &QAction::triggered, this, &MainWindow::chooseFolder);
     m_loadAction = new QAction(tr("Load"), this);
     m_loadAction->setObjectName(QStringLiteral("loadAction"));
     m_loadAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_L));
@@ -166,35 +189,40 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     addAction(m_quantizeAction);
 
     m_undo = new QUndoStack(this);
-    auto* undoAction = m_undo->createUndoAction(this, tr("&Undo"));
-    undoAction->setObjectName(QStringLiteral("undoAction"));
-    undoAction->setShortcut(QKeySequence::Undo);
-    undoAction->setToolTip(tr("Undo the last change of the placement (Ctrl+Z)"));
-    auto* redoAction = m_undo->createRedoAction(this, tr("&Redo"));
-    redoAction->setObjectName(QStringLiteral("redoAction"));
-    redoAction->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence(Qt::CTRL | Qt::Key_Y)});
-    redoAction->setToolTip(tr("Redo the change undone last (Ctrl+Shift+Z)"));
-    auto* exportAction = new QAction(tr("&Export device map…"), this);
-    exportAction->setObjectName(QStringLiteral("exportMapAction"));
-    exportAction->setToolTip(tr("Save the hf_device_map shown as a JSON file (usable as device_map= in transformers)"));
-    connect(exportAction, &QAction::triggered, this, &MainWindow::chooseExportFile);
-    auto* importAction = new QAction(tr("&Import device map…"), this);
-    importAction->setObjectName(QStringLiteral("importMapAction"));
-    importAction->setToolTip(tr("Apply a device map from a .json file or a .txt holding print(model.hf_device_map)"));
-    connect(importAction, &QAction::triggered, this, &MainWindow::chooseImportFile);
+    a.undo = m_undo->createUndoAction(this, tr("&Undo"));
+    a.undo->setObjectName(QStringLiteral("undoAction"));
+    a.undo->setShortcut(QKeySequence::Undo);
+    a.undo->setToolTip(tr("Undo the last change of the placement (Ctrl+Z)"));
+    a.redo = m_undo->createRedoAction(this, tr("&Redo"));
+    a.redo->setObjectName(QStringLiteral("redoAction"));
+    a.redo->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence(Qt::CTRL | Qt::Key_Y)});
+    a.redo->setToolTip(tr("Redo the change undone last (Ctrl+Shift+Z)"));
+    a.exportMap = new QAction(tr("&Export device map…"), this);
+    a.exportMap->setObjectName(QStringLiteral("exportMapAction"));
+    a.exportMap->setToolTip(tr("Save the hf_device_map shown as a JSON file (usable as device_map= in transformers)"));
+    connect(a.exportMap, &QAction::triggered, this, &MainWindow::chooseExportFile);
+    a.importMap = new QAction(tr("&Import device map…"), this);
+    a.importMap->setObjectName(QStringLiteral("importMapAction"));
+    a.importMap->setToolTip(tr("Apply a device map from a .json file or a .txt holding print(model.hf_device_map)"));
+    connect(a.importMap, &QAction::triggered, this, &MainWindow::chooseImportFile);
 
+    return a;
+}
+
+void MainWindow::createMenus(const MenuActions& a)
+{
     auto* fileMenu = menuBar()->addMenu(tr("&File"));
-    fileMenu->addAction(openAction);
+    fileMenu->addAction(a.open);
     m_recentMenu = fileMenu->addMenu(tr("Open &Recent"));
     m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
     fileMenu->addSeparator();
-    fileMenu->addAction(importAction);
-    fileMenu->addAction(exportAction);
+    fileMenu->addAction(a.importMap);
+    fileMenu->addAction(a.exportMap);
     fileMenu->addSeparator();
     fileMenu->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
     auto* editMenu = menuBar()->addMenu(tr("&Edit"));
-    editMenu->addAction(undoAction);
-    editMenu->addAction(redoAction);
+    editMenu->addAction(a.undo);
+    editMenu->addAction(a.redo);
     auto* modelMenu = menuBar()->addMenu(tr("&Model"));
     modelMenu->addAction(m_loadAction);
     modelMenu->addAction(m_unloadAction);
@@ -203,15 +231,20 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     auto* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Layerwise"), this, [this] { showAbout(this); });
 
+}
+
+// Model actions, undo/redo, the preset chooser and the hypothetical-GPU chooser.
+void MainWindow::createToolbar(const MenuActions& a)
+{
     auto* toolbar = addToolBar(tr("Model"));
     toolbar->setObjectName(QStringLiteral("modelToolbar"));
     toolbar->setMovable(false);
-    toolbar->addAction(openAction);
+    toolbar->addAction(a.open);
     toolbar->addAction(m_loadAction);
     toolbar->addAction(m_unloadAction);
     toolbar->addSeparator();
-    toolbar->addAction(undoAction);
-    toolbar->addAction(redoAction);
+    toolbar->addAction(a.undo);
+    toolbar->addAction(a.redo);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Preset: "), toolbar));
     m_presets = new QComboBox(toolbar);
@@ -240,6 +273,12 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     });
     toolbar->addWidget(gpuProfiles);
 
+}
+
+// The Plan tab: device cards, the plan bar and placement map over the device-map editor, and
+// the model summary and module tree.
+QWidget* MainWindow::createPlanPage()
+{
     m_summary = new QPlainTextEdit(this);
     m_summary->setObjectName(QStringLiteral("summary"));
     m_summary->setReadOnly(true);
@@ -287,6 +326,34 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
         Q_EMIT requestModuleMove(module, key);
     });
 
+    QWidget* mapBox = createMapEditor();
+
+    auto* center = m_centerSplitter = new QSplitter(Qt::Vertical, this);
+    auto* top = new QWidget(this);
+    auto* topLayout = new QVBoxLayout(top);
+    topLayout->setContentsMargins(0, 0, 0, 0);
+    topLayout->addWidget(m_planBar);
+    topLayout->addWidget(m_placement, 1);
+    center->addWidget(top);
+    center->addWidget(mapBox);
+    center->setSizes({520, 200});
+
+    auto* tabs = new QTabWidget(this);
+    tabs->addTab(m_summary, tr("Model"));
+    tabs->addTab(m_tree, tr("Modules"));
+
+    auto* splitter = m_mainSplitter = new QSplitter(this);
+    splitter->addWidget(deviceScroll);
+    splitter->addWidget(center);
+    splitter->addWidget(tabs);
+    splitter->setSizes({340, 640, 420});
+
+    return splitter;
+}
+
+// The hf_device_map editor under the placement map: copy, paste and apply.
+QWidget* MainWindow::createMapEditor()
+{
     m_mapText = new QPlainTextEdit(this);
     m_mapText->setObjectName(QStringLiteral("deviceMap"));
     m_mapText->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
@@ -309,27 +376,12 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     mapLayout->setContentsMargins(0, 0, 0, 0);
     mapLayout->addLayout(mapButtons);
     mapLayout->addWidget(m_mapText);
+    return mapBox;
+}
 
-    auto* center = m_centerSplitter = new QSplitter(Qt::Vertical, this);
-    auto* top = new QWidget(this);
-    auto* topLayout = new QVBoxLayout(top);
-    topLayout->setContentsMargins(0, 0, 0, 0);
-    topLayout->addWidget(m_planBar);
-    topLayout->addWidget(m_placement, 1);
-    center->addWidget(top);
-    center->addWidget(mapBox);
-    center->setSizes({520, 200});
-
-    auto* tabs = new QTabWidget(this);
-    tabs->addTab(m_summary, tr("Model"));
-    tabs->addTab(m_tree, tr("Modules"));
-
-    auto* splitter = m_mainSplitter = new QSplitter(this);
-    splitter->addWidget(deviceScroll);
-    splitter->addWidget(center);
-    splitter->addWidget(tabs);
-    splitter->setSizes({340, 640, 420});
-
+// The Plan and Chat tabs; the chat is wired to the engine worker.
+void MainWindow::createViews(QWidget* planPage)
+{
     m_chat = new ChatView(ConversationStore(), this);
     m_chat->setObjectName(QStringLiteral("chat"));
     connect(m_chat, &ChatView::requestAnswer, m_worker, &EngineWorker::chat, Qt::QueuedConnection);
@@ -344,7 +396,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_views = new QTabWidget(this);
     m_views->setObjectName(QStringLiteral("views"));
     m_views->setDocumentMode(true);
-    m_views->addTab(splitter, tr("Plan"));
+    m_views->addTab(planPage, tr("Plan"));
     // The Chat tab shows the layers at work too: a compact placement map under the conversation.
     m_chatPlacement = new PlacementMap(this);
     m_chatPlacement->setObjectName(QStringLiteral("chatPlacement"));
@@ -363,6 +415,11 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
     m_views->setTabToolTip(1, tr("Chat with the loaded model"));
 
+}
+
+// The banner that offers the default model on a first start.
+void MainWindow::createBanner()
+{
     m_banner = new QFrame(this);
     m_banner->setObjectName(QStringLiteral("defaultModelBanner"));
     m_banner->setStyleSheet(QStringLiteral("QFrame#defaultModelBanner { background: #ecfdf5; border: 1px solid #6ee7b7; border-radius: 6px; }"));
@@ -380,13 +437,23 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     bannerLayout->addWidget(dismiss);
     m_banner->hide();
 
+}
+
+// The banner above the Plan and Chat tabs.
+QWidget* MainWindow::createCentralArea()
+{
     auto* central = new QWidget(this);
     auto* centralLayout = new QVBoxLayout(central);
     centralLayout->setContentsMargins(4, 4, 4, 0);
     centralLayout->addWidget(m_banner);
     centralLayout->addWidget(m_views, 1);
-    setCentralWidget(central);
 
+    return central;
+}
+
+// The status line and the load progress (with its cancel button).
+void MainWindow::createStatusBar()
+{
     m_status = new QLabel(this);
     statusBar()->addWidget(m_status, 1);
     m_loadProgress = new LoadProgress(this);
@@ -395,9 +462,6 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     connect(m_loadProgress, &LoadProgress::cancelRequested, this, &MainWindow::cancelLoad);
     connect(m_worker, &EngineWorker::loadProgress, m_loadProgress, &LoadProgress::setProgress, Qt::QueuedConnection);
 
-    rebuildRecentMenu();
-    restoreLayout();
-    updateActions();
 }
 
 MainWindow::~MainWindow()

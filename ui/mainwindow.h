@@ -127,6 +127,20 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    // The constructor's parts, in the order it calls them.
+    struct MenuActions {
+        QAction *open = nullptr, *undo = nullptr, *redo = nullptr, *exportMap = nullptr, *importMap = nullptr;
+    };
+    void startEngine(bool probeBandwidth);
+    MenuActions createActions();
+    void createMenus(const MenuActions& actions);
+    void createToolbar(const MenuActions& actions);
+    QWidget* createPlanPage();
+    QWidget* createMapEditor();
+    void createViews(QWidget* planPage);
+    void createBanner();
+    QWidget* createCentralArea();
+    void createStatusBar();
     void onDescribed(const ModelSummary& summary);
     void onFailed(const QString& what, const QString& message);
     void onPlanned(const PlanView& plan);
