@@ -66,6 +66,7 @@ struct KernelBenchOptions {
     int threads = 0;
 };
 void addKernelBench(CLI::App* bench, int& exitCode);
+void addPeerBench(CLI::App* bench, int& exitCode);
 void runKernelBench(const KernelBenchOptions& options);
 
 void addInspectCommand(CLI::App& app, int& exitCode);

@@ -277,6 +277,9 @@ void TestCli::errorsGoToStderr_data()
     QTest::newRow("bench level") << QStringList{QStringLiteral("bench"), QStringLiteral("kernels"), QStringLiteral("--levels"),
                                                 QStringLiteral("avx9")}
                                  << "error: --levels: 'avx9' is not a level";
+    QTest::newRow("bench peer without a model") << QStringList{QStringLiteral("bench"), QStringLiteral("peer"),
+                                                               QStringLiteral("/nonexistent/model.gguf")}
+                                                << "error: bench peer: '/nonexistent/model.gguf' does not exist";
 }
 
 void TestCli::errorsGoToStderr()
