@@ -1,6 +1,6 @@
 #include "gguf_linear.h"
+#include "gguf_cuda.h" // the entry points below hand blocks on a CUDA device to these
 
-#include "gguf_cuda.h"
 #include "parallel.h"
 #include <ATen/ATen.h>
 #include <algorithm>
