@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAYERWISE_CUDA=ON -DLAYERWISE_UI=OFF \
   -DLAYERWISE_FUZZ=OFF -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_HOME" \
-  -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90}" -DTorch_DIR="$(cat .venv/torch_dir.txt)" | grep 'CUDA kernels'
+  -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90}" -DTorch_DIR="$(cat .venv/torch_dir.txt)" | grep 'CUDA kernels: ON'
 cmake --build "$BUILD" -j"$(nproc)" --target layerwise tst_gguf_cuda tst_gguf_cuda_decode tst_kernels_cuda tst_gpu
 
 # The suites. A skip of a GPU check means the GPU was not seen: that fails too.
