@@ -128,16 +128,16 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
     b.weight = at::from_blob(const_cast<std::byte*>(file.data(entry.offset, entry.size)), {rows, row_bytes},
                              at::TensorOptions().dtype(at::kByte));
     b.mapped = true;
-    if (d.is_gpu()) { // the same bytes on the GPU; the source pages are dropped again
-        b.weight = b.weight.to(torch_device(d));
-        b.mapped = false;
-        file.release(entry.offset, entry.size);
-    }
     if (const std::int64_t heads = entry.gguf->rope_permuted_heads) {
         if (heads <= 0 || rows % (2 * heads) != 0)
             throw FormatError(where + " has " + std::to_string(rows) + " rows, not divisible into " + std::to_string(heads) +
                               " rotary heads; the GGUF head counts contradict the weights");
         b.info.rope_interleaved_heads = heads; // kept as stored; see LayerWeights::rope_pairs
+    }
+    if (d.is_gpu()) { // the same bytes on the GPU; the source pages are dropped again
+        b.weight = b.weight.to(torch_device(d));
+        b.mapped = false;
+        file.release(entry.offset, entry.size);
     }
     b.info.method = QuantMethod::gguf;
     b.info.shape = t.shape;

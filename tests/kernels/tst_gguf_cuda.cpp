@@ -7,6 +7,7 @@
 //    within the float32 summation bound (the GPU takes float activations: no activation rounding);
 //  - whole GGUF models on cuda:0 (tiny llama Q4_0 / Q4_1 / Q8_0, and the default SmolLM2 Q4_1)
 //    against transformers' logits on the dequantized weights, the blocks kept as the file's bytes;
+//  - CPU-offloaded block layers streamed to the GPU give the same logits;
 //  - the plan's bytes for cuda:0 equal the bytes the loaded blocks occupy there.
 // noCudaBuildIsAnError runs in every build (registered again without the gpu label): in a build
 // without the CUDA kernels, a GGUF weight placed on a GPU is a clear error.
@@ -144,6 +145,7 @@ private Q_SLOTS:
     void badInput();
     void tinyModelsOnCuda_data();
     void tinyModelsOnCuda();
+    void offloadedBlocksStreamToTheGpu();
     void planCountsTheBlocksOnTheGpu();
     void smolLM2OnCuda();
 
@@ -412,6 +414,18 @@ void TestGgufCuda::tinyModelsOnCuda()
     // activations too, so it agrees to float32 rounding, as the CPU does with the weights decoded
     // at load (tst_gguf: 1e-4). The 10-token prompt runs the tiled prefill, the steps the GEMV.
     test::compare_logits(*model, test::read_json(gguf_dir() / (name + ".json")), 1e-4);
+}
+
+void TestGgufCuda::offloadedBlocksStreamToTheGpu()
+{
+    // Layer 1 kept in CPU memory and copied to the GPU when it runs: its blocks travel as bytes
+    // and run on the CUDA kernels there, with the same logits as every layer on the GPU.
+    const char* map = R"({"model.embed_tokens": 0, "model.layers.0": 0, "model.layers.1": "cpu", "model.norm": 0, "model.rotary_emb": 0, "lm_head": 0})";
+    auto model = load(gguf_dir() / "tiny-llama-q4_1.gguf", map);
+    QVERIFY(model->layers[1]["mlp.up_proj.weight"].is_cpu());
+    QCOMPARE(model->layers[1]["mlp.up_proj.weight"].scalar_type(), at::kByte);
+    QVERIFY(model->layers[0]["mlp.up_proj.weight"].is_cuda());
+    test::compare_logits(*model, test::read_json(gguf_dir() / "tiny-llama-q4_1.json"), 1e-4);
 }
 
 void TestGgufCuda::planCountsTheBlocksOnTheGpu()
