@@ -370,4 +370,42 @@ LAYERWISE_HD void decode_chunk(const std::uint8_t* row, std::int64_t chunk, floa
     else decode_16bit<true>(b, v);
 }
 
+// One lane's share of the decode GEMV (gguf_kernels.cu): weight rows w0 and w1 (the same row
+// twice when w0 is the last one) against `rows` (<= MaxRows) activation rows x [rows, in];
+// chunks lane, lane + lanes, ... are decoded into registers and multiplied with the same 32
+// values of every activation row (read as float4: rows of a multiple of 32 floats stay 16-byte
+// aligned). Partial sums are added to acc0 / acc1 [rows]; the caller sums them over the lanes.
+template <GgmlType T, int MaxRows>
+LAYERWISE_HD void gemv_lane(const std::uint8_t* w0, const std::uint8_t* w1, std::int64_t in, const float* x, int rows,
+                            int lane, int lanes, float* acc0, float* acc1)
+{
+    const std::int64_t chunks = in / kChunk;
+    for (std::int64_t ch = lane; ch < chunks; ch += lanes) {
+        float v0[kChunk], v1[kChunk];
+        decode_chunk<T>(w0, ch, v0);
+        decode_chunk<T>(w1, ch, v1);
+#pragma unroll
+        for (int r = 0; r < MaxRows; ++r) {
+            if (r < rows) {
+                const float4* xr = reinterpret_cast<const float4*>(x + r * in + ch * kChunk);
+                float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+                for (int i = 0; i < kChunk / 4; ++i) {
+#ifdef __CUDA_ARCH__
+                    const float4 a = __ldg(xr + i);
+#else
+                    const float4 a = xr[i];
+#endif
+                    s0 = fmaf(v0[4 * i], a.x, s0), s1 = fmaf(v1[4 * i], a.x, s1);
+                    s0 = fmaf(v0[4 * i + 1], a.y, s0), s1 = fmaf(v1[4 * i + 1], a.y, s1);
+                    s0 = fmaf(v0[4 * i + 2], a.z, s0), s1 = fmaf(v1[4 * i + 2], a.z, s1);
+                    s0 = fmaf(v0[4 * i + 3], a.w, s0), s1 = fmaf(v1[4 * i + 3], a.w, s1);
+                }
+                acc0[r] += s0;
+                acc1[r] += s1;
+            }
+        }
+    }
+}
+
 } // namespace layerwise::kernels::cuda::detail

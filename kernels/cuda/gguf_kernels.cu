@@ -37,9 +37,8 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-// One warp per kGemvRowsPerWarp weight rows; lane l takes chunks l, l + 32, ... of those rows,
-// decodes them into registers and multiplies them with the same 32 values of every activation
-// row (read from L1 as float4). The lanes' partial sums meet in a shuffle reduction.
+// One warp per kGemvRowsPerWarp weight rows; lane l takes chunks l, l + 32, ... of those rows
+// (detail::gemv_lane), and the lanes' partial sums meet in a shuffle reduction.
 template <GgmlType T>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gguf_gemv_kernel(const std::uint8_t* __restrict__ w, std::int64_t row_bytes, std::int64_t in, std::int64_t out,
@@ -52,30 +51,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     const bool second = o0 + 1 < out;
     const std::uint8_t* w0 = w + o0 * row_bytes;
     const std::uint8_t* w1 = second ? w0 + row_bytes : w0; // a lone last row is decoded twice, used once
-    const std::int64_t chunks = in / kChunk;
     float acc0[kGgufGemvMaxRows] = {}, acc1[kGgufGemvMaxRows] = {};
-    for (std::int64_t ch = lane; ch < chunks; ch += 32) {
-        float v0[kChunk], v1[kChunk];
-        decode_chunk<T>(w0, ch, v0);
-        decode_chunk<T>(w1, ch, v1);
-#pragma unroll
-        for (int r = 0; r < kGgufGemvMaxRows; ++r) {
-            if (r < rows) {
-                const float4* xr = reinterpret_cast<const float4*>(x + r * in + ch * kChunk);
-                float s0 = 0.0f, s1 = 0.0f;
-#pragma unroll
-                for (int i = 0; i < kChunk / 4; ++i) {
-                    const float4 a = __ldg(xr + i);
-                    s0 = fmaf(v0[4 * i], a.x, s0), s1 = fmaf(v1[4 * i], a.x, s1);
-                    s0 = fmaf(v0[4 * i + 1], a.y, s0), s1 = fmaf(v1[4 * i + 1], a.y, s1);
-                    s0 = fmaf(v0[4 * i + 2], a.z, s0), s1 = fmaf(v1[4 * i + 2], a.z, s1);
-                    s0 = fmaf(v0[4 * i + 3], a.w, s0), s1 = fmaf(v1[4 * i + 3], a.w, s1);
-                }
-                acc0[r] += s0;
-                acc1[r] += s1;
-            }
-        }
-    }
+    detail::gemv_lane<T, kGgufGemvMaxRows>(w0, w1, in, x, rows, lane, 32, acc0, acc1);
 #pragma unroll
     for (int r = 0; r < kGgufGemvMaxRows; ++r) {
         if (r < rows) {

@@ -1,15 +1,19 @@
-// The CUDA kernels' block decoders (kernels/cuda/gguf_decode.cuh), compiled as host code and run
-// on the CPU: every chunk of random blocks of every format decodes to the same bits as the CPU
-// decoder (itself checked against gguf-py by tst_gguf_kernels). This checks the device code's
-// bit layouts and operation order on any machine with the toolkit; on the GPU, tst_gguf_cuda
-// checks the compiled kernels themselves. Random bytes are valid blocks of every format; only
+// The CUDA kernels' block decoders and the per-lane work of their GEMV
+// (kernels/cuda/gguf_decode.cuh), compiled as host code and run on the CPU: every chunk of random
+// blocks of every format decodes to the same bits as the CPU decoder (itself checked against
+// gguf-py by tst_gguf_kernels), and the 32 lanes' partial sums of each pair of weight rows add up
+// to the float64 product of the decoded weights within the float32 summation bound. This checks
+// the device code's bit layouts, operation order and indexing on any machine with the toolkit;
+// on the GPU, tst_gguf_cuda checks the compiled kernels themselves. Random bytes are valid blocks of every format; only
 // the scales are drawn as finite halves (a NaN's payload is not a decoding question).
 #include "cpu/gguf_blocks.h"
 #include "cuda/gguf_decode.cuh"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -84,8 +88,43 @@ int check(const char* name)
                 std::printf("FAIL %s row %lld value %lld: CPU %.9g, CUDA decoder %.9g\n", name, static_cast<long long>(r),
                             static_cast<long long>(i), expected[static_cast<std::size_t>(i)], got[static_cast<std::size_t>(i)]);
     }
-    std::printf("%s %s: %lld values\n", wrong ? "FAIL" : "PASS", name, static_cast<long long>(rows * in));
-    return wrong ? 1 : 0;
+    std::printf("%s %s: %lld values decoded\n", wrong ? "FAIL" : "PASS", name, static_cast<long long>(rows * in));
+
+    // The GEMV's lanes: weight rows in pairs (the last one alone), three activation rows.
+    constexpr int m = 3;
+    std::vector<float> decoded(static_cast<std::size_t>(rows * in));
+    for (std::int64_t r = 0; r < rows; ++r)
+        cpu::dequantize_row(T, data + r * row_bytes, decoded.data() + r * in, in);
+    std::vector<uint4> xs(static_cast<std::size_t>(m * in / 4));
+    auto* x = reinterpret_cast<float*>(xs.data());
+    std::normal_distribution<float> normal;
+    for (std::int64_t i = 0; i < m * in; ++i)
+        x[i] = normal(rng);
+    double worst = 0;
+    for (std::int64_t o0 = 0; o0 < rows; o0 += 2) {
+        const bool second = o0 + 1 < rows;
+        const std::uint8_t* w0 = data + o0 * row_bytes;
+        float y0[m] = {}, y1[m] = {};
+        for (int lane = 0; lane < 32; ++lane) {
+            float acc0[8] = {}, acc1[8] = {};
+            cuda::detail::gemv_lane<T, 8>(w0, second ? w0 + row_bytes : w0, in, x, m, lane, 32, acc0, acc1);
+            for (int r = 0; r < m; ++r)
+                y0[r] += acc0[r], y1[r] += acc1[r];
+        }
+        for (int k = 0; k < (second ? 2 : 1); ++k)
+            for (int r = 0; r < m; ++r) {
+                double exact = 0, mag = 0;
+                for (std::int64_t i = 0; i < in; ++i) {
+                    const double p = static_cast<double>(decoded[static_cast<std::size_t>((o0 + k) * in + i)]) * x[r * in + i];
+                    exact += p, mag += std::fabs(p);
+                }
+                const double err = std::fabs((k ? y1[r] : y0[r]) - exact) / (mag * in * std::ldexp(1.0, -24) + 1e-30);
+                worst = std::max(worst, err);
+            }
+    }
+    const bool gemv_ok = worst <= 1.0;
+    std::printf("%s %s: GEMV lanes within %.3g of the float32 summation bound\n", gemv_ok ? "PASS" : "FAIL", name, worst);
+    return wrong || !gemv_ok ? 1 : 0;
 }
 
 } // namespace
