@@ -10,7 +10,7 @@
 #include "default_model.h"
 #include "quant/bnb_writer.h"
 #include "quant/gptq_calibration.h"
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"
 #include "runtime/loaded_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/runner.h"

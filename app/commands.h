@@ -5,7 +5,7 @@
 #include "plan/device_map.h"
 #include "plan/weight_format.h"
 #include "quant/gptq_config.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <cstdint>
 #include <string>

@@ -6,4 +6,4 @@
 #include "inspect.h"
 #include "model/presets.h"
 #include "quant/gptq_calibration.h"
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"

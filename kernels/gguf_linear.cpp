@@ -1,6 +1,7 @@
 #include "gguf_linear.h"
 #include "gguf_cuda.h" // the entry points below hand blocks on a CUDA device to these
 
+#include "cpu/gguf_panel.h"
 #include "parallel.h"
 #include <ATen/ATen.h>
 #include <algorithm>
@@ -39,17 +40,25 @@ void check_weight(const at::Tensor& weight, GgmlType type, std::int64_t in, cons
 
 // Activation rows quantized once per call, into a buffer each thread keeps (no allocation per
 // token once it has grown).
+// Prefill from this many activation rows on goes through the packed panels (gguf_panel.h), where
+// a format and the CPU have them: below it, packing sixteen weight rows costs more than the
+// row kernels lose.
+constexpr std::int64_t kPanelMinRows = 8;
+
 struct QuantizedRows {
     const std::uint8_t* data = nullptr;
     std::int64_t row_bytes = 0;
+    cpu::PanelActivations panel; // panel.meta null: the rows were not prepared for the panels
 };
 
-QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, GgmlType act, CpuLevel level, int slot = 0)
+QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, GgmlType act, CpuLevel level, int slot = 0,
+                            bool for_panel = false)
 {
     thread_local std::vector<std::uint8_t> buffers[4];
+    thread_local std::vector<float> metas[4];
     std::vector<std::uint8_t>& buffer = buffers[slot];
     if (act == GgmlType::F32)
-        return {reinterpret_cast<const std::uint8_t*>(x), in * 4};
+        return {reinterpret_cast<const std::uint8_t*>(x), in * 4, {}};
     const std::int64_t row_bytes = gguf_row_bytes(act, in);
     if (buffer.size() < static_cast<std::size_t>(m * row_bytes))
         buffer.resize(static_cast<std::size_t>(m * row_bytes));
@@ -61,27 +70,41 @@ QuantizedRows quantize_rows(const float* x, std::int64_t m, std::int64_t in, Ggm
         default: cpu::quantize_row_q8_K(x + r * in, out, in, level); break;
         }
     };
+    const bool panel = for_panel && m >= kPanelMinRows;
+    std::vector<float>& meta = metas[slot];
+    const std::int64_t meta_stride = in / 8;
+    if (panel && meta.size() < static_cast<std::size_t>(m * meta_stride))
+        meta.resize(static_cast<std::size_t>(m * meta_stride));
     if (m >= 8)
         parallel_for(0, m, 4, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t r = b; r < e; ++r)
+            for (std::int64_t r = b; r < e; ++r) {
                 quantize_one(r);
+                if (panel)
+                    cpu::panel_prepare_row(act, buffer.data() + r * row_bytes, in, meta.data() + r * meta_stride);
+            }
         });
     else
         for (std::int64_t r = 0; r < m; ++r)
             quantize_one(r);
-    return {buffer.data(), row_bytes};
+    QuantizedRows q{buffer.data(), row_bytes, {}};
+    if (panel)
+        q.panel = {act, buffer.data(), row_bytes, meta.data(), meta_stride};
+    return q;
 }
 
 // The kernels of one format at one level (dot4 and tile null where there are none).
 struct Kernels {
+    GgmlType type;
     cpu::VecDot dot;
     cpu::VecDot4 dot4;
     cpu::VecDot4x4 tile;
+    bool panel;
 };
 
 Kernels kernels_for(GgmlType type, CpuLevel level)
 {
-    return {cpu::vec_dot_kernel(type, level), cpu::vec_dot4_kernel(type, level), cpu::vec_dot4x4_kernel(type, level)};
+    return {type, cpu::vec_dot_kernel(type, level), cpu::vec_dot4_kernel(type, level), cpu::vec_dot4x4_kernel(type, level),
+            cpu::panel_available(type, level)};
 }
 
 // Weight rows [begin, end) of one weight against every activation row: y[r * ldy + o] for the
@@ -94,6 +117,13 @@ void dot_rows(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t begin,
     const cpu::VecDot dot = k.dot;
     const cpu::VecDot4 dot4 = k.dot4;
     std::int64_t o = begin;
+    if (k.panel && a.panel.meta) {
+        // Prefill on AVX-512 VNNI: sixteen weight rows packed at a time, for every activation row.
+        for (; o < end; o += 16)
+            cpu::panel_gemm(k.type, in, w + o * row_bytes, row_bytes, static_cast<int>(std::min<std::int64_t>(16, end - o)),
+                            a.panel, m, y + o, ldy);
+        return;
+    }
     if (k.tile && m >= 4) {
         // Prefill: tiles of four weight rows by four activation rows; the rest below.
         for (; o + 4 <= end; o += 4) {
@@ -174,7 +204,7 @@ at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType t
     if (m == 0 || out == 0)
         return y.to(x.scalar_type()).reshape([&] { auto s = x.sizes().vec(); s.back() = out; return s; }());
     const Kernels k = kernels_for(type, level);
-    const QuantizedRows a = quantize_rows(x2.data_ptr<float>(), m, in, cpu::activation_type(type), level);
+    const QuantizedRows a = quantize_rows(x2.data_ptr<float>(), m, in, cpu::activation_type(type), level, 0, k.panel);
     const std::uint8_t* w = weight.data_ptr<std::uint8_t>();
     const std::int64_t row_bytes = weight.size(1);
     float* yp = y.data_ptr<float>();
@@ -214,7 +244,11 @@ void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const Ggu
             ++f;
         if (f == nformats) {
             formats[nformats++] = act;
-            quantized[f] = quantize_rows(x, m, in, act, level, static_cast<int>(f));
+            // Prepared for the panels when any weight of this activation format has them.
+            bool panel = false;
+            for (std::size_t j = i; j < count; ++j)
+                panel = panel || (cpu::activation_type(weights[j].type) == act && cpu::panel_available(weights[j].type, level));
+            quantized[f] = quantize_rows(x, m, in, act, level, static_cast<int>(f), panel);
         }
         parts[i] = {w.blocks, w.out, gguf_row_bytes(w.type, in), total, kernels_for(w.type, level), quantized[f], w.y};
         total += w.out;

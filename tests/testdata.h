@@ -3,6 +3,8 @@
 // committed reference fixtures (LAYERWISE_FIXTURES). Missing data fails loudly.
 #include <QtTest>
 
+#include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -34,6 +36,29 @@ inline std::filesystem::path default_chat_model()
     if (venv.isEmpty() || !recorded || !std::getline(recorded, path) || !std::filesystem::is_regular_file(path))
         return {};
     return path;
+}
+
+// Bytes of `file` mapped into this process and present in its page tables (the Rss of its
+// mappings in /proc/self/smaps): what a first use of those pages will not have to fault in.
+inline std::uint64_t mapped_rss_bytes(const std::filesystem::path& file)
+{
+    const std::string target = std::filesystem::canonical(file).string();
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool inside = false;
+    std::uint64_t rss = 0;
+    while (std::getline(smaps, line)) {
+        // A mapping's first line: "start-end perms offset dev inode path".
+        const std::size_t dash = line.find('-'), space = line.find(' ');
+        const bool header = !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && dash < space &&
+                            space != std::string::npos;
+        if (header) {
+            inside = line.size() >= target.size() && line.compare(line.size() - target.size(), target.size(), target) == 0;
+        } else if (inside && line.rfind("Rss:", 0) == 0) {
+            rss += std::stoull(line.substr(4)) * 1024; // "Rss:   1234 kB"
+        }
+    }
+    return rss;
 }
 
 inline std::string read_file(const std::filesystem::path& p)

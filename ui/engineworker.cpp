@@ -7,7 +7,7 @@
 #include "workerstate.h"
 
 #include "quant/gptq_config.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <fstream>
 #include <stdexcept>

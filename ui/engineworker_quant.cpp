@@ -5,7 +5,7 @@
 #include "workerstate.h"
 
 #include "quant/bnb_writer.h"
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"
 #include "runtime/perplexity.h"
 #include "runtime/runner.h"
 #include "text/tokenizer.h"

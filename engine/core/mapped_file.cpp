@@ -144,6 +144,27 @@ void MappedFile::prefetch(std::uint64_t offset, std::uint64_t length) const
     ::madvise(static_cast<char*>(m_map) + first, length, MADV_WILLNEED);
 }
 
+void MappedFile::populate(std::uint64_t offset, std::uint64_t length) const
+{
+    map();
+    if (!m_map || offset >= m_size)
+        return;
+    const std::uint64_t ps = page_size();
+    const std::uint64_t first = offset / ps * ps;
+    length = std::min(length, m_size - offset) + (offset - first);
+    char* p = static_cast<char*>(m_map) + first;
+#ifdef MADV_POPULATE_READ
+    if (::madvise(p, length, MADV_POPULATE_READ) == 0)
+        return;
+#endif
+    // Older kernels: fault each page in (a read error surfaces as SIGBUS here, as it would on
+    // first use).
+    volatile char sink = 0;
+    for (std::uint64_t i = 0; i < length; i += ps)
+        sink = static_cast<char>(sink + p[i]);
+    (void)sink;
+}
+
 void MappedFile::release(std::uint64_t offset, std::uint64_t length) const
 {
     if (!m_map || offset >= m_size)

@@ -34,6 +34,10 @@ public:
 
     // Ask the kernel to read [offset, offset + length) ahead (madvise WILLNEED).
     void prefetch(std::uint64_t offset, std::uint64_t length) const;
+    // Read [offset, offset + length) in now and map its pages into this process (madvise
+    // POPULATE_READ; on kernels before 5.14, one read per page), so that weights held in RAM
+    // as views of the file cost no page fault when first used.
+    void populate(std::uint64_t offset, std::uint64_t length) const;
     // Drop [offset, offset + length) from this process's memory (madvise DONTNEED); the pages
     // are read again from the file on the next access.
     void release(std::uint64_t offset, std::uint64_t length) const;

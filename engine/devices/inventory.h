@@ -2,7 +2,7 @@
 // The devices a plan can use: real ones (CUDA GPUs, CPU RAM, the disk holding the offload
 // folder) and hypothetical ones from profiles ("cuda:1=RTX-4090", "cuda:0=24GiB") for
 // what-if planning. Each carries a memory size and a bandwidth figure.
-#include "plan/device.h"
+#include "devices/device.h"
 
 #include <cstdint>
 #include <filesystem>

@@ -1,5 +1,5 @@
 #include "model/module_tree.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"

@@ -4,7 +4,7 @@
 // from_pretrained(device_map="auto"|"balanced"|"balanced_low_0"|"sequential", max_memory=...)
 // ran them through accelerate. Pure functions over the module tree.
 #include "model/module_tree.h"
-#include "plan/device.h"
+#include "devices/device.h"
 #include "plan/device_map.h"
 
 #include <string_view>

@@ -1,7 +1,7 @@
 #pragma once
 // hf_device_map: module prefixes -> device, exactly the dict a Python user passes as
 // `device_map=` (and reads back from `model.hf_device_map`).
-#include "plan/device.h"
+#include "devices/device.h"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>

@@ -4,7 +4,7 @@
 // last block may be partial), codes chosen by the midpoints of the sorted code table, two
 // 4-bit codes per byte with the first value in the high nibble. Plain LibTorch: the
 // reference that faster kernels are tested against.
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <ATen/core/Tensor.h>
 #include <utility>

@@ -7,7 +7,7 @@
 // appears whole or not at all (written beside it under a temporary name, then renamed).
 #include "core/log.h"
 #include "core/progress.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <filesystem>
 

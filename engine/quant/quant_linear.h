@@ -1,7 +1,7 @@
 #pragma once
 // Quantized linear layers: quantizing one weight into its bitsandbytes tensors, and
 // y = x W^T + b over them. `quant_linear` is the one boundary faster kernels slot in behind.
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <ATen/core/Tensor.h>
 #include <string>

@@ -8,7 +8,7 @@
 #include "model/config.h"
 #include "model/module_tree.h"
 #include "plan/device_map.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json_fwd.hpp>

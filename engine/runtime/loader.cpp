@@ -212,6 +212,8 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
             loaded[t.full_name] = blocks->weight;
             if (blocks->mapped && d.kind == Device::Kind::disk) // read ahead and released per step
                 mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
+            else if (blocks->mapped && d.kind == Device::Kind::cpu) // in RAM now, not at the first prompt
+                ck.files()[entry.file]->populate(entry.offset, entry.size);
             return true;
         }
         std::vector<std::pair<std::string, at::Tensor>> parts;
@@ -298,6 +300,8 @@ std::unique_ptr<LoadedModel> load_model(ModelDescription&& description, const Lo
                 loaded[t.full_name] = view; // zero-copy: the mapping is the storage
                 if (d.kind == Device::Kind::disk)
                     mapped[t.full_name] = {ck.files()[entry.file].get(), entry.offset, entry.size};
+                else // in RAM now: the page reads belong to loading, not to the first prompt
+                    source.populate(entry.offset, entry.size);
             } else if (d.kind == Device::Kind::cpu) {
                 loaded[t.full_name] = view.to(scalar_type(target));
                 source.release(entry.offset, entry.size);

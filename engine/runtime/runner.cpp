@@ -24,6 +24,23 @@ at::Tensor longrope_factors(const ModelConfig& c, bool long_context)
     return at::tensor(f, at::kDouble).to(at::kFloat);
 }
 
+// A dense linear. Decode (at most four rows) with float16 / bfloat16 weights on the CPU goes
+// through the block kernels' float formats, whose layout is the same row-major array: four
+// weight rows streamed at once with prefetch, products in float32. LibTorch's one-row product
+// on these types reached about 55 % of the memory-bandwidth bound on a Llama-3.2-1B shape
+// (docs/benchmarks.md); everything else stays with at::linear.
+at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias)
+{
+    const bool half = w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf;
+    if (half && w.is_cpu() && x.is_cpu() && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 && x.size(-1) == w.size(1) &&
+        x.numel() <= 4 * w.size(1) && x.numel() > 0 && (x.scalar_type() == at::kFloat || x.scalar_type() == w.scalar_type())) {
+        const auto type = w.scalar_type() == at::kBFloat16 ? kernels::GgmlType::BF16 : kernels::GgmlType::F16;
+        at::Tensor y = kernels::gguf_linear(x, w.view(at::kByte), type, w.size(1));
+        return bias.defined() ? y + bias : y;
+    }
+    return at::linear(x, w, bias);
+}
+
 } // namespace
 
 // inv_freq as transformers computes it for each rope type (float32). `seq_len`: the length
@@ -288,7 +305,7 @@ at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at
     const at::Tensor* bias = w.find(name + ".bias");
     if (const QuantInfo* q = w.find_quant(name))
         return quant_linear(x, *q, quant_tensors(w.tensors, name, *q), bias ? *bias : at::Tensor());
-    return at::linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
+    return dense_linear(x, w[name + ".weight"], bias ? *bias : at::Tensor());
 }
 
 std::vector<at::Tensor> layer_linears(const LayerWeights& w, const std::vector<std::string>& names, const at::Tensor& x)
@@ -327,7 +344,7 @@ at::Tensor global_linear(const LoadedModel& m, const std::string& module, const 
     const at::Tensor& w = m.global(module + ".weight");
     if (const QuantInfo* q = m.find_global_quant(module))
         return gguf_linear(x.to(w.device()), *q, QuantTensors{w}, at::Tensor());
-    return at::linear(x.to(w.device()), w);
+    return dense_linear(x.to(w.device()), w, at::Tensor());
 }
 
 at::Tensor activation(const at::Tensor& x, const std::string& act)

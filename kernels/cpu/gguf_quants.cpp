@@ -318,6 +318,77 @@ LAYERWISE_AVX2 float dot_bf16_avx2(std::int64_t n, const void* wv, const void* a
     return sum;
 }
 
+// Four rows of a float format (F32, F16, BF16: dense checkpoints and GGUF's float tensors)
+// against one float activation row, for decode: the activation is loaded once for the four rows,
+// each row's stream is prefetched 512 bytes ahead, and every row's sum is formed in exactly the
+// order of its one-row kernel above (two accumulators of eight lanes, then the tail).
+struct F32Elements {
+    static constexpr int bytes = 4;
+    LAYERWISE_AVX2 static __m256 load8(const std::uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+    static float one(const std::uint8_t* p)
+    {
+        float f;
+        std::memcpy(&f, p, 4);
+        return f;
+    }
+};
+struct F16Elements {
+    static constexpr int bytes = 2;
+    LAYERWISE_AVX2 static __m256 load8(const std::uint8_t* p)
+    {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    }
+    static float one(const std::uint8_t* p) { return half_to_float(u16_at(p)); }
+};
+struct Bf16Elements {
+    static constexpr int bytes = 2;
+    LAYERWISE_AVX2 static __m256 load8(const std::uint8_t* p)
+    {
+        const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    }
+    static float one(const std::uint8_t* p) { return bf16_to_float(u16_at(p)); }
+};
+
+template <typename E>
+LAYERWISE_AVX2 void dot4_float(std::int64_t n, const void* wv, std::int64_t stride, const void* av, float* out)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const float*>(av);
+    __m256 acc[4][2];
+    for (auto& r : acc)
+        r[0] = r[1] = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + i + 8);
+        for (int r = 0; r < 4; ++r) {
+            const std::uint8_t* p = w + r * stride + i * E::bytes;
+            _mm_prefetch(reinterpret_cast<const char*>(p + 512), _MM_HINT_T0);
+            acc[r][0] = _mm256_fmadd_ps(E::load8(p), a0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(E::load8(p + 8 * E::bytes), a1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) {
+        float sum = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+        for (std::int64_t j = i; j < n; ++j)
+            sum += E::one(w + r * stride + j * E::bytes) * a[j];
+        out[r] = sum;
+    }
+}
+
+LAYERWISE_AVX2 void dot4_f32_avx2(std::int64_t n, const void* w, std::int64_t s, const void* a, float* out)
+{
+    dot4_float<F32Elements>(n, w, s, a, out);
+}
+LAYERWISE_AVX2 void dot4_f16_avx2(std::int64_t n, const void* w, std::int64_t s, const void* a, float* out)
+{
+    dot4_float<F16Elements>(n, w, s, a, out);
+}
+LAYERWISE_AVX2 void dot4_bf16_avx2(std::int64_t n, const void* w, std::int64_t s, const void* a, float* out)
+{
+    dot4_float<Bf16Elements>(n, w, s, a, out);
+}
+
 // Exact round-half-away-from-zero of 8 floats (roundf), as ints.
 LAYERWISE_AVX2 inline __m256i round_away(__m256 v)
 {
@@ -422,8 +493,9 @@ const FormatKernels kScalar[] = {
             {GgmlType::Q4_1, ns::dot_q4_1, ns::dot4_q4_1, ns::dot4x4_q4_1},                                        \
             {GgmlType::Q5_0, ns::dot_q5_0, ns::dot4_q5_0, ns::dot4x4_q5_0},                                        \
             {GgmlType::Q5_1, ns::dot_q5_1, ns::dot4_q5_1, ns::dot4x4_q5_1},                                        \
-            {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0}, {GgmlType::F32, dot_f32_avx2, nullptr, nullptr}, \
-            {GgmlType::F16, dot_f16_avx2, nullptr, nullptr}, {GgmlType::BF16, dot_bf16_avx2, nullptr, nullptr},     \
+            {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0}, {GgmlType::F32, dot_f32_avx2, dot4_f32_avx2, nullptr}, \
+            {GgmlType::F16, dot_f16_avx2, dot4_f16_avx2, nullptr},                                                   \
+            {GgmlType::BF16, dot_bf16_avx2, dot4_bf16_avx2, nullptr},                                                \
     }
 const FormatKernels kAvx2[] = LAYERWISE_GGUF_LEVEL_TABLE(avx2);
 const FormatKernels kVnni[] = LAYERWISE_GGUF_LEVEL_TABLE(vnni);

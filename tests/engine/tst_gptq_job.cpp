@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "quant/gptq.h"
 #include "quant/gptq_calibration.h"
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"
 #include "quant/gptq_pack.h"
 #include "inspect.h"
 #include "plan/device_map.h"

@@ -9,6 +9,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu_levels.h"
 #include "cpu/gguf_blocks.h"
+#include "cpu/gguf_panel.h"
 #include "cpu/simd.h"
 #include "gguf_linear.h"
 
@@ -56,6 +57,8 @@ private Q_SLOTS:
     void halfConversionRoundsToNearestEven();
     void kernelsWithinActivationRounding_data();
     void kernelsWithinActivationRounding();
+    void panelsWithinActivationRounding_data();
+    void panelsWithinActivationRounding();
     void levelsAgree();
     void groupEqualsOneByOne();
     void embeddingDecodesRows();
@@ -158,23 +161,17 @@ void TestGgufKernels::kernelsWithinActivationRounding_data()
             QTest::newRow((gguf_type_name(t) + " x" + std::to_string(m)).c_str()) << static_cast<int>(t) << m;
 }
 
-void TestGgufKernels::kernelsWithinActivationRounding()
+// The bound for y = x w^T through 8-bit activations: each activation x_i becomes d * q with
+// |x_i - d q| <= d / 2 (d = the amax of its block / 127, itself rounded to half precision for
+// Q8_0 / Q8_1: a relative 2^-11 more on every value), so |y - exact| <= sum_i |w_i| (d_i / 2 +
+// |x_i| 2^-10); Q8_1's block sum s is a half too (|m| |s| 2^-11 per block, inside the same term
+// since |s| <= sum |x̂|); plus the float32 summation, in any order: at most (in) * 2^-24 of
+// sum |w_i x_i| (the classic bound for a sum of `in` terms). Checks every level this CPU runs and
+// that the bound is not vacuous (far tighter than the size of the output's terms).
+void check_within_activation_rounding(const at::Tensor& x, const at::Tensor& w, const at::Tensor& wf, GgmlType t)
 {
-    QFETCH(int, type);
-    QFETCH(int, rows);
-    const auto t = static_cast<GgmlType>(type);
-    const at::Tensor wf = floats_of(gguf_type_name(t) + ".expected");
-    const std::int64_t out = wf.size(0), in = wf.size(1);
-    const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", out);
-    const at::Tensor x = at::randn({rows, in}) * at::rand({rows, 1}) * 4;
+    const std::int64_t rows = x.size(0), in = x.size(1), out = wf.size(0);
     const at::Tensor exact = at::matmul(x.to(at::kDouble), wf.to(at::kDouble).t());
-
-    // The bound: each activation x_i becomes d * q with |x_i - d q| <= d / 2 (d = the amax of its
-    // block / 127, itself rounded to half precision for Q8_0 / Q8_1: a relative 2^-11 more on
-    // every value), so |y - exact| <= sum_i |w_i| (d_i / 2 + |x_i| 2^-10); Q8_1's block sum s is
-    // a half too (|m| |s| 2^-11 per block, inside the same term since |s| <= sum |x̂|); plus the
-    // float32 summation, in any order: at most (in) * 2^-24 of sum |w_i x_i| (the classic bound
-    // for a sum of `in` terms).
     const std::int64_t block = activation_block(t);
     at::Tensor per_value;
     if (block > 0) {
@@ -191,17 +188,55 @@ void TestGgufKernels::kernelsWithinActivationRounding()
         QCOMPARE(y.sizes().vec(), (std::vector<std::int64_t>{rows, out}));
         const at::Tensor err = (y.to(at::kDouble) - exact).abs();
         const double worst = (err / bound).max().item<double>();
-        QVERIFY2(worst <= 1.0, qPrintable(QString("%1 at %2: error %3 of the bound").arg(gguf_type_name(t).c_str())
-                                              .arg(cpu_level_name(l).data()).arg(worst)));
-        // The bound is not vacuous: it is far tighter than the size of the output's terms.
+        QVERIFY2(worst <= 1.0, qPrintable(QString("%1 at %2, %3 rows: error %4 of the bound").arg(gguf_type_name(t).c_str())
+                                              .arg(cpu_level_name(l).data()).arg(rows).arg(worst)));
         const at::Tensor live = mag > 0; // the fixture's last weight row is all zeros
         QVERIFY((bound / (mag + 1e-30)).masked_select(live).max().item<double>() < (block ? 0.05 : 1e-4));
     }
+}
+
+void TestGgufKernels::kernelsWithinActivationRounding()
+{
+    QFETCH(int, type);
+    QFETCH(int, rows);
+    const auto t = static_cast<GgmlType>(type);
+    const at::Tensor wf = floats_of(gguf_type_name(t) + ".expected");
+    const std::int64_t out = wf.size(0), in = wf.size(1);
+    const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", out);
+    const at::Tensor x = at::randn({rows, in}) * at::rand({rows, 1}) * 4;
+    check_within_activation_rounding(x, w, wf, t);
     // bfloat16 activations: converted to float32 on the way in, the result rounded on the way out.
     const at::Tensor yb = gguf_linear(x.to(at::kBFloat16), w, t, in);
     QCOMPARE(yb.scalar_type(), at::kBFloat16);
     const at::Tensor yf = gguf_linear(x.to(at::kBFloat16).to(at::kFloat), w, t, in);
     QVERIFY(at::equal(yb, yf.to(at::kBFloat16)));
+}
+
+void TestGgufKernels::panelsWithinActivationRounding_data()
+{
+    QTest::addColumn<int>("type");
+    QTest::addColumn<int>("rows");
+    for (GgmlType t : formats())
+        for (int m : {8, 13, 64})
+            QTest::newRow((gguf_type_name(t) + " x" + std::to_string(m)).c_str()) << static_cast<int>(t) << m;
+}
+
+void TestGgufKernels::panelsWithinActivationRounding()
+{
+    // Prefill shapes: 39 weight rows (the fixture's six, repeated and cut), so the AVX-512 VNNI
+    // panels of sixteen rows come out whole, whole again and cut short (7 rows), against 8 to 64
+    // activation rows (tiles of 8, 4 and 1).
+    QFETCH(int, type);
+    QFETCH(int, rows);
+    const auto t = static_cast<GgmlType>(type);
+    const at::Tensor wf6 = floats_of(gguf_type_name(t) + ".expected");
+    const at::Tensor w6 = bytes_of(gguf_type_name(t) + ".weight", wf6.size(0));
+    const at::Tensor wf = wf6.repeat({7, 1}).slice(0, 0, 39).contiguous();
+    const at::Tensor w = w6.repeat({7, 1}).slice(0, 0, 39).contiguous();
+    const at::Tensor x = at::randn({rows, wf.size(1)}) * at::rand({rows, 1}) * 4;
+    check_within_activation_rounding(x, w, wf, t);
+    if (cpu::panel_available(t, CpuLevel::avx512))
+        qInfo("%s: panel kernel", gguf_type_name(t).c_str());
 }
 
 void TestGgufKernels::levelsAgree()
@@ -210,16 +245,18 @@ void TestGgufKernels::levelsAgree()
     // for float formats, products) are added differs: within the bound for two float sums of
     // `in` terms, 2 * in * 2^-24 of the sum of the magnitudes.
     const std::int64_t in = 768;
-    const at::Tensor x = at::randn({4, in});
-    for (GgmlType t : formats()) {
-        const at::Tensor wf = floats_of(gguf_type_name(t) + ".expected");
-        const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", wf.size(0));
-        const at::Tensor scalar = gguf_linear(x, w, t, in, CpuLevel::scalar);
-        const at::Tensor mag = at::matmul(x.abs(), wf.abs().t()) * 1.05 + 1e-30;
-        for (CpuLevel l : test::cpu_levels()) {
-            const double worst = ((gguf_linear(x, w, t, in, l) - scalar).abs() / mag).max().item<double>();
-            QVERIFY2(worst <= 2.0 * static_cast<double>(in) * std::ldexp(1.0, -24), qPrintable(QString("%1 %2: %3").arg(gguf_type_name(t).c_str())
-                                                                    .arg(cpu_level_name(l).data()).arg(worst)));
+    for (const at::Tensor& x : {at::randn({4, in}), at::randn({20, in})}) {
+        for (GgmlType t : formats()) {
+            const at::Tensor wf = floats_of(gguf_type_name(t) + ".expected");
+            const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", wf.size(0));
+            const at::Tensor scalar = gguf_linear(x, w, t, in, CpuLevel::scalar);
+            const at::Tensor mag = at::matmul(x.abs(), wf.abs().t()) * 1.05 + 1e-30;
+            for (CpuLevel l : test::cpu_levels()) {
+                const double worst = ((gguf_linear(x, w, t, in, l) - scalar).abs() / mag).max().item<double>();
+                QVERIFY2(worst <= 2.0 * static_cast<double>(in) * std::ldexp(1.0, -24),
+                         qPrintable(QString("%1 %2, %3 rows: %4").arg(gguf_type_name(t).c_str()).arg(cpu_level_name(l).data())
+                                        .arg(x.size(0)).arg(worst)));
+            }
         }
     }
 }

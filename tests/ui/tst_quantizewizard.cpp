@@ -20,7 +20,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/tensor_view.h"
 #include "quant/gptq_calibration.h"
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
 #include "text/tokenizer.h"
@@ -37,6 +37,7 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QRadioButton>
+#include <QSemaphore>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -346,10 +347,14 @@ void TestQuantizeWizard::cancelLeavesNoFolder()
     const fs::path out = tmp.path() / "q";
     wiz->findChild<QLineEdit*>(QStringLiteral("outputFolder"))->setText(QString::fromStdString(out.string()));
     QSignalSpy ran(wiz, &QuantizeWizard::runFinished);
+    // Hold the engine thread until the cancel has been clicked, so the job cannot finish first
+    // (this tiny model quantizes in milliseconds): its first progress report then stops it.
+    QSemaphore hold;
+    QMetaObject::invokeMethod(w.engineWorker(), [&hold] { hold.acquire(); }, Qt::QueuedConnection);
     wiz->next();
     QVERIFY(wiz->isRunning());
-    // Cancel before the engine thread even starts: the first progress report stops it.
     QTest::mouseClick(wiz->findChild<QPushButton*>(QStringLiteral("cancelRun")), Qt::LeftButton);
+    hold.release();
     QTRY_VERIFY_WITH_TIMEOUT(ran.count() == 1, 60000);
     QVERIFY(!ran.first().at(0).toBool());
     QVERIFY2(wiz->runMessage().contains(QStringLiteral("cancelled")), qPrintable(wiz->runMessage()));

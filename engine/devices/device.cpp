@@ -1,4 +1,4 @@
-#include "plan/device.h"
+#include "devices/device.h"
 
 #include "core/bytes.h"
 #include "core/error.h"

@@ -1,4 +1,4 @@
-#include "quant/gptq_job.h"
+#include "jobs/gptq_job.h"
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/folder_writer.h"

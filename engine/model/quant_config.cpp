@@ -1,4 +1,4 @@
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 
 #include "core/error.h"
 
