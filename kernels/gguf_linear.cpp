@@ -1,4 +1,5 @@
 #include "gguf_linear.h"
+#include "gguf_cuda.h" // the entry points below hand blocks on a CUDA device to these
 
 #include "cpu/gguf_panel.h"
 #include "parallel.h"
@@ -29,7 +30,8 @@ void check_weight(const at::Tensor& weight, GgmlType type, std::int64_t in, cons
     const Geometry g = geometry_of(type);
     TORCH_CHECK(in > 0 && in % g.elements == 0, op, ": ", in, " inputs are not whole ", gguf_type_name(type), " blocks of ",
                 g.elements);
-    TORCH_CHECK(weight.device().is_cpu(), op, ": the blocks must be on the CPU");
+    TORCH_CHECK(weight.device().is_cpu(), op, ": the GGUF ", gguf_type_name(type), " blocks are on ", weight.device(),
+                "; these kernels take them on the CPU (or CUDA)");
     TORCH_CHECK(weight.scalar_type() == at::kByte && weight.dim() == 2 && weight.size(1) == gguf_row_bytes(type, in), op,
                 ": weight must be uint8 [out, ", gguf_row_bytes(type, in), "], got ", weight.sizes(), " ", weight.scalar_type());
     TORCH_CHECK(weight.stride(1) == 1 && (weight.size(0) <= 1 || weight.stride(0) == weight.size(1)), op,
@@ -187,6 +189,8 @@ std::int64_t gguf_row_bytes(GgmlType type, std::int64_t in)
 
 at::Tensor gguf_linear(const at::Tensor& x, const at::Tensor& weight, GgmlType type, std::int64_t in, CpuLevel level)
 {
+    if (weight.is_cuda())
+        return gguf_linear_cuda(x, weight, type, in);
     check_weight(weight, type, in, "gguf_linear");
     TORCH_CHECK(x.size(-1) == in, "gguf_linear: x has ", x.size(-1), " features, the weight ", in);
     TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf,
@@ -263,6 +267,12 @@ std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector
                                           CpuLevel level)
 {
     TORCH_CHECK(!weights.empty() && weights.size() <= 8, "gguf_linear_group: 1 to 8 weights");
+    if (weights.front().weight.is_cuda()) { // one GEMV or tiled matmul per weight on the GPU
+        std::vector<at::Tensor> outs;
+        for (const GgufWeight& w : weights)
+            outs.push_back(gguf_linear_cuda(x, w.weight, w.type, in));
+        return outs;
+    }
     for (const GgufWeight& w : weights)
         check_weight(w.weight, w.type, in, "gguf_linear_group");
     TORCH_CHECK(x.size(-1) == in, "gguf_linear_group: x has ", x.size(-1), " features, the weights ", in);
@@ -289,6 +299,8 @@ std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector
 
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in)
 {
+    if (weight.is_cuda())
+        return gguf_dequantize_cuda(weight, type, in, at::kFloat);
     check_weight(weight, type, in, "gguf_dequantize");
     const at::Tensor w = weight.contiguous();
     const std::int64_t rows = w.size(0), row_bytes = w.size(1);
@@ -309,6 +321,8 @@ at::Tensor gguf_linear_reference(const at::Tensor& x, const at::Tensor& weight, 
 
 at::Tensor gguf_embedding(const at::Tensor& weight, GgmlType type, std::int64_t in, const at::Tensor& ids)
 {
+    if (weight.is_cuda())
+        return gguf_embedding_cuda(weight, type, in, ids);
     check_weight(weight, type, in, "gguf_embedding");
     const at::Tensor flat = ids.reshape({-1}).to(at::kLong).contiguous();
     const std::int64_t rows = weight.size(0), row_bytes = weight.size(1), n = flat.numel();

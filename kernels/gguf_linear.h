@@ -4,6 +4,8 @@
 // weight format pairs with, and split the output features over LibTorch's thread pool, calling
 // one dot-product kernel per (format, instruction-set level) from cpu/gguf_blocks.h. Each has a
 // plain LibTorch reference (dequantize, then a float32 matmul): its test oracle.
+// gguf_linear, gguf_linear_group, gguf_dequantize and gguf_embedding also take blocks on a CUDA
+// device and then run the CUDA kernels (gguf_cuda.h; an error in a build without them).
 #include "cpu/cpu_features.h"
 #include "cpu/gguf_blocks.h"
 

@@ -217,8 +217,7 @@ at::Tensor dequantize_weight(const QuantInfo& info, const QuantTensors& t, c10::
     if (info.method == QuantMethod::gptq)
         return gptq_dequantize(GptqPacked{t.qweight, t.qzeros, t.scales, t.g_idx}, info.bits, dtype);
     if (info.method == QuantMethod::gguf)
-        return kernels::gguf_dequantize(t.weight.cpu(), static_cast<kernels::GgmlType>(info.ggml_type), info.shape[1])
-            .to(t.weight.device(), dtype);
+        return kernels::gguf_dequantize(t.weight, static_cast<kernels::GgmlType>(info.ggml_type), info.shape[1]).to(dtype);
     at::Tensor absmax = t.absmax;
     if (info.nested)
         absmax = unnest_absmax(t.absmax, t.nested_absmax, t.nested_quant_map, info.nested_offset, info.nested_blocksize);
@@ -274,12 +273,10 @@ at::Tensor gguf_linear(const at::Tensor& x, const QuantInfo& info, const QuantTe
 {
     const auto type = static_cast<kernels::GgmlType>(info.ggml_type);
     at::Tensor y;
-    if (x.is_cpu() && t.weight.is_cpu()) {
-        y = kernels::gguf_linear(x, t.weight, type, info.shape[1]);
-    } else {
-        // No block kernel on this device yet: the weight decoded for this call only.
-        y = at::linear(x, kernels::gguf_dequantize(t.weight.cpu(), type, info.shape[1]).to(x.device(), x.scalar_type()));
-    }
+    if (t.weight.is_cpu()) // the CPU kernels, wherever x is
+        y = kernels::gguf_linear(x.cpu(), t.weight, type, info.shape[1]).to(x.device());
+    else // the blocks on a GPU: its block kernels
+        y = kernels::gguf_linear(x.to(t.weight.device()), t.weight, type, info.shape[1]);
     return bias.defined() ? y + bias.to(y.scalar_type()) : y;
 }
 

@@ -9,6 +9,7 @@
 #include "plan/weight_format.h"
 #include "quant/quant_load.h"
 
+#include "gguf_cuda.h"
 #include "gguf_linear.h"
 
 #include <ATen/ATen.h>
@@ -98,14 +99,14 @@ struct GgufBlocks {
     bool mapped = false; // a view of the file
 };
 
-// A 2-D GGUF weight in a block format the CPU kernels run, placed on the CPU or the disk: kept
-// as its blocks (a zero-copy view of the mapping). llama's q/k rows stay in the order llama.cpp's
-// converter interleaved them (the layer rotates adjacent pairs; see rope_pairs). Weights for a
-// GPU are decoded as before (no block kernel there yet).
+// A 2-D GGUF weight in a block format the kernels run, kept as its blocks wherever it is placed:
+// on the CPU or the disk a zero-copy view of the mapping, on a GPU the file's bytes copied there
+// (the CUDA block kernels; the plan counts exactly those bytes). llama's q/k rows stay in the
+// order llama.cpp's converter interleaved them (the layer rotates adjacent pairs; see rope_pairs).
 std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& entry, const ModuleTensor& t,
                                       const Device& d, DType compute)
 {
-    if (!entry.gguf || !entry.gguf->block_quantized || d.is_gpu())
+    if (!entry.gguf || !entry.gguf->block_quantized)
         return std::nullopt;
     const auto type = static_cast<kernels::GgmlType>(entry.gguf->ggml_type);
     const std::string where = ck.files()[entry.file]->path().string() + ": tensor '" + entry.name + "'";
@@ -118,6 +119,10 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
     if (static_cast<std::uint64_t>(rows * row_bytes) != entry.size)
         throw FormatError(where + " holds " + std::to_string(entry.size) + " bytes, not " + std::to_string(rows) +
                           " rows of " + std::to_string(row_bytes) + "; the file is corrupt");
+    if (d.is_gpu() && !kernels::gguf_cuda_built())
+        throw UnsupportedError(where + " is stored as GGUF " + kernels::gguf_type_name(type) + " and placed on " +
+                               d.name() + ", but this build of Layerwise has no CUDA kernels for GGUF blocks (built "
+                               "without CUDA); place it on the CPU, or build with LAYERWISE_CUDA=ON");
     GgufBlocks b;
     b.format = kernels::gguf_type_name(type);
     const MappedFile& file = *ck.files()[entry.file];
@@ -129,6 +134,11 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
             throw FormatError(where + " has " + std::to_string(rows) + " rows, not divisible into " + std::to_string(heads) +
                               " rotary heads; the GGUF head counts contradict the weights");
         b.info.rope_interleaved_heads = heads; // kept as stored; see LayerWeights::rope_pairs
+    }
+    if (d.is_gpu()) { // the same bytes on the GPU; the source pages are dropped again
+        b.weight = b.weight.to(torch_device(d));
+        b.mapped = false;
+        file.release(entry.offset, entry.size);
     }
     b.info.method = QuantMethod::gguf;
     b.info.shape = t.shape;

@@ -1,5 +1,7 @@
 #include "runtime/offload.h"
 
+#include "core/error.h"
+
 #include <ATen/ATen.h>
 
 #if LAYERWISE_HAVE_CUDA

@@ -321,7 +321,7 @@ std::vector<at::Tensor> layer_linears(const LayerWeights& w, const std::vector<s
     for (const std::string& name : names) {
         const QuantInfo* q = w.find_quant(name);
         const at::Tensor* weight = w.find(name + ".weight");
-        if (!q || q->method != QuantMethod::gguf || !weight || !weight->is_cpu() || !x.is_cpu() || w.find(name + ".bias") ||
+        if (!q || q->method != QuantMethod::gguf || !weight || weight->device() != x.device() || w.find(name + ".bias") ||
             (in && in != q->shape[1]))
             break;
         in = q->shape[1];
@@ -339,7 +339,8 @@ at::Tensor global_embedding(const LoadedModel& m, const std::string& module, con
 {
     const at::Tensor& table = m.global(module + ".weight");
     if (const QuantInfo* q = m.find_global_quant(module))
-        return kernels::gguf_embedding(table, static_cast<kernels::GgmlType>(q->ggml_type), q->shape[1], ids.cpu())
+        return kernels::gguf_embedding(table, static_cast<kernels::GgmlType>(q->ggml_type), q->shape[1],
+                                       table.is_cuda() ? ids : ids.cpu())
             .to(scalar_type(q->compute_dtype));
     return at::embedding(table, ids.to(table.device()));
 }
