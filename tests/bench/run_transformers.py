@@ -57,6 +57,10 @@ with torch.inference_mode():
 hf = {"load_s": load_s, "peak_rss_after_load_bytes": rss_load, "ttft_s": statistics.median(ttft),
       "first_ttft_s": ttft[0],
       "prefill_tokens_per_s": statistics.median(prefill), "decode_tokens_per_s": statistics.median(decode)}
+# Peak RSS after generating: a lazily mapped checkpoint (both sides map safetensors) is counted
+# once its pages have been used, not at load.
+hf["peak_rss_bytes_after_generation"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+lw["peak_rss_bytes_after_generation"] = lw["peak_rss_bytes"]
 print(json.dumps({"transformers": hf, "layerwise": {k: lw[k] for k in hf}, "threads": threads,
                   "ratios (layerwise / transformers; load and ttft: transformers / layerwise)": {
                       "decode": lw["decode_tokens_per_s"] / hf["decode_tokens_per_s"],
@@ -65,4 +69,6 @@ print(json.dumps({"transformers": hf, "layerwise": {k: lw[k] for k in hf}, "thre
                       "ttft": hf["ttft_s"] / lw["ttft_s"],
                       # Load plus the first prompt: a zero-copy load's page reads land in the latter.
                       "load_and_first_ttft": (hf["load_s"] + hf["first_ttft_s"]) / (lw["load_s"] + lw["first_ttft_s"]),
-                      "peak_rss_after_load": lw["peak_rss_after_load_bytes"] / hf["peak_rss_after_load_bytes"]}}, indent=1))
+                      "peak_rss_after_load": lw["peak_rss_after_load_bytes"] / hf["peak_rss_after_load_bytes"],
+                      "peak_rss_after_generation": lw["peak_rss_bytes_after_generation"] / hf["peak_rss_bytes_after_generation"]}},
+                 indent=1))
