@@ -34,6 +34,10 @@ int main(int argc, char** argv)
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    } catch (const layerwise::OutOfMemoryError& e) {
+        // Its own exit code: a script can re-plan (a lower limit, a shorter context) and retry.
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 3;
     } catch (const layerwise::Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

@@ -14,7 +14,8 @@ namespace layerwise {
 bool is_cpu_out_of_memory(const c10::Error& e);
 
 // The OutOfMemoryError for `what` (e.g. "the KV cache of layer 3 (4096 tokens)") on `device`
-// ("cpu", "cuda:0"), quoting the first line of LibTorch's message.
+// ("cpu", "cuda:0"), quoting the first line of LibTorch's message (the bytes asked) and the
+// bytes free there now.
 [[noreturn]] void throw_out_of_memory(const std::string& what, const std::string& device, const char* torch_message);
 
 // Runs f(); translates LibTorch's out-of-memory errors as above and lets everything else through.

@@ -293,8 +293,9 @@ void TestRuntime::outOfMemoryIsClear()
     const std::int64_t context = (std::int64_t(1) << 50) / (c.num_kv_heads * c.head_dim * 4);
     QString message;
     QVERIFY(throws_with<OutOfMemoryError>([&] { Runner r(*model, context); },
-                                          {"KV cache of layer 0", "does not fit in the memory left on cpu", "--max-memory",
-                                           "shorter context"},
+                                          {"KV cache of layer 0", "does not fit in the memory left on cpu",
+                                           "you tried to allocate 1125899906842624 bytes", "free there now",
+                                           "--max-memory", "shorter context"},
                                           &message));
     qInfo("%s", qPrintable(message));
     Runner fits(*model, 16); // and the model still runs
