@@ -578,6 +578,34 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
     return clean_device_map(std::move(map));
 }
 
+// What from_pretrained(max_memory=...) works with: the table exactly as given (a device left
+// out gets nothing; what no listed device takes goes to disk); without a table, what
+// get_max_memory() finds: every GPU's free memory and 90% of the available RAM, and for the
+// balanced strategies on one GPU 90% of that GPU.
+MaxMemory from_pretrained_limits(const PlanRequest& r)
+{
+    if (!r.max_memory.empty())
+        return ordered(r.max_memory);
+    const Resolved res = resolve_devices(r);
+    MaxMemory mm;
+    for (std::size_t i = 0; i < res.devices.size(); ++i) {
+        const Device id = res.devices[i].id;
+        if (id.kind == Device::Kind::disk)
+            continue;
+        const auto available = static_cast<std::int64_t>(res.devices[i].available_bytes);
+        mm.push_back({id, id.is_gpu() ? available : static_cast<std::int64_t>(0.9 * static_cast<double>(available))});
+    }
+    const auto positive = std::count_if(mm.begin(), mm.end(), [](const MemoryLimit& l) { return l.device.is_gpu() && l.bytes > 0; });
+    if (r.strategy != Strategy::sequential && positive == 1)
+        for (auto& l : mm)
+            if (l.device.is_gpu()) {
+                l.bytes = static_cast<std::int64_t>(0.9 * static_cast<double>(l.bytes));
+                break;
+            }
+    return mm;
+}
+
+// Every device with its limit, or its available memory where it has none.
 MaxMemory accelerate_limits(const PlanRequest& r, bool with_disk)
 {
     const Resolved res = resolve_devices(r);
@@ -600,11 +628,11 @@ Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequ
     if (request.strategy == Strategy::custom)
         return evaluate_plan(tree, config, request, request.custom_map, "custom");
     if (request.accelerate) {
+        // transformers sizes the model as built in the requested dtype (buffers keep theirs).
         AccelerateOptions options;
-        options.sizes = request.weights.kind == WeightFormat::Kind::plain ? SizeRule::accelerate(request.weights.dtype)
+        options.sizes = request.weights.kind == WeightFormat::Kind::plain ? SizeRule::as_loaded(request.weights.dtype)
                                                                           : SizeRule::stored();
-        const DeviceMap map = accelerate_device_map(tree, accelerate_limits(request, request.strategy == Strategy::sequential),
-                                                    request.strategy, options);
+        const DeviceMap map = accelerate_device_map(tree, from_pretrained_limits(request), request.strategy, options);
         return evaluate_plan(tree, config, request, map, "accelerate " + std::string(strategy_name(request.strategy)));
     }
     const std::string mode = "layerwise " + std::string(strategy_name(request.strategy));
@@ -623,7 +651,7 @@ Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequ
         plan = evaluate_plan(tree, config, request, *map, mode);
     } else {
         AccelerateOptions options;
-        options.sizes = SizeRule::accelerate(request.weights.dtype);
+        options.sizes = SizeRule::as_loaded(request.weights.dtype);
         plan = evaluate_plan(tree, config, request,
                              accelerate_device_map(tree, accelerate_limits(relaxed, false), Strategy::sequential, options),
                              mode);
