@@ -184,10 +184,13 @@ void addPlanCommand(CLI::App& app, int& exitCode)
             auto j = plan_to_json(plan);
             j["model"] = d.source;
             j["weights"] = r.weights.name();
+            j["weights_present"] = d.checkpoint != nullptr;
             std::cout << j.dump(1) << "\n";
         } else {
             std::cout << "model     " << d.source << " (" << d.config.architecture << ", " << d.config.num_layers
                       << " layers, " << r.weights.name() << ")\n";
+            if (!d.checkpoint)
+                std::cout << "weights   none present: planned from " << d.config_path.string() << " alone\n";
             std::cout << plan_to_text(plan);
         }
         exitCode = plan.verdict == Verdict::does_not_fit ? 3 : 0;
