@@ -125,7 +125,9 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
         throw FormatError(folder.string() + " has no config.json; a Hugging Face model folder needs one "
                           "(copy it from the model's repository)");
     d.config = read_config(d.config_path);
-    if (fs::is_directory(status) && !holds_weight_files(folder)) {
+    const bool gptq_named = gptq.config_file || gptq.model_basename || fs::exists(folder / "quantize_config.json", ec) ||
+                            fs::exists(folder / "quant_config.json", ec);
+    if (fs::is_directory(status) && !holds_weight_files(folder) && !gptq_named) {
         // A model not downloaded yet: its config.json alone can be described and planned.
         d.kind = ModelSourceKind::config_file;
         d.tree = ModuleTree::from_config(d.config, dtype ? *dtype : resolve_auto_dtype(d.config, {}));

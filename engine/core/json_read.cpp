@@ -79,10 +79,14 @@ void throw_json_parse_error(const nlohmann::json::exception& e, std::string_view
         what = "the number '" + locator.token + "' is out of range";
         at = locator.position >= locator.token.size() ? locator.position - locator.token.size() : 0;
     } else {
-        what = "not valid JSON: " + plain_message(e);
+        // "parse error at line 2, column 3: syntax error ...": the place is given below.
+        std::string m = plain_message(e);
+        if (m.rfind("parse error at line ", 0) == 0 && m.find(": ") != std::string::npos)
+            m = m.substr(m.find(": ") + 2);
+        what = "not valid JSON: " + m;
     }
     throw FormatError(file + ": " + what + " at " + place(text, at) +
-                      "; the file is damaged or not JSON — restore or download it again");
+                      "; the file is truncated or damaged — restore or download it again");
 }
 
 void throw_json_value_error(const nlohmann::json::exception& e, const std::string& file, const std::string& field)

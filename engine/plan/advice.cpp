@@ -17,8 +17,8 @@ std::string advice_text(const Advice& a)
     case Advice::Kind::lower_context:
         return "lower the context to " + std::to_string(a.value) + " tokens";
     case Advice::Kind::raise_limit:
-        return "give " + a.device.name() + " " + format_bytes(static_cast<std::uint64_t>(a.value)) + " (" +
-               std::to_string(a.value) + " bytes; the least that fits)";
+        return "raise the limit of " + a.device.name() + " to " + format_bytes(static_cast<std::uint64_t>(a.value)) + " (" +
+               std::to_string(a.value) + " bytes)";
     }
     return {};
 }
