@@ -2,7 +2,7 @@
 // What would make a plan that does not fit fit. Every piece of advice is checked before it is
 // given: applying it (moving the layers, shortening the context, raising the limit) gives a plan
 // the planner judges to fit. Pure functions over a `fits` predicate the planner supplies.
-#include "plan/device.h"
+#include "plan/device_map.h" // Device
 
 #include <cstdint>
 #include <functional>
