@@ -6,6 +6,7 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "inspect.h"
 #include "plan/plan.h"
 #include "runtime/loaded_model.h"
@@ -17,6 +18,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::app {
@@ -149,12 +151,25 @@ void addChatCommand(CLI::App& app, int& exitCode)
                     continue;
                 }
                 if (line.rfind("/load ", 0) == 0) {
-                    std::ifstream in(line.substr(6));
+                    const std::string file = line.substr(6);
+                    std::ifstream in(file);
                     if (!in)
-                        throw IoError("cannot read " + line.substr(6));
-                    const auto j = nlohmann::ordered_json::parse(in);
+                        throw IoError("cannot read " + file);
+                    std::stringstream text;
+                    text << in.rdbuf();
+                    const auto j = parse_ordered_json(text.str(), file);
+                    // A conversation /save wrote: {"system": "...", "messages": [{"role", "content"}...]}.
+                    const bool system_ok = !j.contains("system") || j["system"].is_string();
+                    bool messages_ok = j.is_object() && j.contains("messages") && j["messages"].is_array();
+                    if (messages_ok)
+                        for (const auto& m : j["messages"])
+                            messages_ok = messages_ok && m.is_object() && m.contains("role") && m["role"].is_string() &&
+                                          m.contains("content") && m["content"].is_string();
+                    if (!j.is_object() || !system_ok || !messages_ok)
+                        throw FormatError(file + ": not a conversation saved by /save (an object with \"system\" and "
+                                                 "\"messages\": [{\"role\": ..., \"content\": ...}, ...])");
                     system = j.value("system", "");
-                    messages = j.at("messages");
+                    messages = j["messages"];
                     chat.reset();
                     std::cout << "(loaded " << messages.size() << " messages)\n";
                     continue;

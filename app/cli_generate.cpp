@@ -140,7 +140,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
         const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
         std::unique_ptr<text::Tokenizer> tokenizer;
         try {
-            tokenizer = text::load_tokenizer(d.checkpoint ? d.checkpoint->folder() : std::filesystem::path(o->model));
+            tokenizer = text::load_tokenizer(d.checkpoint ? d.checkpoint->text_source() : std::filesystem::path(o->model));
         } catch (const Error&) {
             if (!o->prompt.empty())
                 throw;

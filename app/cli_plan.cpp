@@ -143,7 +143,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--quant", o->quant, "none, int8, nf4, fp4, nf4-dq, gptq-4bit-128g")->capture_default_str();
     cmd->add_option("--quantize", o->quantize, "int8, nf4 or fp4: the sizes --quantize loads with (same as --quant)");
     cmd->add_flag("--double-quant", o->doubleQuant, "With --quantize nf4|fp4: double quantization");
-    cmd->add_flag("--accelerate", o->accelerate, "Reproduce accelerate's device_map for the strategy (KV cache not counted)");
+    cmd->add_flag("--accelerate", o->accelerate, "The device_map from_pretrained(device_map=STRATEGY, max_memory=..., dtype=...) gives (KV cache not counted)");
     cmd->add_option("--map", o->mapFile, "A custom hf_device_map (JSON or a Python dict printout) to evaluate");
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addDeviceOptions(cmd, o->devices);
@@ -184,10 +184,13 @@ void addPlanCommand(CLI::App& app, int& exitCode)
             auto j = plan_to_json(plan);
             j["model"] = d.source;
             j["weights"] = r.weights.name();
+            j["weights_present"] = d.checkpoint != nullptr;
             std::cout << j.dump(1) << "\n";
         } else {
             std::cout << "model     " << d.source << " (" << d.config.architecture << ", " << d.config.num_layers
                       << " layers, " << r.weights.name() << ")\n";
+            if (!d.checkpoint)
+                std::cout << "weights   none present: planned from " << d.config_path.string() << " alone\n";
             std::cout << plan_to_text(plan);
         }
         exitCode = plan.verdict == Verdict::does_not_fit ? 3 : 0;

@@ -259,7 +259,7 @@ void addEvalCommand(CLI::App& app, int& exitCode)
         ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
         if (!d.checkpoint)
             throw UnsupportedError("'" + o->model + "' has no weights to evaluate");
-        const auto tokenizer = text::load_tokenizer(d.checkpoint->folder());
+        const auto tokenizer = text::load_tokenizer(d.checkpoint->text_source());
         const auto encoded = tokenizer->encode(s.str(), true);
         const std::vector<std::int64_t> ids(encoded.begin(), encoded.end());
         const std::int64_t context =

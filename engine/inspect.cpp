@@ -40,6 +40,20 @@ bool is_gguf_source(const fs::path& path, bool is_directory)
     return gguf && !other;
 }
 
+// Any file a checkpoint could be made of (a folder without one holds a config to plan from).
+bool holds_weight_files(const fs::path& folder)
+{
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+        const auto ext = e.path().extension();
+        const std::string name = e.path().filename().string();
+        if (ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".gguf" ||
+            name.ends_with(".index.json"))
+            return true;
+    }
+    return false;
+}
+
 bool looks_like_path(const std::string& s)
 {
     return s.find('/') != std::string::npos || s == "." || s == ".." || s.ends_with(".json");
@@ -111,6 +125,16 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
         throw FormatError(folder.string() + " has no config.json; a Hugging Face model folder needs one "
                           "(copy it from the model's repository)");
     d.config = read_config(d.config_path);
+    const bool gptq_named = gptq.config_file || gptq.model_basename || fs::exists(folder / "quantize_config.json", ec) ||
+                            fs::exists(folder / "quant_config.json", ec);
+    if (fs::is_directory(status) && !holds_weight_files(folder) && !gptq_named) {
+        // A model not downloaded yet: its config.json alone can be described and planned.
+        d.kind = ModelSourceKind::config_file;
+        d.tree = ModuleTree::from_config(d.config, dtype ? *dtype : resolve_auto_dtype(d.config, {}));
+        log.warning(folder.string() + " holds config.json but no weights: described and planned from the config "
+                                      "alone (download the weights to load it)");
+        return d;
+    }
     try {
         d.gptq = find_gptq_checkpoint(folder, gptq);
     } catch (...) {
@@ -308,7 +332,7 @@ std::string description_to_text(const ModelDescription& d)
             o << "unused        " << t.unused_tensors().size() << " tensor(s), e.g. " << t.unused_tensors().front()
               << "\n";
     } else {
-        o << "checkpoint    none (" << (d.kind == ModelSourceKind::preset ? "preset" : "config only") << ": "
+        o << "checkpoint    none, no weights present (" << (d.kind == ModelSourceKind::preset ? "preset" : "config only") << ": "
           << d.config_path.string() << ")\n";
     }
     o << "modules\n";

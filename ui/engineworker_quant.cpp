@@ -188,7 +188,7 @@ void EngineWorker::evaluate(const EvalRequest& request)
         ModelDescription d = describe_model(request.model.toStdString());
         if (!d.checkpoint)
             throw UnsupportedError("'" + d.source + "' has no weights to evaluate");
-        const auto tokenizer = text::load_tokenizer(d.checkpoint->folder());
+        const auto tokenizer = text::load_tokenizer(d.checkpoint->text_source());
         const auto encoded = tokenizer->encode(request.text.toStdString(), true);
         const std::vector<std::int64_t> ids(encoded.begin(), encoded.end());
         const std::int64_t context =

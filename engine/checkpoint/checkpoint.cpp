@@ -122,6 +122,13 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path)
                       (gg.size() > 1 ? std::string(" (found several .gguf files: name the one to open)") : ""));
 }
 
+std::filesystem::path Checkpoint::text_source() const
+{
+    if (m_format == CheckpointFormat::gguf && !m_files.empty())
+        return m_files.front()->path();
+    return m_folder;
+}
+
 std::size_t Checkpoint::add_file(const fs::path& file)
 {
     m_files.push_back(std::make_unique<MappedFile>(file));

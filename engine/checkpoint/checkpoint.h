@@ -28,6 +28,9 @@ public:
 
     CheckpointFormat format() const { return m_format; }
     const std::filesystem::path& folder() const { return m_folder; }
+    // Where this checkpoint's tokenizer and chat template are: a GGUF file carries its own (the
+    // file named, whatever else lies in its folder); other formats keep them in the folder.
+    std::filesystem::path text_source() const;
     const std::vector<std::unique_ptr<MappedFile>>& files() const { return m_files; }
     const std::vector<TensorEntry>& tensors() const { return m_tensors; }
     const TensorEntry* find(const std::string& name) const;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -385,6 +386,25 @@ public:
                                        std::to_string(m_file_size) + " bytes; the file is truncated or corrupt");
             }
             t.offset = f.data_offset + relative;
+        }
+        // No two tensors may share bytes: a tensor whose type was changed to a wider one (Q4_0 to
+        // F32, say) would otherwise read its neighbour's data and load without complaint.
+        std::vector<std::size_t> by_offset(f.tensors.size());
+        for (std::size_t i = 0; i < by_offset.size(); ++i)
+            by_offset[i] = i;
+        std::sort(by_offset.begin(), by_offset.end(),
+                  [&](std::size_t a, std::size_t b) { return f.tensors[a].offset < f.tensors[b].offset; });
+        for (std::size_t k = 1; k < by_offset.size(); ++k) {
+            const TensorInfo& before = f.tensors[by_offset[k - 1]];
+            const TensorInfo& t = f.tensors[by_offset[k]];
+            if (t.offset < before.offset + before.size) {
+                m_context = "tensor '" + before.name + "'";
+                fail(m_offsets[by_offset[k - 1]],
+                     "(" + shape_text(before) + " " + std::string(tensor_type_name(before.type)) + ", bytes " +
+                         std::to_string(before.offset) + ".." + std::to_string(before.offset + before.size) +
+                         ") overlaps tensor '" + t.name + "' (from byte " + std::to_string(t.offset) +
+                         "); its type or shape does not match its data — the file is corrupt");
+            }
         }
         f.tensors.shrink_to_fit();
         return f;

@@ -1,6 +1,7 @@
 #include "checkpoint/safetensors.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 
 #include <algorithm>
@@ -46,8 +47,7 @@ json parse_rejecting_duplicates(std::string_view text, const std::string& where)
     try {
         j = json::parse(text.begin(), text.end(), cb);
     } catch (const json::exception& e) {
-        throw FormatError(where + ": the header is not valid JSON (" + e.what() +
-                          "); the file is corrupt or not a safetensors file");
+        throw_json_parse_error(e, text, where + " (its JSON header, which starts at byte 8)");
     }
     if (!duplicate.empty())
         throw FormatError(where + ": tensor '" + duplicate +
@@ -68,101 +68,105 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, std::ui
                                            const std::string& where)
 {
     const json j = parse_rejecting_duplicates(header_json, where);
-    if (!j.is_object())
-        throw FormatError(where + ": the header is JSON but not an object ({...}); not a safetensors file");
+    try {
+        if (!j.is_object())
+            throw FormatError(where + ": the header is JSON but not an object ({...}); not a safetensors file");
 
-    SafetensorsHeader out;
-    out.data_start = 8 + header_json.size();
-    const std::uint64_t buffer_size = file_size - out.data_start;
+        SafetensorsHeader out;
+        out.data_start = 8 + header_json.size();
+        const std::uint64_t buffer_size = file_size - out.data_start;
 
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        const std::string& name = it.key();
-        const json& v = it.value();
-        if (name == "__metadata__") {
-            if (!v.is_object())
-                throw FormatError(where + ": __metadata__ must be an object of strings");
-            for (auto m = v.begin(); m != v.end(); ++m) {
-                if (!m.value().is_string())
-                    throw FormatError(where + ": __metadata__['" + m.key() + "'] is not a string");
-                out.metadata[m.key()] = m.value().get<std::string>();
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            const std::string& name = it.key();
+            const json& v = it.value();
+            if (name == "__metadata__") {
+                if (!v.is_object())
+                    throw FormatError(where + ": __metadata__ must be an object of strings");
+                for (auto m = v.begin(); m != v.end(); ++m) {
+                    if (!m.value().is_string())
+                        throw FormatError(where + ": __metadata__['" + m.key() + "'] is not a string");
+                    out.metadata[m.key()] = m.value().get<std::string>();
+                }
+                continue;
             }
-            continue;
-        }
-        const std::string what = where + ": tensor '" + name + "'";
-        if (!v.is_object())
-            throw FormatError(what + ": entry is not an object with dtype, shape, data_offsets");
-        if (!v.contains("dtype") || !v["dtype"].is_string())
-            throw FormatError(what + ": missing or non-string 'dtype'");
-        if (!v.contains("shape") || !v["shape"].is_array())
-            throw FormatError(what + ": missing or non-array 'shape'");
-        if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
-            throw FormatError(what + ": 'data_offsets' must be an array [begin, end]");
+            const std::string what = where + ": tensor '" + name + "'";
+            if (!v.is_object())
+                throw FormatError(what + ": entry is not an object with dtype, shape, data_offsets");
+            if (!v.contains("dtype") || !v["dtype"].is_string())
+                throw FormatError(what + ": missing or non-string 'dtype'");
+            if (!v.contains("shape") || !v["shape"].is_array())
+                throw FormatError(what + ": missing or non-array 'shape'");
+            if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+                throw FormatError(what + ": 'data_offsets' must be an array [begin, end]");
 
-        TensorEntry t;
-        t.name = name;
-        const std::string dtype_name = v["dtype"].get<std::string>();
-        const auto dtype = dtype_from_safetensors(dtype_name);
-        if (!dtype)
-            throw FormatError(what + ": unknown dtype '" + dtype_name +
-                              "' (known: F64 F32 F16 BF16 F8_E4M3 F8_E5M2 I64 I32 I16 I8 U64 U32 U16 U8 BOOL)");
-        t.dtype = *dtype;
-        std::uint64_t numel = 1;
-        for (const json& d : v["shape"]) {
-            if (!d.is_number_unsigned())
-                throw FormatError(what + ": shape " + v["shape"].dump() + " must hold non-negative integers");
-            const auto dim = d.get<std::uint64_t>();
-            if (dim > static_cast<std::uint64_t>(INT64_MAX))
-                throw FormatError(what + ": shape dimension " + std::to_string(dim) + " is too large");
-            t.shape.push_back(static_cast<std::int64_t>(dim));
-            numel = checked_mul(numel, dim, what);
+            TensorEntry t;
+            t.name = name;
+            const std::string dtype_name = v["dtype"].get<std::string>();
+            const auto dtype = dtype_from_safetensors(dtype_name);
+            if (!dtype)
+                throw FormatError(what + ": unknown dtype '" + dtype_name +
+                                  "' (known: F64 F32 F16 BF16 F8_E4M3 F8_E5M2 I64 I32 I16 I8 U64 U32 U16 U8 BOOL)");
+            t.dtype = *dtype;
+            std::uint64_t numel = 1;
+            for (const json& d : v["shape"]) {
+                if (!d.is_number_unsigned())
+                    throw FormatError(what + ": shape " + v["shape"].dump() + " must hold non-negative integers");
+                const auto dim = d.get<std::uint64_t>();
+                if (dim > static_cast<std::uint64_t>(INT64_MAX))
+                    throw FormatError(what + ": shape dimension " + std::to_string(dim) + " is too large");
+                t.shape.push_back(static_cast<std::int64_t>(dim));
+                numel = checked_mul(numel, dim, what);
+            }
+            const json& off = v["data_offsets"];
+            if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+                throw FormatError(what + ": data_offsets " + off.dump() + " must be non-negative integers");
+            const auto begin = off[0].get<std::uint64_t>();
+            const auto end = off[1].get<std::uint64_t>();
+            if (begin > end)
+                throw FormatError(what + ": data_offsets " + off.dump() + " end before they begin");
+            if (end > buffer_size)
+                throw FormatError(what + ": data_offsets " + off.dump() + " reach byte " +
+                                  std::to_string(out.data_start + end) + " of the file but it has only " +
+                                  std::to_string(file_size) + " bytes (truncated file?)");
+            const std::uint64_t expected = checked_mul(numel, static_cast<std::uint64_t>(dtype_bits(t.dtype)), what) / 8;
+            if (end - begin != expected)
+                throw FormatError(what + ": data_offsets " + off.dump() + " hold " + std::to_string(end - begin) +
+                                  " bytes but shape " + shape_string(t.shape) + " x " + dtype_name + " needs " +
+                                  std::to_string(expected));
+            t.offset = out.data_start + begin;
+            t.size = end - begin;
+            out.tensors.push_back(std::move(t));
         }
-        const json& off = v["data_offsets"];
-        if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-            throw FormatError(what + ": data_offsets " + off.dump() + " must be non-negative integers");
-        const auto begin = off[0].get<std::uint64_t>();
-        const auto end = off[1].get<std::uint64_t>();
-        if (begin > end)
-            throw FormatError(what + ": data_offsets " + off.dump() + " end before they begin");
-        if (end > buffer_size)
-            throw FormatError(what + ": data_offsets " + off.dump() + " reach byte " +
-                              std::to_string(out.data_start + end) + " of the file but it has only " +
-                              std::to_string(file_size) + " bytes (truncated file?)");
-        const std::uint64_t expected = checked_mul(numel, static_cast<std::uint64_t>(dtype_bits(t.dtype)), what) / 8;
-        if (end - begin != expected)
-            throw FormatError(what + ": data_offsets " + off.dump() + " hold " + std::to_string(end - begin) +
-                              " bytes but shape " + shape_string(t.shape) + " x " + dtype_name + " needs " +
-                              std::to_string(expected));
-        t.offset = out.data_start + begin;
-        t.size = end - begin;
-        out.tensors.push_back(std::move(t));
-    }
 
-    // The format requires the buffer to be covered exactly: no overlap, no hole.
-    std::vector<const TensorEntry*> by_offset;
-    for (const auto& t : out.tensors)
-        by_offset.push_back(&t);
-    std::stable_sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) {
-        return a->offset != b->offset ? a->offset < b->offset : a->size < b->size;
-    });
-    std::uint64_t cursor = out.data_start;
-    const TensorEntry* previous = nullptr;
-    for (const TensorEntry* t : by_offset) {
-        if (t->offset < cursor)
-            throw FormatError(where + ": tensor '" + t->name + "' (bytes " + std::to_string(t->offset) + ".." +
-                              std::to_string(t->offset + t->size) + ") overlaps tensor '" +
-                              (previous ? previous->name : std::string("?")) + "' (ending at byte " +
-                              std::to_string(cursor) + "); the file is corrupt");
-        if (t->offset > cursor)
-            throw FormatError(where + ": bytes " + std::to_string(cursor) + ".." + std::to_string(t->offset) +
-                              " before tensor '" + t->name +
-                              "' belong to no tensor; the file is corrupt (safetensors leaves no holes)");
-        cursor = t->offset + t->size;
-        previous = t;
+        // The format requires the buffer to be covered exactly: no overlap, no hole.
+        std::vector<const TensorEntry*> by_offset;
+        for (const auto& t : out.tensors)
+            by_offset.push_back(&t);
+        std::stable_sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) {
+            return a->offset != b->offset ? a->offset < b->offset : a->size < b->size;
+        });
+        std::uint64_t cursor = out.data_start;
+        const TensorEntry* previous = nullptr;
+        for (const TensorEntry* t : by_offset) {
+            if (t->offset < cursor)
+                throw FormatError(where + ": tensor '" + t->name + "' (bytes " + std::to_string(t->offset) + ".." +
+                                  std::to_string(t->offset + t->size) + ") overlaps tensor '" +
+                                  (previous ? previous->name : std::string("?")) + "' (ending at byte " +
+                                  std::to_string(cursor) + "); the file is corrupt");
+            if (t->offset > cursor)
+                throw FormatError(where + ": bytes " + std::to_string(cursor) + ".." + std::to_string(t->offset) +
+                                  " before tensor '" + t->name +
+                                  "' belong to no tensor; the file is corrupt (safetensors leaves no holes)");
+            cursor = t->offset + t->size;
+            previous = t;
+        }
+        if (cursor != file_size)
+            throw FormatError(where + ": the tensors end at byte " + std::to_string(cursor) + " but the file has " +
+                              std::to_string(file_size) + " bytes; the file is corrupt or has trailing data");
+        return out;
+    } catch (const nlohmann::json::exception& e) {
+        throw_json_value_error(e, where + " (its JSON header)");
     }
-    if (cursor != file_size)
-        throw FormatError(where + ": the tensors end at byte " + std::to_string(cursor) + " but the file has " +
-                          std::to_string(file_size) + " bytes; the file is corrupt or has trailing data");
-    return out;
 }
 
 SafetensorsHeader read_safetensors_header(const MappedFile& file, std::size_t file_index)

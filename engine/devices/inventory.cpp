@@ -2,6 +2,7 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "cuda_devices.h"
 #include "devices/probe.h"
@@ -53,7 +54,7 @@ std::vector<GpuProfile> gpu_profiles()
                 continue;
             try {
                 MappedFile f(e.path());
-                const auto j = nlohmann::json::parse(f.read(0, f.size()));
+                const auto j = parse_json(f.read(0, f.size()), e.path().string());
                 GpuProfile p;
                 p.key = key;
                 p.name = j.value("name", key);
@@ -63,6 +64,8 @@ std::vector<GpuProfile> gpu_profiles()
                 p.pcie_generation = j.value("pcie_generation", 4);
                 p.compute_capability = j.value("compute_capability", "");
                 out.push_back(std::move(p));
+            } catch (const FormatError&) {
+                throw;
             } catch (const std::exception& ex) {
                 throw FormatError(e.path().string() + ": not a device profile (" + ex.what() + ")");
             }

@@ -94,9 +94,11 @@ BandwidthFigures cached_bandwidth(const std::string& cpu_name, const std::string
     } catch (const std::exception&) {
         cache = nlohmann::json::object(); // a damaged cache is measured again
     }
-    if (!refresh && cache.is_object() && cache.contains(key)) {
+    if (!refresh && cache.is_object() && cache.contains(key) && cache[key].is_object()) {
+        // A damaged entry (not numbers) is measured again, like a damaged file.
         const auto& e = cache[key];
-        return {e.value("ram", 0.0), e.value("disk", 0.0)};
+        if (e.contains("ram") && e["ram"].is_number() && e.contains("disk") && e["disk"].is_number())
+            return {e["ram"].get<double>(), e["disk"].get<double>()};
     }
     const BandwidthFigures bw = measure_bandwidth(disk_folder);
     cache[key] = {{"ram", bw.ram}, {"disk", bw.disk}};

@@ -5,6 +5,7 @@
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "cuda_devices.h"
 #include "inspect.h"
 #include "quant/gptq.h"
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -128,11 +130,9 @@ json gptq_read_json(const fs::path& path)
     std::ifstream in(path);
     if (!in)
         throw IoError("cannot read '" + path.string() + "'");
-    try {
-        return json::parse(in);
-    } catch (const json::exception& e) {
-        throw FormatError(path.string() + ": " + e.what());
-    }
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_json(text.str(), path.string());
 }
 
 // Python's str() of a float for the safetensors metadata (shortest round-trip form).

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "model/arch.h"
 
@@ -193,63 +194,62 @@ void read_gpt_neox(const Reader& r, ModelConfig& c)
 
 ModelConfig parse_model_config(std::string_view json_text, const std::string& where)
 {
-    json j;
+    const json j = parse_json(json_text, where);
     try {
-        j = json::parse(json_text);
-    } catch (const json::exception& e) {
-        throw FormatError(where + ": not valid JSON (" + e.what() + ")");
+        if (!j.is_object())
+            throw FormatError(where + ": a model config must be a JSON object");
+        Reader r(j, where);
+        ModelConfig c;
+        if (!r.has("model_type"))
+            throw FormatError(where + ": 'model_type' is missing; is this a Hugging Face config.json?");
+        c.model_type = r.string_or("model_type", "");
+        const ArchSpec* arch = find_arch(c.model_type);
+        if (!arch)
+            throw UnsupportedError(where + ": unsupported architecture '" + c.model_type + "'; supported: " +
+                                   supported_arch_list());
+        c.architecture = arch->causal_lm_class;
+        if (r.has("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+            j["architectures"][0].is_string())
+            c.architecture = j["architectures"][0].get<std::string>();
+
+        if (c.model_type == "gpt2")
+            read_gpt2(r, c);
+        else if (c.model_type == "gpt_neox")
+            read_gpt_neox(r, c);
+        else
+            read_llama_family(r, c);
+
+        if (c.model_type != "gpt2")
+            read_rope(r, c, where);
+
+        if (r.has("head_dim")) {
+            c.head_dim = r.positive("head_dim");
+        } else {
+            if (c.hidden_size % c.num_heads != 0)
+                throw FormatError(where + ": hidden size " + std::to_string(c.hidden_size) +
+                                  " is not divisible by the " + std::to_string(c.num_heads) +
+                                  " attention heads and no head_dim is given");
+            c.head_dim = c.hidden_size / c.num_heads;
+        }
+        if (c.num_heads % c.num_kv_heads != 0)
+            throw FormatError(where + ": " + std::to_string(c.num_heads) + " attention heads are not a multiple of " +
+                              std::to_string(c.num_kv_heads) + " key/value heads");
+
+        const std::string dtype_key = r.has("dtype") ? "dtype" : "torch_dtype";
+        if (r.has(dtype_key.c_str())) {
+            const std::string name = r.string_or(dtype_key.c_str(), "");
+            auto d = dtype_from_torch_name(name);
+            if (!d || !is_floating(*d))
+                throw FormatError(where + ": '" + dtype_key + "' = '" + name +
+                                  "' is not a floating-point torch dtype (float32, float16, bfloat16...)");
+            c.dtype = *d;
+        }
+        c.bos_token_ids = r.ids("bos_token_id");
+        c.eos_token_ids = r.ids("eos_token_id");
+        return c;
+    } catch (const nlohmann::json::exception& e) {
+        throw_json_value_error(e, where);
     }
-    if (!j.is_object())
-        throw FormatError(where + ": a model config must be a JSON object");
-    Reader r(j, where);
-    ModelConfig c;
-    if (!r.has("model_type"))
-        throw FormatError(where + ": 'model_type' is missing; is this a Hugging Face config.json?");
-    c.model_type = r.string_or("model_type", "");
-    const ArchSpec* arch = find_arch(c.model_type);
-    if (!arch)
-        throw UnsupportedError(where + ": unsupported architecture '" + c.model_type + "'; supported: " +
-                               supported_arch_list());
-    c.architecture = arch->causal_lm_class;
-    if (r.has("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
-        j["architectures"][0].is_string())
-        c.architecture = j["architectures"][0].get<std::string>();
-
-    if (c.model_type == "gpt2")
-        read_gpt2(r, c);
-    else if (c.model_type == "gpt_neox")
-        read_gpt_neox(r, c);
-    else
-        read_llama_family(r, c);
-
-    if (c.model_type != "gpt2")
-        read_rope(r, c, where);
-
-    if (r.has("head_dim")) {
-        c.head_dim = r.positive("head_dim");
-    } else {
-        if (c.hidden_size % c.num_heads != 0)
-            throw FormatError(where + ": hidden size " + std::to_string(c.hidden_size) +
-                              " is not divisible by the " + std::to_string(c.num_heads) +
-                              " attention heads and no head_dim is given");
-        c.head_dim = c.hidden_size / c.num_heads;
-    }
-    if (c.num_heads % c.num_kv_heads != 0)
-        throw FormatError(where + ": " + std::to_string(c.num_heads) + " attention heads are not a multiple of " +
-                          std::to_string(c.num_kv_heads) + " key/value heads");
-
-    const std::string dtype_key = r.has("dtype") ? "dtype" : "torch_dtype";
-    if (r.has(dtype_key.c_str())) {
-        const std::string name = r.string_or(dtype_key.c_str(), "");
-        auto d = dtype_from_torch_name(name);
-        if (!d || !is_floating(*d))
-            throw FormatError(where + ": '" + dtype_key + "' = '" + name +
-                              "' is not a floating-point torch dtype (float32, float16, bfloat16...)");
-        c.dtype = *d;
-    }
-    c.bos_token_ids = r.ids("bos_token_id");
-    c.eos_token_ids = r.ids("eos_token_id");
-    return c;
 }
 
 ModelConfig load_model_config(const std::filesystem::path& config_json)

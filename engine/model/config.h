@@ -38,6 +38,7 @@ struct RopeConfig {
 };
 
 struct ModelConfig {
+    std::string described_by = "config.json"; // what the facts come from, for messages ("the GGUF metadata")
     std::string model_type;        // "llama", "gpt2"...
     std::string architecture;      // "LlamaForCausalLM" (architectures[0] or the family's default)
     std::int64_t hidden_size = 0;

@@ -121,6 +121,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
                                "' is not supported (supported: llama — also Mistral and SmolLM —, qwen2, qwen3)");
     const Keys k(m, *arch_name, where);
     ModelConfig c;
+    c.described_by = "the GGUF metadata";
     c.model_type = arch->model_type;
     c.architecture = arch->causal_lm;
     c.num_layers = k.positive("block_count");

@@ -87,7 +87,7 @@ ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DT
                 mt.dtype = t.fixed_dtype ? *t.fixed_dtype : dtype;
                 for (auto d : mt.shape)
                     if (d <= 0)
-                        throw FormatError("config.json gives " + mt.full_name + " the shape " +
+                        throw FormatError(config.described_by + " gives " + mt.full_name + " the shape " +
                                           shape_string(mt.shape) + "; every dimension must be positive");
                 node.tensors.push_back(std::move(mt));
             }
@@ -190,7 +190,7 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
                 if (!t.persistent || !t.tied_to.empty())
                     continue; // computed at load time, or shares the tied tensor's storage
                 throw FormatError(where + ": tensor '" + t.full_name + "' (shape " + shape_string(t.shape) +
-                                  ") that config.json describes is missing from the checkpoint; the config and the "
+                                  ") that " + config.described_by + " describes is missing from the checkpoint; the config and the "
                                   "weights do not belong together");
             }
             const TensorEntry& e = entries[it->second];
@@ -206,7 +206,7 @@ ModuleTree ModuleTree::from_checkpoint(const ModelConfig& config, const Checkpoi
                                   "quant_state.bitsandbytes__nf4|fp4 is missing; the checkpoint is incomplete: save the "
                                   "quantized model again");
             if (e.shape != t.shape && !packed_4bit)
-                throw FormatError(where + ": config.json contradicts the weights: tensor '" + e.name + "' in " +
+                throw FormatError(where + ": " + config.described_by + " contradicts the weights: tensor '" + e.name + "' in " +
                                   checkpoint.files()[e.file]->path().filename().string() + " has shape " +
                                   shape_string(e.shape) + " but the config (" + config.model_type +
                                   ", hidden_size " + std::to_string(config.hidden_size) + ", " +

@@ -1,6 +1,7 @@
 #include "model/quant_config.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 
 #include <nlohmann/json.hpp>
 
@@ -81,13 +82,7 @@ DType float_dtype(const std::string& name, const std::string& where)
 
 QuantInfo parse_bnb_quant_state(std::string_view json_text, const std::string& where)
 {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(json_text);
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(where + ": the bitsandbytes quant_state is not valid JSON (" + e.what() +
-                          "); the checkpoint is corrupt: quantize the original model again");
-    }
+    const nlohmann::json j = parse_json(json_text, where + " (the bitsandbytes quant_state)");
     if (!j.is_object())
         throw FormatError(where + ": the bitsandbytes quant_state is not a JSON object");
     auto need = [&](const char* key) -> const nlohmann::json& {
@@ -110,7 +105,7 @@ QuantInfo parse_bnb_quant_state(std::string_view json_text, const std::string& w
                 throw UnsupportedError(where + ": nested absmax in " + j["nested_dtype"].get<std::string>() + " is not supported (bitsandbytes writes float32)");
         }
     } catch (const nlohmann::json::exception& e) {
-        throw FormatError(where + ": a field of the bitsandbytes quant_state has the wrong type (" + e.what() + ")");
+        throw_json_value_error(e, where + " (the bitsandbytes quant_state)");
     }
     if (q.shape.size() != 2 || q.shape[0] <= 0 || q.shape[1] <= 0)
         throw FormatError(where + ": the quant_state shape must be [out, in] with positive sizes");
@@ -159,7 +154,7 @@ QuantOptions parse_bnb_quantization_config(const nlohmann::json& j, const std::s
 {
     if (!j.is_object())
         throw FormatError(where + ": quantization_config is not a JSON object");
-    const std::string method = j.value("quant_method", std::string());
+    const std::string method = j.contains("quant_method") && j["quant_method"].is_string() ? j["quant_method"].get<std::string>() : "";
     if (method != "bitsandbytes")
         throw UnsupportedError(where + ": quantization_config.quant_method '" + method +
                                "' is not supported (Layerwise reads bitsandbytes checkpoints)");
@@ -182,7 +177,7 @@ QuantOptions parse_bnb_quantization_config(const nlohmann::json& j, const std::s
         if (j.contains("llm_int8_skip_modules") && j["llm_int8_skip_modules"].is_array())
             o.skip_modules = j["llm_int8_skip_modules"].get<std::vector<std::string>>();
     } catch (const nlohmann::json::exception& e) {
-        throw FormatError(where + ": a field of quantization_config has the wrong type (" + e.what() + ")");
+        throw_json_value_error(e, where, "quantization_config");
     }
     return o;
 }

@@ -158,10 +158,6 @@ MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& ma
                                      const AccelerateOptions& options, bool low_zero)
 {
     MaxMemory mm = ordered(max_memory);
-    for (const auto& l : mm)
-        if (l.device.kind == Device::Kind::disk)
-            throw PlanError("accelerate's get_balanced_memory cannot take a \"disk\" limit (it raises); "
-                            "drop it — disk is used without a limit anyway");
     int num_devices = 0;
     for (const auto& l : mm)
         if (l.device.is_gpu() && l.bytes > 0)
@@ -175,57 +171,27 @@ MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& ma
     const std::int64_t total = sizes.node(0);
     std::int64_t per_gpu = total / (low_zero ? num_devices - 1 : num_devices);
 
-    // The first no-split module in compute_module_sizes order: parameters (preorder), then buffers.
-    std::int64_t buffer = 0;
-    if (options.no_split) {
-        auto first_block = [&](bool parameters) -> std::optional<std::int64_t> {
-            for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
-                const ModuleNode& n = tree.nodes()[i];
-                if (!n.no_split)
-                    continue;
-                std::vector<int> stack{static_cast<int>(i)};
-                while (!stack.empty()) {
-                    const auto& m = tree.nodes()[static_cast<std::size_t>(stack.back())];
-                    stack.pop_back();
-                    for (const auto& t : m.tensors)
-                        if (t.is_parameter() == parameters && t.tied_to.empty())
-                            return sizes.node(static_cast<int>(i));
-                    stack.insert(stack.end(), m.children.begin(), m.children.end());
-                }
-            }
-            return std::nullopt;
-        };
-        if (auto s = first_block(true))
-            buffer = *s;
-        else if (auto b = first_block(false))
-            buffer = *b;
-    }
-
-    // Mean size of the "final modules": modules holding a counted tensor with no such child module.
-    std::vector<bool> keyed(tree.nodes().size(), false); // in compute_module_sizes' keys
-    for (std::size_t i = tree.nodes().size(); i-- > 1;) {
+    // The largest no-split block (all of them: blocks of one class may differ in size) and the
+    // largest "leaf": the tensors held directly by one module (not the root), tied copies not counted.
+    std::int64_t biggest_block = 0, biggest_leaf = 0;
+    for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
         const ModuleNode& n = tree.nodes()[i];
-        for (const auto& t : n.tensors)
-            keyed[i] = keyed[i] || t.tied_to.empty();
-        if (keyed[i] && n.parent >= 0)
-            keyed[static_cast<std::size_t>(n.parent)] = true;
-    }
-    std::int64_t leaf_sum = 0, leaf_count = 0;
-    for (std::size_t i = 1; i < tree.nodes().size(); ++i) {
-        if (!keyed[i])
+        if (options.no_split && n.no_split)
+            biggest_block = std::max(biggest_block, sizes.node(static_cast<int>(i)));
+        if (i == 0)
             continue;
-        bool has_keyed_child = false;
-        for (int c : tree.nodes()[i].children)
-            has_keyed_child = has_keyed_child || keyed[static_cast<std::size_t>(c)];
-        if (!has_keyed_child) {
-            leaf_sum += sizes.node(static_cast<int>(i));
-            ++leaf_count;
+        std::int64_t direct = 0;
+        bool holds = false;
+        for (const auto& t : n.tensors) {
+            if (!t.tied_to.empty())
+                continue;
+            holds = true;
+            direct += static_cast<std::int64_t>(tree.tensor_bytes(t, options.sizes));
         }
+        if (holds)
+            biggest_leaf = std::max(biggest_leaf, direct);
     }
-    const auto mean_leaves =
-        static_cast<std::int64_t>(static_cast<double>(leaf_sum) / static_cast<double>(std::max<std::int64_t>(leaf_count, 1)));
-    buffer = static_cast<std::int64_t>(1.25 * static_cast<double>(std::max(buffer, mean_leaves)));
-    per_gpu += buffer;
+    per_gpu += static_cast<std::int64_t>(1.25 * static_cast<double>(std::max(biggest_block, biggest_leaf)));
 
     std::vector<int> gpus;
     for (const auto& l : mm)
@@ -235,8 +201,9 @@ MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& ma
         for (auto& l : mm)
             if (l.device == Device::gpu(gpu))
                 return l.bytes;
-        throw PlanError("accelerate's balanced_low_0 needs a limit for GPU " + std::to_string(gpu) +
-                        " (its GPUs must be numbered 0.." + std::to_string(num_devices - 1) + ")");
+        throw PlanError("balanced_low_0 needs a limit for GPU " + std::to_string(gpu) + " (transformers numbers the " +
+                        std::to_string(num_devices) + " GPUs with a limit 0.." + std::to_string(num_devices - 1) +
+                        " and fails otherwise); give every GPU from 0 up a limit");
     };
     for (std::size_t k = 0; k + 1 < gpus.size(); ++k) {
         const int idx = gpus[k];
@@ -326,9 +293,11 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
             if (it == todo.end())
                 throw PlanError("cannot place " + name + ": the module holding its tied weight " + p +
                                 " was already placed elsewhere");
+            if (std::find(tied_module_names.begin(), tied_module_names.end(), it->name) != tied_module_names.end())
+                continue;
             tied_module_names.push_back(it->name);
             tied_modules.push_back(*it);
-            size_with_ties += sizes.of(*it) - sizes.of(p);
+            size_with_ties += sizes.of(*it);
         }
 
         std::int64_t& used_here = used[device];
@@ -367,17 +336,15 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
                 continue;
         }
 
-        if (used_here + module_size >= max_size) {
-            const bool splittable = item.is_module() &&
-                                    !tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() &&
-                                    !is_no_split(tree, item.node, ns);
-            if (splittable) {
-                auto kids = children_of(tree, item.node, true);
-                kids.insert(kids.end(), todo.begin(), todo.end());
-                todo = std::move(kids);
-                std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
-                continue;
-            }
+        // Last resort: split the module into its direct parameters and children.
+        const bool splittable = item.is_module() && !tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() &&
+                                !is_no_split(tree, item.node, ns);
+        if (splittable) {
+            auto kids = children_of(tree, item.node, true);
+            kids.insert(kids.end(), todo.begin(), todo.end());
+            todo = std::move(kids);
+            std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
+            continue;
         }
 
         // Nothing more fits here: keep room for the largest layer and move to the next device.

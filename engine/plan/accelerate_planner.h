@@ -1,8 +1,9 @@
 #pragma once
-// accelerate's device-map inference, reproduced exactly (accelerate 1.15):
-// get_balanced_memory + infer_auto_device_map + clean_device_map, as
-// from_pretrained(device_map="auto"|"balanced"|"balanced_low_0"|"sequential", max_memory=...)
-// ran them through accelerate. Pure functions over the module tree.
+// The device map from_pretrained(device_map="auto"|"balanced"|"balanced_low_0"|"sequential",
+// max_memory=..., dtype=...) computes, reproduced exactly (transformers 5.24's _get_device_map:
+// its own get_balanced_memory and infer_auto_device_map, derived from accelerate's, over
+// accelerate 1.15's get_max_memory and clean_device_map). Pure functions over the module tree.
+// A device without a limit in the table gets nothing (what no device takes goes to "disk").
 #include "model/module_tree.h"
 #include "devices/device.h"
 #include "plan/device_map.h"
@@ -16,11 +17,13 @@ Strategy parse_strategy(std::string_view text); // PlanError for an unknown name
 std::string_view strategy_name(Strategy s);
 
 struct AccelerateOptions {
-    SizeRule sizes = SizeRule::stored(); // compute_module_sizes(dtype=...): stored = dtype None
+    // Module sizes: transformers builds the model in the requested dtype before sizing it, so
+    // SizeRule::as_loaded(dtype) (floating parameters in dtype, buffers as they are).
+    SizeRule sizes = SizeRule::stored();
     bool no_split = true;                // use the model's _no_split_modules
 };
 
-// get_balanced_memory(model, max_memory, no_split_module_classes, dtype, low_zero)
+// transformers' get_balanced_memory(model, max_memory, no_split_module_classes, low_zero)
 MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& max_memory,
                                      const AccelerateOptions& options, bool low_zero);
 

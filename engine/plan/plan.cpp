@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -243,8 +244,10 @@ std::string gib(std::int64_t bytes)
 
 } // namespace
 
-Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map,
-                   std::string mode)
+namespace {
+
+// Footprints, verdict (with what is short, without advice) and estimate of a map.
+Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode)
 {
     validate_device_map(tree, map);
     const Resolved res = resolve_devices(request);
@@ -359,19 +362,6 @@ Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const Plan
             << ": weights " << gib(worst->weights) << ", KV cache " << gib(worst->kv_cache) << " for a "
             << request.context << "-token context, activations " << gib(worst->activations) << ", overhead "
             << gib(worst->overhead + worst->staging) << ")";
-        if (worst->device.id.kind != Device::Kind::disk && worst->kv_cache > deficit && request.context > 256) {
-            const auto fit = static_cast<std::int64_t>(static_cast<double>(request.context) *
-                                                       (1.0 - static_cast<double>(deficit) / static_cast<double>(worst->kv_cache)));
-            if (fit >= 256)
-                why << "; lower the context to " << fit / 256 * 256;
-        }
-        if (worst->layers > 0 && worst->device.id.kind != Device::Kind::disk) {
-            std::int64_t per_layer = worst->weights / std::max(1, worst->layers);
-            const std::int64_t n = (deficit + per_layer - 1) / std::max<std::int64_t>(per_layer, 1);
-            if (n <= worst->layers)
-                why << (worst->kv_cache > deficit ? " or" : ";") << " offload " << n << " more layer" << (n > 1 ? "s" : "")
-                    << " to " << (worst->device.id.is_gpu() ? "the CPU" : "disk");
-        }
     } else {
         int on_gpu = 0, on_cpu = 0, on_disk = 0;
         for (const auto& d : plan.layer_devices)
@@ -406,8 +396,6 @@ Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const Plan
     plan.devices = std::move(fp);
     return plan;
 }
-
-namespace {
 
 // Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
 // The first `n - s` units go to GPUs; the last `s` (offloaded) to CPU then disk. For the
@@ -578,6 +566,34 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
     return clean_device_map(std::move(map));
 }
 
+// What from_pretrained(max_memory=...) works with: the table exactly as given (a device left
+// out gets nothing; what no listed device takes goes to disk); without a table, what
+// get_max_memory() finds: every GPU's free memory and 90% of the available RAM, and for the
+// balanced strategies on one GPU 90% of that GPU.
+MaxMemory from_pretrained_limits(const PlanRequest& r)
+{
+    if (!r.max_memory.empty())
+        return ordered(r.max_memory);
+    const Resolved res = resolve_devices(r);
+    MaxMemory mm;
+    for (std::size_t i = 0; i < res.devices.size(); ++i) {
+        const Device id = res.devices[i].id;
+        if (id.kind == Device::Kind::disk)
+            continue;
+        const auto available = static_cast<std::int64_t>(res.devices[i].available_bytes);
+        mm.push_back({id, id.is_gpu() ? available : static_cast<std::int64_t>(0.9 * static_cast<double>(available))});
+    }
+    const auto positive = std::count_if(mm.begin(), mm.end(), [](const MemoryLimit& l) { return l.device.is_gpu() && l.bytes > 0; });
+    if (r.strategy != Strategy::sequential && positive == 1)
+        for (auto& l : mm)
+            if (l.device.is_gpu()) {
+                l.bytes = static_cast<std::int64_t>(0.9 * static_cast<double>(l.bytes));
+                break;
+            }
+    return mm;
+}
+
+// Every device with its limit, or its available memory where it has none.
 MaxMemory accelerate_limits(const PlanRequest& r, bool with_disk)
 {
     const Resolved res = resolve_devices(r);
@@ -591,7 +607,85 @@ MaxMemory accelerate_limits(const PlanRequest& r, bool with_disk)
     return mm;
 }
 
+DeviceMap accelerate_map(const ModuleTree& tree, const PlanRequest& request)
+{
+    // transformers sizes the model as built in the requested dtype (buffers keep theirs).
+    AccelerateOptions options;
+    options.sizes = request.weights.kind == WeightFormat::Kind::plain ? SizeRule::as_loaded(request.weights.dtype)
+                                                                      : SizeRule::stored();
+    return accelerate_device_map(tree, from_pretrained_limits(request), request.strategy, options);
+}
+
+bool fits(const Plan& p) { return p.verdict != Verdict::does_not_fit; }
+
+// `request` with `device` limited to `bytes`.
+PlanRequest with_limit(PlanRequest r, const Device& device, std::int64_t bytes)
+{
+    std::erase_if(r.max_memory, [&](const MemoryLimit& l) { return l.device == device; });
+    r.max_memory.push_back({device, bytes});
+    return r;
+}
+
+// Advice for a plan that does not fit, each piece checked before it is given:
+//  - moving the fewest decoder blocks off the most overfilled device (GPU -> CPU, CPU -> disk)
+//    so that the map, judged again, fits;
+//  - the longest context, and the smallest limit for the most overfilled device, with which
+//    `replan` (the same strategy again: the same map for a custom map) gives a plan that fits.
+void advise(Plan& plan, const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request,
+            const std::function<bool(const PlanRequest&)>& replan)
+{
+    const DeviceFootprint* worst = nullptr;
+    for (const auto& f : plan.devices)
+        if (f.used() > f.limit && (!worst || f.used() - f.limit > worst->used() - worst->limit))
+            worst = &f;
+    if (!worst)
+        return;
+    const Device d = worst->device.id;
+    if (d.kind != Device::Kind::disk && worst->layers > 0) {
+        std::vector<int> here;
+        for (std::size_t i = 0; i < plan.layer_devices.size(); ++i)
+            if (plan.layer_devices[i] == d)
+                here.push_back(static_cast<int>(i));
+        const Device to = d.is_gpu() ? Device::cpu() : Device::disk();
+        DeviceMap map = plan.device_map;
+        std::vector<int> moved;
+        for (auto it = here.rbegin(); it != here.rend(); ++it) {
+            map = move_layers(tree, map, *it, *it, to);
+            moved.insert(moved.begin(), *it);
+            if (fits(judge(tree, config, request, map, "custom"))) {
+                plan.advice.push_back({Advice::Kind::offload_layers, d, to, moved, 0});
+                break;
+            }
+        }
+    }
+    if (worst->kv_cache > 0 || worst->activations > 0)
+        if (auto c = longest_fitting_context(request.context, [&](std::int64_t context) {
+                PlanRequest r = request;
+                r.context = context;
+                return replan(r);
+            }))
+            plan.advice.push_back({Advice::Kind::lower_context, d, d, {}, *c});
+    std::int64_t total = 0;
+    for (const auto& f : plan.devices)
+        total += f.used();
+    const std::int64_t ceiling = worst->limit + 2 * total + (std::int64_t(1) << 30);
+    if (auto l = smallest_fitting_limit(worst->limit, ceiling, [&](std::int64_t bytes) { return replan(with_limit(request, d, bytes)); }))
+        plan.advice.push_back({Advice::Kind::raise_limit, d, d, {}, *l});
+    for (std::size_t i = 0; i < plan.advice.size(); ++i)
+        plan.reason += (i == 0 ? "; " : ", or ") + advice_text(plan.advice[i]);
+}
+
 } // namespace
+
+Plan evaluate_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map,
+                   std::string mode)
+{
+    Plan plan = judge(tree, config, request, map, std::move(mode));
+    if (!fits(plan))
+        advise(plan, tree, config, request,
+               [&](const PlanRequest& r) { return fits(judge(tree, config, r, map, "custom")); });
+    return plan;
+}
 
 Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request)
 {
@@ -600,19 +694,32 @@ Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequ
     if (request.strategy == Strategy::custom)
         return evaluate_plan(tree, config, request, request.custom_map, "custom");
     if (request.accelerate) {
-        AccelerateOptions options;
-        options.sizes = request.weights.kind == WeightFormat::Kind::plain ? SizeRule::accelerate(request.weights.dtype)
-                                                                          : SizeRule::stored();
-        const DeviceMap map = accelerate_device_map(tree, accelerate_limits(request, request.strategy == Strategy::sequential),
-                                                    request.strategy, options);
-        return evaluate_plan(tree, config, request, map, "accelerate " + std::string(strategy_name(request.strategy)));
+        const std::string mode = "accelerate " + std::string(strategy_name(request.strategy));
+        Plan plan = judge(tree, config, request, accelerate_map(tree, request), mode);
+        if (!fits(plan))
+            advise(plan, tree, config, request, [&](const PlanRequest& r) {
+                try {
+                    return fits(judge(tree, config, r, accelerate_map(tree, r), mode));
+                } catch (const PlanError&) {
+                    return false; // a table transformers refuses
+                }
+            });
+        return plan;
     }
     const std::string mode = "layerwise " + std::string(strategy_name(request.strategy));
-    if (auto map = layerwise_map(tree, config, request))
-        return evaluate_plan(tree, config, request, *map, mode);
-    // Nothing fits. Show the closest placement and say what would make it fit: first the
-    // layerwise placement with unlimited disk (then only the disk is short), else accelerate's
-    // sequential fill, which ignores the cache (the devices it overfills are named).
+    auto replan = [&](const PlanRequest& r) {
+        const auto map = layerwise_map(tree, config, r);
+        return map && fits(judge(tree, config, r, *map, mode));
+    };
+    if (auto map = layerwise_map(tree, config, request)) {
+        Plan plan = judge(tree, config, request, *map, mode);
+        if (!fits(plan))
+            advise(plan, tree, config, request, replan);
+        return plan;
+    }
+    // Nothing fits. Show the closest placement — the layerwise placement with unlimited disk (then
+    // only the disk is short), else accelerate's sequential fill, which ignores the cache (the
+    // devices it overfills are named) — and what would make a plan fit.
     PlanRequest relaxed = request;
     std::erase_if(relaxed.max_memory, [](const MemoryLimit& l) { return l.device.kind == Device::Kind::disk; });
     for (auto& d : relaxed.devices)
@@ -620,28 +727,15 @@ Plan make_plan(const ModuleTree& tree, const ModelConfig& config, const PlanRequ
             d.available_bytes = std::numeric_limits<std::int64_t>::max() / 4;
     Plan plan;
     if (auto map = layerwise_map(tree, config, relaxed)) {
-        plan = evaluate_plan(tree, config, request, *map, mode);
+        plan = judge(tree, config, request, *map, mode);
     } else {
         AccelerateOptions options;
-        options.sizes = SizeRule::accelerate(request.weights.dtype);
-        plan = evaluate_plan(tree, config, request,
-                             accelerate_device_map(tree, accelerate_limits(relaxed, false), Strategy::sequential, options),
-                             mode);
-        // The longest context that would fit, if a shorter one does.
-        std::int64_t lo = 0, hi = request.context;
-        while (hi - lo > 256) {
-            const std::int64_t mid = (lo + hi) / 2 / 256 * 256;
-            if (mid <= lo)
-                break;
-            PlanRequest shorter = request;
-            shorter.context = mid;
-            (layerwise_map(tree, config, shorter) ? lo : hi) = mid;
-        }
-        if (lo >= 256) // replaces the rough suggestion made from the overfilled map
-            plan.reason = plan.reason.substr(0, plan.reason.find(';')) + "; lower the context to " + std::to_string(lo) +
-                          " (the longest that fits)";
+        options.sizes = SizeRule::as_loaded(request.weights.dtype);
+        plan = judge(tree, config, request,
+                     accelerate_device_map(tree, accelerate_limits(relaxed, false), Strategy::sequential, options), mode);
     }
     plan.verdict = Verdict::does_not_fit;
+    advise(plan, tree, config, request, replan);
     return plan;
 }
 
@@ -675,6 +769,16 @@ nlohmann::json plan_to_json(const Plan& plan)
                            {"free_bytes", f.free()},
                            {"layers", f.layers},
                            {"bandwidth_bytes_per_s", f.device.bandwidth}});
+    json advice = json::array();
+    for (const Advice& a : plan.advice) {
+        json j{{"text", advice_text(a)}, {"device", a.device.name()}};
+        switch (a.kind) {
+        case Advice::Kind::offload_layers: j["kind"] = "offload_layers"; j["to"] = a.to.name(); j["layers"] = a.layers; break;
+        case Advice::Kind::lower_context: j["kind"] = "lower_context"; j["context"] = a.value; break;
+        case Advice::Kind::raise_limit: j["kind"] = "raise_limit"; j["limit_bytes"] = a.value; break;
+        }
+        advice.push_back(std::move(j));
+    }
     json layers = json::array();
     for (const auto& d : plan.layer_devices)
         layers.push_back(d.is_gpu() ? json(d.index) : json(d.name()));
@@ -682,6 +786,7 @@ nlohmann::json plan_to_json(const Plan& plan)
             {"device_map", device_map_to_json(plan.device_map)},
             {"verdict", verdict_name(plan.verdict)},
             {"reason", plan.reason},
+            {"advice", advice},
             {"context", plan.context},
             {"execution_device", plan.execution_device ? json(plan.execution_device->name()) : json(nullptr)},
             {"devices", devices},

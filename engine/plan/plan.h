@@ -6,6 +6,7 @@
 #include "model/config.h"
 #include "model/module_tree.h"
 #include "plan/accelerate_planner.h"
+#include "plan/advice.h"
 #include "plan/device_map.h"
 #include "plan/weight_format.h"
 
@@ -56,6 +57,7 @@ struct Plan {
     DeviceMap device_map;             // hf_device_map
     Verdict verdict = Verdict::does_not_fit;
     std::string reason;
+    std::vector<Advice> advice;       // does_not_fit: what would fit, each checked (see advice.h)
     std::vector<DeviceFootprint> devices;
     Estimate estimate;
     std::vector<Device> layer_devices; // per decoder block

@@ -4,6 +4,7 @@
 #include "checkpoint/safetensors_writer.h"
 #include "checkpoint/tensor_view.h"
 #include "core/error.h"
+#include "core/json_read.h"
 #include "inspect.h"
 #include "plan/weight_format.h"
 #include "quant/quant_linear.h"
@@ -11,6 +12,7 @@
 #include <ATen/ATen.h>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 namespace layerwise {
@@ -55,13 +57,14 @@ QuantizeResult save_quantized(ModelDescription&& d, const QuantOptions& options,
         throw IoError("'" + out.string() + "' already exists; choose another --out or remove it");
     const Checkpoint& ck = *d.checkpoint;
     const fs::path config_path = ck.folder() / "config.json";
-    nlohmann::json config;
-    try {
+    std::stringstream config_text;
+    {
         std::ifstream in(config_path);
-        config = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(config_path.string() + ": " + e.what());
+        if (!in)
+            throw IoError("cannot read " + config_path.string());
+        config_text << in.rdbuf();
     }
+    nlohmann::json config = parse_json(config_text.str(), config_path.string());
     if (config.contains("quantization_config"))
         throw UnsupportedError("'" + ck.folder().string() + "' is already quantized (config.json has quantization_config); quantize the original model");
     const DType model_dtype = d.tree.dtype();

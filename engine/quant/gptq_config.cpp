@@ -1,6 +1,7 @@
 #include "quant/gptq_config.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -50,16 +51,12 @@ nlohmann::json read_json_file(const fs::path& path)
         throw IoError("cannot read " + path.string());
     std::stringstream text;
     text << in.rdbuf();
-    try {
-        return nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(path.string() + " is not valid JSON (" + e.what() + ")");
-    }
+    return parse_json(text.str(), path.string());
 }
 
 bool is_gptq_object(const nlohmann::json& j)
 {
-    return j.is_object() && j.value("quant_method", std::string()) == "gptq";
+    return j.is_object() && j.contains("quant_method") && j["quant_method"] == "gptq";
 }
 
 // A file that is either a quantize config or a config.json holding one.

@@ -16,8 +16,8 @@ constexpr const char* end_of_turn_tokens[] = {"<|im_end|>", "<|eot_id|>", "<end_
 } // namespace
 
 ChatSession::ChatSession(LoadedModel& model, std::int64_t context, const Logger& log)
-    : m_tokenizer(text::load_tokenizer(model.checkpoint->folder())),
-      m_template(load_chat_template(model.checkpoint->folder(), {}, log)),
+    : m_tokenizer(text::load_tokenizer(model.checkpoint->text_source())),
+      m_template(load_chat_template(model.checkpoint->text_source(), {}, log)),
       m_runner(model, context)
 {
     m_eos = eos_token_ids(model.checkpoint->folder(), model.config);

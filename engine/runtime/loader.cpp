@@ -226,7 +226,7 @@ std::unique_ptr<LoadedModel> load_model_steps(ModelDescription&& description, co
             if (saved->shape != t.shape)
                 throw FormatError(ck.folder().string() + ": the quantized '" + t.full_name + "' has shape [" +
                                   std::to_string(saved->shape[0]) + ", " + std::to_string(saved->shape[1]) +
-                                  "] but config.json implies [" + std::to_string(t.shape[0]) + ", " +
+                                  "] but " + model->config.described_by + " implies [" + std::to_string(t.shape[0]) + ", " +
                                   std::to_string(t.shape[1]) + "]; the config and the weights do not belong together");
             if (options.quant.enabled() && options.quant.method != saved->method)
                 throw UnsupportedError(ck.folder().string() + ": '" + t.full_name + "' is saved quantized as " +

@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "core/mapped_file.h"
 
 #include <ATen/ATen.h>
@@ -104,7 +105,7 @@ std::vector<std::int64_t> eos_token_ids(const std::filesystem::path& folder, con
     if (std::filesystem::exists(file, ec)) {
         try {
             MappedFile f(file);
-            const auto j = nlohmann::json::parse(f.read(0, f.size()));
+            const auto j = parse_json(f.read(0, f.size()), file.string());
             if (j.contains("eos_token_id")) {
                 const auto& e = j["eos_token_id"];
                 if (e.is_number_integer())
@@ -115,7 +116,7 @@ std::vector<std::int64_t> eos_token_ids(const std::filesystem::path& folder, con
                             ids.push_back(x.get<std::int64_t>());
             }
         } catch (const nlohmann::json::exception& e) {
-            throw FormatError(file.string() + ": not valid JSON (" + e.what() + ")");
+            throw_json_value_error(e, file.string(), "eos_token_id");
         }
     }
     for (auto id : config.eos_token_ids)

@@ -1,4 +1,6 @@
 #include "text/chat_template.h"
+
+#include "core/json_read.h"
 #include "text/gguf_tokenizer.h"
 
 #include "text/jinja_builtins.h"
@@ -64,12 +66,7 @@ std::string read_text(const std::filesystem::path& p)
 
 nlohmann::ordered_json read_json_file(const std::filesystem::path& p)
 {
-    const std::string text = read_text(p);
-    try {
-        return nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(p.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    return parse_ordered_json(read_text(p), p.string());
 }
 
 std::string strip_ws(const std::string& s) { return py_strip(s, std::nullopt, true, true); }

@@ -1,6 +1,7 @@
 #include "text/hf_tokenizer.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "text/unicode.h"
 
 #include <algorithm>
@@ -9,16 +10,6 @@
 namespace layerwise::text {
 
 namespace {
-
-nlohmann::json parse_json(std::string_view text, const std::string& source)
-{
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw FormatError(source + ": not valid JSON at byte " + std::to_string(e.byte) + " (" + e.what() +
-                          "); the file is truncated or damaged — download it again");
-    }
-}
 
 // vocab: {"token": id, ...} → tokens indexed by id.
 std::vector<std::string> read_vocab(const JsonField& vocab)
@@ -173,63 +164,67 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_json(std::string_view json_text, 
 {
     const std::string file = source.string();
     const nlohmann::json j = parse_json(json_text, file);
-    const JsonField root(file, "", j);
-    root.require_object();
-    std::unique_ptr<HfTokenizer> t(new HfTokenizer);
-    t->m_source = source;
+    try {
+        const JsonField root(file, "", j);
+        root.require_object();
+        std::unique_ptr<HfTokenizer> t(new HfTokenizer);
+        t->m_source = source;
 
-    const JsonField model = root["model"];
-    model.require_object();
-    std::string type;
-    if (model.has("type"))
-        type = model["type"].string();
-    else if (model.has("merges"))
-        type = "BPE"; // files from old versions of tokenizers carry no type
-    else
-        model.fail("has no \"type\"");
-    if (type != "BPE")
-        model["type"].unsupported("'" + type + "'", "BPE");
-    if (model.has("dropout")) {
-        const JsonField dropout = model["dropout"];
-        if (!dropout.value().is_number())
-            dropout.fail("must be a number or null");
-        if (dropout.value().get<double>() > 0.0)
-            dropout.unsupported(std::to_string(dropout.value().get<double>()) + " (random merges at encoding time)",
-                                "null or 0");
-    }
-    BpeOptions options;
-    options.unk_token = optional_string(model, "unk_token");
-    options.continuing_subword_prefix = optional_string(model, "continuing_subword_prefix").value_or("");
-    options.end_of_word_suffix = optional_string(model, "end_of_word_suffix").value_or("");
-    options.fuse_unk = model.boolean_or("fuse_unk", false);
-    options.byte_fallback = model.boolean_or("byte_fallback", false);
-    options.ignore_merges = model.boolean_or("ignore_merges", false);
-    std::vector<std::pair<std::string, std::string>> merges;
-    if (model.has("merges"))
-        merges = read_merges(model["merges"]);
-    t->m_model = std::make_unique<BpeModel>(read_vocab(model["vocab"]), merges, std::move(options), file + ": model");
+        const JsonField model = root["model"];
+        model.require_object();
+        std::string type;
+        if (model.has("type"))
+            type = model["type"].string();
+        else if (model.has("merges"))
+            type = "BPE"; // files from old versions of tokenizers carry no type
+        else
+            model.fail("has no \"type\"");
+        if (type != "BPE")
+            model["type"].unsupported("'" + type + "'", "BPE");
+        if (model.has("dropout")) {
+            const JsonField dropout = model["dropout"];
+            if (!dropout.value().is_number())
+                dropout.fail("must be a number or null");
+            if (dropout.value().get<double>() > 0.0)
+                dropout.unsupported(std::to_string(dropout.value().get<double>()) + " (random merges at encoding time)",
+                                    "null or 0");
+        }
+        BpeOptions options;
+        options.unk_token = optional_string(model, "unk_token");
+        options.continuing_subword_prefix = optional_string(model, "continuing_subword_prefix").value_or("");
+        options.end_of_word_suffix = optional_string(model, "end_of_word_suffix").value_or("");
+        options.fuse_unk = model.boolean_or("fuse_unk", false);
+        options.byte_fallback = model.boolean_or("byte_fallback", false);
+        options.ignore_merges = model.boolean_or("ignore_merges", false);
+        std::vector<std::pair<std::string, std::string>> merges;
+        if (model.has("merges"))
+            merges = read_merges(model["merges"]);
+        t->m_model = std::make_unique<BpeModel>(read_vocab(model["vocab"]), merges, std::move(options), file + ": model");
 
-    t->m_normalizer = root.has("normalizer") ? make_normalizer(root["normalizer"]) : nullptr;
-    t->m_pre_tokenizer = root.has("pre_tokenizer") ? make_pre_tokenizer(root["pre_tokenizer"]) : nullptr;
-    t->m_decoder = root.has("decoder") ? make_decoder(root["decoder"]) : nullptr;
-    if (root.has("post_processor")) {
-        PostProcessor p = make_post_processor(root["post_processor"]);
-        t->m_prefix = std::move(p.prefix);
-        t->m_suffix = std::move(p.suffix);
+        t->m_normalizer = root.has("normalizer") ? make_normalizer(root["normalizer"]) : nullptr;
+        t->m_pre_tokenizer = root.has("pre_tokenizer") ? make_pre_tokenizer(root["pre_tokenizer"]) : nullptr;
+        t->m_decoder = root.has("decoder") ? make_decoder(root["decoder"]) : nullptr;
+        if (root.has("post_processor")) {
+            PostProcessor p = make_post_processor(root["post_processor"]);
+            t->m_prefix = std::move(p.prefix);
+            t->m_suffix = std::move(p.suffix);
+        }
+        if (root.has("added_tokens")) {
+            const JsonField added = root["added_tokens"];
+            added.require_array();
+            for (std::size_t i = 0; i < added.value().size(); ++i)
+                t->m_added.add(read_added_token(added.at(i)));
+        }
+        t->m_kind = "tokenizer.json BPE";
+        if (root.has("decoder") && root["decoder"].value().dump().find("\"ByteLevel\"") != std::string::npos)
+            t->m_kind += " (byte-level)";
+        else if (t->m_model->token_to_id("<0x00>"))
+            t->m_kind += " (SentencePiece-style, byte fallback)";
+        t->apply_config(config);
+        return t;
+    } catch (const nlohmann::json::exception& e) {
+        throw_json_value_error(e, file); // a value read without a type check
     }
-    if (root.has("added_tokens")) {
-        const JsonField added = root["added_tokens"];
-        added.require_array();
-        for (std::size_t i = 0; i < added.value().size(); ++i)
-            t->m_added.add(read_added_token(added.at(i)));
-    }
-    t->m_kind = "tokenizer.json BPE";
-    if (root.has("decoder") && root["decoder"].value().dump().find("\"ByteLevel\"") != std::string::npos)
-        t->m_kind += " (byte-level)";
-    else if (t->m_model->token_to_id("<0x00>"))
-        t->m_kind += " (SentencePiece-style, byte fallback)";
-    t->apply_config(config);
-    return t;
 }
 
 std::unique_ptr<HfTokenizer> HfTokenizer::from_vocab_and_merges(const std::filesystem::path& vocab_file,
@@ -238,7 +233,12 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_vocab_and_merges(const std::files
 {
     const std::string vocab_name = vocab_file.string();
     const nlohmann::json vocab_json = parse_json(read_text_file(vocab_file), vocab_name);
-    std::vector<std::string> tokens = read_vocab(JsonField(vocab_name, "(vocabulary)", vocab_json));
+    std::vector<std::string> tokens;
+    try {
+        tokens = read_vocab(JsonField(vocab_name, "(vocabulary)", vocab_json));
+    } catch (const nlohmann::json::exception& e) {
+        throw_json_value_error(e, vocab_name);
+    }
 
     // merges.txt as HF reads it: "#version" lines skipped, every other line exactly "left right".
     const std::string merges_name = merges_file.string();

@@ -1,6 +1,7 @@
 #include "text/tokenizer_config.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "text/json_fields.h"
 
 #include <fstream>
@@ -40,45 +41,43 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, const std::st
     TokenizerConfig config;
     if (json_text.empty())
         return config;
-    nlohmann::json j;
+    const nlohmann::json j = parse_json(json_text, source);
     try {
-        j = nlohmann::json::parse(json_text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw FormatError(source + ": not valid JSON at byte " + std::to_string(e.byte) +
-                          "; the file is truncated or damaged");
-    }
-    const JsonField root(source, "", j);
-    root.require_object();
-    if (root.has("add_bos_token"))
-        config.add_bos_token = root["add_bos_token"].boolean();
-    if (root.has("add_eos_token"))
-        config.add_eos_token = root["add_eos_token"].boolean();
-    config.bos_token = token_content(root, "bos_token");
-    config.eos_token = token_content(root, "eos_token");
-    if (root.has("added_tokens_decoder")) {
-        const JsonField decoder = root["added_tokens_decoder"];
-        decoder.require_object();
-        for (auto it = decoder.value().begin(); it != decoder.value().end(); ++it) {
-            const JsonField entry(source, "added_tokens_decoder." + it.key(), it.value());
-            entry.require_object();
-            AddedToken t;
-            try {
-                std::size_t used = 0;
-                const long id = std::stol(it.key(), &used);
-                if (used != it.key().size() || id < 0 || id > INT32_MAX)
-                    throw std::invalid_argument("range");
-                t.id = static_cast<TokenId>(id);
-            } catch (const std::exception&) {
-                entry.fail("has a key that is not a token id");
+        const JsonField root(source, "", j);
+        root.require_object();
+        if (root.has("add_bos_token"))
+            config.add_bos_token = root["add_bos_token"].boolean();
+        if (root.has("add_eos_token"))
+            config.add_eos_token = root["add_eos_token"].boolean();
+        config.bos_token = token_content(root, "bos_token");
+        config.eos_token = token_content(root, "eos_token");
+        if (root.has("added_tokens_decoder")) {
+            const JsonField decoder = root["added_tokens_decoder"];
+            decoder.require_object();
+            for (auto it = decoder.value().begin(); it != decoder.value().end(); ++it) {
+                const JsonField entry(source, "added_tokens_decoder." + it.key(), it.value());
+                entry.require_object();
+                AddedToken t;
+                try {
+                    std::size_t used = 0;
+                    const long id = std::stol(it.key(), &used);
+                    if (used != it.key().size() || id < 0 || id > INT32_MAX)
+                        throw std::invalid_argument("range");
+                    t.id = static_cast<TokenId>(id);
+                } catch (const std::exception&) {
+                    entry.fail("has a key that is not a token id");
+                }
+                t.content = entry["content"].string();
+                t.single_word = entry.boolean_or("single_word", false);
+                t.lstrip = entry.boolean_or("lstrip", false);
+                t.rstrip = entry.boolean_or("rstrip", false);
+                t.special = entry.boolean_or("special", false);
+                t.normalized = entry.boolean_or("normalized", !t.special);
+                config.added_tokens.push_back(std::move(t));
             }
-            t.content = entry["content"].string();
-            t.single_word = entry.boolean_or("single_word", false);
-            t.lstrip = entry.boolean_or("lstrip", false);
-            t.rstrip = entry.boolean_or("rstrip", false);
-            t.special = entry.boolean_or("special", false);
-            t.normalized = entry.boolean_or("normalized", !t.special);
-            config.added_tokens.push_back(std::move(t));
         }
+    } catch (const nlohmann::json::exception& e) {
+        throw_json_value_error(e, source);
     }
     return config;
 }

@@ -21,6 +21,8 @@ private Q_SLOTS:
     void benchKernels();
     void errorsGoToStderr_data();
     void errorsGoToStderr();
+    void configOnlyFolder();
+    void badJsonNamesFileAndPosition();
 
 private:
     struct Result {
@@ -290,6 +292,51 @@ void TestCli::errorsGoToStderr()
     QVERIFY(r.code != 0);
     QVERIFY(r.out.isEmpty());
     QVERIFY2(r.err.startsWith(needle.toUtf8()), r.err.constData());
+}
+
+void TestCli::configOnlyFolder()
+{
+    // A model not downloaded yet: a folder holding only its config.json is described and planned
+    // from it, as the config.json given as a file is, and the output says no weights are present.
+    layerwise::test::TempDir tmp;
+    const auto config = layerwise::test::fixtures() / "checkpoints" / "llama-f32" / "config.json";
+    std::filesystem::copy_file(config, tmp.path() / "config.json");
+    const QString folder = QString::fromStdString(tmp.path().string());
+    const Result text = run({QStringLiteral("inspect"), folder});
+    QVERIFY2(text.code == 0, text.err.constData());
+    QVERIFY2(text.out.contains("no weights present"), text.out.constData());
+    QVERIFY2(text.err.contains("holds config.json but no weights"), text.err.constData());
+    const QStringList planArgs{QStringLiteral("--no-probe"), QStringLiteral("--no-real-gpus"), QStringLiteral("--device"),
+                               QStringLiteral("cpu=8GiB"), QStringLiteral("--device"), QStringLiteral("disk=100GB"),
+                               QStringLiteral("--json")};
+    const Result fromFolder = run(QStringList{QStringLiteral("plan"), folder} + planArgs);
+    const Result fromFile = run(QStringList{QStringLiteral("plan"), QString::fromStdString(config.string())} + planArgs);
+    QVERIFY2(fromFolder.code == 0, fromFolder.err.constData());
+    QVERIFY2(fromFile.code == 0, fromFile.err.constData());
+    json a = json::parse(fromFolder.out.toStdString()), b = json::parse(fromFile.out.toStdString());
+    QCOMPARE(a["weights_present"].get<bool>(), false);
+    QCOMPARE(b["weights_present"].get<bool>(), false);
+    a.erase("model");
+    b.erase("model");
+    QCOMPARE(a.dump(), b.dump());
+    const Result planText = run({QStringLiteral("plan"), folder, QStringLiteral("--no-probe"), QStringLiteral("--no-real-gpus")});
+    QVERIFY2(planText.out.contains("weights   none present: planned from"), planText.out.constData());
+}
+
+void TestCli::badJsonNamesFileAndPosition()
+{
+    // A number that overflows made nlohmann throw out_of_range, which reached the last-resort
+    // handler without the file's name; now it is a bad-input error naming the file and place.
+    layerwise::test::TempDir tmp;
+    layerwise::test::write_file(tmp.path() / "config.json",
+                                "{\n  \"model_type\": \"llama\",\n  \"rms_norm_eps\": 1111111E1111111111111111\n}\n");
+    const Result r = run({QStringLiteral("inspect"), QString::fromStdString(tmp.path().string())});
+    QCOMPARE(r.code, 1);
+    const QString err = QString::fromUtf8(r.err);
+    QVERIFY2(err.contains(QString::fromStdString((tmp.path() / "config.json").string())), r.err.constData());
+    QVERIFY2(err.contains(QStringLiteral("the number '1111111E1111111111111111' is out of range at byte 45 (line 3, column 19)")),
+             r.err.constData());
+    QVERIFY2(!err.contains(QStringLiteral("[json.exception")), r.err.constData());
 }
 
 QTEST_GUILESS_MAIN(TestCli)

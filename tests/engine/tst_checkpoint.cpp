@@ -355,8 +355,16 @@ void TestCheckpoint::badFolders()
         const fs::path no_weights = tmp.path() / "no_weights";
         fs::create_directories(no_weights);
         fs::copy(test::fixtures() / "checkpoints" / "gpt2" / "config.json", no_weights / "config.json");
-        QVERIFY(throws_with<FormatError>([&] { describe_model(no_weights.string()); },
-                                         {"no_weights", "holds no weights", "model.safetensors"}));
+        // A config without weights (a model not downloaded yet) is described from the config,
+        // and refused when loaded.
+        const ModelDescription planned = describe_model(no_weights.string());
+        QVERIFY(!planned.checkpoint);
+        QCOMPARE(planned.tree.num_parameters(), describe_model((no_weights / "config.json").string()).tree.num_parameters());
+        fs::create_directories(tmp.path() / "gptq_no_weights");
+        fs::copy(test::fixtures() / "checkpoints" / "gpt2" / "config.json", tmp.path() / "gptq_no_weights" / "config.json");
+        test::write_file(tmp.path() / "gptq_no_weights" / "quantize_config.json", R"({"bits": 4, "group_size": 128})");
+        // A GPTQ folder whose weights are missing is still an error, not a plan of float weights.
+        QVERIFY(throws_with<FormatError>([&] { describe_model((tmp.path() / "gptq_no_weights").string()); }, {"gptq_no_weights"}));
         const fs::path no_config = tmp.path() / "no_config";
         fs::create_directories(no_config);
         fs::copy(test::fixtures() / "checkpoints" / "gpt2" / "model.safetensors", no_config / "model.safetensors");

@@ -12,12 +12,16 @@
 #include "model/gguf_model.h"
 #include "plan/device_map.h"
 #include "runtime/loaded_model.h"
+#include "runtime/chat.h"
 #include "runtime/runner.h"
+#include "text/tokenizer.h"
 
 #include <QProcess>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 
@@ -45,6 +49,9 @@ private Q_SLOTS:
     void qwen3LogitsMatchTransformers();
     void fusedDecodeMatchesTheOpByOpPath();
     void commandLine();
+    void overlappingTensorsAreRefused();
+    void metadataErrorsNameTheMetadata();
+    void fileBesideOtherGgufs();
     void realSmolLM2();
     void cpuWeightsInRamAfterLoad();
 };
@@ -636,6 +643,86 @@ void TestGguf::cpuWeightsInRamAfterLoad()
         auto model = load(file, R"({"": "cpu"})");
         QVERIFY2(test::mapped_rss_bytes(file) >= tensors, name);
     }
+}
+
+void TestGguf::overlappingTensorsAreRefused()
+{
+    // Two Q4_0 tensors of 36 bytes at offsets 0 and 64; the first retyped as F32 (256 bytes) would
+    // read the second's bytes. With the file long enough for it, only the overlap is wrong.
+    Built b = build_gguf(2, true);
+    parse_bytes(b.bytes);
+    patch32(b.bytes, b.at["type"], 0);
+    b.bytes.resize(b.bytes.size() + 512, '\0');
+    QString message;
+    try {
+        parse_bytes(b.bytes);
+        QFAIL("overlapping tensors accepted");
+    } catch (const FormatError& e) {
+        message = QString::fromUtf8(e.what());
+    }
+    for (const char* n : {"bad.gguf: tensor 'w'", "[32, 2] F32", "overlaps tensor 'v'", "the file is corrupt"})
+        QVERIFY2(message.contains(QString::fromUtf8(n)), qPrintable(message));
+    QVERIFY2(message.contains(QStringLiteral("byte %1").arg(b.at["offset"])), qPrintable(message));
+}
+
+void TestGguf::metadataErrorsNameTheMetadata()
+{
+    // A GGUF whose metadata contradicts its tensors: the message speaks of the GGUF metadata, the
+    // config there is, not of a config.json that does not exist.
+    std::string bytes = test::read_file(gguf_dir() / "tiny-llama-q4_1.gguf");
+    const std::string key = "llama.feed_forward_length";
+    const auto at = bytes.find(key);
+    QVERIFY(at != std::string::npos);
+    std::uint32_t type = 0, value = 0;
+    std::memcpy(&type, bytes.data() + at + key.size(), 4);
+    QCOMPARE(type, 4u); // uint32
+    std::memcpy(&value, bytes.data() + at + key.size() + 4, 4);
+    patch32(bytes, at + key.size() + 4, value * 2);
+    test::TempDir tmp;
+    const fs::path file = tmp.path() / "edited.gguf";
+    test::write_file(file, bytes);
+    QString message;
+    try {
+        describe_model(file.string());
+        QFAIL("a contradicting GGUF was accepted");
+    } catch (const FormatError& e) {
+        message = QString::fromUtf8(e.what());
+    }
+    QVERIFY2(message.contains(QStringLiteral("the GGUF metadata contradicts the weights")), qPrintable(message));
+    QVERIFY2(!message.contains(QStringLiteral("config.json")), qPrintable(message));
+}
+
+void TestGguf::fileBesideOtherGgufs()
+{
+    // ~/models/a.gguf and b.gguf: the tokenizer and chat template come from the file named, for
+    // `generate` and `chat` as for the desktop application's chat (ChatSession).
+    test::TempDir tmp;
+    const fs::path a = tmp.path() / "a.gguf", b = tmp.path() / "b.gguf";
+    fs::copy_file(gguf_dir() / "tiny-llama-q4_1.gguf", a);
+    fs::copy_file(gguf_dir() / "tiny-qwen3-f32.gguf", b);
+    // The folder alone names no tokenizer (two files hold one each): the file named must.
+    QVERIFY(throws_with<Error>([&] { text::load_tokenizer(tmp.path()); }, {}));
+    const auto own = text::load_tokenizer(a);
+
+    auto model = load(a, R"({"": "cpu"})");
+    ChatSession chat(*model, 64); // threw "has no tokenizer" when it looked in the folder
+    Conversation c;
+    c.messages.push_back({"user", "hi"});
+    QVERIFY(!chat.prompt_text(c).empty());
+
+    // generate: the output text is decoded by the file's own vocabulary ("<t5>"...), not left
+    // empty for want of a tokenizer (these test vocabularies cannot encode plain text).
+    QProcess p;
+    p.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+            {"generate", QString::fromStdString(a.string()), "--ids", "1,5,7", "--greedy", "--max-new-tokens", "3", "--json"});
+    QVERIFY(p.waitForFinished(60000));
+    QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+    const json out = json::parse(p.readAllStandardOutput().toStdString());
+    const auto tokens = out["token_ids"].get<std::vector<text::TokenId>>();
+    QCOMPARE(tokens.size(), std::size_t(3));
+    const std::string text = out["text"].get<std::string>();
+    QVERIFY(!text.empty());
+    QCOMPARE(text, own->decode(tokens, true));
 }
 
 void TestGguf::realSmolLM2()

@@ -7,9 +7,11 @@
 #include "model/module_tree.h"
 #include "model/presets.h"
 #include "inspect.h"
+#include "plan/device_map.h"
 #include "plan/plan.h"
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <random>
 
 using namespace layerwise;
@@ -29,6 +31,7 @@ private Q_SLOTS:
     void accelerateMapsAreJudgedToo();
     void quantizedSizes();
     void movingLayersReplans();
+    void adviceIsAPlanThePlannerAccepts();
     void badRequests();
 };
 
@@ -386,6 +389,115 @@ void TestPlanner::badRequests()
     r.context = 0;
     QVERIFY(throws_with<PlanError>([&] { make_plan(m.tree, m.config, r); }, {"must be positive"}));
     QVERIFY(throws_with<PlanError>([] { parse_strategy("fastest"); }, {"unknown strategy 'fastest'"}));
+}
+
+// A plan that does not fit advises what would: each piece of advice, applied (the layers moved
+// in the map, the context shortened, the limit raised), must give a plan the planner judges to
+// fit. Over a grid of models (a stories260K-sized llama among them: the reported case), limits,
+// contexts, strategies, accelerate's maps and custom maps.
+void TestPlanner::adviceIsAPlanThePlannerAccepts()
+{
+    std::vector<std::pair<std::string, Model>> models;
+    {
+        const json stories{{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 172}, {"num_hidden_layers", 5},
+                           {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"vocab_size", 512},
+                           {"max_position_embeddings", 512}, {"tie_word_embeddings", true}, {"torch_dtype", "float32"}};
+        ModelConfig c = parse_model_config(stories.dump(), "stories260K");
+        models.emplace_back("stories260K", Model{c, ModuleTree::from_config(c, DType::f32)});
+    }
+    for (const char* name : {"gpt2", "Qwen3-0.6B", "Llama-3.1-8B"})
+        models.emplace_back(name, preset(name));
+
+    auto apply = [&](const Model& m, const PlanRequest& r, const Plan& plan, const Advice& a) {
+        PlanRequest q = r;
+        const bool custom = r.strategy == Strategy::custom;
+        switch (a.kind) {
+        case Advice::Kind::offload_layers: {
+            DeviceMap map = plan.device_map;
+            for (int layer : a.layers)
+                map = move_layers(m.tree, map, layer, layer, a.to);
+            return evaluate_plan(m.tree, m.config, r, map, "custom");
+        }
+        case Advice::Kind::lower_context:
+            q.context = a.value;
+            break;
+        case Advice::Kind::raise_limit:
+            std::erase_if(q.max_memory, [&](const MemoryLimit& l) { return l.device == a.device; });
+            q.max_memory.push_back({a.device, a.value});
+            break;
+        }
+        return custom ? evaluate_plan(m.tree, m.config, q, plan.device_map, "custom") : make_plan(m.tree, m.config, q);
+    };
+
+    int plans = 0, not_fitting = 0, checked = 0;
+    std::map<Advice::Kind, int> kinds;
+    bool reported = false;
+    for (const auto& [name, m] : models) {
+        const std::int64_t total = static_cast<std::int64_t>(m.tree.module_bytes(0, SizeRule::stored()));
+        for (double cpu_share : {0.3, 0.8, 1.2, 3.0, 50.0})
+            for (double gpu_share : {0.0, 0.5, 1.1})
+                for (std::int64_t context : {1, 111, 1000, 4096, 131072})
+                    for (int variant = 0; variant < 4; ++variant) {
+                        PlanRequest r;
+                        r.devices = {cpu_device(64 * GiB), disk_device(4000 * GiB)};
+                        r.weights.dtype = m.tree.dtype();
+                        r.context = context;
+                        r.max_memory.push_back({Device::cpu(), static_cast<std::int64_t>(cpu_share * static_cast<double>(total))});
+                        if (gpu_share > 0) {
+                            r.devices.push_back(gpu_device(0, 80 * GiB));
+                            r.max_memory.push_back(
+                                {Device::gpu(0), (1ll << 30) + static_cast<std::int64_t>(gpu_share * static_cast<double>(total))});
+                        }
+                        if (variant == 1)
+                            r.strategy = Strategy::sequential;
+                        if (variant == 2)
+                            r.accelerate = true;
+                        if (variant == 3) { // a custom map: everything on the first device
+                            r.strategy = Strategy::custom;
+                            r.custom_map = parse_device_map(gpu_share > 0 ? R"({"": 0})" : R"({"": "cpu"})");
+                        }
+                        if (variant == 0 && context == 111 && gpu_share == 0.0 && cpu_share == 3.0 && name == "stories260K")
+                            reported = true; // about 1.2 MB: the case of the bug report
+                        const Plan plan = make_plan(m.tree, m.config, r);
+                        ++plans;
+                        if (plan.verdict != Verdict::does_not_fit) {
+                            QVERIFY(plan.advice.empty());
+                            continue;
+                        }
+                        ++not_fitting;
+                        for (const Advice& a : plan.advice) {
+                            const Plan after = apply(m, r, plan, a);
+                            if (after.verdict == Verdict::does_not_fit)
+                                QFAIL(qPrintable(QString::fromStdString(name + " (" + plan.mode + ", context " + std::to_string(context) +
+                                                                        "): advice '" + advice_text(a) + "' in '" + plan.reason +
+                                                                        "' does not fit: " + after.reason)));
+                            QVERIFY2(plan.reason.find(advice_text(a)) != std::string::npos, plan.reason.c_str());
+                            ++checked;
+                            ++kinds[a.kind];
+                        }
+                    }
+    }
+    QVERIFY(reported);
+    // The grid reaches every kind of advice, and plenty of it.
+    QVERIFY2(kinds[Advice::Kind::offload_layers] > 0 && kinds[Advice::Kind::lower_context] > 0 &&
+                 kinds[Advice::Kind::raise_limit] > 0,
+             "a kind of advice was never given");
+    QVERIFY(checked > 100);
+    qInfo("%d plans, %d do not fit; %d pieces of advice applied, each a plan that fits", plans, not_fitting, checked);
+
+    // The reported case, as the command line gives it: stories260K, cpu=1.2MB, a 111-token context.
+    const Model& stories = models.front().second;
+    PlanRequest r;
+    r.devices = {cpu_device(64 * GiB), disk_device(4000 * GiB)};
+    r.weights.dtype = DType::f32;
+    r.context = 111;
+    r.max_memory = parse_max_memory("cpu=1.2MB");
+    const Plan plan = make_plan(stories.tree, stories.config, r);
+    if (plan.verdict == Verdict::does_not_fit) {
+        QVERIFY2(!plan.advice.empty(), plan.reason.c_str());
+        for (const Advice& a : plan.advice)
+            QVERIFY2(apply(stories, r, plan, a).verdict != Verdict::does_not_fit, advice_text(a).c_str());
+    }
 }
 
 QTEST_GUILESS_MAIN(TestPlanner)
