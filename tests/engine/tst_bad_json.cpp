@@ -11,7 +11,7 @@
 #include "core/json_read.h"
 #include "model/config.h"
 #include "quant/gptq_config.h"
-#include "quant/quant_config.h"
+#include "model/quant_config.h"
 #include "runtime/session.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
