@@ -133,34 +133,34 @@ std::uint64_t MappedFile::resident_bytes(std::uint64_t offset, std::uint64_t len
     return resident;
 }
 
-void MappedFile::prefetch(std::uint64_t offset, std::uint64_t length) const
+std::pair<char*, std::uint64_t> MappedFile::whole_pages(std::uint64_t offset, std::uint64_t length) const
 {
     map();
     if (!m_map || offset >= m_size)
-        return;
-    const std::uint64_t ps = page_size();
-    const std::uint64_t first = offset / ps * ps;
-    length = std::min(length, m_size - offset) + (offset - first);
-    ::madvise(static_cast<char*>(m_map) + first, length, MADV_WILLNEED);
+        return {nullptr, 0};
+    const std::uint64_t first = offset / page_size() * page_size();
+    return {static_cast<char*>(m_map) + first, std::min(length, m_size - offset) + (offset - first)};
+}
+
+void MappedFile::prefetch(std::uint64_t offset, std::uint64_t length) const
+{
+    if (const auto [p, span] = whole_pages(offset, length); p)
+        ::madvise(p, span, MADV_WILLNEED);
 }
 
 void MappedFile::populate(std::uint64_t offset, std::uint64_t length) const
 {
-    map();
-    if (!m_map || offset >= m_size)
+    const auto [p, span] = whole_pages(offset, length);
+    if (!p)
         return;
-    const std::uint64_t ps = page_size();
-    const std::uint64_t first = offset / ps * ps;
-    length = std::min(length, m_size - offset) + (offset - first);
-    char* p = static_cast<char*>(m_map) + first;
 #ifdef MADV_POPULATE_READ
-    if (::madvise(p, length, MADV_POPULATE_READ) == 0)
+    if (::madvise(p, span, MADV_POPULATE_READ) == 0)
         return;
 #endif
     // Older kernels: fault each page in (a read error surfaces as SIGBUS here, as it would on
     // first use).
     volatile char sink = 0;
-    for (std::uint64_t i = 0; i < length; i += ps)
+    for (std::uint64_t i = 0; i < span; i += page_size())
         sink = static_cast<char>(sink + p[i]);
     (void)sink;
 }

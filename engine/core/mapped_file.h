@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 namespace layerwise {
 
@@ -44,6 +45,9 @@ public:
 
 private:
     void map() const;
+    // [offset, offset + length) widened to whole pages and cut at the end of the file: the
+    // mapping's pointer and length (null when the range starts past the end).
+    std::pair<char*, std::uint64_t> whole_pages(std::uint64_t offset, std::uint64_t length) const;
 
     std::filesystem::path m_path;
     int m_fd = -1;

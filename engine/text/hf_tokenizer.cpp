@@ -1,4 +1,5 @@
 #include "text/hf_tokenizer.h"
+#include "text/added_token_json.h"
 
 #include "core/error.h"
 #include "core/json_read.h"
@@ -143,18 +144,10 @@ PostProcessor make_post_processor(const JsonField& field)
 AddedToken read_added_token(const JsonField& entry)
 {
     entry.require_object();
-    AddedToken t;
     const std::int64_t id = entry["id"].integer();
     if (id < 0 || id >= INT32_MAX)
         entry["id"].fail("is not a token id");
-    t.id = static_cast<TokenId>(id);
-    t.content = entry["content"].string();
-    t.single_word = entry.boolean_or("single_word", false);
-    t.lstrip = entry.boolean_or("lstrip", false);
-    t.rstrip = entry.boolean_or("rstrip", false);
-    t.special = entry.boolean_or("special", false);
-    t.normalized = entry.boolean_or("normalized", !t.special);
-    return t;
+    return read_added_token_fields(entry, static_cast<TokenId>(id));
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "text/added_token_json.h"
 #include "text/json_fields.h"
 
 #include <fstream>
@@ -57,22 +58,17 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, const std::st
             for (auto it = decoder.value().begin(); it != decoder.value().end(); ++it) {
                 const JsonField entry(source, "added_tokens_decoder." + it.key(), it.value());
                 entry.require_object();
-                AddedToken t;
+                TokenId id = 0;
                 try {
                     std::size_t used = 0;
-                    const long id = std::stol(it.key(), &used);
-                    if (used != it.key().size() || id < 0 || id > INT32_MAX)
+                    const long key = std::stol(it.key(), &used);
+                    if (used != it.key().size() || key < 0 || key > INT32_MAX)
                         throw std::invalid_argument("range");
-                    t.id = static_cast<TokenId>(id);
+                    id = static_cast<TokenId>(key);
                 } catch (const std::exception&) {
                     entry.fail("has a key that is not a token id");
                 }
-                t.content = entry["content"].string();
-                t.single_word = entry.boolean_or("single_word", false);
-                t.lstrip = entry.boolean_or("lstrip", false);
-                t.rstrip = entry.boolean_or("rstrip", false);
-                t.special = entry.boolean_or("special", false);
-                t.normalized = entry.boolean_or("normalized", !t.special);
+                AddedToken t = read_added_token_fields(entry, id);
                 config.added_tokens.push_back(std::move(t));
             }
         }
