@@ -1,16 +1,7 @@
 // `layerwise bench plan`: how long planning takes (the GUI re-plans on every slider move);
 // `bench model`: load and generate. `bench kernels` lives in cli_bench_kernels.cpp.
 #include "commands.h"
-#include "plan/weight_format.h"
 
-#include "core/error.h"
-#include "inspect.h"
-#include "plan/plan.h"
-#include "runtime/loaded_model.h"
-#include "runtime/runner.h"
-#include "runtime/session.h"
-
-#include <ATen/Parallel.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -57,39 +48,36 @@ void addModelBench(CLI::App* bench, int& exitCode)
                   "GPU runs with CPU-offloaded layers: copy each layer when it is needed instead of while the previous one computes");
     addQuantOptions(run, o->quant);
     run->callback([o, &exitCode]() {
-        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        set_cpu_threads(o->threads);
         const auto t0 = std::chrono::steady_clock::now();
-        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
-        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
+        OpenOptions open;
+        open.gptq = gptqSource(o->quant.gptq);
+        Model model = Model::open(o->model, open);
+        const DType dtype = dtypeOption(o->dtype, model.dtype());
         const std::int64_t context = o->prompt + o->newTokens;
-        LoadOptions load;
+        SessionOptions load;
         load.dtype = dtype;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
-        std::uint64_t weights = 0;
-        {
-            const WeightFormat format = parse_weight_format(quantFormatName(o->quant), dtype);
-            for (const auto& n : d.tree.nodes())
-                for (const auto& t : n.tensors)
-                    weights += tensor_bytes(d.tree, t, format);
-        }
-        auto model = load_model(std::move(d), load);
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
+        load.context = context;
+        load.require_tokenizer = false;
+        const std::uint64_t weights = model_bytes(model, parse_weight_format(quantFormatName(o->quant), dtype));
+        const std::int64_t vocab = model.config().vocab_size;
+        const auto session = Session::load(std::move(model), load);
         const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         rusage u{};
         getrusage(RUSAGE_SELF, &u);
         const auto loadRss = static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
-        Runner runner(*model, context);
-        runner.set_prefetch(!o->noPrefetch);
+        session->set_prefetch(!o->noPrefetch);
         std::vector<std::int64_t> prompt;
         for (std::int64_t i = 0; i < o->prompt; ++i)
-            prompt.push_back(1 + (i * 7919) % std::max<std::int64_t>(2, model->config.vocab_size - 1));
+            prompt.push_back(1 + (i * 7919) % std::max<std::int64_t>(2, vocab - 1));
         GenerationOptions g;
         g.sampling.greedy = true;
         g.max_new_tokens = o->newTokens;
         std::vector<double> ttft, prefill, decode;
         for (int r = 0; r < o->repeats; ++r) {
-            runner.reset();
-            const GenerationResult res = generate(runner, prompt, g);
+            const GenerationResult res = session->generate(prompt, g);
             ttft.push_back(res.ttft_s);
             prefill.push_back(res.prefill_tokens_per_s);
             decode.push_back(res.decode_tokens_per_s);
@@ -98,10 +86,10 @@ void addModelBench(CLI::App* bench, int& exitCode)
         nlohmann::json j{{"benchmark", "model"},
                          {"model", o->model},
                          {"dtype", torch_name(dtype)},
-                         {"threads", at::get_num_threads()},
+                         {"threads", cpu_threads()},
                          {"weights_bytes", weights},
-                         {"device_map", model->hf_device_map()},
-                         {"offload_prefetch", runner.prefetching()},
+                         {"device_map", session->hf_device_map()},
+                         {"offload_prefetch", session->prefetching()},
                          {"load_s", loadSeconds},
                          {"peak_rss_after_load_bytes", loadRss},
                          {"peak_rss_bytes", static_cast<std::uint64_t>(u.ru_maxrss) * 1024},
@@ -154,7 +142,7 @@ void addBenchCommand(CLI::App& app, int& exitCode)
     plan->add_option("--context", o->context, "Context length")->capture_default_str();
     plan->add_flag("--accelerate", o->accelerate, "Time accelerate's algorithm instead of the layerwise planner");
     plan->callback([o, &exitCode]() {
-        const ModelDescription d = describe_model(o->model);
+        const Model d = Model::open(o->model);
         PlanRequest r;
         std::vector<std::string> specs;
         for (int g = 0; g < o->gpus; ++g)
@@ -168,19 +156,19 @@ void addBenchCommand(CLI::App& app, int& exitCode)
         cpu.flops = 2e12;
         r.devices = apply_device_specs({cpu}, specs);
         r.context = o->context;
-        r.weights.dtype = d.tree.dtype();
+        r.weights.dtype = d.dtype();
         r.accelerate = o->accelerate;
         std::vector<double> ms;
         Plan last;
         for (int i = 0; i < o->runs; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
-            last = make_plan(d.tree, d.config, r);
+            last = plan_model(d, r);
             ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
         std::sort(ms.begin(), ms.end());
         nlohmann::json j{{"benchmark", "plan"},
                          {"model", o->model},
-                         {"layers", d.config.num_layers},
+                         {"layers", d.config().num_layers},
                          {"devices", r.devices.size()},
                          {"mode", last.mode},
                          {"runs", o->runs},

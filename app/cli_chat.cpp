@@ -4,15 +4,6 @@
 #include "commands.h"
 #include "default_model.h"
 
-#include "core/bytes.h"
-#include "core/error.h"
-#include "core/json_read.h"
-#include "inspect.h"
-#include "plan/plan.h"
-#include "runtime/loaded_model.h"
-#include "runtime/chat.h"
-
-#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
@@ -89,28 +80,30 @@ void addChatCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--threads", o->threads, "CPU threads");
     addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
-        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        set_cpu_threads(o->threads);
         Logger log([](LogLevel level, const std::string& m) {
             if (level == LogLevel::warning)
                 std::cerr << "warning: " << m << "\n";
         });
         o->model = modelOrDefault(o->model);
-        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
-        if (!d.checkpoint)
+        OpenOptions open;
+        open.gptq = gptqSource(o->quant.gptq);
+        Model model = Model::open(o->model, open);
+        if (!model.has_weights())
             throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");
-        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
-        LoadOptions load;
+        const DType dtype = dtypeOption(o->dtype, model.dtype());
+        SessionOptions load;
         load.dtype = dtype;
         std::string verdict;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant));
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant));
+        load.context = o->context;
         load.log = log;
-        auto model = load_model(std::move(d), load);
-        ChatSession chat(*model, o->context, log);
+        const auto chat = Session::load(std::move(model), load);
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;
         g.sampling = o->sampling;
-        g.eos_ids = chat.eos_ids();
+        g.eos_ids = chat->eos_ids();
 
         std::signal(SIGINT, onInterrupt);
         std::cerr << "Layerwise chat with " << o->model << " (" << verdict << ")\n"
@@ -128,7 +121,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                 break;
             if (line == "/reset") {
                 messages = nlohmann::ordered_json::array();
-                chat.reset();
+                chat->reset();
                 std::cout << "(conversation cleared)\n";
                 continue;
             }
@@ -141,7 +134,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                 std::cout << "temperature " << g.sampling.temperature << ", top-k " << g.sampling.top_k << ", top-p "
                           << g.sampling.top_p << ", min-p " << g.sampling.min_p << ", repetition penalty "
                           << g.sampling.repetition_penalty << ", max new tokens " << g.max_new_tokens << ", context "
-                          << chat.context_length() << ", seed " << g.sampling.seed << "\n";
+                          << chat->context_length() << ", seed " << g.sampling.seed << "\n";
                 continue;
             }
             try {
@@ -170,7 +163,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                                                  "\"messages\": [{\"role\": ..., \"content\": ...}, ...])");
                     system = j.value("system", "");
                     messages = j["messages"];
-                    chat.reset();
+                    chat->reset();
                     std::cout << "(loaded " << messages.size() << " messages)\n";
                     continue;
                 }
@@ -181,7 +174,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                     conversation.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
                 g_stop = false;
                 g_generating = true;
-                const ChatAnswer answer = chat.reply(conversation, g, [](std::string_view piece) {
+                const ChatAnswer answer = chat->chat(conversation, g, [](std::string_view piece) {
                     std::cout << piece << std::flush;
                     return true;
                 }, &g_stop);

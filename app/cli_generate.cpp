@@ -2,18 +2,6 @@
 #include "commands.h"
 #include "default_model.h"
 
-#include "core/bytes.h"
-#include "core/error.h"
-#include "devices/inventory.h"
-#include "inspect.h"
-#include "plan/plan.h"
-#include "plan/weight_format.h"
-#include "runtime/loaded_model.h"
-#include "runtime/runner.h"
-#include "runtime/session.h"
-#include "text/tokenizer.h"
-
-#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
@@ -63,7 +51,7 @@ DType dtypeOption(const std::string& option, DType model)
     return *parsed;
 }
 
-DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
+DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant)
 {
     PlanRequest r;
@@ -73,7 +61,7 @@ DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const
     if (!maxMemory.empty())
         r.max_memory = parse_max_memory(maxMemory);
     r.context = context;
-    r.weights = weightFormatFor(d, quant, dtype);
+    r.weights = weight_format_for(model, quant, dtype);
     const bool isStrategy = spec == "auto" || spec == "balanced" || spec == "balanced_low_0" || spec == "sequential";
     if (!isStrategy) {
         std::ifstream in(spec);
@@ -86,7 +74,7 @@ DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const
     } else {
         r.strategy = parse_strategy(spec);
     }
-    const Plan plan = make_plan(d.tree, d.config, r);
+    const Plan plan = plan_model(model, r);
     if (verdictOut)
         *verdictOut = std::string(verdict_name(plan.verdict)) + ": " + plan.reason;
     if (plan.verdict == Verdict::does_not_fit)
@@ -134,13 +122,15 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
-        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        set_cpu_threads(o->threads);
         o->model = modelOrDefault(o->model);
-        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
-        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
+        OpenOptions open;
+        open.gptq = gptqSource(o->quant.gptq);
+        Model model = Model::open(o->model, open);
+        const DType dtype = dtypeOption(o->dtype, model.dtype());
         std::unique_ptr<text::Tokenizer> tokenizer;
         try {
-            tokenizer = text::load_tokenizer(d.checkpoint ? d.checkpoint->text_source() : std::filesystem::path(o->model));
+            tokenizer = model.tokenizer();
         } catch (const Error&) {
             if (!o->prompt.empty())
                 throw;
@@ -151,27 +141,28 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
             prompt.assign(ids.begin(), ids.end());
         }
         if (prompt.empty()) {
-            if (d.config.bos_token_ids.empty())
+            if (model.config().bos_token_ids.empty())
                 throw PlanError("the model declares no BOS id; give the prompt with --ids");
-            prompt.push_back(d.config.bos_token_ids.front());
+            prompt.push_back(model.config().bos_token_ids.front());
         }
         const std::int64_t context = o->context > 0 ? o->context : static_cast<std::int64_t>(prompt.size()) + o->maxNewTokens;
         std::string verdict;
-        LoadOptions load;
+        SessionOptions load;
         load.dtype = dtype;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, &verdict, quantFormatName(o->quant));
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, context, dtype, &verdict, quantFormatName(o->quant));
         load.offload_folder = o->offloadFolder;
-        const std::filesystem::path folder = d.checkpoint->folder();
+        load.context = context;
+        load.require_tokenizer = false;
+        const std::vector<std::int64_t> eos = model.eos_ids();
         const auto t0 = std::chrono::steady_clock::now();
-        auto model = load_model(std::move(d), load);
+        const auto session = Session::load(std::move(model), load);
         const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        Runner runner(*model, context);
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;
         g.sampling = o->sampling;
         g.sampling.greedy = o->greedy;
-        g.eos_ids = eos_token_ids(folder, model->config);
+        g.eos_ids = eos;
         std::optional<text::IncrementalDecoder> decoder;
         bool printing = false;
         if (tokenizer) {
@@ -186,7 +177,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
                 std::cout << o->prompt << std::flush;
             printing = true;
         }
-        const GenerationResult r = generate(runner, prompt, g, [&](std::int64_t id) {
+        const GenerationResult r = session->generate(prompt, g, [&](std::int64_t id) {
             if (decoder)
                 decoder->push(static_cast<text::TokenId>(id));
             else if (!o->json)
@@ -210,7 +201,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
                              {"prefill_tokens_per_s", r.prefill_tokens_per_s},
                              {"load_s", loadSeconds},
                              {"peak_rss_bytes", peakRssBytes()},
-                             {"device_map", model->hf_device_map()},
+                             {"device_map", session->hf_device_map()},
                              {"plan", verdict}};
             std::cout << j.dump(1) << "\n";
         } else {

@@ -1,9 +1,6 @@
 // `layerwise inspect MODEL_DIR|config.json|PRESET [--json] [--dtype auto|float16|...]`
 #include "commands.h"
 
-#include "core/error.h"
-#include "inspect.h"
-#include "model/presets.h"
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -47,11 +44,11 @@ void addInspectCommand(CLI::App& app, int& exitCode)
             if (level != LogLevel::debug)
                 std::cerr << (level == LogLevel::warning ? "warning: " : "") << message << "\n";
         });
-        const ModelDescription d = describe_model(opts->model, dtype, log, gptqSource(opts->gptq));
+        const Model model = Model::open(opts->model, {dtype, gptqSource(opts->gptq), log});
         if (opts->json)
-            std::cout << description_to_json(d).dump(1) << "\n";
+            std::cout << model.to_json().dump(1) << "\n";
         else
-            std::cout << description_to_text(d);
+            std::cout << model.to_text();
         exitCode = 0;
     });
 }

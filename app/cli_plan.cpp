@@ -2,11 +2,6 @@
 // and where a model's layers go on it.
 #include "commands.h"
 
-#include "core/bytes.h"
-#include "core/error.h"
-#include "devices/inventory.h"
-#include "inspect.h"
-#include "plan/plan.h"
 
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -148,7 +143,9 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addDeviceOptions(cmd, o->devices);
     cmd->callback([o, &exitCode]() {
-        const ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->gptq));
+        OpenOptions open;
+        open.gptq = gptqSource(o->gptq);
+        const Model d = Model::open(o->model, open);
         PlanRequest r;
         r.devices = devicesFor(o->devices);
         if (!o->maxMemory.empty())
@@ -158,8 +155,8 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         r.context = o->context;
         r.batch = o->batch;
         r.prefill_chunk = o->chunk;
-        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
-        r.weights = weightFormatFor(d, o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
+        const DType dtype = dtypeOption(o->dtype, d.dtype());
+        r.weights = weight_format_for(d, o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
         if (o->kvDtype != "auto") {
             auto kv = dtype_from_torch_name(o->kvDtype);
             if (!kv || !is_floating(*kv))
@@ -179,18 +176,18 @@ void addPlanCommand(CLI::App& app, int& exitCode)
             }
             r.strategy = Strategy::custom;
         }
-        const Plan plan = make_plan(d.tree, d.config, r);
+        const Plan plan = plan_model(d, r);
         if (o->json) {
             auto j = plan_to_json(plan);
-            j["model"] = d.source;
+            j["model"] = d.source();
             j["weights"] = r.weights.name();
-            j["weights_present"] = d.checkpoint != nullptr;
+            j["weights_present"] = d.has_weights();
             std::cout << j.dump(1) << "\n";
         } else {
-            std::cout << "model     " << d.source << " (" << d.config.architecture << ", " << d.config.num_layers
+            std::cout << "model     " << d.source() << " (" << d.config().architecture << ", " << d.config().num_layers
                       << " layers, " << r.weights.name() << ")\n";
-            if (!d.checkpoint)
-                std::cout << "weights   none present: planned from " << d.config_path.string() << " alone\n";
+            if (!d.has_weights())
+                std::cout << "weights   none present: planned from " << d.config_path().string() << " alone\n";
             std::cout << plan_to_text(plan);
         }
         exitCode = plan.verdict == Verdict::does_not_fit ? 3 : 0;

@@ -3,20 +3,8 @@
 // one by GPTQ or round-to-nearest) and `layerwise eval` (perplexity by the sliding-window method).
 #include "commands.h"
 
-#include "core/bytes.h"
-#include "core/error.h"
-#include "inspect.h"
-#include "plan/weight_format.h"
 #include "default_model.h"
-#include "quant/bnb_writer.h"
-#include "quant/gptq_calibration.h"
-#include "jobs/gptq_job.h"
-#include "runtime/loaded_model.h"
-#include "runtime/perplexity.h"
-#include "runtime/runner.h"
-#include "text/tokenizer.h"
 
-#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
@@ -78,17 +66,6 @@ std::string quantFormatName(const QuantCli& q)
     if (!o.enabled())
         return "none";
     return std::string(quant_method_name(o.method)) + (o.double_quant ? "-dq" : "");
-}
-
-WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant, DType dtype)
-{
-    WeightFormat f = parse_weight_format(quant, dtype);
-    if (d.gptq && f.kind == WeightFormat::Kind::plain) {
-        f.kind = WeightFormat::Kind::gptq;
-        f.bits = d.gptq->config.bits;
-        f.group_size = d.gptq->config.group_size;
-    }
-    return f;
 }
 
 namespace {
@@ -153,7 +130,7 @@ void addQuantizeCommand(CLI::App& app, int& exitCode)
     cmd->callback([o, &exitCode]() {
         const auto t0 = std::chrono::steady_clock::now();
         if (o->quant.method == "gptq" || o->quant.method == "rtn") {
-            at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+            set_cpu_threads(o->threads);
             GptqJobOptions job;
             job.method = o->quant.method == "gptq" ? GptqJobMethod::gptq : GptqJobMethod::rtn;
             job.params.bits = o->bits;
@@ -172,8 +149,9 @@ void addQuantizeCommand(CLI::App& app, int& exitCode)
                                   "or run packaging/setup.sh, which installs the King James Bible (Debian's bible-kjv)");
                 std::int64_t seqLen = o->seqLen;
                 if (seqLen <= 0) {
-                    const ModelDescription probe = describe_model(o->model);
-                    seqLen = probe.config.max_position_embeddings > 0 ? std::min<std::int64_t>(512, probe.config.max_position_embeddings) : 512;
+                    const Model probe = Model::open(o->model);
+                    const std::int64_t positions = probe.config().max_position_embeddings;
+                    seqLen = positions > 0 ? std::min<std::int64_t>(512, positions) : 512;
                 }
                 job.seq_len = seqLen;
             }
@@ -187,7 +165,7 @@ void addQuantizeCommand(CLI::App& app, int& exitCode)
                               << (p.eta_seconds > 0 ? ", about " + formatSeconds(p.eta_seconds) + " left" : std::string()) << "\n";
                 return true;
             };
-            const GptqJobResult r = run_gptq_job(o->model, o->out, job, progress, log);
+            const GptqJobResult r = quantize_gptq(o->model, o->out, job, progress, log);
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (o->json) {
                 nlohmann::json modules = nlohmann::json::array();
@@ -207,10 +185,10 @@ void addQuantizeCommand(CLI::App& app, int& exitCode)
             exitCode = 0;
             return;
         }
-        ModelDescription probe = describe_model(o->model);
-        const DType dtype = dtypeOption(o->dtype, probe.tree.dtype());
-        ModelDescription d = describe_model(o->model, dtype);
-        const QuantizeResult r = save_quantized(std::move(d), quantOptions(o->quant), o->out);
+        const DType dtype = dtypeOption(o->dtype, Model::open(o->model).dtype());
+        OpenOptions open;
+        open.dtype = dtype;
+        const BnbQuantizeResult r = quantize_bnb(Model::open(o->model, open), quantOptions(o->quant), o->out);
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (o->json)
             std::cout << nlohmann::json{{"folder", r.folder.string()}, {"quantized_linears", r.quantized_linears},
@@ -250,32 +228,34 @@ void addEvalCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--threads", o->threads, "CPU threads");
     addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
-        at::set_num_threads(o->threads > 0 ? o->threads : usable_cpu_count());
+        set_cpu_threads(o->threads);
         std::ifstream in(o->text, std::ios::binary);
         if (!in)
             throw IoError("cannot read the text file '" + o->text + "'");
         std::stringstream s;
         s << in.rdbuf();
-        ModelDescription d = describe_model(o->model, std::nullopt, {}, gptqSource(o->quant.gptq));
-        if (!d.checkpoint)
+        OpenOptions open;
+        open.gptq = gptqSource(o->quant.gptq);
+        Model model = Model::open(o->model, open);
+        if (!model.has_weights())
             throw UnsupportedError("'" + o->model + "' has no weights to evaluate");
-        const auto tokenizer = text::load_tokenizer(d.checkpoint->text_source());
-        const auto encoded = tokenizer->encode(s.str(), true);
+        const auto encoded = model.tokenizer()->encode(s.str(), true);
         const std::vector<std::int64_t> ids(encoded.begin(), encoded.end());
-        const std::int64_t context =
-            o->context > 0 ? o->context : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, d.config.max_position_embeddings));
+        const std::int64_t positions = model.config().max_position_embeddings;
+        const std::int64_t context = o->context > 0 ? o->context : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, positions));
         const std::int64_t stride = o->stride > 0 ? o->stride : std::max<std::int64_t>(1, context / 2);
-        const DType dtype = dtypeOption(o->dtype, d.tree.dtype());
-        LoadOptions load;
+        const DType dtype = dtypeOption(o->dtype, model.dtype());
+        SessionOptions load;
         load.dtype = dtype;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(d, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, context, dtype, nullptr, quantFormatName(o->quant));
         load.offload_folder = o->offloadFolder;
-        const std::string quantization = weightFormatFor(d, quantFormatName(o->quant), dtype).name();
-        auto model = load_model(std::move(d), load);
-        Runner runner(*model, context);
+        load.context = context;
+        load.require_tokenizer = false;
+        const std::string quantization = weight_format_for(model, quantFormatName(o->quant), dtype).name();
+        const auto session = Session::load(std::move(model), load);
         const auto t0 = std::chrono::steady_clock::now();
-        const PerplexityResult r = evaluate_perplexity(runner, ids, context, stride);
+        const PerplexityResult r = session->perplexity(ids, context, stride);
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         nlohmann::json j{{"perplexity", r.perplexity},
                          {"mean_nll", r.mean_nll},

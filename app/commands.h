@@ -1,11 +1,7 @@
 #pragma once
 // Subcommands of the `layerwise` executable. Each returns the process exit code;
 // engine errors propagate to main(), the one place that catches them.
-#include "core/dtype.h"
-#include "plan/device_map.h"
-#include "plan/weight_format.h"
-#include "quant/gptq_config.h"
-#include "model/quant_config.h"
+#include "api/layerwise.h"
 
 #include <cstdint>
 #include <string>
@@ -13,10 +9,6 @@
 
 namespace CLI {
 class App;
-}
-
-namespace layerwise {
-struct ModelDescription;
 }
 
 namespace layerwise::app {
@@ -27,7 +19,7 @@ DType dtypeOption(const std::string& option, DType model);
 // The device map for a model: a strategy planned on this machine's devices, or a map file.
 // PlanError when the plan does not fit; `verdictOut` receives the verdict and its reason.
 // `quant`: the weight format planned ("none", "int8", "nf4", "nf4-dq"...).
-DeviceMap deviceMapFor(const ModelDescription& d, const std::string& spec, const std::string& maxMemory,
+DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none");
 
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
@@ -51,20 +43,8 @@ struct QuantCli {
 void addQuantOptions(CLI::App* cmd, QuantCli& q);
 QuantOptions quantOptions(const QuantCli& q);   // PlanError for bad values
 std::string quantFormatName(const QuantCli& q); // the planner's name: none, int8, nf4, nf4-dq...
-// The format the planner sizes: `quant`, or for a GPTQ checkpoint loaded as it is, its own
-// ("gptq-4bit-128g"; its bytes are the checkpoint's).
-WeightFormat weightFormatFor(const ModelDescription& d, const std::string& quant, DType dtype);
 
-// `layerwise bench kernels` / `bench --kernels`.
-struct KernelBenchOptions {
-    std::string shapes = "4096x4096,11008x4096,4096x11008";
-    std::int64_t rows = 1;
-    std::string activations = "float32";
-    std::string levels = "all";
-    int runs = 15;
-    int oracleRuns = 5;
-    int threads = 0;
-};
+// `layerwise bench kernels` / `bench --kernels` (engine/api/kernel_bench.h).
 void addKernelBench(CLI::App* bench, int& exitCode);
 void addPeerBench(CLI::App* bench, int& exitCode);
 void runKernelBench(const KernelBenchOptions& options);

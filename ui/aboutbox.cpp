@@ -1,16 +1,16 @@
 #include "aboutbox.h"
 
-#include "cuda_devices.h"
+#include "api/engine_info.h"
 
 #include <QMessageBox>
 #include <QtGlobal>
-#include <torch/version.h>
 
 namespace layerwise::ui {
 
 QString aboutText()
 {
-    const auto gpus = kernels::cuda_devices();
+    const EngineInfo info = engine_info();
+    const auto& gpus = info.gpus;
     QString cuda = gpus.empty() ? QObject::tr("not available (no CUDA device or driver): models run on the CPU")
                                 : QObject::tr("available, %n device(s)", nullptr, static_cast<int>(gpus.size()));
     for (const auto& g : gpus)
@@ -19,7 +19,7 @@ QString aboutText()
                        "<p>Plans and runs Hugging Face language models on the hardware you have: "
                        "see which layer sits where, load it, and chat with it.</p>"
                        "<p>Qt %1<br>LibTorch %2<br>CUDA: %3</p>")
-        .arg(QString::fromLatin1(qVersion()), QStringLiteral(TORCH_VERSION), cuda);
+        .arg(QString::fromLatin1(qVersion()), QString::fromStdString(info.torch_version), cuda);
 }
 
 void showAbout(QWidget* parent)

@@ -1,16 +1,7 @@
 #include "engineworker.h"
 
-#include "engine.h"
-#include "checkpoint/gguf.h"
-#include "devices/inventory.h"
-#include "plan/plan.h"
 #include "workerstate.h"
 
-#include "quant/gptq_config.h"
-#include "model/quant_config.h"
-
-#include <fstream>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
@@ -20,16 +11,16 @@ EngineWorker::~EngineWorker() = default;
 
 namespace {
 
-ModelSummary summarize(const ModelDescription& d)
+ModelSummary summarize(const Model& d)
 {
     ModelSummary s;
-    s.source = QString::fromStdString(d.source);
-    s.architecture = QString::fromStdString(d.config.architecture);
-    s.text = QString::fromStdString(description_to_text(d));
-    s.parameters = d.tree.num_parameters();
-    const auto bytes = d.tree.all_module_bytes(SizeRule::stored());
+    s.source = QString::fromStdString(d.source());
+    s.architecture = QString::fromStdString(d.config().architecture);
+    s.text = QString::fromStdString(d.to_text());
+    s.parameters = d.tree().num_parameters();
+    const auto bytes = d.tree().all_module_bytes(SizeRule::stored());
     s.bytes = bytes.front();
-    const auto& nodes = d.tree.nodes();
+    const auto& nodes = d.tree().nodes();
     // Parameters per node, accumulated bottom-up (nodes are in preorder).
     std::vector<quint64> params(nodes.size(), 0);
     for (std::size_t i = nodes.size(); i-- > 0;) {
@@ -55,17 +46,14 @@ ModelSummary summarize(const ModelDescription& d)
             r.dtype = QString::fromLatin1(torch_name(nodes[i].tensors.front().dtype).data());
         // A GGUF weight kept in its block format shows that format ("Q4_K"), as it is held.
         for (const auto& t : nodes[i].tensors)
-            if (t.checkpoint_entry && d.checkpoint) {
-                const auto& g = d.checkpoint->tensors()[*t.checkpoint_entry].gguf;
-                if (g && g->block_quantized)
-                    r.dtype = QString::fromLatin1(gguf::tensor_type_name(static_cast<gguf::TensorType>(g->ggml_type)).data());
-            }
+            if (const std::string stored = d.stored_format(t); !stored.empty())
+                r.dtype = QString::fromStdString(stored);
         s.modules.push_back(std::move(r));
     }
     return s;
 }
 
-PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& detected, const ModelDescription& d)
+PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& detected, const Model& d)
 {
     PlanRequest r;
     std::vector<std::string> specs;
@@ -78,7 +66,7 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
     r.accelerate = s.accelerate;
     r.context = s.context;
     r.batch = s.batch;
-    DType dtype = d.tree.dtype();
+    DType dtype = d.dtype();
     if (s.dtype != QLatin1String("auto"))
         if (auto parsed = dtype_from_torch_name(s.dtype.toStdString()))
             dtype = *parsed;
@@ -86,33 +74,7 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
     return r;
 }
 
-// The quantization a saved checkpoint carries (config.json's bitsandbytes quantization_config):
-// "int8", "nf4", "nf4-dq", ...; "" when none or unreadable.
-QString savedQuantization(const ModelDescription& d)
-{
-    try {
-        if (d.config_path.empty() || d.config_path.extension() != ".json")
-            throw std::invalid_argument("no config.json");
-        std::ifstream in(d.config_path);
-        const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
-        if (!config.is_object() || !config.contains("quantization_config"))
-            throw std::invalid_argument("no quantization_config");
-        const QuantOptions q = parse_bnb_quantization_config(config["quantization_config"], d.config_path.string());
-        if (q.enabled())
-            return QString::fromLatin1(quant_method_name(q.method).data()) + (q.double_quant ? QStringLiteral("-dq") : QString());
-    } catch (const std::exception&) {
-    }
-    // A GPTQ checkpoint (quantize_config.json, or config.json's quantization_config).
-    try {
-        if (d.checkpoint)
-            if (const auto g = find_gptq_config(d.checkpoint->folder()))
-                return QStringLiteral("gptq-%1bit-%2g").arg(g->bits).arg(g->group_size);
-    } catch (const std::exception&) {
-    }
-    return {};
-}
-
-PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& r)
+PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
 {
     PlanView v;
     v.verdict = QString::fromLatin1(verdict_name(plan.verdict).data());
@@ -136,26 +98,16 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
     }
     for (const auto& dev : plan.layer_devices)
         v.layerDevices.push_back(QString::fromStdString(dev.map_key()));
-    for (int b : d.tree.no_split_blocks()) {
-        std::uint64_t bytes = 0;
-        std::vector<int> stack{b};
-        while (!stack.empty()) {
-            const auto& n = d.tree.nodes()[static_cast<std::size_t>(stack.back())];
-            stack.pop_back();
-            for (const auto& t : n.tensors)
-                bytes += tensor_bytes(d.tree, t, r.weights);
-            stack.insert(stack.end(), n.children.begin(), n.children.end());
-        }
+    for (std::uint64_t bytes : layer_bytes(d, r.weights))
         v.layerBytes.push_back(static_cast<qint64>(bytes));
-    }
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
     if (r.weights.kind != WeightFormat::Kind::plain)
         v.quant = QString::fromStdString(r.weights.name());
-    else if (const QString saved = savedQuantization(d); !saved.isEmpty())
-        v.quant = saved;
+    else if (const std::string saved = d.saved_quantization(); !saved.empty())
+        v.quant = QString::fromStdString(saved);
     // Modules outside the decoder blocks that hold weights: embeddings, final norm, lm_head.
-    const auto& nodes = d.tree.nodes();
-    const auto blocks = d.tree.no_split_blocks();
+    const auto& nodes = d.tree().nodes();
+    const auto blocks = d.tree().no_split_blocks();
     const int firstBlock = blocks.empty() ? static_cast<int>(nodes.size()) : blocks.front();
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const ModuleNode& n = nodes[i];
@@ -180,7 +132,7 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
                 own = device_of(plan.device_map, t.tied_to);
             dev = dev ? dev : own;
             if (t.tied_to.empty())
-                m.bytes += static_cast<qint64>(tensor_bytes(d.tree, t, r.weights));
+                m.bytes += static_cast<qint64>(tensor_bytes(d.tree(), t, r.weights));
             else
                 m.tiedTo = QString::fromStdString(t.tied_to).section(QLatin1Char('.'), 0, -2);
         }
@@ -196,7 +148,7 @@ PlanView viewOf(const Plan& plan, const ModelDescription& d, const PlanRequest& 
 void EngineWorker::describe(const QString& what)
 {
     try {
-        m_state->model = describe_model(what.toStdString());
+        m_state->model = Model::open(what.toStdString());
         m_state->plan.reset();
         Q_EMIT described(summarize(*m_state->model));
     } catch (const std::exception& e) {
@@ -236,7 +188,7 @@ void EngineWorker::plan(const PlanSettings& settings)
     try {
         m_state->devices(probeBandwidth);
         m_state->request = requestFrom(settings, m_state->detected, *m_state->model);
-        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, m_state->request);
+        m_state->plan = plan_model(*m_state->model, m_state->request);
         publish();
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("plan"), QString::fromUtf8(e.what()));
@@ -250,7 +202,7 @@ void EngineWorker::previewPlan(const PlanSettings& settings, const QString& tag)
     try {
         m_state->devices(probeBandwidth);
         const PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
-        const Plan plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        const Plan plan = plan_model(*m_state->model, r);
         Q_EMIT previewPlanned(tag, viewOf(plan, *m_state->model, r));
     } catch (const std::exception& e) {
         PlanView failed;
@@ -265,8 +217,8 @@ void EngineWorker::moveLayers(int first, int last, const QString& key)
     if (!m_state->model || !m_state->plan)
         return;
     try {
-        m_state->plan = move_layers_in_plan(m_state->model->tree, m_state->model->config, m_state->request,
-                                            *m_state->plan, first, last, parse_device(key.toStdString()));
+        m_state->plan = plan_with_layers_moved(*m_state->model, m_state->request, *m_state->plan, first, last,
+                                               parse_device(key.toStdString()));
         m_state->request.strategy = Strategy::custom;
         m_state->request.custom_map = m_state->plan->device_map;
         publish();
@@ -280,20 +232,8 @@ void EngineWorker::moveModule(const QString& module, const QString& key)
     if (!m_state->model || !m_state->plan)
         return;
     try {
-        const ModuleTree& tree = m_state->model->tree;
-        const std::string name = module.toStdString();
-        const Device device = parse_device(key.toStdString());
-        DeviceMap map = move_module(tree, m_state->plan->device_map, name, device);
-        // Weights tied to this module's go with it: tied weights are one storage on one device.
-        for (const auto& n : tree.nodes())
-            for (const auto& t : n.tensors)
-                if (!t.tied_to.empty() && t.tied_to.rfind(name + ".", 0) == 0 && device_of(map, t.full_name))
-                    map = move_module(tree, map, n.name, device);
-        PlanRequest r = m_state->request;
-        r.strategy = Strategy::custom;
-        r.custom_map = std::move(map);
-        m_state->plan = make_plan(tree, m_state->model->config, r);
-        m_state->request = r;
+        m_state->plan = plan_with_module_moved(*m_state->model, m_state->request, *m_state->plan, module.toStdString(),
+                                               parse_device(key.toStdString()));
         publish();
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("move module"), QString::fromUtf8(e.what()));
@@ -308,7 +248,7 @@ void EngineWorker::useDeviceMap(const QString& text)
         PlanRequest r = m_state->request;
         r.strategy = Strategy::custom;
         r.custom_map = parse_device_map(text.toStdString());
-        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        m_state->plan = plan_model(*m_state->model, r);
         m_state->request = r;
         publish();
     } catch (const std::exception& e) {
@@ -327,7 +267,7 @@ void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
             r.strategy = Strategy::custom;
             r.custom_map = parse_device_map(map.toStdString());
         }
-        m_state->plan = make_plan(m_state->model->tree, m_state->model->config, r);
+        m_state->plan = plan_model(*m_state->model, r);
         m_state->request = r;
         publish();
     } catch (const std::exception& e) {

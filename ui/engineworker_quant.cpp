@@ -4,13 +4,6 @@
 
 #include "workerstate.h"
 
-#include "quant/bnb_writer.h"
-#include "jobs/gptq_job.h"
-#include "runtime/perplexity.h"
-#include "runtime/runner.h"
-#include "text/tokenizer.h"
-
-#include <ATen/Parallel.h>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -87,7 +80,7 @@ void EngineWorker::quantizeGptq(const QuantizeRequest& request)
     try {
         if (request.out.isEmpty())
             throw IoError("no output folder was chosen: choose a new folder for the quantized model");
-        at::set_num_threads(usable_cpu_count());
+        set_cpu_threads(0);
         GptqJobOptions o;
         o.method = GptqJobMethod::gptq;
         o.params.bits = request.bits;
@@ -114,7 +107,7 @@ void EngineWorker::quantizeGptq(const QuantizeRequest& request)
             Q_EMIT quantizeProgress(v);
             return !m_cancelJob.load();
         };
-        const GptqJobResult r = run_gptq_job(request.source.toStdString(), out, o, progress);
+        const GptqJobResult r = quantize_gptq(request.source.toStdString(), out, o, progress);
         QuantizeResultView view;
         view.folder = QString::fromStdString(r.folder.string());
         view.quantizedLinears = r.quantized_linears;
@@ -149,8 +142,7 @@ void EngineWorker::quantize(const QuantizeRequest& request)
         if (request.out.isEmpty())
             throw IoError("no output folder was chosen: choose a new folder for the quantized model");
         const QuantOptions options = quantOptionsOf(request);
-        at::set_num_threads(usable_cpu_count());
-        ModelDescription d = describe_model(request.source.toStdString());
+        set_cpu_threads(0);
         qint64 lastEmit = -1000;
         const auto progress = [&](const Progress& p) {
             const qint64 now = clock.elapsed();
@@ -165,7 +157,8 @@ void EngineWorker::quantize(const QuantizeRequest& request)
             }
             return !m_cancelJob.load();
         };
-        const QuantizeResult r = save_quantized(std::move(d), options, request.out.toStdString(), progress);
+        const BnbQuantizeResult r = quantize_bnb(Model::open(request.source.toStdString()), options,
+                                                 request.out.toStdString(), progress);
         QuantizeResultView view;
         view.folder = QString::fromStdString(r.folder.string());
         view.quantizedLinears = r.quantized_linears;
@@ -184,33 +177,33 @@ void EngineWorker::evaluate(const EvalRequest& request)
     QElapsedTimer clock;
     clock.start();
     try {
-        at::set_num_threads(usable_cpu_count());
-        ModelDescription d = describe_model(request.model.toStdString());
-        if (!d.checkpoint)
-            throw UnsupportedError("'" + d.source + "' has no weights to evaluate");
-        const auto tokenizer = text::load_tokenizer(d.checkpoint->text_source());
-        const auto encoded = tokenizer->encode(request.text.toStdString(), true);
+        set_cpu_threads(0);
+        Model model = Model::open(request.model.toStdString());
+        if (!model.has_weights())
+            throw UnsupportedError("'" + model.source() + "' has no weights to evaluate");
+        const auto encoded = model.tokenizer()->encode(request.text.toStdString(), true);
         const std::vector<std::int64_t> ids(encoded.begin(), encoded.end());
+        const std::int64_t positions = model.config().max_position_embeddings;
         const std::int64_t context =
-            request.context > 0 ? request.context
-                                : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, d.config.max_position_embeddings));
+            request.context > 0 ? request.context : std::min<std::int64_t>(2048, std::max<std::int64_t>(2, positions));
         const std::int64_t stride = request.stride > 0 ? request.stride : std::max<std::int64_t>(1, context / 2);
         m_state->devices(probeBandwidth);
         PlanRequest r;
         r.devices = m_state->detected;
         r.context = context;
-        r.weights = parse_weight_format("none", d.tree.dtype());
-        const Plan plan = make_plan(d.tree, d.config, r);
+        r.weights = parse_weight_format("none", model.dtype());
+        const Plan plan = plan_model(model, r);
         if (plan.verdict == Verdict::does_not_fit)
             throw PlanError("the model does not fit on this machine for evaluation: " + plan.reason);
-        LoadOptions load;
+        SessionOptions load;
         load.device_map = plan.device_map;
+        load.context = context;
+        load.require_tokenizer = false;
         load.offload_folder = (offloadFolder.isEmpty() ? QDir::tempPath() : offloadFolder).toStdString();
         load.progress = [this](const Progress&) { return !m_cancelJob.load(); };
-        auto model = load_model(std::move(d), load);
-        Runner runner(*model, context);
+        const auto session = Session::load(std::move(model), load);
         const QString tag = request.tag;
-        const PerplexityResult p = evaluate_perplexity(runner, ids, context, stride, [&](const Progress& pr) {
+        const PerplexityResult p = session->perplexity(ids, context, stride, [&](const Progress& pr) {
             Q_EMIT evalProgress(tag, static_cast<int>(pr.done), static_cast<int>(pr.total));
             return !m_cancelJob.load();
         });

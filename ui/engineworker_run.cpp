@@ -3,7 +3,6 @@
 
 #include "workerstate.h"
 
-#include <ATen/Parallel.h>
 #include <QDateTime>
 #include <QDir>
 #include <QElapsedTimer>
@@ -60,31 +59,20 @@ void EngineWorker::load()
     QElapsedTimer clock;
     clock.start();
     try {
-        if (!m_state->model->checkpoint)
-            throw UnsupportedError("'" + m_state->model->source +
+        if (!m_state->model->has_weights())
+            throw UnsupportedError("'" + m_state->model->source() +
                                    "' is a preset: it describes a model's shape but has no weights. Open a model folder "
                                    "with a checkpoint to load it.");
         const WeightFormat& weights = m_state->request.weights;
-        QuantOptions quant;
-        switch (weights.kind) {
-        case WeightFormat::Kind::plain: break;
-        case WeightFormat::Kind::int8: quant.method = QuantMethod::int8; break;
-        case WeightFormat::Kind::nf4: quant.method = QuantMethod::nf4; break;
-        case WeightFormat::Kind::fp4: quant.method = QuantMethod::fp4; break;
-        default:
-            throw UnsupportedError("quantizing to " + weights.name() +
-                                   " while loading is not possible: GPTQ calibrates every layer on text, which needs "
-                                   "the GPTQ engine's quantization job. Open a saved GPTQ checkpoint instead, or choose "
-                                   "none, int8, nf4 or fp4 as the quantization and load again");
-        }
-        quant.double_quant = quant.method != QuantMethod::int8 && quant.enabled() && weights.double_quant;
+        const QuantOptions quant = load_quantization(weights);
         // LibTorch may see one core in a VM: use every CPU this process may run on, as the CLI does.
-        at::set_num_threads(usable_cpu_count());
-        ModelDescription d = describe_model(m_state->model->source);
-        LoadOptions o;
+        set_cpu_threads(0);
+        Model model = Model::open(m_state->model->source());
+        SessionOptions o;
         o.dtype = m_state->request.weights.dtype;
         o.quant = quant;
         o.device_map = m_state->plan->device_map;
+        o.context = m_state->request.context;
         o.offload_folder = (offloadFolder.isEmpty() ? QDir::tempPath() : offloadFolder).toStdString();
         qint64 lastEmit = -1000;
         o.progress = [&](const Progress& p) {
@@ -102,27 +90,25 @@ void EngineWorker::load()
             }
             return !m_cancelLoad.load();
         };
-        auto model = load_model(std::move(d), o);
-        auto chat = std::make_unique<ChatSession>(*model, m_state->request.context);
-        LoadedView view;
-        view.source = QString::fromStdString(m_state->model->source);
-        view.quant = quant.enabled() ? QString::fromStdString(weights.name()) : QStringLiteral("none");
-        view.deviceMapJson = QString::fromStdString(model->hf_device_map().dump(2));
-        m_layerStates.clear();
-        for (const auto& layer : model->layers) {
-            view.layerDevices.push_back(QString::fromStdString(layer.home.map_key()));
-            m_layerStates.push_back(static_cast<int>(layer.home.kind == Device::Kind::disk ? LayerActivity::evicted
-                                                                                            : LayerActivity::resident));
-        }
-        view.contextLength = static_cast<int>(chat->context_length());
-        view.hasTemplate = chat->has_template();
-        model->on_layer_state = [this](int layer, LayerState state) {
+        o.on_layer_state = [this](int layer, LayerState state) {
             if (layer >= 0 && layer < m_layerStates.size())
                 m_layerStates[layer] = static_cast<int>(activityOf(state));
             publishLayerStates(false);
         };
-        m_state->loaded = std::move(model);
-        m_state->chat = std::move(chat);
+        m_layerStates.clear();
+        auto session = Session::load(std::move(model), o);
+        LoadedView view;
+        view.source = QString::fromStdString(m_state->model->source());
+        view.quant = quant.enabled() ? QString::fromStdString(weights.name()) : QStringLiteral("none");
+        view.deviceMapJson = QString::fromStdString(session->hf_device_map().dump(2));
+        for (const Device& home : session->layer_devices()) {
+            view.layerDevices.push_back(QString::fromStdString(home.map_key()));
+            m_layerStates.push_back(static_cast<int>(home.kind == Device::Kind::disk ? LayerActivity::evicted
+                                                                                     : LayerActivity::resident));
+        }
+        view.contextLength = static_cast<int>(session->context_length());
+        view.hasTemplate = session->has_template();
+        m_state->session = std::move(session);
         view.seconds = static_cast<double>(clock.elapsed()) / 1000.0;
         LoadProgressView done;
         done.done = done.total = 1;
@@ -158,13 +144,13 @@ void EngineWorker::publishLayerStates(bool force)
 void EngineWorker::chat(const ChatTurnRequest& request)
 {
     m_stop.store(false);
-    if (!m_state->chat) {
+    if (!m_state->session) {
         Q_EMIT answerFailed(tr("No model is loaded: load one (Ctrl+L) before chatting."));
         return;
     }
     m_lastLayerEmit = 0; // the first layer change of every answer is shown, however short it is
     try {
-        const ChatAnswer answer = m_state->chat->reply(
+        const ChatAnswer answer = m_state->session->chat(
             conversationOf(request), generationOf(request.sampling),
             [this](std::string_view piece) {
                 Q_EMIT answerPiece(QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size())));
@@ -182,7 +168,6 @@ void EngineWorker::chat(const ChatTurnRequest& request)
         publishLayerStates(true);
         Q_EMIT answerFinished(QString::fromStdString(answer.text), stats);
     } catch (const std::exception& e) {
-        m_state->chat->reset();
         publishLayerStates(true);
         Q_EMIT answerFailed(QString::fromUtf8(e.what()));
     }
@@ -190,14 +175,14 @@ void EngineWorker::chat(const ChatTurnRequest& request)
 
 void EngineWorker::previewPrompt(const ChatTurnRequest& request)
 {
-    if (!m_state->chat) {
+    if (!m_state->session) {
         Q_EMIT promptPreview(tr("(load the model to see the prompt its chat template makes)"), 0);
         return;
     }
     try {
         const Conversation c = conversationOf(request);
-        const std::string text = m_state->chat->prompt_text(c);
-        const auto ids = m_state->chat->prompt_ids(c);
+        const std::string text = m_state->session->prompt_text(c);
+        const auto ids = m_state->session->prompt_ids(c);
         Q_EMIT promptPreview(QString::fromStdString(text), static_cast<int>(ids.size()));
     } catch (const std::exception& e) {
         Q_EMIT promptPreview(tr("The chat template failed: %1").arg(QString::fromUtf8(e.what())), 0);

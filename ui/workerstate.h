@@ -1,9 +1,6 @@
 #pragma once
 // Engine state owned by the worker thread (private to the EngineWorker sources).
-#include "engine.h"
-#include "plan/plan.h"
-#include "runtime/chat.h"
-#include "runtime/loaded_model.h"
+#include "api/layerwise.h"
 
 #include <memory>
 #include <optional>
@@ -12,13 +9,11 @@
 namespace layerwise::ui {
 
 struct WorkerState {
-    std::optional<ModelDescription> model; // the described model
+    std::optional<Model> model; // the opened model
     std::vector<DeviceInfo> detected;
     PlanRequest request;
     std::optional<Plan> plan;
-    // The loaded model and its conversation (the session refers to the model: destroy it first).
-    std::unique_ptr<LoadedModel> loaded;
-    std::unique_ptr<ChatSession> chat;
+    std::unique_ptr<Session> session; // the loaded model and its conversation
     // The devices of this machine, detected once (`probe_bandwidth`: measure RAM/disk speed).
     const std::vector<DeviceInfo>& devices(bool probe_bandwidth)
     {
@@ -29,11 +24,7 @@ struct WorkerState {
         }
         return detected;
     }
-    void unload()
-    {
-        chat.reset();
-        loaded.reset();
-    }
+    void unload() { session.reset(); }
 };
 
 } // namespace layerwise::ui

@@ -3,6 +3,7 @@
 // or the raw text for completion) -> prompt ids -> a streamed answer. The keys and values of
 // the previous turn stay in the runner's cache; a new turn only feeds the tokens that differ
 // from the last prompt + answer (the prefix cache). Used by the terminal chat and the GUI.
+#include "runtime/run_types.h"
 #include "runtime/runner.h"
 #include "runtime/session.h"
 #include "text/chat_template.h"
@@ -18,28 +19,6 @@ namespace layerwise {
 namespace text {
 class Tokenizer;
 }
-
-struct ChatMessage {
-    std::string role; // "system", "user", "assistant"
-    std::string content;
-};
-
-struct Conversation {
-    std::string system;                // empty: no system message
-    std::vector<ChatMessage> messages; // in order; the answer follows the last one
-    // Raw completion: no template; the messages' contents are concatenated as they are and
-    // encoded with the tokenizer's special tokens (BOS). For models without a chat template.
-    bool raw = false;
-};
-
-struct ChatAnswer {
-    std::string text;            // the answer, special tokens skipped
-    GenerationResult generation; // tokens, stop reason, time to first token, tokens/s
-    std::int64_t prompt_tokens = 0;
-    std::int64_t reused_tokens = 0;  // prompt tokens whose cache was kept from the last turn
-    std::int64_t context_used = 0;   // tokens in the cache after the answer
-    std::int64_t context_length = 0;
-};
 
 class ChatSession {
 public:

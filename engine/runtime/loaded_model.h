@@ -2,6 +2,7 @@
 // A model whose weights sit on their planned devices: GPU tensors, CPU tensors (zero-copy
 // views of the checkpoint mapping when the dtype matches) and disk tensors (views of the
 // mapped checkpoint, or of an offload file written once when a conversion was needed).
+#include "runtime/run_types.h"
 #include "checkpoint/checkpoint.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -22,8 +23,6 @@
 namespace layerwise {
 
 struct ModelDescription;
-
-enum class LayerState { resident, streaming_in, computing, evicted };
 
 struct ByteRange {
     const MappedFile* file = nullptr;

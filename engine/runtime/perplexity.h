@@ -4,6 +4,7 @@
 // tokens not scored by the previous one are targets (the rest are labelled -100), the mean loss
 // of a window is weighted by its target count minus one (the guide's rule for the internal
 // label shift), perplexity = exp(weighted sum / total weight).
+#include "runtime/run_types.h"
 #include "core/progress.h"
 #include "runtime/runner.h"
 
@@ -11,14 +12,6 @@
 #include <vector>
 
 namespace layerwise {
-
-struct PerplexityResult {
-    double perplexity = 0.0;
-    double mean_nll = 0.0;
-    std::int64_t tokens = 0;          // the guide's n_tokens (sum of weights)
-    std::int64_t sequence_tokens = 0; // tokens in the input
-    std::int64_t windows = 0;
-};
 
 // The runner's capacity must hold `context` tokens. PlanError for context/stride < 1, stride >
 // context, or fewer than two tokens. The progress callback gets windows done / total.

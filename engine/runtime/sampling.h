@@ -1,22 +1,13 @@
 #pragma once
 // Choosing the next token from logits, in transformers' order: repetition penalty, then
 // temperature, top-k, top-p, min-p, then a draw (or argmax when greedy).
+#include "runtime/run_types.h"
 #include <ATen/core/Tensor.h>
 #include <cstdint>
 #include <random>
 #include <vector>
 
 namespace layerwise {
-
-struct SamplingOptions {
-    bool greedy = false;
-    double temperature = 1.0;
-    std::int64_t top_k = 0;   // 0: off
-    double top_p = 1.0;       // 1: off
-    double min_p = 0.0;       // 0: off
-    double repetition_penalty = 1.0;
-    std::uint64_t seed = 0;
-};
 
 class Sampler {
 public:

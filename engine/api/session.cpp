@@ -1,0 +1,196 @@
+#include "api/session.h"
+
+#include "api/model_access.h"
+#include "core/error.h"
+#include "runtime/chat.h"
+#include "runtime/loaded_model.h"
+#include "runtime/perplexity.h"
+#include "runtime/runner.h"
+#include "runtime/session.h"
+#include "text/tokenizer.h"
+
+#include <ATen/Parallel.h>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace layerwise {
+
+struct Session::State {
+    std::unique_ptr<LoadedModel> model;
+    // With a tokenizer the chat session owns the runner (one KV cache); without, a bare runner.
+    std::unique_ptr<ChatSession> chat;
+    std::unique_ptr<Runner> runner;
+    std::vector<std::int64_t> model_eos;
+
+    Runner& run() { return chat ? chat->runner() : *runner; }
+    const Runner& run() const { return chat ? const_cast<ChatSession&>(*chat).runner() : *runner; }
+    ChatSession& chat_session() const
+    {
+        if (!chat)
+            throw UnsupportedError("this model has no tokenizer to chat with: give token ids (generate --ids) or add its "
+                                   "tokenizer.json to the model folder");
+        return *chat;
+    }
+};
+
+Session::Session(std::unique_ptr<State> state) : m_state(std::move(state)) {}
+Session::~Session()
+{
+    if (m_state)
+        m_state->chat.reset(); // the chat session refers to the model: it goes first
+}
+
+std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& options)
+{
+    ModelDescription& d = ModelAccess::description(model);
+    if (!d.checkpoint)
+        throw UnsupportedError("'" + d.source + "' has no weights to load: it describes a model's shape (a preset, a "
+                               "config.json or a folder without weights). Open a model folder with a checkpoint to load it.");
+    auto state = std::make_unique<State>();
+    state->model_eos = eos_token_ids(d.checkpoint->folder(), d.config);
+    LoadOptions load;
+    load.dtype = options.dtype;
+    load.device_map = options.device_map;
+    load.offload_folder = options.offload_folder;
+    load.quant = options.quant;
+    load.gguf_decode = options.gguf_decode;
+    load.progress = options.progress;
+    load.log = options.log;
+    state->model = load_model(std::move(d), load);
+    try {
+        state->chat = std::make_unique<ChatSession>(*state->model, options.context, options.log);
+    } catch (const Error&) {
+        if (options.require_tokenizer)
+            throw;
+        state->runner = std::make_unique<Runner>(*state->model, options.context);
+    }
+    state->model->on_layer_state = options.on_layer_state;
+    return std::unique_ptr<Session>(new Session(std::move(state)));
+}
+
+GenerationResult Session::generate(const std::vector<std::int64_t>& prompt, const GenerationOptions& options,
+                                   const std::function<bool(std::int64_t)>& on_token, const std::atomic<bool>* stop)
+{
+    if (m_state->chat)
+        m_state->chat->reset();
+    Runner& runner = m_state->run();
+    runner.reset();
+    std::function<std::string(const std::vector<std::int64_t>&)> decode;
+    if (m_state->chat && !options.stop_strings.empty())
+        decode = [tok = &m_state->chat->tokenizer()](const std::vector<std::int64_t>& ids) {
+            return tok->decode(std::vector<text::TokenId>(ids.begin(), ids.end()), true);
+        };
+    return layerwise::generate(runner, prompt, options, on_token, stop, decode);
+}
+
+ChatAnswer Session::chat(const Conversation& conversation, GenerationOptions options,
+                         const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop)
+{
+    ChatSession& chat = m_state->chat_session(); // eos_ids empty: reply() uses the model's and the template's
+    try {
+        return chat.reply(conversation, options, on_text, stop);
+    } catch (...) {
+        chat.reset(); // a failed turn leaves no half-written cache behind
+        throw;
+    }
+}
+
+std::string Session::prompt_text(const Conversation& conversation) const
+{
+    return m_state->chat_session().prompt_text(conversation);
+}
+
+std::vector<std::int64_t> Session::prompt_ids(const Conversation& conversation) const
+{
+    return m_state->chat_session().prompt_ids(conversation);
+}
+
+bool Session::has_template() const { return m_state->chat && m_state->chat->has_template(); }
+
+void Session::reset()
+{
+    if (m_state->chat)
+        m_state->chat->reset();
+    else
+        m_state->runner->reset();
+}
+
+PerplexityResult Session::perplexity(const std::vector<std::int64_t>& ids, std::int64_t context, std::int64_t stride,
+                                     const ProgressCallback& progress)
+{
+    if (m_state->chat)
+        m_state->chat->reset();
+    return evaluate_perplexity(m_state->run(), ids, context, stride, progress);
+}
+
+const ModelConfig& Session::config() const { return m_state->model->config; }
+const text::Tokenizer* Session::tokenizer() const { return m_state->chat ? &m_state->chat->tokenizer() : nullptr; }
+std::vector<std::int64_t> Session::eos_ids() const { return m_state->chat ? m_state->chat->eos_ids() : m_state->model_eos; }
+std::int64_t Session::context_length() const { return m_state->run().capacity(); }
+DType Session::dtype() const { return m_state->model->dtype; }
+nlohmann::json Session::hf_device_map() const { return m_state->model->hf_device_map(); }
+
+std::vector<Device> Session::layer_devices() const
+{
+    std::vector<Device> out;
+    for (const auto& layer : m_state->model->layers)
+        out.push_back(layer.home);
+    return out;
+}
+
+namespace {
+
+Device device_of_tensor(const at::Tensor& t)
+{
+    return t.is_cuda() ? Device::gpu(t.device().index()) : Device::cpu();
+}
+
+} // namespace
+
+std::vector<LoadedFootprint> Session::footprint() const
+{
+    const LoadedModel& m = *m_state->model;
+    std::map<Device, LoadedFootprint> by_device;
+    std::set<const void*> counted; // tied weights share storage: count it once
+    const auto add = [&](const Device& device, const at::Tensor& t) {
+        LoadedFootprint& f = by_device[device];
+        f.device = device;
+        if (t.defined() && counted.insert(t.storage().data()).second)
+            f.weight_bytes += t.nbytes();
+    };
+    for (const auto& [name, t] : m.globals) {
+        const Device* planned = device_of(m.device_map, name);
+        add(planned && planned->kind == Device::Kind::disk ? *planned : device_of_tensor(t), t);
+    }
+    for (const auto& layer : m.layers) {
+        by_device[layer.home].device = layer.home;
+        ++by_device[layer.home].layers;
+        for (const auto& [name, t] : layer.tensors)
+            add(layer.home, t);
+    }
+    KvCache& cache = const_cast<Runner&>(m_state->run()).cache();
+    for (std::size_t i = 0; i < cache.k.size(); ++i)
+        for (const at::Tensor* t : {&cache.k[i], &cache.v[i]})
+            if (t->defined()) {
+                LoadedFootprint& f = by_device[device_of_tensor(*t)];
+                f.device = device_of_tensor(*t);
+                f.kv_cache_bytes += t->nbytes();
+            }
+    std::vector<LoadedFootprint> out;
+    for (auto& [device, f] : by_device)
+        out.push_back(f);
+    return out;
+}
+
+void Session::set_prefetch(bool on) { m_state->run().set_prefetch(on); }
+bool Session::prefetching() const { return m_state->run().prefetching(); }
+
+void set_cpu_threads(int threads)
+{
+    at::set_num_threads(threads > 0 ? threads : usable_cpu_count());
+}
+
+int cpu_threads() { return at::get_num_threads(); }
+
+} // namespace layerwise

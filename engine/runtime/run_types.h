@@ -1,0 +1,70 @@
+#pragma once
+// The values a run takes and gives back: sampling and generation options, a generation's
+// result, a conversation and its answer, a perplexity measurement and a layer's live state.
+// Plain values (no LibTorch), part of the engine API.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace layerwise {
+
+// Where a decoder layer's weights are while a model runs (the placement map's live colours).
+enum class LayerState { resident, streaming_in, computing, evicted };
+
+struct SamplingOptions {
+    bool greedy = false;
+    double temperature = 1.0;
+    std::int64_t top_k = 0;   // 0: off
+    double top_p = 1.0;       // 1: off
+    double min_p = 0.0;       // 0: off
+    double repetition_penalty = 1.0;
+    std::uint64_t seed = 0;
+};
+
+struct GenerationOptions {
+    std::int64_t max_new_tokens = 128;
+    SamplingOptions sampling;
+    std::vector<std::int64_t> eos_ids;       // stop on any of these (generation_config / config)
+    std::vector<std::string> stop_strings;   // needs `decode`
+    std::int64_t prefill_chunk = 512;
+};
+
+struct GenerationResult {
+    std::vector<std::int64_t> tokens;         // generated only
+    std::string stop_reason;                  // "eos", "stop_string", "max_new_tokens", "stopped", "context_full"
+    double ttft_s = 0;                        // prompt in -> first token out
+    double decode_tokens_per_s = 0;           // after the first token
+    double prefill_tokens_per_s = 0;
+};
+
+struct ChatMessage {
+    std::string role; // "system", "user", "assistant"
+    std::string content;
+};
+
+struct Conversation {
+    std::string system;                // empty: no system message
+    std::vector<ChatMessage> messages; // in order; the answer follows the last one
+    // Raw completion: no template; the messages' contents are concatenated as they are and
+    // encoded with the tokenizer's special tokens (BOS). For models without a chat template.
+    bool raw = false;
+};
+
+struct ChatAnswer {
+    std::string text;            // the answer, special tokens skipped
+    GenerationResult generation; // tokens, stop reason, time to first token, tokens/s
+    std::int64_t prompt_tokens = 0;
+    std::int64_t reused_tokens = 0;  // prompt tokens whose cache was kept from the last turn
+    std::int64_t context_used = 0;   // tokens in the cache after the answer
+    std::int64_t context_length = 0;
+};
+
+struct PerplexityResult {
+    double perplexity = 0.0;
+    double mean_nll = 0.0;
+    std::int64_t tokens = 0;          // the guide's n_tokens (sum of weights)
+    std::int64_t sequence_tokens = 0; // tokens in the input
+    std::int64_t windows = 0;
+};
+
+} // namespace layerwise
