@@ -58,6 +58,7 @@ void addChatCommand(CLI::App& app, int& exitCode);
 void addTokenizeCommand(CLI::App& app, int& exitCode);
 void addQuantizeCommand(CLI::App& app, int& exitCode);
 void addEvalCommand(CLI::App& app, int& exitCode);
+void addServeCommand(CLI::App& app, int& exitCode);
 int runGui(int argc, char** argv);
 
 } // namespace layerwise::app

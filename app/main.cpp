@@ -30,6 +30,7 @@ int main(int argc, char** argv)
     layerwise::app::addTokenizeCommand(app, exitCode);
     layerwise::app::addQuantizeCommand(app, exitCode);
     layerwise::app::addEvalCommand(app, exitCode);
+    layerwise::app::addServeCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 #include "runtime/chat.h"
 
 #include "core/error.h"
+#include "core/json_read.h"
 #include "text/tokenizer.h"
 
 #include <algorithm>
@@ -41,8 +42,15 @@ std::string ChatSession::prompt_text(const Conversation& conversation) const
     ChatRequest request;
     if (!conversation.system.empty())
         request.messages.push_back({{"role", "system"}, {"content", conversation.system}});
-    for (const auto& m : conversation.messages)
-        request.messages.push_back({{"role", m.role}, {"content", m.content}});
+    for (const auto& m : conversation.messages) {
+        nlohmann::ordered_json message{{"role", m.role}, {"content", m.content}};
+        if (!m.extra_json.empty())
+            for (const auto& [key, value] : parse_ordered_json(m.extra_json, "a chat message's fields").items())
+                message[key] = value;
+        request.messages.push_back(std::move(message));
+    }
+    if (!conversation.tools_json.empty())
+        request.tools = parse_ordered_json(conversation.tools_json, "the tool definitions");
     request.add_generation_prompt = true;
     return m_template.apply(request);
 }

@@ -18,6 +18,10 @@ struct SamplingOptions {
     double top_p = 1.0;       // 1: off
     double min_p = 0.0;       // 0: off
     double repetition_penalty = 1.0;
+    // OpenAI's penalties, in [-2, 2]: each token's logit minus frequency_penalty times its count
+    // in the history plus presence_penalty if it occurs there at all (0: off).
+    double presence_penalty = 0.0;
+    double frequency_penalty = 0.0;
     std::uint64_t seed = 0;
 };
 
@@ -38,8 +42,11 @@ struct GenerationResult {
 };
 
 struct ChatMessage {
-    std::string role; // "system", "user", "assistant"
+    std::string role; // "system", "user", "assistant", "tool"
     std::string content;
+    // More fields of the message as a JSON object ("tool_calls", "tool_call_id", "name"...),
+    // passed to the chat template as they are; empty: none.
+    std::string extra_json;
 };
 
 struct Conversation {
@@ -48,6 +55,8 @@ struct Conversation {
     // Raw completion: no template; the messages' contents are concatenated as they are and
     // encoded with the tokenizer's special tokens (BOS). For models without a chat template.
     bool raw = false;
+    // Tool definitions (a JSON array, OpenAI's format) for templates that take `tools`; empty: none.
+    std::string tools_json;
 };
 
 struct ChatAnswer {

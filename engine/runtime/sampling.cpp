@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace layerwise {
@@ -18,7 +19,18 @@ Sampler::Sampler(SamplingOptions options) : m_options(options), m_rng(options.se
         throw PlanError("min-p must be in [0, 1]");
     if (options.repetition_penalty <= 0)
         throw PlanError("the repetition penalty must be positive");
+    if (std::abs(options.presence_penalty) > 2 || std::abs(options.frequency_penalty) > 2)
+        throw PlanError("the presence and frequency penalties must be in [-2, 2]");
 }
+
+namespace {
+
+bool penalizes(const SamplingOptions& o)
+{
+    return o.repetition_penalty != 1.0 || o.presence_penalty != 0.0 || o.frequency_penalty != 0.0;
+}
+
+} // namespace
 
 at::Tensor sampling_distribution(const at::Tensor& logits_in, const std::vector<std::int64_t>& history,
                                  const SamplingOptions& o)
@@ -32,6 +44,11 @@ at::Tensor sampling_distribution(const at::Tensor& logits_in, const std::vector<
         const at::Tensor seen = at::tensor(distinct, at::kLong);
         const at::Tensor s = logits.index_select(0, seen);
         logits.index_put_({seen}, at::where(s < 0, s * o.repetition_penalty, s / o.repetition_penalty));
+    }
+    if ((o.presence_penalty != 0.0 || o.frequency_penalty != 0.0) && !history.empty()) {
+        // OpenAI: logit - count * frequency_penalty - (count > 0) * presence_penalty.
+        const at::Tensor counts = at::bincount(at::tensor(history, at::kLong), {}, logits.size(0)).to(at::kFloat);
+        logits = logits - counts * o.frequency_penalty - (counts > 0).to(at::kFloat) * o.presence_penalty;
     }
     if (o.temperature != 1.0 && o.temperature > 0)
         logits = logits / o.temperature;
@@ -60,11 +77,14 @@ at::Tensor sampling_distribution(const at::Tensor& logits_in, const std::vector<
 std::int64_t Sampler::next(const at::Tensor& logits, const std::vector<std::int64_t>& history)
 {
     if (m_options.greedy) {
-        if (m_options.repetition_penalty == 1.0)
+        if (!penalizes(m_options))
             return logits.argmax().item<std::int64_t>();
-        return sampling_distribution(logits, history, {true, 1.0, 0, 1.0, 0.0, m_options.repetition_penalty, 0})
-            .argmax()
-            .item<std::int64_t>();
+        SamplingOptions penalties_only;
+        penalties_only.greedy = true;
+        penalties_only.repetition_penalty = m_options.repetition_penalty;
+        penalties_only.presence_penalty = m_options.presence_penalty;
+        penalties_only.frequency_penalty = m_options.frequency_penalty;
+        return sampling_distribution(logits, history, penalties_only).argmax().item<std::int64_t>();
     }
     const at::Tensor probs = sampling_distribution(logits, history, m_options).contiguous();
     const float* p = probs.data_ptr<float>();

@@ -1,0 +1,58 @@
+#pragma once
+// `layerwise serve`: OpenAI's HTTP API over a loaded Session, on cpp-httplib. Every generation
+// runs on one generation thread that owns the session (LibTorch and its thread pool stay on one
+// thread); HTTP threads parse, validate and stream. Requests take turns: one sequence decodes at
+// a time, the others wait in order. A streaming client that disconnects cancels its generation
+// at the next token.
+#include "api/layerwise.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace layerwise::server {
+
+struct RequestLog {
+    std::string method, path;
+    int status = 0;
+    std::int64_t prompt_tokens = 0, completion_tokens = 0;
+    double ttft_s = 0, tokens_per_s = 0, seconds = 0;
+    std::string finish; // "stop", "length", "disconnected", "error", or "" for requests that generate nothing
+};
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;                          // 0: any free port (see ApiServer::port())
+    std::string api_key;                      // required to bind anywhere but loopback
+    std::size_t max_body_bytes = 4u << 20;    // larger bodies get 413
+    std::string model_name;                   // the id /v1/models lists
+    std::function<void(const RequestLog&)> on_request; // called from the server's threads, one line per request
+};
+
+class ApiServer {
+public:
+    // PlanError when `options.host` is not a loopback address and no API key is given.
+    ApiServer(Session& session, ServerOptions options);
+    ~ApiServer();
+    ApiServer(const ApiServer&) = delete;
+    ApiServer& operator=(const ApiServer&) = delete;
+
+    // Binds (IoError naming the address when it cannot); returns the port.
+    int bind();
+    // Serves until stop(); call bind() first.
+    void run();
+    void stop();
+    int port() const;
+    int active_clients() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback(const std::string& host);
+
+} // namespace layerwise::server
