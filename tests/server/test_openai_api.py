@@ -45,10 +45,11 @@ class Server:
         self.proc = subprocess.Popen([BIN, "serve", model, "--port", "0", "--threads", "2", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
-        if "http://" not in line:
+        found = re.search(r"http://\S+/v1", line)  # http://127.0.0.1:PORT/v1
+        if not found:
             self.proc.kill()
             raise RuntimeError("serve did not start: " + line + self.proc.stderr.read())
-        self.base = re.search(r"http://\S+/v1", line).group(0)  # http://127.0.0.1:PORT/v1
+        self.base = found.group(0)
         self.root = self.base[: -len("/v1")]
         self.port = int(self.root.rsplit(":", 1)[1])
         self.log = []
