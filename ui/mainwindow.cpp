@@ -11,11 +11,11 @@
 #include "mapeditor.h"
 #include "recentmodels.h"
 #include "moduletreemodel.h"
-#include "model/presets.h"
 #include "placementmap.h"
 #include "planbar.h"
 #include "planpage.h"
 #include "quantizewizard.h"
+#include "toolbarchoosers.h"
 
 #include <QPushButton>
 #include <QTabWidget>
@@ -24,7 +24,6 @@
 #include <QAction>
 #include <QCloseEvent>
 #include <QMenu>
-#include <QComboBox>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QMenuBar>
@@ -204,30 +203,13 @@ void MainWindow::createToolbar(const MenuActions& a)
     toolbar->addAction(a.redo);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Preset: "), toolbar));
-    m_presets = new QComboBox(toolbar);
-    m_presets->setObjectName(QStringLiteral("presets"));
-    m_presets->addItem(tr("(choose a well-known model)"), QString());
-    for (const auto& p : list_presets())
-        m_presets->addItem(QString::fromStdString(p.display_name), QString::fromStdString(p.name));
-    connect(m_presets, &QComboBox::activated, this, [this](int index) {
-        const QString name = m_presets->itemData(index).toString();
-        if (!name.isEmpty())
-            openModel(name);
-    });
-    toolbar->addWidget(m_presets);
+    auto* presets = new PresetChooser(toolbar);
+    connect(presets, &PresetChooser::presetChosen, this, &MainWindow::openModel);
+    toolbar->addWidget(presets);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Add a GPU: "), toolbar));
-    auto* gpuProfiles = new QComboBox(toolbar);
-    gpuProfiles->setObjectName(QStringLiteral("gpuProfiles"));
-    gpuProfiles->addItem(tr("(profile)"));
-    for (const char* p : {"RTX-3090", "RTX-4090", "RTX-5090", "RTX-4060-Ti-16GB", "A100-40GB", "A100-80GB", "H100-80GB",
-                          "H200-141GB", "L4", "L40S", "T4"})
-        gpuProfiles->addItem(QString::fromLatin1(p));
-    connect(gpuProfiles, &QComboBox::activated, this, [this, gpuProfiles](int index) {
-        if (index > 0)
-            addHypotheticalGpu(gpuProfiles->itemText(index));
-        gpuProfiles->setCurrentIndex(0);
-    });
+    auto* gpuProfiles = new GpuProfileChooser(toolbar);
+    connect(gpuProfiles, &GpuProfileChooser::profileChosen, this, &MainWindow::addHypotheticalGpu);
     toolbar->addWidget(gpuProfiles);
 
 }

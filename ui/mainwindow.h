@@ -14,7 +14,6 @@
 #include <QThread>
 
 class QAction;
-class QComboBox;
 class QLabel;
 class QMenu;
 class QPushButton;
@@ -168,7 +167,6 @@ private:
 
     QThread m_engineThread;
     EngineWorker* m_worker = nullptr;
-    QComboBox* m_presets = nullptr;
     QLabel* m_status = nullptr;
     PlanPage* m_planPage = nullptr;
     ChatPage* m_chatPage = nullptr;
