@@ -152,7 +152,7 @@ void QuantizeWizard::cancelRun()
     if (!m_state->isRunning())
         return;
     m_worker->cancelJob();
-    m_state->cancelRun();
+    m_state->reportCancelling();
 }
 
 void QuantizeWizard::onProgress(const QuantizeProgressView& p)

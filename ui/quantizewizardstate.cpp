@@ -180,7 +180,7 @@ void QuantizeWizardState::startRun()
     Q_EMIT runStarted();
 }
 
-void QuantizeWizardState::cancelRun()
+void QuantizeWizardState::reportCancelling()
 {
     Q_EMIT runCancelling();
 }

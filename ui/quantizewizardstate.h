@@ -99,7 +99,7 @@ public:
     const QuantizeProgressView& progress() const { return m_progress; }
     const QuantizeResultView& result() const { return m_result; }
     void startRun();                                  // runStarted
-    void cancelRun();                                 // runCancelling
+    void reportCancelling();                          // runCancelling: the job was asked to stop
     void setProgress(const QuantizeProgressView& p);  // progressChanged
     void finishRun(const QuantizeResultView& result); // runFinished(true)
     void failRun(const QString& message, bool cancelled); // runFinished(false)
