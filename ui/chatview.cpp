@@ -42,7 +42,36 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     m_filter->setSourceModel(m_conversations);
     m_filter->setFilterCaseSensitivity(Qt::CaseInsensitive);
 
-    // Left: the conversations.
+    m_splitter = new QSplitter(this);
+    m_splitter->addWidget(createConversationList());
+    m_splitter->addWidget(createConversationPane());
+    m_splitter->addWidget(createSettingsTabs());
+    m_splitter->setStretchFactor(0, 0);
+    m_splitter->setStretchFactor(1, 1);
+    m_splitter->setStretchFactor(2, 0);
+    m_splitter->setSizes({220, 700, 300});
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    layout->addWidget(m_splitter);
+
+    m_previewTimer = new QTimer(this);
+    m_previewTimer->setSingleShot(true);
+    m_previewTimer->setInterval(150);
+    connect(m_previewTimer, &QTimer::timeout, this, [this] { Q_EMIT requestPreview(requestFor(true)); });
+    connectChatModel();
+
+    QString error;
+    m_conversations->setConversations(m_store.load(&error));
+    if (!error.isEmpty())
+        m_status->setText(error);
+    if (m_conversations->rowCount() > 0)
+        selectConversation(0);
+    updateControls();
+}
+
+// Left: the conversations (search, list, New, Rename, Delete, Export).
+QWidget* ChatView::createConversationList()
+{
     auto* left = new QWidget(this);
     auto* leftLayout = new QVBoxLayout(left);
     leftLayout->setContentsMargins(0, 0, 0, 0);
@@ -71,38 +100,51 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     listButtons->addWidget(deleteButton, 1, 0);
     listButtons->addWidget(exportButton, 1, 1);
     connect(newButton, &QPushButton::clicked, this, &ChatView::newConversation);
-    connect(renameButton, &QPushButton::clicked, this, [this] {
-        const int row = currentConversation();
-        if (row < 0)
-            return;
-        bool ok = false;
-        const QString title = QInputDialog::getText(this, tr("Rename conversation"), tr("Title:"), QLineEdit::Normal,
-                                                    m_conversations->at(row).title, &ok);
-        if (ok)
-            renameConversation(row, title);
-    });
-    connect(deleteButton, &QPushButton::clicked, this, [this] {
-        const int row = currentConversation();
-        if (row >= 0 && QMessageBox::question(this, tr("Delete conversation"),
-                                              tr("Delete “%1”? This cannot be undone.").arg(m_conversations->at(row).title)) ==
-                            QMessageBox::Yes)
-            deleteConversation(row);
-    });
-    connect(exportButton, &QPushButton::clicked, this, [this] {
-        if (currentConversation() < 0)
-            return;
-        const QString file = QFileDialog::getSaveFileName(this, tr("Export conversation"), QString(),
-                                                          tr("Markdown (*.md);;JSON (*.json)"));
-        QString error;
-        if (!file.isEmpty() && !exportConversation(file, &error))
-            QMessageBox::warning(this, tr("Export failed"), error + tr("\nChoose another folder and try again."));
-    });
+    connect(renameButton, &QPushButton::clicked, this, &ChatView::askRename);
+    connect(deleteButton, &QPushButton::clicked, this, &ChatView::askDelete);
+    connect(exportButton, &QPushButton::clicked, this, &ChatView::askExport);
     connect(m_conversations, &ConversationListModel::renamed, this, [this] { persist(); });
     leftLayout->addWidget(m_search);
     leftLayout->addWidget(m_list, 1);
     leftLayout->addLayout(listButtons);
+    return left;
+}
 
-    // Centre: messages, then the input.
+void ChatView::askRename()
+{
+    const int row = currentConversation();
+    if (row < 0)
+        return;
+    bool ok = false;
+    const QString title = QInputDialog::getText(this, tr("Rename conversation"), tr("Title:"), QLineEdit::Normal,
+                                                m_conversations->at(row).title, &ok);
+    if (ok)
+        renameConversation(row, title);
+}
+
+void ChatView::askDelete()
+{
+    const int row = currentConversation();
+    if (row >= 0 && QMessageBox::question(this, tr("Delete conversation"),
+                                          tr("Delete “%1”? This cannot be undone.").arg(m_conversations->at(row).title)) ==
+                        QMessageBox::Yes)
+        deleteConversation(row);
+}
+
+void ChatView::askExport()
+{
+    if (currentConversation() < 0)
+        return;
+    const QString file = QFileDialog::getSaveFileName(this, tr("Export conversation"), QString(),
+                                                      tr("Markdown (*.md);;JSON (*.json)"));
+    QString error;
+    if (!file.isEmpty() && !exportConversation(file, &error))
+        QMessageBox::warning(this, tr("Export failed"), error + tr("\nChoose another folder and try again."));
+}
+
+// Centre: the messages, then the input with Send and Stop (and their shortcuts).
+QWidget* ChatView::createConversationPane()
+{
     auto* centre = new QWidget(this);
     auto* centreLayout = new QVBoxLayout(centre);
     centreLayout->setContentsMargins(0, 0, 0, 0);
@@ -128,6 +170,24 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     m_input->setMaximumHeight(110);
     connect(m_input, &QPlainTextEdit::textChanged, this, &ChatView::schedulePreview);
     m_input->installEventFilter(this);
+    centreLayout->addWidget(m_scroll, 1);
+    centreLayout->addWidget(m_notice);
+    centreLayout->addWidget(m_input);
+    centreLayout->addLayout(createInputButtons(centre));
+    for (const auto& keys : {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)}) {
+        auto* sendShortcut = new QShortcut(keys, this);
+        sendShortcut->setContext(Qt::WidgetWithChildrenShortcut);
+        connect(sendShortcut, &QShortcut::activated, this, &ChatView::sendFromInput);
+    }
+    auto* stopShortcut = new QShortcut(QKeySequence(Qt::Key_Escape), this);
+    stopShortcut->setContext(Qt::WidgetWithChildrenShortcut);
+    connect(stopShortcut, &QShortcut::activated, this, &ChatView::stop);
+    return centre;
+}
+
+// The status line, Stop and Send under the input.
+QHBoxLayout* ChatView::createInputButtons(QWidget* centre)
+{
     auto* inputButtons = new QHBoxLayout;
     m_status = new QLabel(centre);
     m_status->setObjectName(QStringLiteral("chatStatus"));
@@ -144,20 +204,12 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     inputButtons->addWidget(m_status, 1);
     inputButtons->addWidget(m_stop);
     inputButtons->addWidget(m_send);
-    centreLayout->addWidget(m_scroll, 1);
-    centreLayout->addWidget(m_notice);
-    centreLayout->addWidget(m_input);
-    centreLayout->addLayout(inputButtons);
-    for (const auto& keys : {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)}) {
-        auto* sendShortcut = new QShortcut(keys, this);
-        sendShortcut->setContext(Qt::WidgetWithChildrenShortcut);
-        connect(sendShortcut, &QShortcut::activated, this, &ChatView::sendFromInput);
-    }
-    auto* stopShortcut = new QShortcut(QKeySequence(Qt::Key_Escape), this);
-    stopShortcut->setContext(Qt::WidgetWithChildrenShortcut);
-    connect(stopShortcut, &QShortcut::activated, this, &ChatView::stop);
+    return inputButtons;
+}
 
-    // Right: the system prompt, sampling, and the prompt text that will be fed.
+// Right: the system prompt, sampling, and the prompt text that will be fed.
+QTabWidget* ChatView::createSettingsTabs()
+{
     auto* right = new QTabWidget(this);
     auto* settingsPage = new QWidget(right);
     auto* settingsLayout = new QVBoxLayout(settingsPage);
@@ -202,24 +254,12 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
     previewLayout->addWidget(m_preview, 1);
     right->addTab(settingsPage, tr("Settings"));
     right->addTab(previewPage, tr("Prompt"));
+    return right;
+}
 
-    m_splitter = new QSplitter(this);
-    m_splitter->addWidget(left);
-    m_splitter->addWidget(centre);
-    m_splitter->addWidget(right);
-    m_splitter->setStretchFactor(0, 0);
-    m_splitter->setStretchFactor(1, 1);
-    m_splitter->setStretchFactor(2, 0);
-    m_splitter->setSizes({220, 700, 300});
-    auto* layout = new QVBoxLayout(this);
-    layout->setContentsMargins(4, 4, 4, 4);
-    layout->addWidget(m_splitter);
-
-    m_previewTimer = new QTimer(this);
-    m_previewTimer->setSingleShot(true);
-    m_previewTimer->setInterval(150);
-    connect(m_previewTimer, &QTimer::timeout, this, [this] { Q_EMIT requestPreview(requestFor(true)); });
-
+// The bubbles follow the chat model; a streaming answer re-renders at most every 40 ms.
+void ChatView::connectChatModel()
+{
     connect(m_chat, &QAbstractItemModel::modelReset, this, &ChatView::rebuildBubbles);
     connect(m_chat, &QAbstractItemModel::rowsInserted, this, &ChatView::rebuildBubbles);
     connect(m_chat, &QAbstractItemModel::rowsRemoved, this, &ChatView::rebuildBubbles);
@@ -244,14 +284,6 @@ ChatView::ChatView(ConversationStore store, QWidget* parent) : QWidget(parent), 
                 for (int r = from.row(); r <= to.row(); ++r)
                     updateBubble(r);
             });
-
-    QString error;
-    m_conversations->setConversations(m_store.load(&error));
-    if (!error.isEmpty())
-        m_status->setText(error);
-    if (m_conversations->rowCount() > 0)
-        selectConversation(0);
-    updateControls();
 }
 
 void ChatView::setModel(const QString& source, bool loaded, bool hasTemplate, int contextLength)

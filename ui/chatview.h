@@ -9,6 +9,7 @@
 #include <QWidget>
 
 class QCheckBox;
+class QHBoxLayout;
 class QLabel;
 class QLineEdit;
 class QListView;
@@ -17,6 +18,7 @@ class QPushButton;
 class QScrollArea;
 class QSortFilterProxyModel;
 class QSplitter;
+class QTabWidget;
 class QTimer;
 class QVBoxLayout;
 
@@ -80,6 +82,16 @@ public Q_SLOTS:
     void onPromptPreview(const QString& text, int tokens);
 
 private:
+    // The constructor's parts: the three columns and the chat model's wiring.
+    QWidget* createConversationList();
+    QWidget* createConversationPane();
+    QHBoxLayout* createInputButtons(QWidget* centre);
+    QTabWidget* createSettingsTabs();
+    void connectChatModel();
+    // The conversation buttons: ask, then act on the current conversation.
+    void askRename();
+    void askDelete();
+    void askExport();
     ChatTurnRequest requestFor(bool withDraft) const;
     void ask();
     void persist();

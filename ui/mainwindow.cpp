@@ -1,29 +1,29 @@
 #include "mainwindow.h"
 
 #include "aboutbox.h"
+#include "chatpage.h"
 #include "chatview.h"
+#include "defaultmodelbanner.h"
 #include "devicepanel.h"
 #include "engineworker.h"
 #include "loadprogress.h"
+#include "mapedit.h"
+#include "mapeditor.h"
 #include "recentmodels.h"
 #include "moduletreemodel.h"
-#include "model/presets.h"
 #include "placementmap.h"
 #include "planbar.h"
+#include "planpage.h"
 #include "quantizewizard.h"
+#include "toolbarchoosers.h"
 
-#include <QApplication>
-#include <QClipboard>
 #include <QPushButton>
-#include <QScrollArea>
 #include <QTabWidget>
 #include <QVBoxLayout>
 
 #include <QAction>
 #include <QCloseEvent>
-#include <QFrame>
 #include <QMenu>
-#include <QComboBox>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QMenuBar>
@@ -31,18 +31,12 @@
 #include <QStandardPaths>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QFontDatabase>
-#include <QHeaderView>
 #include <QLabel>
 #include <QMessageBox>
 #include <QMimeData>
-#include <QPlainTextEdit>
-#include <QSplitter>
 #include <QStatusBar>
 #include <QToolBar>
-#include <QTreeView>
 #include <QUndoStack>
-#include <QDateTime>
 #include <QFile>
 #include <QJsonDocument>
 #include <QSaveFile>
@@ -50,43 +44,6 @@
 namespace layerwise::ui {
 
 namespace {
-
-// One map edit: the hf_device_map before and after. The first redo is the edit itself
-// (already planned); later undo/redo re-plan from the stored map.
-class MapEdit : public QUndoCommand {
-public:
-    using Snapshot = MainWindow::PlanSnapshot;
-    MapEdit(MainWindow* window, const QString& label, Snapshot before, Snapshot after, int mergeId)
-        : QUndoCommand(label), m_window(window), m_before(std::move(before)), m_after(std::move(after)), m_id(mergeId),
-          m_time(QDateTime::currentMSecsSinceEpoch())
-    {
-    }
-    int id() const override { return m_id; }
-    // Consecutive steps of one slider drag (same id, less than 1.5 s apart) become one step.
-    bool mergeWith(const QUndoCommand* other) override
-    {
-        const auto* o = static_cast<const MapEdit*>(other);
-        if (o->m_time - m_time > 1500)
-            return false;
-        m_after = o->m_after;
-        m_time = o->m_time;
-        return true;
-    }
-    void undo() override { m_window->restoreSnapshot(m_before); }
-    void redo() override
-    {
-        if (m_done)
-            m_window->restoreSnapshot(m_after);
-        m_done = true;
-    }
-
-private:
-    MainWindow* m_window;
-    Snapshot m_before, m_after;
-    int m_id;
-    qint64 m_time;
-    bool m_done = false;
-};
 
 constexpr int limitMergeId = 1;
 
@@ -111,8 +68,7 @@ MainWindow::MainWindow(QWidget* parent, bool probeBandwidth) : QMainWindow(paren
     const MenuActions actions = createActions();
     createMenus(actions);
     createToolbar(actions);
-    createViews(createPlanPage());
-    createBanner();
+    createViews();
     setCentralWidget(createCentralArea());
     createStatusBar();
     rebuildRecentMenu();
@@ -141,8 +97,8 @@ void MainWindow::startEngine(bool probeBandwidth)
     connect(this, &MainWindow::requestRestore, m_worker, &EngineWorker::restorePlan, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::planned, this, &MainWindow::onPlanned, Qt::QueuedConnection);
     connect(m_worker, &EngineWorker::devicesDetected, this, [this](const QVector<DeviceRow>& rows) {
-        m_devices->setDevices(rows);
-        m_devices->setFootprints(m_plan.devices);
+        devicePanel()->setDevices(rows);
+        devicePanel()->setFootprints(m_plan.devices);
     }, Qt::QueuedConnection);
     connect(this, &MainWindow::requestLoad, m_worker, &EngineWorker::load, Qt::QueuedConnection);
     connect(this, &MainWindow::requestUnload, m_worker, &EngineWorker::unload, Qt::QueuedConnection);
@@ -153,8 +109,8 @@ void MainWindow::startEngine(bool probeBandwidth)
         if (!m_loaded)
             return;
         m_layerStates = states;
-        m_placement->setLayerStates(states);
-        m_chatPlacement->setLayerStates(states);
+        m_planPage->placementMap()->setLayerStates(states);
+        m_chatPage->placementMap()->setLayerStates(states);
     }, Qt::QueuedConnection);
     m_engineThread.setObjectName(QStringLiteral("engine"));
     m_engineThread.start();
@@ -247,196 +203,110 @@ void MainWindow::createToolbar(const MenuActions& a)
     toolbar->addAction(a.redo);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Preset: "), toolbar));
-    m_presets = new QComboBox(toolbar);
-    m_presets->setObjectName(QStringLiteral("presets"));
-    m_presets->addItem(tr("(choose a well-known model)"), QString());
-    for (const auto& p : list_presets())
-        m_presets->addItem(QString::fromStdString(p.display_name), QString::fromStdString(p.name));
-    connect(m_presets, &QComboBox::activated, this, [this](int index) {
-        const QString name = m_presets->itemData(index).toString();
-        if (!name.isEmpty())
-            openModel(name);
-    });
-    toolbar->addWidget(m_presets);
+    auto* presets = new PresetChooser(toolbar);
+    connect(presets, &PresetChooser::presetChosen, this, &MainWindow::openModel);
+    toolbar->addWidget(presets);
     toolbar->addSeparator();
     toolbar->addWidget(new QLabel(tr(" Add a GPU: "), toolbar));
-    auto* gpuProfiles = new QComboBox(toolbar);
-    gpuProfiles->setObjectName(QStringLiteral("gpuProfiles"));
-    gpuProfiles->addItem(tr("(profile)"));
-    for (const char* p : {"RTX-3090", "RTX-4090", "RTX-5090", "RTX-4060-Ti-16GB", "A100-40GB", "A100-80GB", "H100-80GB",
-                          "H200-141GB", "L4", "L40S", "T4"})
-        gpuProfiles->addItem(QString::fromLatin1(p));
-    connect(gpuProfiles, &QComboBox::activated, this, [this, gpuProfiles](int index) {
-        if (index > 0)
-            addHypotheticalGpu(gpuProfiles->itemText(index));
-        gpuProfiles->setCurrentIndex(0);
-    });
+    auto* gpuProfiles = new GpuProfileChooser(toolbar);
+    connect(gpuProfiles, &GpuProfileChooser::profileChosen, this, &MainWindow::addHypotheticalGpu);
     toolbar->addWidget(gpuProfiles);
 
 }
 
-// The Plan tab: device cards, the plan bar and placement map over the device-map editor, and
-// the model summary and module tree.
-QWidget* MainWindow::createPlanPage()
+// The Plan and Chat tabs, and the banner that offers the default model on a first start.
+void MainWindow::createViews()
 {
-    m_summary = new QPlainTextEdit(this);
-    m_summary->setObjectName(QStringLiteral("summary"));
-    m_summary->setReadOnly(true);
-    m_summary->setLineWrapMode(QPlainTextEdit::NoWrap);
-    m_summary->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-    m_summary->setPlaceholderText(tr("Open a model folder (or drop one here), or choose a preset."));
+    m_planPage = new PlanPage(this);
+    m_chatPage = new ChatPage(this);
+    connectPlanPage();
+    connectChat();
 
-    m_model = new ModuleTreeModel(this);
-    m_tree = new QTreeView(this);
-    m_tree->setObjectName(QStringLiteral("modules"));
-    m_tree->setModel(m_model);
-    m_tree->setAlternatingRowColors(true);
-    m_tree->setUniformRowHeights(true);
-    m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_views = new QTabWidget(this);
+    m_views->setObjectName(QStringLiteral("views"));
+    m_views->setDocumentMode(true);
+    m_views->addTab(m_planPage, tr("Plan"));
+    m_views->addTab(m_chatPage, tr("Chat"));
+    m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
+    m_views->setTabToolTip(1, tr("Chat with the loaded model"));
 
-    m_devices = new DevicePanel(this);
-    auto* deviceScroll = new QScrollArea(this);
-    deviceScroll->setWidget(m_devices);
-    deviceScroll->setWidgetResizable(true);
-    deviceScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    deviceScroll->setMinimumWidth(220);
-    connect(m_devices, &DevicePanel::limitsChanged, this, [this] {
+    m_banner = new DefaultModelBanner(this);
+    connect(m_banner, &DefaultModelBanner::tryRequested, this, &MainWindow::tryDefaultModel);
+    m_banner->hide();
+}
+
+// The Plan tab's edits (limits, settings, drags, an applied map) become plan requests, each
+// expected as an undoable step.
+void MainWindow::connectPlanPage()
+{
+    connect(devicePanel(), &DevicePanel::limitsChanged, this, [this] {
         if (m_source.isEmpty())
             return;
         expectPlan(PendingKind::edit, tr("Change a memory limit"), limitMergeId);
         Q_EMIT requestPlan(settings());
     });
-
-    m_planBar = new PlanBar(this);
-    connect(m_planBar, &PlanBar::settingsChanged, this, [this] {
+    connect(planBar(), &PlanBar::settingsChanged, this, [this] {
         if (m_source.isEmpty())
             return;
         expectPlan(PendingKind::edit, tr("Change the plan settings"));
         Q_EMIT requestPlan(settings());
     });
-    m_placement = new PlacementMap(this);
-    m_placement->setObjectName(QStringLiteral("placement"));
-    connect(m_placement, &PlacementMap::moveRequested, this, [this](int first, int last, const QString& key) {
+    connect(placementMap(), &PlacementMap::moveRequested, this, [this](int first, int last, const QString& key) {
         expectPlan(PendingKind::edit, first == last ? tr("Move layer %1").arg(first) : tr("Move layers %1–%2").arg(first).arg(last));
         Q_EMIT requestMove(first, last, key);
     });
-    connect(m_placement, &PlacementMap::moduleMoveRequested, this, [this](const QString& module, const QString& key) {
+    connect(placementMap(), &PlacementMap::moduleMoveRequested, this, [this](const QString& module, const QString& key) {
         expectPlan(PendingKind::edit, tr("Move %1").arg(module));
         Q_EMIT requestModuleMove(module, key);
     });
-
-    QWidget* mapBox = createMapEditor();
-
-    auto* center = m_centerSplitter = new QSplitter(Qt::Vertical, this);
-    auto* top = new QWidget(this);
-    auto* topLayout = new QVBoxLayout(top);
-    topLayout->setContentsMargins(0, 0, 0, 0);
-    topLayout->addWidget(m_planBar);
-    topLayout->addWidget(m_placement, 1);
-    center->addWidget(top);
-    center->addWidget(mapBox);
-    center->setSizes({520, 200});
-
-    auto* tabs = new QTabWidget(this);
-    tabs->addTab(m_summary, tr("Model"));
-    tabs->addTab(m_tree, tr("Modules"));
-
-    auto* splitter = m_mainSplitter = new QSplitter(this);
-    splitter->addWidget(deviceScroll);
-    splitter->addWidget(center);
-    splitter->addWidget(tabs);
-    splitter->setSizes({340, 640, 420});
-
-    return splitter;
-}
-
-// The hf_device_map editor under the placement map: copy, paste and apply.
-QWidget* MainWindow::createMapEditor()
-{
-    m_mapText = new QPlainTextEdit(this);
-    m_mapText->setObjectName(QStringLiteral("deviceMap"));
-    m_mapText->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-    m_mapText->setPlaceholderText(tr("hf_device_map: paste a JSON object or a Python dict printout and Apply"));
-    auto* mapButtons = new QHBoxLayout;
-    auto* copy = new QPushButton(tr("Copy"), this);
-    auto* apply = new QPushButton(tr("Apply"), this);
-    apply->setObjectName(QStringLiteral("applyMap"));
-    connect(copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(m_mapText->toPlainText()); });
-    connect(apply, &QPushButton::clicked, this, [this] {
+    connect(m_planPage->mapEditor(), &MapEditor::applyRequested, this, [this](const QString& text) {
         expectPlan(PendingKind::edit, tr("Apply the hf_device_map"));
-        Q_EMIT requestDeviceMap(m_mapText->toPlainText());
+        Q_EMIT requestDeviceMap(text);
     });
-    mapButtons->addWidget(new QLabel(tr("hf_device_map"), this));
-    mapButtons->addStretch(1);
-    mapButtons->addWidget(copy);
-    mapButtons->addWidget(apply);
-    auto* mapBox = new QWidget(this);
-    auto* mapLayout = new QVBoxLayout(mapBox);
-    mapLayout->setContentsMargins(0, 0, 0, 0);
-    mapLayout->addLayout(mapButtons);
-    mapLayout->addWidget(m_mapText);
-    return mapBox;
 }
 
-// The Plan and Chat tabs; the chat is wired to the engine worker.
-void MainWindow::createViews(QWidget* planPage)
+// The chat asks the engine worker for answers and prompt previews; the answers come back queued.
+void MainWindow::connectChat()
 {
-    m_chat = new ChatView(ConversationStore(), this);
-    m_chat->setObjectName(QStringLiteral("chat"));
-    connect(m_chat, &ChatView::requestAnswer, m_worker, &EngineWorker::chat, Qt::QueuedConnection);
-    connect(m_chat, &ChatView::requestPreview, m_worker, &EngineWorker::previewPrompt, Qt::QueuedConnection);
+    ChatView* chat = m_chatPage->chatView();
+    connect(chat, &ChatView::requestAnswer, m_worker, &EngineWorker::chat, Qt::QueuedConnection);
+    connect(chat, &ChatView::requestPreview, m_worker, &EngineWorker::previewPrompt, Qt::QueuedConnection);
     // The worker is busy generating: the stop flag is set directly (it is atomic).
-    connect(m_chat, &ChatView::stopRequested, this, [this] { m_worker->stopGeneration(); });
-    connect(m_worker, &EngineWorker::answerPiece, m_chat, &ChatView::onAnswerPiece, Qt::QueuedConnection);
-    connect(m_worker, &EngineWorker::answerFinished, m_chat, &ChatView::onAnswerFinished, Qt::QueuedConnection);
-    connect(m_worker, &EngineWorker::answerFailed, m_chat, &ChatView::onAnswerFailed, Qt::QueuedConnection);
-    connect(m_worker, &EngineWorker::promptPreview, m_chat, &ChatView::onPromptPreview, Qt::QueuedConnection);
-
-    m_views = new QTabWidget(this);
-    m_views->setObjectName(QStringLiteral("views"));
-    m_views->setDocumentMode(true);
-    m_views->addTab(planPage, tr("Plan"));
-    // The Chat tab shows the layers at work too: a compact placement map under the conversation.
-    m_chatPlacement = new PlacementMap(this);
-    m_chatPlacement->setObjectName(QStringLiteral("chatPlacement"));
-    m_chatPlacement->setAcceptDrops(false);
-    m_chatPlacement->setMinimumHeight(90);
-    m_chatPlacement->setToolTip(tr("Where each layer is and what it is doing while the model answers "
-                                   "(move layers in the Plan tab)"));
-    auto* chatSplitter = new QSplitter(Qt::Vertical, this);
-    chatSplitter->setObjectName(QStringLiteral("chatPage"));
-    chatSplitter->addWidget(m_chat);
-    chatSplitter->addWidget(m_chatPlacement);
-    chatSplitter->setStretchFactor(0, 1);
-    chatSplitter->setSizes({640, 150});
-    m_chatPage = chatSplitter;
-    m_views->addTab(m_chatPage, tr("Chat"));
-    m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
-    m_views->setTabToolTip(1, tr("Chat with the loaded model"));
-
+    connect(chat, &ChatView::stopRequested, this, [this] { m_worker->stopGeneration(); });
+    connect(m_worker, &EngineWorker::answerPiece, chat, &ChatView::onAnswerPiece, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::answerFinished, chat, &ChatView::onAnswerFinished, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::answerFailed, chat, &ChatView::onAnswerFailed, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::promptPreview, chat, &ChatView::onPromptPreview, Qt::QueuedConnection);
 }
 
-// The banner that offers the default model on a first start.
-void MainWindow::createBanner()
+ModuleTreeModel* MainWindow::moduleModel() const
 {
-    m_banner = new QFrame(this);
-    m_banner->setObjectName(QStringLiteral("defaultModelBanner"));
-    m_banner->setStyleSheet(QStringLiteral("QFrame#defaultModelBanner { background: #ecfdf5; border: 1px solid #6ee7b7; border-radius: 6px; }"));
-    auto* bannerLayout = new QHBoxLayout(m_banner);
-    m_bannerText = new QLabel(m_banner);
-    m_bannerText->setWordWrap(true);
-    m_tryDefault = new QPushButton(m_banner);
-    m_tryDefault->setObjectName(QStringLiteral("tryDefaultModel"));
-    m_tryDefault->setStyleSheet(QStringLiteral("QPushButton { font-weight: bold; padding: 6px 16px; }"));
-    connect(m_tryDefault, &QPushButton::clicked, this, &MainWindow::tryDefaultModel);
-    auto* dismiss = new QPushButton(tr("Not now"), m_banner);
-    connect(dismiss, &QPushButton::clicked, m_banner, &QWidget::hide);
-    bannerLayout->addWidget(m_bannerText, 1);
-    bannerLayout->addWidget(m_tryDefault);
-    bannerLayout->addWidget(dismiss);
-    m_banner->hide();
+    return m_planPage->moduleModel();
+}
 
+PlacementMap* MainWindow::placementMap() const
+{
+    return m_planPage->placementMap();
+}
+
+DevicePanel* MainWindow::devicePanel() const
+{
+    return m_planPage->devicePanel();
+}
+
+PlanBar* MainWindow::planBar() const
+{
+    return m_planPage->planBar();
+}
+
+ChatView* MainWindow::chatView() const
+{
+    return m_chatPage->chatView();
+}
+
+QPushButton* MainWindow::tryDefaultButton() const
+{
+    return m_banner->tryButton();
 }
 
 // The banner above the Plan and Chat tabs.
@@ -487,9 +357,7 @@ void MainWindow::onDescribed(const ModelSummary& summary)
 {
     m_source = summary.source;
     m_lastError.clear();
-    m_model->setSummary(summary);
-    m_summary->setPlainText(summary.text);
-    m_tree->expandToDepth(0);
+    m_planPage->showSummary(summary);
     setWindowTitle(tr("%1 — Layerwise").arg(QFileInfo(summary.source).fileName().isEmpty()
                                               ? summary.source
                                               : QFileInfo(summary.source).fileName()));
@@ -509,9 +377,9 @@ void MainWindow::onDescribed(const ModelSummary& summary)
 PlanSettings MainWindow::settings() const
 {
     PlanSettings s;
-    s.limits = m_devices->limits();
+    s.limits = devicePanel()->limits();
     s.hypothetical = m_hypothetical;
-    m_planBar->apply(s);
+    planBar()->apply(s);
     return s;
 }
 
@@ -530,8 +398,8 @@ void MainWindow::expectPlan(PendingKind kind, const QString& label, int mergeId)
 
 void MainWindow::restoreSnapshot(const PlanSnapshot& snapshot)
 {
-    m_planBar->setSettings(snapshot.settings);
-    m_devices->setLimits(snapshot.settings.limits);
+    planBar()->setSettings(snapshot.settings);
+    devicePanel()->setLimits(snapshot.settings.limits);
     expectPlan(PendingKind::restore);
     Q_EMIT requestRestore(snapshot.settings, snapshot.map);
 }
@@ -644,14 +512,14 @@ void MainWindow::onPlanned(const PlanView& plan)
                                  before.settings.accelerate != after.settings.accelerate ||
                                  before.settings.limits != after.settings.limits;
     if (pending.kind == PendingKind::edit && !before.map.isEmpty() && (before.map != after.map || settingsChanged))
-        m_undo->push(new MapEdit(this, pending.label, before, after, pending.mergeId));
+        m_undo->push(new MapEdit([this](const PlanSnapshot& s) { restoreSnapshot(s); }, pending.label, before, after, pending.mergeId));
     if (!m_importing.isEmpty()) {
         m_status->setText(tr("Device map imported from %1").arg(m_importing));
         m_importing.clear();
     }
     m_plan = plan;
-    m_devices->setFootprints(plan.devices);
-    m_planBar->setPlan(plan);
+    devicePanel()->setFootprints(plan.devices);
+    planBar()->setPlan(plan);
     showPlacement();
     updateActions();
     Q_EMIT planShown();
@@ -664,37 +532,33 @@ void MainWindow::onPlanned(const PlanView& plan)
 void MainWindow::showPlacement()
 {
     // While loaded, the map shows where the engine put each layer (its hf_device_map).
+    PlanView placed = m_plan;
+    QVector<int> states;
     if (m_loaded) {
-        PlanView placed = m_plan;
         placed.layerDevices = m_loadedView.layerDevices;
         placed.deviceMapJson = m_loadedView.deviceMapJson;
         if (m_loadedView.quant != QLatin1String("none"))
             placed.quant = m_loadedView.quant; // quantized while loading (a saved one keeps the plan's)
-        m_placement->setPlan(placed);
-        m_placement->setLayerStates(m_layerStates);
-        m_chatPlacement->setPlan(placed);
-        m_chatPlacement->setLayerStates(m_layerStates);
-        m_mapText->setPlainText(placed.deviceMapJson);
-    } else {
-        m_placement->setPlan(m_plan);
-        m_placement->setLayerStates({});
-        m_chatPlacement->setPlan(m_plan);
-        m_chatPlacement->setLayerStates({});
-        m_mapText->setPlainText(m_plan.deviceMapJson);
+        states = m_layerStates;
     }
+    for (PlacementMap* map : {m_planPage->placementMap(), m_chatPage->placementMap()}) {
+        map->setPlan(placed);
+        map->setLayerStates(states);
+    }
+    m_planPage->mapEditor()->setMap(placed.deviceMapJson);
 }
 
 void MainWindow::loadModel()
 {
     if (m_loading || m_source.isEmpty() || m_plan.devices.isEmpty())
         return;
-    if (m_chat->isGenerating())
+    if (chatView()->isGenerating())
         m_worker->stopGeneration();
     m_loading = true;
     m_loaded = false;
     m_layerStates.clear();
     showPlacement();
-    m_chat->setModel(m_source, false, true, 0);
+    chatView()->setModel(m_source, false, true, 0);
     m_loadProgress->start(QFileInfo(m_source).fileName());
     m_loadProgress->show();
     m_status->setText(tr("Loading %1…").arg(m_source));
@@ -713,7 +577,7 @@ void MainWindow::unloadModel()
 {
     if (m_loading)
         m_worker->cancelLoad();
-    if (m_chat->isGenerating())
+    if (chatView()->isGenerating())
         m_worker->stopGeneration();
     Q_EMIT requestUnload();
 }
@@ -725,7 +589,7 @@ void MainWindow::onLoaded(const LoadedView& view)
     m_loadedView = view;
     m_loadProgress->hide();
     showPlacement();
-    m_chat->setModel(view.source, true, view.hasTemplate, view.contextLength);
+    chatView()->setModel(view.source, true, view.hasTemplate, view.contextLength);
     m_status->setText(tr("Loaded %1 in %2 s · context %3 tokens%4")
                           .arg(QFileInfo(view.source).fileName())
                           .arg(view.seconds, 0, 'f', 1)
@@ -749,7 +613,7 @@ void MainWindow::onLoadFailed(const QString& message, bool cancelled)
     m_loadProgress->hide();
     m_layerStates.clear();
     showPlacement();
-    m_chat->setModel(m_source, false, true, 0);
+    chatView()->setModel(m_source, false, true, 0);
     updateActions();
     if (cancelled) {
         m_status->setText(message);
@@ -779,7 +643,7 @@ void MainWindow::onUnloaded()
     m_loaded = false;
     m_layerStates.clear();
     showPlacement();
-    m_chat->setModel(m_source, false, true, 0);
+    chatView()->setModel(m_source, false, true, 0);
     updateActions();
     if (was) {
         m_status->setText(tr("Unloaded"));
@@ -842,10 +706,7 @@ bool MainWindow::isChatShown() const
 void MainWindow::setDefaultChatModel(const QString& path, const QString& label)
 {
     m_defaultModelPath = path;
-    m_tryDefault->setText(tr("Try %1").arg(label));
-    m_tryDefault->setToolTip(tr("Open %1, load it with the automatic plan and start chatting").arg(path));
-    m_bannerText->setText(tr("<b>New here?</b> Try a small model first: %1 loads in seconds and answers in the Chat tab.")
-                              .arg(label.toHtmlEscaped()));
+    m_banner->setModel(path, label);
     m_banner->setVisible(!path.isEmpty() && recentModelList().isEmpty());
 }
 
@@ -884,9 +745,8 @@ void MainWindow::saveLayout()
     QSettings settings;
     settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
     settings.setValue(QStringLiteral("window/state"), saveState());
-    settings.setValue(QStringLiteral("window/mainSplitter"), m_mainSplitter->saveState());
-    settings.setValue(QStringLiteral("window/centerSplitter"), m_centerSplitter->saveState());
-    settings.setValue(QStringLiteral("window/chatSplitter"), m_chat->saveLayout());
+    m_planPage->saveLayout(settings);
+    settings.setValue(QStringLiteral("window/chatSplitter"), chatView()->saveLayout());
 }
 
 void MainWindow::restoreLayout()
@@ -896,9 +756,8 @@ void MainWindow::restoreLayout()
     if (!geometry.isEmpty())
         restoreGeometry(geometry);
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
-    m_mainSplitter->restoreState(settings.value(QStringLiteral("window/mainSplitter")).toByteArray());
-    m_centerSplitter->restoreState(settings.value(QStringLiteral("window/centerSplitter")).toByteArray());
-    m_chat->restoreLayout(settings.value(QStringLiteral("window/chatSplitter")).toByteArray());
+    m_planPage->restoreLayout(settings);
+    chatView()->restoreLayout(settings.value(QStringLiteral("window/chatSplitter")).toByteArray());
 }
 
 void MainWindow::closeEvent(QCloseEvent* event)

@@ -2,34 +2,36 @@
 // The main window: pick a model (folder, dropped folder or preset) and see what it is
 // made of, module by module, before anything is loaded; load it with the plan (progress,
 // Cancel), watch its layers work in the placement map, and chat with it.
+// The window assembles panels (PlanPage, ChatPage, DefaultModelBanner, LoadProgress) and wires
+// them to the engine worker; it keeps what spans them: the plan shown, the load state, the
+// undo steps of map edits.
 #include "chatwork.h"
 #include "enginework.h"
+#include "mapedit.h"
 
 #include <QMainWindow>
 #include <QPointer>
 #include <QThread>
 
 class QAction;
-class QComboBox;
-class QFrame;
 class QLabel;
 class QMenu;
 class QPushButton;
-class QSplitter;
 class QTabWidget;
-class QPlainTextEdit;
-class QTreeView;
 class QUndoStack;
 
 namespace layerwise::ui {
 
+class ChatPage;
 class ChatView;
+class DefaultModelBanner;
 class DevicePanel;
 class LoadProgress;
 class EngineWorker;
 class ModuleTreeModel;
 class PlacementMap;
 class PlanBar;
+class PlanPage;
 class QuantizeWizard;
 
 class MainWindow : public QMainWindow {
@@ -41,12 +43,12 @@ public:
 
     // A folder, config.json or preset name; the result arrives asynchronously.
     void openModel(const QString& what);
-    ModuleTreeModel* moduleModel() const { return m_model; }
+    ModuleTreeModel* moduleModel() const;
     QString currentSource() const { return m_source; }
     QString lastError() const { return m_lastError; }
-    PlacementMap* placementMap() const { return m_placement; }
-    DevicePanel* devicePanel() const { return m_devices; }
-    PlanBar* planBar() const { return m_planBar; }
+    PlacementMap* placementMap() const;
+    DevicePanel* devicePanel() const;
+    PlanBar* planBar() const;
     const PlanView& currentPlan() const { return m_plan; }
     // Adds a hypothetical GPU from a profile ("RTX-4090") as the next cuda index.
     void addHypotheticalGpu(const QString& profile);
@@ -60,7 +62,7 @@ public:
     bool isLoaded() const { return m_loaded; }
     bool isLoading() const { return m_loading; }
     const LoadedView& loadedModel() const { return m_loadedView; }
-    ChatView* chatView() const { return m_chat; }
+    ChatView* chatView() const;
     LoadProgress* loadProgress() const { return m_loadProgress; }
     // The worker on the engine thread (tests queue work on that thread through it).
     EngineWorker* engineWorker() const { return m_worker; }
@@ -70,7 +72,7 @@ public:
     // The model offered to first-time users: when set and there is no recent model, a banner
     // offers "Try <label>", which opens it, loads it with the automatic plan and shows the chat.
     void setDefaultChatModel(const QString& path, const QString& label);
-    QPushButton* tryDefaultButton() const { return m_tryDefault; }
+    QPushButton* tryDefaultButton() const;
     bool isDefaultModelOffered() const;
     void tryDefaultModel();
     QStringList recentModelList() const;
@@ -87,11 +89,7 @@ public:
     void importDeviceMap(const QString& path);
     // Re-plans from a map without recording a step (what undo and redo do).
     void restoreDeviceMap(const QString& text);
-    // The plan settings and the map of one undo step.
-    struct PlanSnapshot {
-        PlanSettings settings;
-        QString map;
-    };
+    using PlanSnapshot = layerwise::ui::PlanSnapshot;
     // Shows the snapshot's settings (strategy, context, dtype, quantization, limits) and re-plans
     // with them and its map, without recording a step (what undo and redo do).
     void restoreSnapshot(const PlanSnapshot& snapshot);
@@ -135,10 +133,9 @@ private:
     MenuActions createActions();
     void createMenus(const MenuActions& actions);
     void createToolbar(const MenuActions& actions);
-    QWidget* createPlanPage();
-    QWidget* createMapEditor();
-    void createViews(QWidget* planPage);
-    void createBanner();
+    void createViews();
+    void connectPlanPage();
+    void connectChat();
     QWidget* createCentralArea();
     void createStatusBar();
     void onDescribed(const ModelSummary& summary);
@@ -170,31 +167,20 @@ private:
 
     QThread m_engineThread;
     EngineWorker* m_worker = nullptr;
-    ModuleTreeModel* m_model = nullptr;
-    QComboBox* m_presets = nullptr;
-    QPlainTextEdit* m_summary = nullptr;
-    QTreeView* m_tree = nullptr;
     QLabel* m_status = nullptr;
-    DevicePanel* m_devices = nullptr;
-    PlacementMap* m_placement = nullptr;
-    PlanBar* m_planBar = nullptr;
-    QPlainTextEdit* m_mapText = nullptr;
+    PlanPage* m_planPage = nullptr;
+    ChatPage* m_chatPage = nullptr;
     QStringList m_hypothetical;
     PlanView m_plan;
     QString m_source;
     QString m_lastError;
 
     QTabWidget* m_views = nullptr;
-    QSplitter* m_mainSplitter = nullptr;
-    QSplitter* m_centerSplitter = nullptr;
-    ChatView* m_chat = nullptr;
     LoadProgress* m_loadProgress = nullptr;
     QAction* m_loadAction = nullptr;
     QAction* m_unloadAction = nullptr;
     QMenu* m_recentMenu = nullptr;
-    QFrame* m_banner = nullptr;
-    QLabel* m_bannerText = nullptr;
-    QPushButton* m_tryDefault = nullptr;
+    DefaultModelBanner* m_banner = nullptr;
     QString m_defaultModelPath;
     bool m_loadWhenPlanned = false; // the default model's one-click path
     bool m_chatWhenLoaded = false;
@@ -209,8 +195,6 @@ private:
     QPointer<QuantizeWizard> m_wizard;
     QAction* m_quantizeAction = nullptr;
     QString m_calibration;
-    PlacementMap* m_chatPlacement = nullptr; // the live layer states beside the chat
-    QWidget* m_chatPage = nullptr;
     QString m_importing;    // the file being imported, until its plan or error arrives
 };
 

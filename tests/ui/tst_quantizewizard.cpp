@@ -5,6 +5,7 @@
 // Cancel leaves no folder; an existing folder is refused. GPTQ: its parameters change the
 // planned size; stories260K quantized on the default corpus loads and keeps a sane perplexity;
 // Cancel mid-run leaves no folder, the finished layers in <out>.partial, and the next run resumes.
+// The pages share one state object: what one page sets is what the Run page sends.
 #include "testdata.h"
 
 #include "chatmodel.h"
@@ -17,6 +18,7 @@
 #include "placementmap.h"
 #include "planbar.h"
 #include "quantizewizard.h"
+#include "quantizewizardstate.h"
 #include "samplingform.h"
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/tensor_view.h"
@@ -68,6 +70,8 @@ private Q_SLOTS:
     void gptqParameters();
     void gptqThroughThePages();
     void gptqCancelThenResume();
+    void sharedStateMakesTheRequest();
+    void pageEditsReachTheRunPage();
 
 private:
     QuantizeWizard* openWizard(MainWindow& w, const QString& model = {});
@@ -627,6 +631,116 @@ void TestQuantizeWizard::gptqCancelThenResume()
         const TensorEntry* o2 = ours->find(e.name);
         QVERIFY2(o2 && at::equal(tensor_view(*ours, *o2), tensor_view(*whole, e)), e.name.c_str());
     }
+}
+
+void TestQuantizeWizard::sharedStateMakesTheRequest()
+{
+    // The state alone (no pages, no worker): the choices become the request QuantizeRequest
+    // documents, each method keeping only its own fields.
+    test::TempDir tmp;
+    PlanSettings plan;
+    QuantizeWizardState state(stories(), plan, QString());
+    QSignalSpy changed(&state, &QuantizeWizardState::choicesChanged);
+    QCOMPARE(state.method(), QStringLiteral("int8")); // the first method until one is chosen
+    QVERIFY(!state.hasDefaultCalibration());
+    QVERIFY(!state.choices().defaultCalibration && !state.choices().defaultEvalText);
+    QCOMPARE(state.maxPositions(), 512); // stories260K's config.json
+
+    QuantizeChoices c = state.choices();
+    c.method = QStringLiteral("nf4");
+    c.doubleQuant = true;
+    c.computeDtype = QStringLiteral("bfloat16");
+    c.skipModules = QStringLiteral(" mlp.down_proj , self_attn.o_proj,");
+    c.bits = 8; // GPTQ's fields: not part of a bitsandbytes request
+    c.out = QStringLiteral("  ") + QString::fromStdString((tmp.path() / "a" / ".." / "out").string()) + QStringLiteral(" ");
+    state.setChoices(c);
+    QCOMPARE(changed.count(), 1);
+    QuantizeRequest r = state.request();
+    QCOMPARE(r.source, stories());
+    QCOMPARE(r.method, QStringLiteral("nf4"));
+    QVERIFY(r.doubleQuant);
+    QCOMPARE(r.computeDtype, QStringLiteral("bfloat16"));
+    QCOMPARE(r.skipModules, (QStringList{QStringLiteral("mlp.down_proj"), QStringLiteral("self_attn.o_proj")}));
+    QCOMPARE(r.out, QString::fromStdString((tmp.path() / "out").string()));
+    QCOMPARE(r.bits, QuantizeRequest().bits);
+    QCOMPARE(state.previewQuant(), QStringLiteral("nf4-dq"));
+
+    c.method = QStringLiteral("int8"); // double quantization is 4-bit only
+    state.setChoices(c);
+    QVERIFY(!state.request().doubleQuant);
+    QCOMPARE(state.previewQuant(), QStringLiteral("int8"));
+
+    c.method = QStringLiteral("gptq");
+    c.groupSize = -1;
+    c.dampPercent = 0.1;
+    c.samples = 8;
+    c.seqLen = 64;
+    c.calibrationFile = QStringLiteral(" ") + evalText();
+    state.setChoices(c);
+    r = state.request();
+    QCOMPARE(r.bits, 8);
+    QCOMPARE(r.groupSize, -1);
+    QCOMPARE(r.dampPercent, 0.1);
+    QCOMPARE(r.samples, 8);
+    QCOMPARE(r.seqLen, 64);
+    QCOMPARE(r.calibration, evalText());
+    QVERIFY(r.skipModules.isEmpty() && !r.doubleQuant && !r.restart); // no interrupted run in a fresh folder
+    QCOMPARE(state.previewQuant(), QStringLiteral("gptq-8bit-nog"));
+
+    // The evaluation text: the chosen file as it is.
+    c.evalFile = evalText();
+    state.setChoices(c);
+    QCOMPARE(state.evaluationText().toStdString(), test::read_file(evalText().toStdString()));
+}
+
+void TestQuantizeWizard::pageEditsReachTheRunPage()
+{
+    MainWindow w(nullptr, false);
+    QuantizeWizard* wiz = openWizard(w);
+    QVERIFY(wiz);
+    QuantizeWizardState* state = wiz->state();
+    choose(wiz, QStringLiteral("gptq"));
+    QCOMPARE(state->method(), QStringLiteral("gptq"));
+    wiz->next();
+    test::TempDir tmp;
+    const QString out = QString::fromStdString((tmp.path() / "stories-gptq8").string());
+    QSignalSpy preview(wiz, &QuantizeWizard::previewShown);
+    fastGptq(wiz, out);
+    auto* bits = wiz->findChild<QComboBox*>(QStringLiteral("gptqBits"));
+    bits->setCurrentIndex(bits->findData(8));
+    wiz->findChild<QCheckBox*>(QStringLiteral("gptqDescAct"))->setChecked(true);
+    wiz->findChild<QDoubleSpinBox*>(QStringLiteral("gptqDamp"))->setValue(2.5);
+    // Seen by the state at once, and by the planner (which names the quantization it planned).
+    QCOMPARE(state->choices().bits, 8);
+    QCOMPARE(state->choices().groupSize, 32);
+    QTRY_VERIFY_WITH_TIMEOUT(preview.count() >= 1 && wiz->previewQuantized().quant == QStringLiteral("gptq-8bit-32g"), 20000);
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::CalibrationPage));
+    // The Calibration page reads the Parameters page's samples and length from the state.
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("calibrationSummary"))->text().startsWith(QStringLiteral("8 samples of 64 tokens")));
+    wiz->findChild<QRadioButton*>(QStringLiteral("calibrationFile"))->setChecked(true);
+    wiz->findChild<QLineEdit*>(QStringLiteral("calibrationPath"))->setText(evalText());
+    QSignalSpy sent(wiz, &QuantizeWizard::requestQuantize);
+    QSignalSpy ran(wiz, &QuantizeWizard::runFinished);
+    wiz->next();
+    QCOMPARE(wiz->currentId(), int(QuantizeWizard::RunPage));
+    QCOMPARE(sent.count(), 1);
+    const auto r = sent.first().at(0).value<QuantizeRequest>();
+    QCOMPARE(r.method, QStringLiteral("gptq"));
+    QCOMPARE(r.bits, 8);
+    QCOMPARE(r.groupSize, 32);
+    QVERIFY(r.descAct && r.sym);
+    QCOMPARE(r.dampPercent, 0.025);
+    QCOMPARE(r.samples, 8);
+    QCOMPARE(r.seqLen, 64);
+    QCOMPARE(r.calibration, evalText());
+    QCOMPARE(r.out, out);
+    QVERIFY(wiz->findChild<QLabel*>(QStringLiteral("runItem"))->text().contains(QStringLiteral("calibration text")));
+    QTest::mouseClick(wiz->findChild<QPushButton*>(QStringLiteral("cancelRun")), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(ran.count() == 1, 60000);
+    QVERIFY(!state->isRunning());
+    wiz->reject();
+    QTRY_VERIFY(!w.quantizeWizard());
 }
 
 QTEST_MAIN(TestQuantizeWizard)
