@@ -140,9 +140,17 @@ struct ApiServer::Impl {
     httplib::Server http;
     GenerationThread generator;
     std::atomic<int> active{0};
+    std::atomic<bool> shutting_down{false}; // stop(): running generations end at their next token
     int bound_port = 0;
 
     Impl(Session& s, ServerOptions o) : session(s), options(std::move(o)) {}
+
+    void clients(int delta)
+    {
+        const int now = active.fetch_add(delta) + delta;
+        if (options.on_clients)
+            options.on_clients(now);
+    }
 
     void log(const httplib::Request& req, int status, const Outcome* o, double seconds)
     {
@@ -202,7 +210,7 @@ struct ApiServer::Impl {
                 o.text += out;
                 emit(out);
             }
-            return !stops.stopped();
+            return !stops.stopped() && !shutting_down.load();
         }, cancel);
         if (const std::string rest = stops.flush(); !rest.empty()) {
             o.text += rest;
@@ -261,7 +269,7 @@ struct ApiServer::Impl {
         const GenerationResult res = session.generate(ids, g, [&](std::int64_t id) {
             if (decoder)
                 decoder->push(static_cast<text::TokenId>(id));
-            return !stops.stopped();
+            return !stops.stopped() && !shutting_down.load();
         }, cancel);
         if (decoder)
             decoder->flush();
@@ -297,7 +305,7 @@ struct ApiServer::Impl {
 void ApiServer::Impl::stream(httplib::Response& res, const std::function<void(EventChannel&)>& produce)
 {
     auto channel = std::make_shared<EventChannel>();
-    ++active;
+    clients(+1);
     generator.submit([channel, produce] {
         try {
             if (!channel->cancel.load())
@@ -333,7 +341,7 @@ void ApiServer::Impl::stream(httplib::Response& res, const std::function<void(Ev
         }
     }, [this, channel](bool) {
         channel->cancel = true; // the connection ended, finished or not
-        --active;
+        clients(-1);
     });
 }
 
@@ -354,15 +362,15 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
     if (!r.options.stream) {
-        ++active;
+        clients(+1);
         Outcome o;
         try {
             o = on_generator([&] { return run_chat(r, max_new, [](const std::string&) {}, nullptr); });
         } catch (...) {
-            --active;
+            clients(-1);
             throw;
         }
-        --active;
+        clients(-1);
         res.set_content(chat_completion(id, created, model, o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");
         log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
@@ -392,15 +400,15 @@ void ApiServer::Impl::handle_completion(const httplib::Request& req, httplib::Re
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
     if (!r.options.stream) {
-        ++active;
+        clients(+1);
         Outcome o;
         try {
             o = on_generator([&] { return run_completion(r, ids, max_new, [](const std::string&) {}, nullptr); });
         } catch (...) {
-            --active;
+            clients(-1);
             throw;
         }
-        --active;
+        clients(-1);
         const std::string text = r.echo && !r.prompt.empty() ? r.prompt + o.text : o.text;
         res.set_content(completion(id, created, model, text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");
@@ -520,7 +528,11 @@ int ApiServer::bind()
 }
 
 void ApiServer::run() { m->http.listen_after_bind(); }
-void ApiServer::stop() { m->http.stop(); }
+void ApiServer::stop()
+{
+    m->shutting_down = true;
+    m->http.stop();
+}
 int ApiServer::port() const { return m->bound_port; }
 int ApiServer::active_clients() const { return m->active.load(); }
 

@@ -29,6 +29,7 @@ struct ServerOptions {
     std::size_t max_body_bytes = 4u << 20;    // larger bodies get 413
     std::string model_name;                   // the id /v1/models lists
     std::function<void(const RequestLog&)> on_request; // called from the server's threads, one line per request
+    std::function<void(int)> on_clients;               // the number of requests being served changed
 };
 
 class ApiServer {

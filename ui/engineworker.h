@@ -4,6 +4,7 @@
 #include "chatwork.h"
 #include "enginework.h"
 #include "quantwork.h"
+#include "serverwork.h"
 
 #include <QObject>
 #include <atomic>
@@ -56,6 +57,9 @@ public Q_SLOTS:
     void quantize(const layerwise::ui::QuantizeRequest& request);
     // Perplexity of a model folder on a text.
     void evaluate(const layerwise::ui::EvalRequest& request);
+    // The local OpenAI-compatible server over the loaded model (engineworker_server.cpp).
+    void startServer(const layerwise::ui::ServerSettings& settings);
+    void stopServer();
 
 Q_SIGNALS:
     void described(const layerwise::ui::ModelSummary& summary);
@@ -79,9 +83,14 @@ Q_SIGNALS:
     void evalProgress(const QString& tag, int done, int total);
     void evaluated(const layerwise::ui::EvalResultView& result);
     void evalFailed(const QString& tag, const QString& message, bool cancelled);
+    void serverStarted(const QString& address);
+    void serverStopped(const QString& message); // empty: stopped as asked
+    void serverRequest(const layerwise::ui::ServerRequestView& request); // from the server's threads
+    void serverClients(int active);
 
 private:
     void quantizeGptq(const layerwise::ui::QuantizeRequest& request);
+    void stopServerBecause(const QString& reason);
     void publish();
     void publishLayerStates(bool force);
     std::unique_ptr<WorkerState> m_state;

@@ -55,6 +55,7 @@ void EngineWorker::load()
         Q_EMIT loadFailed(tr("There is no planned model to load: open a model folder first."), false);
         return;
     }
+    stopServerBecause(tr("The server stopped: another model is loading."));
     m_state->unload();
     QElapsedTimer clock;
     clock.start();
@@ -127,6 +128,7 @@ void EngineWorker::load()
 
 void EngineWorker::unload()
 {
+    stopServerBecause(tr("The server stopped: the model it served was unloaded."));
     m_state->unload();
     m_layerStates.clear();
     Q_EMIT unloaded();

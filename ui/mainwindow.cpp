@@ -6,6 +6,7 @@
 #include "defaultmodelbanner.h"
 #include "devicepanel.h"
 #include "engineworker.h"
+#include "serverpanel.h"
 #include "loadprogress.h"
 #include "mapedit.h"
 #include "mapeditor.h"
@@ -227,12 +228,33 @@ void MainWindow::createViews()
     m_views->setDocumentMode(true);
     m_views->addTab(m_planPage, tr("Plan"));
     m_views->addTab(m_chatPage, tr("Chat"));
+    m_serverPanel = new ServerPanel(this);
+    m_serverPanel->setObjectName(QStringLiteral("serverPanel"));
+    connectServer();
+    m_views->addTab(m_serverPanel, tr("Server"));
     m_views->setTabToolTip(0, tr("Devices, the placement of every layer, and the device map"));
     m_views->setTabToolTip(1, tr("Chat with the loaded model"));
+    m_views->setTabToolTip(2, tr("Serve the loaded model over OpenAI's API to other programs"));
 
     m_banner = new DefaultModelBanner(this);
     connect(m_banner, &DefaultModelBanner::tryRequested, this, &MainWindow::tryDefaultModel);
     m_banner->hide();
+}
+
+// The Server tab: its switch starts and stops the worker's server over the loaded model.
+void MainWindow::connectServer()
+{
+    qRegisterMetaType<ServerSettings>();
+    qRegisterMetaType<ServerRequestView>();
+    connect(m_serverPanel, &ServerPanel::startRequested, m_worker, &EngineWorker::startServer, Qt::QueuedConnection);
+    connect(m_serverPanel, &ServerPanel::stopRequested, m_worker, &EngineWorker::stopServer, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::serverStarted, m_serverPanel, &ServerPanel::onStarted, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::serverStopped, m_serverPanel, &ServerPanel::onStopped, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::serverRequest, m_serverPanel, &ServerPanel::onRequest, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::serverClients, m_serverPanel, &ServerPanel::onClients, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::loaded, m_serverPanel, [this] { m_serverPanel->setModelLoaded(true); }, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::unloaded, m_serverPanel, [this] { m_serverPanel->setModelLoaded(false); }, Qt::QueuedConnection);
+    connect(m_worker, &EngineWorker::loadFailed, m_serverPanel, [this] { m_serverPanel->setModelLoaded(false); }, Qt::QueuedConnection);
 }
 
 // The Plan tab's edits (limits, settings, drags, an applied map) become plan requests, each

@@ -23,6 +23,7 @@ class QUndoStack;
 namespace layerwise::ui {
 
 class ChatPage;
+class ServerPanel;
 class ChatView;
 class DefaultModelBanner;
 class DevicePanel;
@@ -60,6 +61,7 @@ public:
     void unloadModel(); // Ctrl+U
     void cancelLoad();
     bool isLoaded() const { return m_loaded; }
+    ServerPanel* serverPanel() const { return m_serverPanel; }
     bool isLoading() const { return m_loading; }
     const LoadedView& loadedModel() const { return m_loadedView; }
     ChatView* chatView() const;
@@ -134,6 +136,7 @@ private:
     void createMenus(const MenuActions& actions);
     void createToolbar(const MenuActions& actions);
     void createViews();
+    void connectServer();
     void connectPlanPage();
     void connectChat();
     QWidget* createCentralArea();
@@ -170,6 +173,7 @@ private:
     QLabel* m_status = nullptr;
     PlanPage* m_planPage = nullptr;
     ChatPage* m_chatPage = nullptr;
+    ServerPanel* m_serverPanel = nullptr;
     QStringList m_hypothetical;
     PlanView m_plan;
     QString m_source;

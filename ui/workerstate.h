@@ -1,9 +1,11 @@
 #pragma once
 // Engine state owned by the worker thread (private to the EngineWorker sources).
 #include "api/layerwise.h"
+#include "api_server.h"
 
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 namespace layerwise::ui {
@@ -14,6 +16,9 @@ struct WorkerState {
     PlanRequest request;
     std::optional<Plan> plan;
     std::unique_ptr<Session> session; // the loaded model and its conversation
+    // The local server over `session` and the thread it serves on (stopped before the session goes).
+    std::unique_ptr<server::ApiServer> server;
+    std::thread serverThread;
     // The devices of this machine, detected once (`probe_bandwidth`: measure RAM/disk speed).
     const std::vector<DeviceInfo>& devices(bool probe_bandwidth)
     {
@@ -24,7 +29,20 @@ struct WorkerState {
         }
         return detected;
     }
-    void unload() { session.reset(); }
+    void stopServer()
+    {
+        if (server)
+            server->stop();
+        if (serverThread.joinable())
+            serverThread.join();
+        server.reset();
+    }
+    void unload()
+    {
+        stopServer();
+        session.reset();
+    }
+    ~WorkerState() { stopServer(); }
 };
 
 } // namespace layerwise::ui

@@ -11,6 +11,7 @@
 
 #include <ATen/Parallel.h>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -22,6 +23,8 @@ struct Session::State {
     std::unique_ptr<ChatSession> chat;
     std::unique_ptr<Runner> runner;
     std::vector<std::int64_t> model_eos;
+    // Calls from several threads (the GUI's chat and the local server) take turns.
+    mutable std::recursive_mutex mutex;
 
     Runner& run() { return chat ? chat->runner() : *runner; }
     const Runner& run() const { return chat ? const_cast<ChatSession&>(*chat).runner() : *runner; }
@@ -72,6 +75,7 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
 GenerationResult Session::generate(const std::vector<std::int64_t>& prompt, const GenerationOptions& options,
                                    const std::function<bool(std::int64_t)>& on_token, const std::atomic<bool>* stop)
 {
+    std::lock_guard lock(m_state->mutex);
     if (m_state->chat)
         m_state->chat->reset();
     Runner& runner = m_state->run();
@@ -87,6 +91,7 @@ GenerationResult Session::generate(const std::vector<std::int64_t>& prompt, cons
 ChatAnswer Session::chat(const Conversation& conversation, GenerationOptions options,
                          const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop)
 {
+    std::lock_guard lock(m_state->mutex);
     ChatSession& chat = m_state->chat_session(); // eos_ids empty: reply() uses the model's and the template's
     try {
         return chat.reply(conversation, options, on_text, stop);
@@ -98,11 +103,13 @@ ChatAnswer Session::chat(const Conversation& conversation, GenerationOptions opt
 
 std::string Session::prompt_text(const Conversation& conversation) const
 {
+    std::lock_guard lock(m_state->mutex);
     return m_state->chat_session().prompt_text(conversation);
 }
 
 std::vector<std::int64_t> Session::prompt_ids(const Conversation& conversation) const
 {
+    std::lock_guard lock(m_state->mutex);
     return m_state->chat_session().prompt_ids(conversation);
 }
 
@@ -110,6 +117,7 @@ bool Session::has_template() const { return m_state->chat && m_state->chat->has_
 
 void Session::reset()
 {
+    std::lock_guard lock(m_state->mutex);
     if (m_state->chat)
         m_state->chat->reset();
     else
@@ -119,6 +127,7 @@ void Session::reset()
 PerplexityResult Session::perplexity(const std::vector<std::int64_t>& ids, std::int64_t context, std::int64_t stride,
                                      const ProgressCallback& progress)
 {
+    std::lock_guard lock(m_state->mutex);
     if (m_state->chat)
         m_state->chat->reset();
     return evaluate_perplexity(m_state->run(), ids, context, stride, progress);
@@ -150,6 +159,7 @@ Device device_of_tensor(const at::Tensor& t)
 
 std::vector<LoadedFootprint> Session::footprint() const
 {
+    std::lock_guard lock(m_state->mutex);
     const LoadedModel& m = *m_state->model;
     std::map<Device, LoadedFootprint> by_device;
     std::set<const void*> counted; // tied weights share storage: count it once
@@ -183,7 +193,11 @@ std::vector<LoadedFootprint> Session::footprint() const
     return out;
 }
 
-void Session::set_prefetch(bool on) { m_state->run().set_prefetch(on); }
+void Session::set_prefetch(bool on)
+{
+    std::lock_guard lock(m_state->mutex);
+    m_state->run().set_prefetch(on);
+}
 bool Session::prefetching() const { return m_state->run().prefetching(); }
 
 void set_cpu_threads(int threads)

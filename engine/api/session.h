@@ -2,8 +2,9 @@
 // A loaded model that runs: Session::load() places the weights as a plan says (GPU, CPU,
 // disk; quantized on the fly if asked), then generates from token ids, chats through the
 // model's chat template with its KV cache kept between turns, measures perplexity and reports
-// where its weights are. One Session runs one sequence at a time; calls block; cancel through
-// the progress callback (load, perplexity) or the stop flag (generation).
+// where its weights are. One Session runs one sequence at a time; calls block; calls from
+// several threads take turns (the desktop app's chat and its local server share one session);
+// cancel through the progress callback (load, perplexity) or the stop flag (generation).
 #include "api/model.h"
 #include "core/progress.h"
 #include "model/quant_config.h"

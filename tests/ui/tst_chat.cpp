@@ -3,6 +3,16 @@
 // golden text, Stop, Cancel, a corrupt checkpoint, and conversations saved atomically.
 #include "testdata.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <QCheckBox>
+#include <QSpinBox>
+#include <QTableWidget>
+#include <atomic>
+#include <thread>
+#include <unistd.h>
+
 #include "aboutbox.h"
 #include "engineworker.h"
 #include "chatmodel.h"
@@ -15,6 +25,7 @@
 #include "placementmap.h"
 #include "recentmodels.h"
 #include "samplingform.h"
+#include "serverpanel.h"
 #include "api/layerwise.h"
 #include "inspect.h"
 #include "plan/device_map.h"
@@ -67,6 +78,7 @@ private Q_SLOTS:
     void quantizedLoadFromPlanBar();
     void layoutPersists();
     void guiStaysResponsive();
+    void localServerServesTheLoadedModel();
 };
 
 namespace {
@@ -786,6 +798,87 @@ void TestChat::guiStaysResponsive()
           qPrintable(QFileInfo(model).fileName()), stats.tokens, ticks, lateMs);
     QVERIFY(stats.tokens > 0);
     QVERIFY2(lateMs < 50.0, qPrintable(QString::number(lateMs, 'f', 1) + " ms"));
+}
+
+namespace {
+
+// One HTTP/1.1 request to 127.0.0.1:port over a plain socket; returns the whole response.
+std::string httpRequest(int port, const std::string& method, const std::string& path, const std::string& body)
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return {};
+    }
+    const std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\n\r\n" + body;
+    ::send(fd, request.data(), request.size(), 0);
+    std::string response;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+        response.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return response;
+}
+
+} // namespace
+
+void TestChat::localServerServesTheLoadedModel()
+{
+    // The Server tab serves the model the window loaded: a completion over HTTP (a plain socket,
+    // as any client) gives the text the engine gives for the same greedy request, the request
+    // log gets its row, and unloading the model stops the server.
+    MainWindow w(nullptr, false);
+    ServerPanel* panel = w.serverPanel();
+    QVERIFY(!panel->serverSwitch()->isEnabled()); // nothing loaded yet
+    openAndLoad(w);
+    QTRY_VERIFY(panel->serverSwitch()->isEnabled());
+    panel->findChild<QSpinBox*>()->setValue(0); // any free port
+    panel->serverSwitch()->setChecked(true);
+    QTRY_VERIFY_WITH_TIMEOUT(!panel->address().isEmpty(), 10000);
+    const int port = panel->address().section(QLatin1Char(':'), 2, 2).section(QLatin1Char('/'), 0, 0).toInt();
+    QVERIFY(port > 0);
+    std::string response;
+    std::atomic<bool> answered{false};
+    std::thread client([&] {
+        response = httpRequest(port, "POST", "/v1/completions", R"({"prompt": "Zoo", "max_tokens": 20, "temperature": 0})");
+        answered = true;
+    });
+    QTRY_VERIFY_WITH_TIMEOUT(answered.load(), 30000); // the window keeps processing events meanwhile
+    client.join();
+    QVERIFY2(response.rfind("HTTP/1.1 200", 0) == 0, response.c_str());
+    const auto body = nlohmann::json::parse(response.substr(response.find("\r\n\r\n") + 4));
+    // The engine's own greedy continuation of "Zoo" (the same session API the CLI uses).
+    SessionOptions o;
+    o.device_map = parse_device_map(R"({"": "cpu"})");
+    o.context = 64;
+    const auto session = Session::load(Model::open(storiesPath().toStdString()), o);
+    const auto ids = session->tokenizer()->encode("Zoo", true);
+    GenerationOptions g;
+    g.sampling.greedy = true;
+    g.max_new_tokens = 20;
+    g.eos_ids = session->eos_ids();
+    const GenerationResult r = session->generate({ids.begin(), ids.end()}, g);
+    std::vector<text::TokenId> all(ids.begin(), ids.end());
+    all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+    const std::string expected = session->tokenizer()->decode(all, true);
+    QCOMPARE("Zoo" + body["choices"][0]["text"].get<std::string>(), expected);
+    QTRY_COMPARE(panel->requestRows(), 1);
+    QTRY_COMPARE(panel->activeClients(), 0);
+    auto* log = panel->findChild<QTableWidget*>(QStringLiteral("serverLog"));
+    QCOMPARE(log->item(0, 1)->text(), QStringLiteral("POST /v1/completions"));
+    QCOMPARE(log->item(0, 4)->text(), QString::number(body["usage"]["completion_tokens"].get<int>()));
+    // Unloading stops the server, and says why.
+    w.unloadModel();
+    QTRY_VERIFY_WITH_TIMEOUT(panel->address().isEmpty(), 10000);
+    QVERIFY(!panel->serverSwitch()->isChecked());
+    QVERIFY(panel->status().contains(QStringLiteral("unloaded")));
+    QVERIFY(httpRequest(port, "GET", "/health", "").empty());
 }
 
 QTEST_MAIN(TestChat)

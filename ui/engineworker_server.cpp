@@ -1,0 +1,61 @@
+// EngineWorker: the local OpenAI-compatible server over the loaded model (server/api_server.h).
+// It serves the session the chat uses; their generations take turns.
+#include "engineworker.h"
+
+#include "workerstate.h"
+
+namespace layerwise::ui {
+
+void EngineWorker::startServer(const ServerSettings& settings)
+{
+    if (!m_state->session) {
+        Q_EMIT serverStopped(tr("Load a model first: the server serves the loaded model."));
+        return;
+    }
+    stopServer();
+    try {
+        server::ServerOptions o;
+        o.host = settings.host.trimmed().toStdString();
+        o.port = settings.port;
+        o.api_key = settings.apiKey.trimmed().toStdString();
+        o.model_name = m_state->model ? std::filesystem::path(m_state->model->source()).filename().string() : "layerwise";
+        o.on_request = [this](const server::RequestLog& l) {
+            ServerRequestView v;
+            v.method = QString::fromStdString(l.method);
+            v.path = QString::fromStdString(l.path);
+            v.status = l.status;
+            v.promptTokens = l.prompt_tokens;
+            v.completionTokens = l.completion_tokens;
+            v.ttftMs = l.ttft_s * 1000.0;
+            v.tokensPerSecond = l.tokens_per_s;
+            v.seconds = l.seconds;
+            v.finish = QString::fromStdString(l.finish);
+            Q_EMIT serverRequest(v);
+        };
+        o.on_clients = [this](int n) { Q_EMIT serverClients(n); };
+        auto server = std::make_unique<server::ApiServer>(*m_state->session, o);
+        const int port = server->bind();
+        server::ApiServer* running = server.get();
+        m_state->server = std::move(server);
+        m_state->serverThread = std::thread([running] { running->run(); });
+        Q_EMIT serverStarted(QStringLiteral("http://%1:%2/v1").arg(settings.host.trimmed()).arg(port));
+    } catch (const std::exception& e) {
+        m_state->stopServer();
+        Q_EMIT serverStopped(QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::stopServer()
+{
+    stopServerBecause(QString());
+}
+
+void EngineWorker::stopServerBecause(const QString& reason)
+{
+    if (!m_state->server)
+        return;
+    m_state->stopServer();
+    Q_EMIT serverStopped(reason);
+}
+
+} // namespace layerwise::ui
