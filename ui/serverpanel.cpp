@@ -45,6 +45,7 @@ ServerPanel::ServerPanel(QWidget* parent) : QWidget(parent)
     m_log->setObjectName(QStringLiteral("serverLog"));
     m_log->setHorizontalHeaderLabels({tr("Time"), tr("Request"), tr("Status"), tr("Prompt"), tr("Answer"),
                                       tr("First token"), tr("Tokens/s"), tr("End")});
+    m_log->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_log->horizontalHeader()->setStretchLastSection(true);
     m_log->verticalHeader()->hide();
     m_log->setEditTriggers(QAbstractItemView::NoEditTriggers);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <QCheckBox>
 #include <QSpinBox>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <atomic>
 #include <thread>
@@ -873,6 +874,12 @@ void TestChat::localServerServesTheLoadedModel()
     auto* log = panel->findChild<QTableWidget*>(QStringLiteral("serverLog"));
     QCOMPARE(log->item(0, 1)->text(), QStringLiteral("POST /v1/completions"));
     QCOMPARE(log->item(0, 4)->text(), QString::number(body["usage"]["completion_tokens"].get<int>()));
+    // LAYERWISE_TEST_SCREENSHOTS=DIR: the Server tab as it looks now, in DIR/server-tab.png.
+    if (const QString dir = qEnvironmentVariable("LAYERWISE_TEST_SCREENSHOTS"); !dir.isEmpty()) {
+        w.resize(1200, 700);
+        w.findChild<QTabWidget*>(QStringLiteral("views"))->setCurrentWidget(panel);
+        QVERIFY(w.grab().save(dir + QStringLiteral("/server-tab.png")));
+    }
     // Unloading stops the server, and says why.
     w.unloadModel();
     QTRY_VERIFY_WITH_TIMEOUT(panel->address().isEmpty(), 10000);
