@@ -264,6 +264,31 @@ public:
     {
         File f;
         m_context = "the header";
+        read_magic();
+        f.version = read_version();
+        const std::uint64_t tensor_count = u64();
+        const std::uint64_t kv_count = u64();
+        // Each key/value takes at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8 + 4 + 4 + 8.
+        if (kv_count > (m_file_size - m_pos) / 13)
+            fail(16, "claims " + std::to_string(kv_count) + " metadata entries, more than the file of " +
+                         std::to_string(m_file_size) + " bytes can hold; the file is corrupt");
+        if (tensor_count > (m_file_size - m_pos) / 24)
+            fail(8, "claims " + std::to_string(tensor_count) + " tensors, more than the file of " +
+                        std::to_string(m_file_size) + " bytes can hold; the file is corrupt");
+        read_metadata(f, kv_count);
+        std::unordered_set<std::string> names;
+        f.tensors.reserve(static_cast<std::size_t>(tensor_count));
+        for (std::uint64_t i = 0; i < tensor_count; ++i)
+            f.tensors.push_back(tensor_info(i, f.alignment, names));
+        place_tensor_data(f);
+        check_no_overlap(f);
+        f.tensors.shrink_to_fit();
+        return f;
+    }
+
+private:
+    void read_magic()
+    {
         const std::uint32_t magic = u32();
         if (std::memcmp(m_data, "GGUF", 4) != 0) {
             std::string seen;
@@ -274,27 +299,27 @@ public:
             (void)magic;
             fail(0, "starts with '" + seen + "', not the GGUF magic 'GGUF'; this is not a GGUF file");
         }
-        f.version = u32();
-        if (f.version != 2 && f.version != 3) {
-            const std::uint32_t swapped = __builtin_bswap32(f.version);
+    }
+
+    std::uint32_t read_version()
+    {
+        const std::uint32_t version = u32();
+        if (version != 2 && version != 3) {
+            const std::uint32_t swapped = __builtin_bswap32(version);
             if (swapped == 2 || swapped == 3)
                 fail(4, "is a big-endian GGUF (version " + std::to_string(swapped) +
                             "); only little-endian files are supported: convert it again without --bigendian");
-            fail(4, "GGUF version " + std::to_string(f.version) +
+            fail(4, "GGUF version " + std::to_string(version) +
                         " is not supported (supported: 2 and 3)" +
-                        (f.version == 1 ? "; version 1 files are obsolete: convert the model again with a current llama.cpp"
-                                        : "; the file is corrupt or newer than this program"));
+                        (version == 1 ? "; version 1 files are obsolete: convert the model again with a current llama.cpp"
+                                      : "; the file is corrupt or newer than this program"));
         }
-        const std::uint64_t tensor_count = u64();
-        const std::uint64_t kv_count = u64();
-        // Each key/value takes at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8 + 4 + 4 + 8.
-        if (kv_count > (m_file_size - m_pos) / 13)
-            fail(16, "claims " + std::to_string(kv_count) + " metadata entries, more than the file of " +
-                         std::to_string(m_file_size) + " bytes can hold; the file is corrupt");
-        if (tensor_count > (m_file_size - m_pos) / 24)
-            fail(8, "claims " + std::to_string(tensor_count) + " tensors, more than the file of " +
-                        std::to_string(m_file_size) + " bytes can hold; the file is corrupt");
+        return version;
+    }
 
+    // The key/value entries (unique keys), then the alignment they may set.
+    void read_metadata(File& f, std::uint64_t kv_count)
+    {
         std::vector<KeyValue> entries;
         std::unordered_set<std::string> keys;
         std::uint64_t alignment_at = 0;
@@ -320,55 +345,68 @@ public:
                                        "; it must be a power of two (the file is corrupt)");
             f.alignment = static_cast<std::uint64_t>(*al);
         }
+    }
 
-        std::unordered_set<std::string> names;
-        f.tensors.reserve(static_cast<std::size_t>(tensor_count));
-        for (std::uint64_t i = 0; i < tensor_count; ++i) {
-            const std::uint64_t at = m_pos;
-            m_context = "tensor info " + std::to_string(i);
-            TensorInfo t;
-            t.name = string();
-            m_context = "tensor '" + t.name + "'";
-            if (!names.insert(t.name).second)
-                fail(at, "appears twice; each tensor name must be unique");
-            const std::uint64_t dims_at = m_pos;
-            const std::uint32_t n_dims = u32();
-            if (n_dims == 0 || n_dims > max_dims)
-                fail(dims_at, "has " + std::to_string(n_dims) + " dimensions; GGUF tensors have 1 to " +
-                                  std::to_string(max_dims));
-            std::uint64_t numel = 1;
-            for (std::uint32_t d = 0; d < n_dims; ++d) {
-                const std::uint64_t dim_at = m_pos;
-                const std::uint64_t dim = u64();
-                if (dim == 0 || dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
-                    (numel != 0 && dim > m_file_size * 256 / numel + 1))
-                    fail(dim_at, "has dimension " + std::to_string(d) + " = " + std::to_string(dim) +
-                                     ", impossible for a file of " + std::to_string(m_file_size) + " bytes");
-                numel *= dim;
-                t.dims.push_back(static_cast<std::int64_t>(dim));
-            }
-            const std::uint64_t type_at = m_pos;
-            const std::uint32_t type = u32();
-            const auto layout = block_layout(type);
-            if (!layout)
-                fail(type_at, "has tensor type " + std::to_string(type) +
-                                  ", which this program does not know (known: F32, F16, BF16, F64, I8-I64, Q4_0, "
-                                  "Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q8_K); convert or quantize the model to one of "
-                                  "those types");
-            t.type = static_cast<TensorType>(type);
-            if (static_cast<std::uint64_t>(t.dims[0]) % layout->block_elements != 0)
-                fail(dims_at, "has " + std::to_string(t.dims[0]) + " elements per row, not a multiple of the " +
-                                  std::to_string(layout->block_elements) + "-element blocks of " +
-                                  std::string(tensor_type_name(t.type)) + "; the file is corrupt");
-            t.size = numel / layout->block_elements * layout->block_bytes;
-            const std::uint64_t offset_at = m_pos;
-            t.offset = u64();
-            if (t.offset % f.alignment != 0)
-                fail(offset_at, "has data offset " + std::to_string(t.offset) + ", not a multiple of the alignment " +
-                                    std::to_string(f.alignment) + "; the file is corrupt");
-            m_offsets.push_back(offset_at);
-            f.tensors.push_back(std::move(t));
+    // Tensor info `i`: a unique name, its dimensions, type and offset (relative to the data section).
+    TensorInfo tensor_info(std::uint64_t i, std::uint64_t alignment, std::unordered_set<std::string>& names)
+    {
+        const std::uint64_t at = m_pos;
+        m_context = "tensor info " + std::to_string(i);
+        TensorInfo t;
+        t.name = string();
+        m_context = "tensor '" + t.name + "'";
+        if (!names.insert(t.name).second)
+            fail(at, "appears twice; each tensor name must be unique");
+        const std::uint64_t dims_at = m_pos;
+        const std::uint64_t numel = read_dims(t);
+        const std::uint64_t type_at = m_pos;
+        const std::uint32_t type = u32();
+        const auto layout = block_layout(type);
+        if (!layout)
+            fail(type_at, "has tensor type " + std::to_string(type) +
+                              ", which this program does not know (known: F32, F16, BF16, F64, I8-I64, Q4_0, "
+                              "Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q8_K); convert or quantize the model to one of "
+                              "those types");
+        t.type = static_cast<TensorType>(type);
+        if (static_cast<std::uint64_t>(t.dims[0]) % layout->block_elements != 0)
+            fail(dims_at, "has " + std::to_string(t.dims[0]) + " elements per row, not a multiple of the " +
+                              std::to_string(layout->block_elements) + "-element blocks of " +
+                              std::string(tensor_type_name(t.type)) + "; the file is corrupt");
+        t.size = numel / layout->block_elements * layout->block_bytes;
+        const std::uint64_t offset_at = m_pos;
+        t.offset = u64();
+        if (t.offset % alignment != 0)
+            fail(offset_at, "has data offset " + std::to_string(t.offset) + ", not a multiple of the alignment " +
+                                std::to_string(alignment) + "; the file is corrupt");
+        m_offsets.push_back(offset_at);
+        return t;
+    }
+
+    // A tensor's dimensions, each possible for the file's size; returns the element count.
+    std::uint64_t read_dims(TensorInfo& t)
+    {
+        const std::uint64_t dims_at = m_pos;
+        const std::uint32_t n_dims = u32();
+        if (n_dims == 0 || n_dims > max_dims)
+            fail(dims_at, "has " + std::to_string(n_dims) + " dimensions; GGUF tensors have 1 to " + std::to_string(max_dims));
+        std::uint64_t numel = 1;
+        for (std::uint32_t d = 0; d < n_dims; ++d) {
+            const std::uint64_t dim_at = m_pos;
+            const std::uint64_t dim = u64();
+            if (dim == 0 || dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
+                (numel != 0 && dim > m_file_size * 256 / numel + 1))
+                fail(dim_at, "has dimension " + std::to_string(d) + " = " + std::to_string(dim) +
+                                 ", impossible for a file of " + std::to_string(m_file_size) + " bytes");
+            numel *= dim;
+            t.dims.push_back(static_cast<std::int64_t>(dim));
         }
+        return numel;
+    }
+
+    // The data section after the aligned header; every tensor's offset made absolute and checked
+    // to lie inside the file.
+    void place_tensor_data(File& f)
+    {
         m_context = "the tensor data";
         f.data_offset = (m_pos + f.alignment - 1) / f.alignment * f.alignment;
         if (f.data_offset > m_file_size && !f.tensors.empty())
@@ -387,8 +425,12 @@ public:
             }
             t.offset = f.data_offset + relative;
         }
-        // No two tensors may share bytes: a tensor whose type was changed to a wider one (Q4_0 to
-        // F32, say) would otherwise read its neighbour's data and load without complaint.
+    }
+
+    // No two tensors may share bytes: a tensor whose type was changed to a wider one (Q4_0 to
+    // F32, say) would otherwise read its neighbour's data and load without complaint.
+    void check_no_overlap(const File& f)
+    {
         std::vector<std::size_t> by_offset(f.tensors.size());
         for (std::size_t i = 0; i < by_offset.size(); ++i)
             by_offset[i] = i;
@@ -406,8 +448,6 @@ public:
                          "); its type or shape does not match its data — the file is corrupt");
             }
         }
-        f.tensors.shrink_to_fit();
-        return f;
     }
 
 private:

@@ -152,6 +152,108 @@ std::vector<std::vector<std::string>> tied_groups(const ModuleTree& tree)
     return groups;
 }
 
+// The devices infer_auto_device_map fills in order: those of max_memory, then the disk.
+std::vector<Device> devices_in_order(const MaxMemory& mm)
+{
+    std::vector<Device> devices;
+    for (const auto& l : mm)
+        devices.push_back(l.device);
+    if (std::none_of(devices.begin(), devices.end(), [](const Device& d) { return d.kind == Device::Kind::disk; }))
+        devices.push_back(Device::disk());
+    return devices;
+}
+
+// The devices that keep room for the largest layer: the first GPU and the CPU (the CPU alone without a GPU).
+std::vector<Device> main_devices_of(const std::vector<Device>& devices)
+{
+    std::vector<Device> gpus;
+    for (const auto& d : devices)
+        if (d.is_gpu())
+            gpus.push_back(d);
+    return gpus.empty() ? std::vector<Device>{Device::cpu()} : std::vector<Device>{gpus.front(), Device::cpu()};
+}
+
+// Tied parameters with one end inside module `name` and the other outside: the outside ends.
+std::vector<std::string> tied_params_outside(const std::vector<std::vector<std::string>>& tied, const std::string& name)
+{
+    std::vector<std::string> tied_params;
+    for (const auto& group : tied) {
+        bool any = false, all = true;
+        for (const auto& k : group) {
+            const bool inside = contains(k + ".", name + ".");
+            any = any || inside;
+            all = all && inside;
+        }
+        if (any && !all)
+            for (const auto& p : group)
+                if (!contains(p + ".", name + "."))
+                    tied_params.push_back(p);
+    }
+    return tied_params;
+}
+
+// get_module_size_with_ties: the modules still to place that hold the tied parameters, and the
+// module's size with theirs added.
+struct TiedModules {
+    std::int64_t size_with_ties = 0;
+    std::vector<std::string> names;
+    std::vector<Item> items;
+};
+
+TiedModules modules_with_ties(const std::string& name, std::int64_t module_size, const std::vector<std::string>& tied_params,
+                              const std::vector<Item>& todo, const Sizes& sizes)
+{
+    TiedModules out;
+    out.size_with_ties = module_size;
+    for (const auto& p : tied_params) {
+        auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return starts_with(p, i.name + "."); });
+        if (it == todo.end())
+            throw PlanError("cannot place " + name + ": the module holding its tied weight " + p + " was already placed elsewhere");
+        if (std::find(out.names.begin(), out.names.end(), it->name) != out.names.end())
+            continue;
+        out.names.push_back(it->name);
+        out.items.push_back(*it);
+        out.size_with_ties += sizes.of(*it);
+    }
+    return out;
+}
+
+// A module that fits only without its tied partners: the first splittable partner is replaced
+// by its children in `todo`, and `item` goes back to the front. False when none can be split.
+bool split_tied_module(const ModuleTree& tree, const Item& item, const std::vector<Item>& tied_modules, std::vector<Item>& todo,
+                       bool ns)
+{
+    for (const Item& tm : tied_modules) {
+        if (!tm.is_module())
+            throw PlanError("cannot split the tied weight " + tm.name);
+        if (tree.nodes()[static_cast<std::size_t>(tm.node)].children.empty() || is_no_split(tree, tm.node, ns))
+            continue;
+        const auto kids = children_of(tree, tm.node, true);
+        auto idx = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return i.name == tm.name; });
+        std::vector<Item> next{item};
+        next.insert(next.end(), todo.begin(), idx);
+        next.insert(next.end(), kids.begin(), kids.end());
+        next.insert(next.end(), idx + 1, todo.end());
+        todo = std::move(next);
+        return true;
+    }
+    return false;
+}
+
+// Last resort: a module replaced by its direct parameters and children at the front of `todo`.
+// False when it has no children or must not be split.
+bool split_module(const ModuleTree& tree, const Item& item, std::vector<Item>& todo, bool ns)
+{
+    const bool splittable = item.is_module() && !tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() &&
+                            !is_no_split(tree, item.node, ns);
+    if (!splittable)
+        return false;
+    auto kids = children_of(tree, item.node, true);
+    kids.insert(kids.end(), todo.begin(), todo.end());
+    todo = std::move(kids);
+    return true;
+}
+
 } // namespace
 
 MaxMemory accelerate_balanced_memory(const ModuleTree& tree, const MaxMemory& max_memory,
@@ -223,17 +325,8 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
                                       const AccelerateOptions& options)
 {
     const MaxMemory mm = ordered(max_memory);
-    std::vector<Device> devices;
-    for (const auto& l : mm)
-        devices.push_back(l.device);
-    if (std::none_of(devices.begin(), devices.end(), [](const Device& d) { return d.kind == Device::Kind::disk; }))
-        devices.push_back(Device::disk());
-    std::vector<Device> gpus;
-    for (const auto& d : devices)
-        if (d.is_gpu())
-            gpus.push_back(d);
-    std::vector<Device> main_devices = gpus.empty() ? std::vector<Device>{Device::cpu()}
-                                                    : std::vector<Device>{gpus.front(), Device::cpu()};
+    const std::vector<Device> devices = devices_in_order(mm);
+    const std::vector<Device> main_devices = main_devices_of(devices);
     const Sizes sizes(tree, options.sizes);
     const auto tied = tied_groups(tree);
     const bool ns = options.no_split;
@@ -256,21 +349,7 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
         if (max_layer_names.empty())
             std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
         const std::int64_t module_size = sizes.of(item);
-
-        // Tied parameters with one end inside this module and the other outside.
-        std::vector<std::string> tied_params;
-        for (const auto& group : tied) {
-            bool any = false, all = true;
-            for (const auto& k : group) {
-                const bool inside = contains(k + ".", name + ".");
-                any = any || inside;
-                all = all && inside;
-            }
-            if (any && !all)
-                for (const auto& p : group)
-                    if (!contains(p + ".", name + "."))
-                        tied_params.push_back(p);
-        }
+        const std::vector<std::string> tied_params = tied_params_outside(tied, name);
 
         const Device device = devices[current];
         const bool is_disk = device.kind == Device::Kind::disk;
@@ -283,28 +362,13 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
                 reserved = max_layer;
             }
         }
-
-        // get_module_size_with_ties
-        std::int64_t size_with_ties = module_size;
-        std::vector<std::string> tied_module_names;
-        std::vector<Item> tied_modules;
-        for (const auto& p : tied_params) {
-            auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return starts_with(p, i.name + "."); });
-            if (it == todo.end())
-                throw PlanError("cannot place " + name + ": the module holding its tied weight " + p +
-                                " was already placed elsewhere");
-            if (std::find(tied_module_names.begin(), tied_module_names.end(), it->name) != tied_module_names.end())
-                continue;
-            tied_module_names.push_back(it->name);
-            tied_modules.push_back(*it);
-            size_with_ties += sizes.of(*it);
-        }
+        const TiedModules ties = modules_with_ties(name, module_size, tied_params, todo, sizes);
 
         std::int64_t& used_here = used[device];
-        if (is_disk || used_here + size_with_ties <= max_size) {
-            used_here += size_with_ties;
+        if (is_disk || used_here + ties.size_with_ties <= max_size) {
+            used_here += ties.size_with_ties;
             device_map.emplace_back(name, device);
-            for (const auto& tn : tied_module_names) {
+            for (const auto& tn : ties.names) {
                 auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return i.name == tn; });
                 if (it != todo.end())
                     todo.erase(it);
@@ -312,37 +376,8 @@ DeviceMap accelerate_infer_device_map(const ModuleTree& tree, const MaxMemory& m
             }
             continue;
         }
-
-        if (!tied_params.empty() && used_here + module_size <= max_size) {
-            bool split_happened = false;
-            for (std::size_t k = 0; k < tied_modules.size(); ++k) {
-                const Item& tm = tied_modules[k];
-                if (!tm.is_module())
-                    throw PlanError("cannot split the tied weight " + tm.name);
-                if (tree.nodes()[static_cast<std::size_t>(tm.node)].children.empty() || is_no_split(tree, tm.node, ns))
-                    continue;
-                const auto kids = children_of(tree, tm.node, true);
-                auto idx = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return i.name == tm.name; });
-                std::vector<Item> next{item};
-                next.insert(next.end(), todo.begin(), idx);
-                next.insert(next.end(), kids.begin(), kids.end());
-                next.insert(next.end(), idx + 1, todo.end());
-                todo = std::move(next);
-                std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
-                split_happened = true;
-                break;
-            }
-            if (split_happened)
-                continue;
-        }
-
-        // Last resort: split the module into its direct parameters and children.
-        const bool splittable = item.is_module() && !tree.nodes()[static_cast<std::size_t>(item.node)].children.empty() &&
-                                !is_no_split(tree, item.node, ns);
-        if (splittable) {
-            auto kids = children_of(tree, item.node, true);
-            kids.insert(kids.end(), todo.begin(), todo.end());
-            todo = std::move(kids);
+        if ((!tied_params.empty() && used_here + module_size <= max_size && split_tied_module(tree, item, ties.items, todo, ns)) ||
+            split_module(tree, item, todo, ns)) {
             std::tie(max_layer, max_layer_names) = max_layer_size(tree, modules_only(todo), sizes, ns);
             continue;
         }

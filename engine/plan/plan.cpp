@@ -246,17 +246,21 @@ std::string gib(std::int64_t bytes)
 
 namespace {
 
-// Footprints, verdict (with what is short, without advice) and estimate of a map.
-Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode)
-{
-    validate_device_map(tree, map);
-    const Resolved res = resolve_devices(request);
-    const CostModel model(tree, config, request);
-    Plan plan;
-    plan.mode = std::move(mode);
-    plan.context = request.context;
-    plan.device_map = std::move(map);
+// Where the units of a map live (indices into the resolved devices) and where they run: GPU units
+// where they are; the rest on the first GPU in use, else the CPU.
+struct Homes {
+    std::vector<int> home;
+    int exec_gpu = -1;     // the first GPU in use; -1: none
+    int offload_exec = -1; // where units off the GPUs run
 
+    int exec_of(const Resolved& res, std::size_t u) const
+    {
+        return res.devices[static_cast<std::size_t>(home[u])].id.is_gpu() ? home[u] : offload_exec;
+    }
+};
+
+Homes unit_homes(const CostModel& model, const Resolved& res, const DeviceMap& map)
+{
     auto index_of = [&](const Device& d) -> int {
         for (std::size_t i = 0; i < res.devices.size(); ++i)
             if (res.devices[i].id == d)
@@ -264,40 +268,45 @@ Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest&
         throw PlanError("the device map uses " + d.name() + ", which is not among the devices being planned for; add it with --device " +
                         d.map_key() + "=PROFILE or =SIZE");
     };
-    std::vector<int> home(model.units.size());
+    Homes h;
+    h.home.resize(model.units.size());
     for (std::size_t u = 0; u < model.units.size(); ++u) {
         const Unit& unit = model.units[u];
-        const Device* d = unit.tied_to_unit >= 0 ? device_of(plan.device_map, model.units[static_cast<std::size_t>(unit.tied_to_unit)].first_tensor)
-                                                 : device_of(plan.device_map, unit.first_tensor);
-        home[u] = index_of(d ? *d : Device::cpu());
+        const Device* d = unit.tied_to_unit >= 0 ? device_of(map, model.units[static_cast<std::size_t>(unit.tied_to_unit)].first_tensor)
+                                                 : device_of(map, unit.first_tensor);
+        h.home[u] = index_of(d ? *d : Device::cpu());
     }
-    // Execution: GPU units where they are; the rest on the first GPU in use, else the CPU.
-    int exec_gpu = -1;
-    for (std::size_t u = 0; u < home.size(); ++u)
-        if (res.devices[static_cast<std::size_t>(home[u])].id.is_gpu() &&
-            (exec_gpu < 0 || res.devices[static_cast<std::size_t>(home[u])].id < res.devices[static_cast<std::size_t>(exec_gpu)].id))
-            exec_gpu = home[u];
-    const int offload_exec = exec_gpu >= 0 ? exec_gpu : res.cpu;
-    plan.execution_device = res.devices[static_cast<std::size_t>(offload_exec)].id;
+    for (std::size_t u = 0; u < h.home.size(); ++u)
+        if (res.devices[static_cast<std::size_t>(h.home[u])].id.is_gpu() &&
+            (h.exec_gpu < 0 || res.devices[static_cast<std::size_t>(h.home[u])].id < res.devices[static_cast<std::size_t>(h.exec_gpu)].id))
+            h.exec_gpu = h.home[u];
+    h.offload_exec = h.exec_gpu >= 0 ? h.exec_gpu : res.cpu;
+    return h;
+}
 
+// The memory each device needs for the map; the device of each decoder block is appended to
+// `layer_devices`.
+std::vector<DeviceFootprint> footprints(const CostModel& model, const Resolved& res, const Homes& homes,
+                                        std::vector<Device>& layer_devices)
+{
     std::vector<DeviceFootprint> fp(res.devices.size());
     std::vector<bool> runs_blocks(res.devices.size(), false), used(res.devices.size(), false);
     std::int64_t largest_streamed = 0, largest_from_disk = 0;
-    int head_exec = offload_exec;
+    int head_exec = homes.offload_exec;
     for (std::size_t u = 0; u < model.units.size(); ++u) {
         const Unit& unit = model.units[u];
-        const int h = home[u];
+        const int h = homes.home[u];
         const bool on_gpu = res.devices[static_cast<std::size_t>(h)].id.is_gpu();
-        const int exec = on_gpu ? h : offload_exec;
+        const int exec = homes.exec_of(res, u);
         fp[static_cast<std::size_t>(h)].weights += unit.weight;
         fp[static_cast<std::size_t>(exec)].kv_cache += unit.kv;
         used[static_cast<std::size_t>(h)] = used[static_cast<std::size_t>(exec)] = true;
         if (unit.layer >= 0) {
             runs_blocks[static_cast<std::size_t>(exec)] = true;
             fp[static_cast<std::size_t>(h)].layers += 1;
-            plan.layer_devices.push_back(res.devices[static_cast<std::size_t>(h)].id);
+            layer_devices.push_back(res.devices[static_cast<std::size_t>(h)].id);
         }
-        if (!on_gpu && exec_gpu >= 0 && !unit.embedding)
+        if (!on_gpu && homes.exec_gpu >= 0 && !unit.embedding)
             largest_streamed = std::max(largest_streamed, unit.weight);
         if (h == res.disk)
             largest_from_disk = std::max(largest_from_disk, unit.weight);
@@ -317,17 +326,21 @@ Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest&
             f.overhead = gpu_context_bytes + static_cast<std::int64_t>(allocator_slack * static_cast<double>(f.weights + f.kv_cache));
     }
     if (largest_streamed > 0)
-        fp[static_cast<std::size_t>(exec_gpu)].staging += 2 * largest_streamed;
+        fp[static_cast<std::size_t>(homes.exec_gpu)].staging += 2 * largest_streamed;
     if (largest_from_disk > 0)
         fp[static_cast<std::size_t>(res.cpu)].staging += 2 * largest_from_disk;
+    return fp;
+}
 
-    // The estimate.
+// The expected speed of the map: decode and prefill times summed over units, plus the GPU hops.
+Estimate estimate_speed(const CostModel& model, const Resolved& res, const Homes& homes, const PlanRequest& request)
+{
     double decode = 0, prefill = 0;
     int hops = 0;
     int last_gpu = -1;
     for (std::size_t u = 0; u < model.units.size(); ++u) {
-        const int h = home[u];
-        const DeviceInfo* exec = &res.devices[static_cast<std::size_t>(res.devices[static_cast<std::size_t>(h)].id.is_gpu() ? h : offload_exec)];
+        const int h = homes.home[u];
+        const DeviceInfo* exec = &res.devices[static_cast<std::size_t>(homes.exec_of(res, u))];
         const UnitTimes t = unit_times(model, model.units[u], res.devices[static_cast<std::size_t>(h)], exec, request);
         decode += t.decode;
         prefill += t.prefill;
@@ -338,139 +351,220 @@ Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest&
         }
     }
     decode += hops * gpu_hop_seconds;
-    plan.estimate.seconds_per_token = decode;
-    plan.estimate.decode_tokens_per_s = decode > 0 ? static_cast<double>(request.batch) / decode : 0;
-    plan.estimate.prefill_tokens_per_s =
+    Estimate e;
+    e.seconds_per_token = decode;
+    e.decode_tokens_per_s = decode > 0 ? static_cast<double>(request.batch) / decode : 0;
+    e.prefill_tokens_per_s =
         prefill > 0 ? static_cast<double>(request.batch * std::min(request.prefill_chunk, request.context)) / prefill : 0;
+    return e;
+}
 
-    // The verdict.
+// Why a map does not fit: what is short on the device that lacks the most.
+std::string shortfall(const DeviceFootprint& worst, const PlanRequest& request)
+{
+    std::ostringstream why;
+    const std::int64_t deficit = worst.used() - worst.limit;
+    if (worst.device.id.kind == Device::Kind::disk)
+        why << "needs " << gib(deficit) << " more disk space for the offloaded weights (" << gib(worst.weights)
+            << " on disk, " << gib(worst.limit) << " free in " << (worst.device.path.empty() ? "the offload folder" : worst.device.path)
+            << "); free some space, choose another --offload-folder, or quantize (--quantize nf4 needs about a quarter)";
+    else
+        why << "needs " << gib(deficit) << " more on " << worst.device.id.name() << " (limit " << gib(worst.limit)
+            << ": weights " << gib(worst.weights) << ", KV cache " << gib(worst.kv_cache) << " for a "
+            << request.context << "-token context, activations " << gib(worst.activations) << ", overhead "
+            << gib(worst.overhead + worst.staging) << ")";
+    return why.str();
+}
+
+// A map that fits: how far it offloads, and where the room is tightest.
+std::string fit_summary(const Plan& plan, const std::vector<DeviceFootprint>& fp, const Resolved& res, int exec_gpu,
+                        const PlanRequest& request)
+{
+    std::ostringstream why;
+    int on_gpu = 0, on_cpu = 0, on_disk = 0;
+    for (const auto& d : plan.layer_devices)
+        (d.is_gpu() ? on_gpu : d.kind == Device::Kind::cpu ? on_cpu : on_disk) += 1;
+    if (res.gpus.empty())
+        why << "no GPU: runs on the CPU, ";
+    why << on_gpu << " of " << plan.layer_devices.size() << " layers on GPU";
+    if (on_cpu)
+        why << ", " << on_cpu << (exec_gpu >= 0 ? " streamed from CPU RAM" : " in CPU RAM");
+    if (on_disk)
+        why << ", " << on_disk << " read from disk";
+    std::int64_t spare = std::numeric_limits<std::int64_t>::max();
+    std::string tightest;
+    for (const auto& f : fp)
+        if (f.device.id.kind != Device::Kind::disk && f.used() > 0 && f.free() < spare) {
+            spare = f.free();
+            tightest = f.device.id.name();
+        }
+    if (!tightest.empty())
+        why << "; " << gib(spare) << " to spare on " << tightest;
+    why << " with a " << request.context << "-token context";
+    return why.str();
+}
+
+// The verdict and its reason: the device most over its limit, else how far the map offloads.
+void give_verdict(Plan& plan, const std::vector<DeviceFootprint>& fp, const Resolved& res, int exec_gpu, const PlanRequest& request)
+{
     const DeviceFootprint* worst = nullptr;
     for (const auto& f : fp)
         if (f.used() > f.limit && (!worst || f.used() - f.limit > worst->used() - worst->limit))
             worst = &f;
-    const int total_layers = static_cast<int>(plan.layer_devices.size());
-    std::ostringstream why;
     if (worst) {
         plan.verdict = Verdict::does_not_fit;
-        const std::int64_t deficit = worst->used() - worst->limit;
-        if (worst->device.id.kind == Device::Kind::disk)
-            why << "needs " << gib(deficit) << " more disk space for the offloaded weights (" << gib(worst->weights)
-                << " on disk, " << gib(worst->limit) << " free in " << (worst->device.path.empty() ? "the offload folder" : worst->device.path)
-                << "); free some space, choose another --offload-folder, or quantize (--quantize nf4 needs about a quarter)";
-        else
-        why << "needs " << gib(deficit) << " more on " << worst->device.id.name() << " (limit " << gib(worst->limit)
-            << ": weights " << gib(worst->weights) << ", KV cache " << gib(worst->kv_cache) << " for a "
-            << request.context << "-token context, activations " << gib(worst->activations) << ", overhead "
-            << gib(worst->overhead + worst->staging) << ")";
-    } else {
-        int on_gpu = 0, on_cpu = 0, on_disk = 0;
-        for (const auto& d : plan.layer_devices)
-            (d.is_gpu() ? on_gpu : d.kind == Device::Kind::cpu ? on_cpu : on_disk) += 1;
-        std::int64_t weights_cpu = fp[static_cast<std::size_t>(res.cpu)].weights;
-        std::int64_t weights_disk = res.disk >= 0 ? fp[static_cast<std::size_t>(res.disk)].weights : 0;
-        if (weights_disk > 0)
-            plan.verdict = Verdict::fits_with_disk_offload;
-        else if (weights_cpu > 0 || res.gpus.empty())
-            plan.verdict = Verdict::fits_with_cpu_offload;
-        else
-            plan.verdict = Verdict::fits_on_gpu;
-        if (res.gpus.empty())
-            why << "no GPU: runs on the CPU, ";
-        why << on_gpu << " of " << total_layers << " layers on GPU";
-        if (on_cpu)
-            why << ", " << on_cpu << (exec_gpu >= 0 ? " streamed from CPU RAM" : " in CPU RAM");
-        if (on_disk)
-            why << ", " << on_disk << " read from disk";
-        std::int64_t spare = std::numeric_limits<std::int64_t>::max();
-        std::string tightest;
-        for (const auto& f : fp)
-            if (f.device.id.kind != Device::Kind::disk && f.used() > 0 && f.free() < spare) {
-                spare = f.free();
-                tightest = f.device.id.name();
-            }
-        if (!tightest.empty())
-            why << "; " << gib(spare) << " to spare on " << tightest;
-        why << " with a " << request.context << "-token context";
+        plan.reason = shortfall(*worst, request);
+        return;
     }
-    plan.reason = why.str();
+    std::int64_t weights_cpu = fp[static_cast<std::size_t>(res.cpu)].weights;
+    std::int64_t weights_disk = res.disk >= 0 ? fp[static_cast<std::size_t>(res.disk)].weights : 0;
+    if (weights_disk > 0)
+        plan.verdict = Verdict::fits_with_disk_offload;
+    else if (weights_cpu > 0 || res.gpus.empty())
+        plan.verdict = Verdict::fits_with_cpu_offload;
+    else
+        plan.verdict = Verdict::fits_on_gpu;
+    plan.reason = fit_summary(plan, fp, res, exec_gpu, request);
+}
+
+// Footprints, verdict (with what is short, without advice) and estimate of a map.
+Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode)
+{
+    validate_device_map(tree, map);
+    const Resolved res = resolve_devices(request);
+    const CostModel model(tree, config, request);
+    Plan plan;
+    plan.mode = std::move(mode);
+    plan.context = request.context;
+    plan.device_map = std::move(map);
+    const Homes homes = unit_homes(model, res, plan.device_map);
+    plan.execution_device = res.devices[static_cast<std::size_t>(homes.offload_exec)].id;
+    std::vector<DeviceFootprint> fp = footprints(model, res, homes, plan.layer_devices);
+    plan.estimate = estimate_speed(model, res, homes, request);
+    give_verdict(plan, fp, res, homes.exec_gpu, request);
     plan.devices = std::move(fp);
     return plan;
 }
 
-// Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
-// The first `n - s` units go to GPUs; the last `s` (offloaded) to CPU then disk. For the
-// smallest feasible s a dynamic programme splits the GPU prefix so that the estimated time
-// per token is lowest (auto; among equal times earlier GPUs first), or the strategy's
-// preference holds first and speed second (balanced: the fullest GPU as empty as possible;
-// sequential: earlier GPUs first; balanced_low_0: GPU 0 as empty as possible).
-std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
-{
-    const Resolved res = resolve_devices(r);
-    const CostModel m(tree, config, r);
-    const std::size_t n = m.units.size();
-    std::vector<int> order; // placement units, tied heads excluded (they follow their embedding)
-    for (std::size_t u = 0; u < n; ++u)
-        if (m.units[u].tied_to_unit < 0)
-            order.push_back(static_cast<int>(u));
-    const std::size_t k = order.size();
-    auto mem = [&](int u) {
-        return static_cast<std::int64_t>(std::ceil(static_cast<double>(m.units[static_cast<std::size_t>(u)].weight + m.units[static_cast<std::size_t>(u)].kv) *
-                                                   (1.0 + allocator_slack)));
-    };
-    std::vector<std::int64_t> prefix(k + 1, 0);
-    for (std::size_t i = 0; i < k; ++i)
-        prefix[i + 1] = prefix[i] + mem(order[i]);
+// The search behind layerwise_map: the placement units in order (tied heads excluded, they follow
+// their embedding), the memory prefix sums over them, the usable GPUs and each unit's time on each.
+class LayerwiseSearch {
+public:
+    LayerwiseSearch(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
+        : m_r(r), m_res(resolve_devices(r)), m_model(tree, config, r)
+    {
+        for (std::size_t u = 0; u < m_model.units.size(); ++u)
+            if (m_model.units[u].tied_to_unit < 0)
+                m_order.push_back(static_cast<int>(u));
+        m_k = m_order.size();
+        m_prefix.assign(m_k + 1, 0);
+        for (std::size_t i = 0; i < m_k; ++i) {
+            const Unit& u = unit(i);
+            m_prefix[i + 1] = m_prefix[i] + static_cast<std::int64_t>(std::ceil(static_cast<double>(u.weight + u.kv) * (1.0 + allocator_slack)));
+        }
+        // GPUs too small for the runtime's fixed needs are left out; without any, the CPU runs the model.
+        for (int g : m_res.gpus)
+            if (gpu_room(g) > 0)
+                m_gpus.push_back(g);
+        // Time of each unit on each GPU (prefix sums).
+        m_t_gpu.assign(m_gpus.size(), std::vector<double>(m_k + 1, 0));
+        for (std::size_t g = 0; g < m_gpus.size(); ++g)
+            for (std::size_t i = 0; i < m_k; ++i)
+                m_t_gpu[g][i + 1] = m_t_gpu[g][i] + unit_times(m_model, unit(i), m_res.devices[static_cast<std::size_t>(m_gpus[g])], nullptr, r).decode;
+    }
 
-    // GPUs too small for the runtime's fixed needs are left out; without any, the CPU runs the model.
-    std::vector<int> gpus;
-    for (int g : res.gpus)
-        if (res.limits[static_cast<std::size_t>(g)] - gpu_context_bytes - m.act_gpu - m.logits > 0)
-            gpus.push_back(g);
-    std::size_t G = gpus.size();
+    std::optional<DeviceMap> run()
+    {
+        std::vector<Device> where(m_k, Device::cpu());
+        bool ok = false;
+        for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+            if (attempt == 1) { // the usable GPUs cannot run it: try the CPU alone
+                if (m_gpus.empty())
+                    break;
+                m_gpus.clear();
+                m_t_gpu.clear();
+            }
+            for (std::size_t s = fewest_offloaded(); s <= m_k && !ok; ++s)
+                ok = place(s, where);
+        }
+        if (!ok)
+            return std::nullopt;
+        return map_of(where);
+    }
 
-    // Time of each unit on each GPU, and offloaded.
-    std::vector<std::vector<double>> t_gpu(G, std::vector<double>(k + 1, 0));
-    for (std::size_t g = 0; g < G; ++g)
-        for (std::size_t i = 0; i < k; ++i)
-            t_gpu[g][i + 1] = t_gpu[g][i] + unit_times(m, m.units[static_cast<std::size_t>(order[i])],
-                                                       res.devices[static_cast<std::size_t>(gpus[g])], nullptr, r).decode;
+private:
+    const Unit& unit(std::size_t i) const { return m_model.units[static_cast<std::size_t>(m_order[i])]; }
 
-    auto place = [&](std::size_t s, std::vector<Device>& where) -> bool {
-        // Offloaded suffix: CPU first (faster), then disk.
-        const std::size_t first_off = k - s;
+    // A GPU's room for weights and cache once the runtime's fixed needs are set aside.
+    std::int64_t gpu_room(int g) const
+    {
+        return m_res.limits[static_cast<std::size_t>(g)] - gpu_context_bytes - m_model.act_gpu - m_model.logits;
+    }
+
+    // Smallest number of offloaded units the GPUs' total room allows (all of them without a GPU).
+    std::size_t fewest_offloaded() const
+    {
+        if (m_gpus.empty())
+            return m_k;
+        std::int64_t total_cap = 0;
+        for (int g : m_gpus)
+            total_cap += gpu_room(g);
+        std::size_t s = 0;
+        while (s < m_k && m_prefix[m_k - s] > total_cap)
+            ++s;
+        return s;
+    }
+
+    // The last `s` units offloaded, the rest over the GPUs; false when that does not fit.
+    bool place(std::size_t s, std::vector<Device>& where) const
+    {
+        const std::size_t first_off = m_k - s;
         std::int64_t max_off = 0, kv_off = 0;
-        for (std::size_t i = first_off; i < k; ++i) {
-            const Unit& u = m.units[static_cast<std::size_t>(order[i])];
+        for (std::size_t i = first_off; i < m_k; ++i) {
+            const Unit& u = unit(i);
             if (!u.embedding)
                 max_off = std::max(max_off, u.weight);
             kv_off += u.kv;
         }
-        std::int64_t cpu_room = res.limits[static_cast<std::size_t>(res.cpu)];
-        if (!G)
-            cpu_room -= m.act_cpu + m.logits + kv_off + 2 * max_off; // the CPU runs everything
+        if (!place_offloaded(first_off, max_off, kv_off, where))
+            return false;
+        if (m_gpus.empty())
+            return first_off == 0;
+        return split_over_gpus(s, max_off, kv_off, where);
+    }
+
+    // Offloaded suffix [first_off, k): CPU first (faster), then disk.
+    bool place_offloaded(std::size_t first_off, std::int64_t max_off, std::int64_t kv_off, std::vector<Device>& where) const
+    {
+        std::int64_t cpu_room = m_res.limits[static_cast<std::size_t>(m_res.cpu)];
+        if (m_gpus.empty())
+            cpu_room -= m_model.act_cpu + m_model.logits + kv_off + 2 * max_off; // the CPU runs everything
         std::size_t i = first_off;
         // Staging for disk units (pinned) is reserved when any unit goes to disk.
         std::int64_t cpu_used = 0;
-        for (; i < k; ++i) {
-            const std::int64_t w = m.units[static_cast<std::size_t>(order[i])].weight;
-            if (cpu_used + w > cpu_room - (i + 1 < k ? 2 * max_off : 0))
+        for (; i < m_k; ++i) {
+            const std::int64_t w = unit(i).weight;
+            if (cpu_used + w > cpu_room - (i + 1 < m_k ? 2 * max_off : 0))
                 break;
             cpu_used += w;
             where[i] = Device::cpu();
         }
         std::int64_t disk_used = 0;
-        for (; i < k; ++i) {
-            disk_used += m.units[static_cast<std::size_t>(order[i])].weight;
+        for (; i < m_k; ++i) {
+            disk_used += unit(i).weight;
             where[i] = Device::disk();
         }
-        if (disk_used > res.limits[static_cast<std::size_t>(res.disk)] || cpu_room < 0)
-            return false;
-        if (!G)
-            return first_off == 0;
-        // GPU prefix [0, first_off) over G GPUs; GPU 0 also holds the offloaded units' KV cache and staging.
+        return !(disk_used > m_res.limits[static_cast<std::size_t>(m_res.disk)] || cpu_room < 0);
+    }
+
+    // GPU prefix [0, k - s) over the GPUs by dynamic programming; GPU 0 also holds the offloaded
+    // units' KV cache and staging.
+    bool split_over_gpus(std::size_t s, std::int64_t max_off, std::int64_t kv_off, std::vector<Device>& where) const
+    {
+        const std::size_t G = m_gpus.size();
         std::vector<std::int64_t> cap(G);
         for (std::size_t g = 0; g < G; ++g)
-            cap[g] = res.limits[static_cast<std::size_t>(gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
+            cap[g] = gpu_room(m_gpus[g]);
         if (s > 0)
             cap[0] -= static_cast<std::int64_t>(static_cast<double>(kv_off) * (1.0 + allocator_slack)) + 2 * max_off;
         struct Cell {
@@ -478,11 +572,11 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
             double pref = std::numeric_limits<double>::infinity();
             std::size_t from = 0;
         };
-        const std::size_t M = first_off;
+        const std::size_t M = m_k - s;
         std::vector<std::vector<Cell>> f(G + 1, std::vector<Cell>(M + 1));
         f[0][0] = {0, 0, 0};
         // auto: fastest first, then earlier GPUs; the other strategies: their preference first, then speed.
-        const bool speed_first = r.strategy == Strategy::auto_;
+        const bool speed_first = m_r.strategy == Strategy::auto_;
         auto better = [speed_first](double t1, double p1, const Cell& c) {
             if (!std::isfinite(c.time))
                 return true;
@@ -493,25 +587,19 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
             return p1 < c.pref - eps_p || (p1 <= c.pref + eps_p && t1 < c.time - eps_t);
         };
         for (std::size_t g = 0; g < G; ++g) {
-            const double limit = static_cast<double>(std::max<std::int64_t>(res.limits[static_cast<std::size_t>(gpus[g])], 1));
+            const double limit = static_cast<double>(std::max<std::int64_t>(m_res.limits[static_cast<std::size_t>(m_gpus[g])], 1));
             for (std::size_t i = 0; i <= M; ++i) {
                 if (!std::isfinite(f[g][i].time))
                     continue;
                 // The GPU that runs the streamed layers must hold part of the model (it is the first one in use).
                 for (std::size_t j = (g == 0 && s > 0 ? i + 1 : i); j <= M; ++j) {
-                    const std::int64_t need = prefix[j] - prefix[i];
+                    const std::int64_t need = m_prefix[j] - m_prefix[i];
                     if (need > cap[g] && j > i)
                         break;
                     if (need > cap[g])
                         continue;
-                    const double fill = static_cast<double>(need) / limit;
-                    double pref = f[g][i].pref;
-                    switch (r.strategy) {
-                    case Strategy::balanced: pref = std::max(pref, fill); break;
-                    case Strategy::balanced_low_0: pref = g == 0 ? fill * 1e6 + pref : std::max(pref, fill); break;
-                    default: pref += static_cast<double>(g) * static_cast<double>(need) / limit; break; // earlier GPUs first
-                    }
-                    const double time = f[g][i].time + (t_gpu[g][j] - t_gpu[g][i]) + (j > i && i > 0 ? gpu_hop_seconds : 0);
+                    const double pref = preference(f[g][i].pref, g, need, limit);
+                    const double time = f[g][i].time + (m_t_gpu[g][j] - m_t_gpu[g][i]) + (j > i && i > 0 ? gpu_hop_seconds : 0);
                     if (better(time, pref, f[g + 1][j]))
                         f[g + 1][j] = {time, pref, i};
                 }
@@ -523,47 +611,56 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
         for (std::size_t g = G; g-- > 0;) {
             const std::size_t i = f[g + 1][j].from;
             for (std::size_t x = i; x < j; ++x)
-                where[x] = res.devices[static_cast<std::size_t>(gpus[g])].id;
+                where[x] = m_res.devices[static_cast<std::size_t>(m_gpus[g])].id;
             j = i;
         }
         return true;
-    };
-
-    std::vector<Device> where(k, Device::cpu());
-    bool ok = false;
-    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
-        if (attempt == 1) { // the usable GPUs cannot run it: try the CPU alone
-            if (G == 0)
-                break;
-            gpus.clear();
-            G = 0;
-            t_gpu.clear();
-        }
-        // Smallest number of offloaded units the GPUs' total room allows, then upwards.
-        std::size_t s = 0;
-        if (G) {
-            std::int64_t total_cap = 0;
-            for (std::size_t g = 0; g < G; ++g)
-                total_cap += res.limits[static_cast<std::size_t>(gpus[g])] - gpu_context_bytes - m.act_gpu - m.logits;
-            while (s < k && prefix[k - s] > total_cap)
-                ++s;
-        } else {
-            s = k;
-        }
-        for (; s <= k && !ok; ++s)
-            ok = place(s, where);
     }
-    if (!ok)
-        return std::nullopt;
-    DeviceMap map;
-    for (std::size_t i = 0; i < k; ++i)
-        map.emplace_back(m.units[static_cast<std::size_t>(order[i])].name, where[i]);
-    for (std::size_t u = 0; u < n; ++u)
-        if (m.units[u].tied_to_unit >= 0)
-            for (std::size_t i = 0; i < k; ++i)
-                if (order[i] == m.units[u].tied_to_unit)
-                    map.emplace_back(m.units[u].name, where[i]);
-    return clean_device_map(std::move(map));
+
+    // The strategy's preference after putting `need` bytes on GPU `g` (lower is better).
+    double preference(double pref, std::size_t g, std::int64_t need, double limit) const
+    {
+        const double fill = static_cast<double>(need) / limit;
+        switch (m_r.strategy) {
+        case Strategy::balanced: return std::max(pref, fill);
+        case Strategy::balanced_low_0: return g == 0 ? fill * 1e6 + pref : std::max(pref, fill);
+        default: return pref + static_cast<double>(g) * static_cast<double>(need) / limit; // earlier GPUs first
+        }
+    }
+
+    // The placement as a device map; tied heads go where their embedding went.
+    DeviceMap map_of(const std::vector<Device>& where) const
+    {
+        DeviceMap map;
+        for (std::size_t i = 0; i < m_k; ++i)
+            map.emplace_back(unit(i).name, where[i]);
+        for (std::size_t u = 0; u < m_model.units.size(); ++u)
+            if (m_model.units[u].tied_to_unit >= 0)
+                for (std::size_t i = 0; i < m_k; ++i)
+                    if (m_order[i] == m_model.units[u].tied_to_unit)
+                        map.emplace_back(m_model.units[u].name, where[i]);
+        return clean_device_map(std::move(map));
+    }
+
+    const PlanRequest& m_r;
+    const Resolved m_res;
+    const CostModel m_model;
+    std::vector<int> m_order;
+    std::size_t m_k = 0;
+    std::vector<std::int64_t> m_prefix;
+    std::vector<int> m_gpus;
+    std::vector<std::vector<double>> m_t_gpu;
+};
+
+// Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
+// The first `n - s` units go to GPUs; the last `s` (offloaded) to CPU then disk. For the
+// smallest feasible s a dynamic programme splits the GPU prefix so that the estimated time
+// per token is lowest (auto; among equal times earlier GPUs first), or the strategy's
+// preference holds first and speed second (balanced: the fullest GPU as empty as possible;
+// sequential: earlier GPUs first; balanced_low_0: GPU 0 as empty as possible).
+std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
+{
+    return LayerwiseSearch(tree, config, r).run();
 }
 
 // What from_pretrained(max_memory=...) works with: the table exactly as given (a device left

@@ -250,6 +250,211 @@ std::string to_lower_ascii(std::string s)
     return s;
 }
 
+[[noreturn]] void damaged(const std::string& file, const std::string& what)
+{
+    throw FormatError(file + ": " + what + "; the GGUF file's tokenizer is damaged — convert the model again");
+}
+
+// True for a SentencePiece-style vocabulary ("llama"), false for byte-level BPE ("gpt2").
+bool is_spm_model(const gguf::Metadata& md, const std::string& file)
+{
+    const auto model = md.get_string("tokenizer.ggml.model");
+    if (!model)
+        throw FormatError(file + ": the metadata has no tokenizer.ggml.model, so the file carries no tokenizer; "
+                                 "give the model's folder with tokenizer.json instead");
+    if (*model == "llama")
+        return true;
+    if (*model != "gpt2")
+        throw UnsupportedError(file + ": tokenizer.ggml.model '" + *model +
+                               "' is a kind of tokenizer Layerwise does not read from GGUF files (supported: gpt2, "
+                               "llama); give the model's folder with tokenizer.json instead");
+    return false;
+}
+
+// The vocabulary and its ids; an empty token is named as llama.cpp names it.
+template <typename Ids>
+void read_vocabulary(const gguf::Metadata& md, const std::string& file, std::vector<std::string>& tokens, Ids& ids)
+{
+    auto read = md.get_strings("tokenizer.ggml.tokens");
+    if (!read)
+        damaged(file, "the metadata has no tokenizer.ggml.tokens (the vocabulary)");
+    const std::size_t n = read->size();
+    if (n == 0)
+        damaged(file, "tokenizer.ggml.tokens is empty");
+    if (n >= static_cast<std::size_t>(INT32_MAX))
+        damaged(file, "tokenizer.ggml.tokens has too many tokens (" + std::to_string(n) + ")");
+    tokens = std::move(*read);
+    ids.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::string& word = tokens[i];
+        if (word.empty())
+            word = "[EMPTY_" + std::to_string(i) + "]"; // as llama.cpp names it
+        if (find_invalid_utf8(word) != std::string::npos)
+            damaged(file, "tokenizer.ggml.tokens[" + std::to_string(i) + "] is not valid UTF-8");
+        const auto [it, inserted] = ids.emplace(word, static_cast<TokenId>(i));
+        if (!inserted)
+            damaged(file, "tokenizer.ggml.tokens has '" + word + "' twice (ids " + std::to_string(it->second) + " and " +
+                              std::to_string(i) + ")");
+    }
+}
+
+// Each token's score (0 where the file has none).
+std::vector<float> read_scores(const gguf::Metadata& md, const std::string& file, std::size_t n)
+{
+    std::vector<float> out(n, 0.0f);
+    if (const auto scores = md.get_floats("tokenizer.ggml.scores")) {
+        if (scores->size() != n)
+            damaged(file, "tokenizer.ggml.scores has " + std::to_string(scores->size()) + " entries but tokenizer.ggml.tokens has " +
+                              std::to_string(n));
+        for (std::size_t i = 0; i < n; ++i)
+            out[i] = static_cast<float>((*scores)[i]);
+    }
+    return out;
+}
+
+// Each token's attributes from its type (normal where the file has none).
+std::vector<std::uint32_t> read_attributes(const gguf::Metadata& md, const std::string& file, std::size_t n)
+{
+    std::vector<std::uint32_t> out(n, gguf_attr_normal);
+    if (const auto types = md.get_ints("tokenizer.ggml.token_type")) {
+        if (types->size() != n)
+            damaged(file, "tokenizer.ggml.token_type has " + std::to_string(types->size()) +
+                              " entries but tokenizer.ggml.tokens has " + std::to_string(n));
+        for (std::size_t i = 0; i < n; ++i)
+            out[i] = attr_of_type((*types)[i]);
+    }
+    return out;
+}
+
+// A special token's id from the metadata; the fallback where the key is absent or out of range
+// (and nothing where the fallback is out of range too), as llama.cpp reads it.
+std::optional<TokenId> special_id(const gguf::Metadata& md, const char* key, std::optional<TokenId> fallback, std::size_t n)
+{
+    if (fallback && (*fallback < 0 || static_cast<std::size_t>(*fallback) >= n))
+        fallback = std::nullopt;
+    const auto v = md.get_int(key);
+    if (!v || *v < 0 || static_cast<std::uint64_t>(*v) >= n)
+        return fallback;
+    return static_cast<TokenId>(*v);
+}
+
+// Attributes llama.cpp adjusts by token text: end-of-generation and fill-in-the-middle markers
+// become control tokens, a few others are always rendered.
+template <typename Ids>
+void adjust_attributes_by_text(const gguf::Metadata& md, const Ids& ids, std::vector<std::uint32_t>& attrs)
+{
+    const auto promote = [&](const char* text) {
+        const auto it = ids.find(text);
+        if (it != ids.end())
+            attrs[static_cast<std::size_t>(it->second)] |= gguf_attr_control;
+    };
+    for (const FimKind& kind : fim_kinds)
+        if (!md.find(kind.key))
+            for (const char* text : kind.texts)
+                promote(text);
+    for (const char* text : eog_texts)
+        promote(text);
+    for (const char* text : rendered_texts) {
+        const auto it = ids.find(text);
+        if (it != ids.end())
+            attrs[static_cast<std::size_t>(it->second)] = gguf_attr_user_defined;
+    }
+}
+
+// The tokens matched in the text as special: control, user-defined and unknown ones, longest first.
+std::vector<TokenId> special_tokens_longest_first(const std::vector<std::string>& tokens, const std::vector<std::uint32_t>& attrs)
+{
+    std::vector<TokenId> out;
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        if (attrs[i] & (gguf_attr_control | gguf_attr_user_defined | gguf_attr_unknown))
+            out.push_back(static_cast<TokenId>(i));
+    std::stable_sort(out.begin(), out.end(), [&](TokenId a, TokenId b) {
+        return tokens[static_cast<std::size_t>(a)].size() > tokens[static_cast<std::size_t>(b)].size();
+    });
+    return out;
+}
+
+// Phi-3 models strip white space after their special tokens (llama.cpp keys this on the name).
+template <typename Ids>
+void strip_after_phi3_specials(const gguf::Metadata& md, const Ids& ids, const std::vector<TokenId>& special,
+                               std::vector<std::uint32_t>& attrs)
+{
+    const std::string name = to_lower_ascii(md.get_string("general.name").value_or(""));
+    if (name.find("phi-3") == std::string::npos && name.find("phi3") == std::string::npos)
+        return;
+    for (TokenId id : special)
+        attrs[static_cast<std::size_t>(id)] |= gguf_attr_rstrip;
+    const auto set = [&](const char* text, bool on) {
+        const auto it = ids.find(text);
+        if (it == ids.end())
+            return;
+        auto& a = attrs[static_cast<std::size_t>(it->second)];
+        a = on ? (a | gguf_attr_rstrip) : (a & ~static_cast<std::uint32_t>(gguf_attr_rstrip));
+    };
+    set("</s>", true);
+    for (const char* text : {"<unk>", "<s>", "<|endoftext|>"})
+        set(text, false);
+}
+
+// A BPE vocabulary's merges as pairs; a repeated merge keeps its first rank.
+std::vector<std::pair<std::string, std::string>> read_merges(const gguf::Metadata& md, const std::string& file)
+{
+    const auto merges = md.get_strings("tokenizer.ggml.merges");
+    if (!merges)
+        damaged(file, "the metadata has no tokenizer.ggml.merges, which a gpt2 (BPE) tokenizer needs");
+    std::vector<std::pair<std::string, std::string>> pairs;
+    pairs.reserve(merges->size());
+    std::unordered_map<std::string, bool> seen;
+    seen.reserve(merges->size());
+    for (std::size_t i = 0; i < merges->size(); ++i) {
+        const std::string& m = (*merges)[i];
+        const std::size_t space = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
+        if (space == std::string::npos)
+            damaged(file, "tokenizer.ggml.merges[" + std::to_string(i) + "] ('" + m + "') is not two tokens separated by a space");
+        // A repeated merge keeps its first rank, as llama.cpp's rank table does.
+        if (!seen.emplace(m, true).second)
+            continue;
+        pairs.emplace_back(m.substr(0, space), m.substr(space + 1));
+    }
+    return pairs;
+}
+
+// The pre-tokenizer of a byte-level BPE flavour, as a tokenizer.json would describe it.
+nlohmann::json byte_level_pre_tokenizer(const PreFlavour& flavour)
+{
+    nlohmann::json stages = nlohmann::json::array();
+    for (const std::string& regex : flavour.regexes)
+        stages.push_back({{"type", "Split"}, {"pattern", {{"Regex", llama_classes(regex)}}}, {"behavior", "Isolated"}, {"invert", false}});
+    stages.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
+    return {{"type", "Sequence"}, {"pretokenizers", stages}};
+}
+
+// Characters that form a token alone and never follow a different character inside one (sorted,
+// unique): a SentencePiece vocabulary never merges across them.
+std::vector<char32_t> spm_boundaries(const std::vector<std::string>& tokens)
+{
+    std::vector<char32_t> single, joined; // one-character tokens; characters after a different one
+    for (const std::string& token : tokens) {
+        std::size_t pos = 0;
+        char32_t previous = 0;
+        std::size_t count = 0;
+        while (pos < token.size()) {
+            const char32_t c = next_code_point(token, pos);
+            if (count++ > 0 && c != previous)
+                joined.push_back(c);
+            previous = c;
+        }
+        if (count == 1)
+            single.push_back(previous);
+    }
+    std::sort(single.begin(), single.end());
+    std::sort(joined.begin(), joined.end());
+    std::vector<char32_t> out;
+    std::set_difference(single.begin(), single.end(), joined.begin(), joined.end(), std::back_inserter(out));
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
 } // namespace
 
 GgufTokenizer::GgufTokenizer() = default;
@@ -258,62 +463,13 @@ GgufTokenizer::~GgufTokenizer() = default;
 std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata& md, const fs::path& source)
 {
     const std::string file = source.string();
-    const auto fail = [&](const std::string& what) -> void {
-        throw FormatError(file + ": " + what + "; the GGUF file's tokenizer is damaged — convert the model again");
-    };
     std::unique_ptr<GgufTokenizer> t(new GgufTokenizer);
     t->m_source = source;
-
-    const auto model = md.get_string("tokenizer.ggml.model");
-    if (!model)
-        throw FormatError(file + ": the metadata has no tokenizer.ggml.model, so the file carries no tokenizer; "
-                                 "give the model's folder with tokenizer.json instead");
-    if (*model == "llama") {
-        t->m_spm = true;
-    } else if (*model != "gpt2") {
-        throw UnsupportedError(file + ": tokenizer.ggml.model '" + *model +
-                               "' is a kind of tokenizer Layerwise does not read from GGUF files (supported: gpt2, "
-                               "llama); give the model's folder with tokenizer.json instead");
-    }
-
-    auto tokens = md.get_strings("tokenizer.ggml.tokens");
-    if (!tokens)
-        fail("the metadata has no tokenizer.ggml.tokens (the vocabulary)");
-    const std::size_t n = tokens->size();
-    if (n == 0)
-        fail("tokenizer.ggml.tokens is empty");
-    if (n >= static_cast<std::size_t>(INT32_MAX))
-        fail("tokenizer.ggml.tokens has too many tokens (" + std::to_string(n) + ")");
-    t->m_tokens = std::move(*tokens);
-    t->m_ids.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        std::string& word = t->m_tokens[i];
-        if (word.empty())
-            word = "[EMPTY_" + std::to_string(i) + "]"; // as llama.cpp names it
-        if (find_invalid_utf8(word) != std::string::npos)
-            fail("tokenizer.ggml.tokens[" + std::to_string(i) + "] is not valid UTF-8");
-        const auto [it, inserted] = t->m_ids.emplace(word, static_cast<TokenId>(i));
-        if (!inserted)
-            fail("tokenizer.ggml.tokens has '" + word + "' twice (ids " + std::to_string(it->second) + " and " +
-                 std::to_string(i) + ")");
-    }
-
-    t->m_scores.assign(n, 0.0f);
-    if (const auto scores = md.get_floats("tokenizer.ggml.scores")) {
-        if (scores->size() != n)
-            fail("tokenizer.ggml.scores has " + std::to_string(scores->size()) + " entries but tokenizer.ggml.tokens has " +
-                 std::to_string(n));
-        for (std::size_t i = 0; i < n; ++i)
-            t->m_scores[i] = static_cast<float>((*scores)[i]);
-    }
-    t->m_attrs.assign(n, gguf_attr_normal);
-    if (const auto types = md.get_ints("tokenizer.ggml.token_type")) {
-        if (types->size() != n)
-            fail("tokenizer.ggml.token_type has " + std::to_string(types->size()) +
-                 " entries but tokenizer.ggml.tokens has " + std::to_string(n));
-        for (std::size_t i = 0; i < n; ++i)
-            t->m_attrs[i] = attr_of_type((*types)[i]);
-    }
+    t->m_spm = is_spm_model(md, file);
+    read_vocabulary(md, file, t->m_tokens, t->m_ids);
+    const std::size_t n = t->m_tokens.size();
+    t->m_scores = read_scores(md, file, n);
+    t->m_attrs = read_attributes(md, file, n);
 
     // Special ids: llama.cpp's defaults, then the metadata's (ignored when out of range, as there).
     std::optional<TokenId> bos, eos;
@@ -339,122 +495,30 @@ std::unique_ptr<GgufTokenizer> GgufTokenizer::from_metadata(const gguf::Metadata
         t->m_add_bos = flavour.add_bos;
         t->m_clean_spaces = flavour.clean_spaces;
     }
-    const auto in_range = [&](std::optional<TokenId> id) -> std::optional<TokenId> {
-        if (id && (*id < 0 || static_cast<std::size_t>(*id) >= n))
-            return std::nullopt;
-        return id;
-    };
-    const auto read_id = [&](const char* key, std::optional<TokenId> fallback) -> std::optional<TokenId> {
-        fallback = in_range(fallback);
-        const auto v = md.get_int(key);
-        if (!v || *v < 0 || static_cast<std::uint64_t>(*v) >= n)
-            return fallback;
-        return static_cast<TokenId>(*v);
-    };
-    t->m_bos = read_id("tokenizer.ggml.bos_token_id", bos);
-    t->m_eos = read_id("tokenizer.ggml.eos_token_id", eos);
+    t->m_bos = special_id(md, "tokenizer.ggml.bos_token_id", bos, n);
+    t->m_eos = special_id(md, "tokenizer.ggml.eos_token_id", eos, n);
     t->m_add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix").value_or(t->m_add_space_prefix);
     t->m_add_bos = md.get_bool("tokenizer.ggml.add_bos_token").value_or(t->m_add_bos);
     t->m_add_eos = md.get_bool("tokenizer.ggml.add_eos_token").value_or(t->m_add_eos);
     if (t->m_add_bos && !t->m_bos)
-        fail("tokenizer.ggml.add_bos_token is true but the vocabulary has no BOS token");
+        damaged(file, "tokenizer.ggml.add_bos_token is true but the vocabulary has no BOS token");
     if (t->m_add_eos && !t->m_eos)
-        fail("tokenizer.ggml.add_eos_token is true but the vocabulary has no EOS token");
+        damaged(file, "tokenizer.ggml.add_eos_token is true but the vocabulary has no EOS token");
 
-    // Attributes llama.cpp adjusts by token text.
-    const auto promote = [&](const char* text) {
-        const auto it = t->m_ids.find(text);
-        if (it != t->m_ids.end())
-            t->m_attrs[static_cast<std::size_t>(it->second)] |= gguf_attr_control;
-    };
-    for (const FimKind& kind : fim_kinds)
-        if (!md.find(kind.key))
-            for (const char* text : kind.texts)
-                promote(text);
-    for (const char* text : eog_texts)
-        promote(text);
-    for (const char* text : rendered_texts) {
-        const auto it = t->m_ids.find(text);
-        if (it != t->m_ids.end())
-            t->m_attrs[static_cast<std::size_t>(it->second)] = gguf_attr_user_defined;
-    }
-
-    for (std::size_t i = 0; i < n; ++i)
-        if (t->m_attrs[i] & (gguf_attr_control | gguf_attr_user_defined | gguf_attr_unknown))
-            t->m_special_tokens.push_back(static_cast<TokenId>(i));
-    std::stable_sort(t->m_special_tokens.begin(), t->m_special_tokens.end(), [&](TokenId a, TokenId b) {
-        return t->m_tokens[static_cast<std::size_t>(a)].size() > t->m_tokens[static_cast<std::size_t>(b)].size();
-    });
-
-    // Phi-3 models strip white space after their special tokens (llama.cpp keys this on the name).
-    const std::string name = to_lower_ascii(md.get_string("general.name").value_or(""));
-    if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
-        for (TokenId id : t->m_special_tokens)
-            t->m_attrs[static_cast<std::size_t>(id)] |= gguf_attr_rstrip;
-        const auto set = [&](const char* text, bool on) {
-            const auto it = t->m_ids.find(text);
-            if (it == t->m_ids.end())
-                return;
-            auto& a = t->m_attrs[static_cast<std::size_t>(it->second)];
-            a = on ? (a | gguf_attr_rstrip) : (a & ~static_cast<std::uint32_t>(gguf_attr_rstrip));
-        };
-        set("</s>", true);
-        for (const char* text : {"<unk>", "<s>", "<|endoftext|>"})
-            set(text, false);
-    }
+    adjust_attributes_by_text(md, t->m_ids, t->m_attrs);
+    t->m_special_tokens = special_tokens_longest_first(t->m_tokens, t->m_attrs);
+    strip_after_phi3_specials(md, t->m_ids, t->m_special_tokens, t->m_attrs);
 
     if (!t->m_spm) {
-        const auto merges = md.get_strings("tokenizer.ggml.merges");
-        if (!merges)
-            fail("the metadata has no tokenizer.ggml.merges, which a gpt2 (BPE) tokenizer needs");
-        std::vector<std::pair<std::string, std::string>> pairs;
-        pairs.reserve(merges->size());
-        std::unordered_map<std::string, bool> seen;
-        seen.reserve(merges->size());
-        for (std::size_t i = 0; i < merges->size(); ++i) {
-            const std::string& m = (*merges)[i];
-            const std::size_t space = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
-            if (space == std::string::npos)
-                fail("tokenizer.ggml.merges[" + std::to_string(i) + "] ('" + m +
-                     "') is not two tokens separated by a space");
-            // A repeated merge keeps its first rank, as llama.cpp's rank table does.
-            if (!seen.emplace(m, true).second)
-                continue;
-            pairs.emplace_back(m.substr(0, space), m.substr(space + 1));
-        }
         BpeOptions options;
         options.ignore_merges = flavour.ignore_merges;
-        t->m_bpe = std::make_unique<BpeModel>(t->m_tokens, pairs, options, file + ": tokenizer.ggml.merges");
-
-        nlohmann::json stages = nlohmann::json::array();
-        for (const std::string& regex : flavour.regexes)
-            stages.push_back({{"type", "Split"}, {"pattern", {{"Regex", llama_classes(regex)}}}, {"behavior", "Isolated"}, {"invert", false}});
-        stages.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
-        const nlohmann::json pre = {{"type", "Sequence"}, {"pretokenizers", stages}};
+        t->m_bpe = std::make_unique<BpeModel>(t->m_tokens, read_merges(md, file), options, file + ": tokenizer.ggml.merges");
+        const nlohmann::json pre = byte_level_pre_tokenizer(flavour);
         t->m_pre_tokenizer = make_pre_tokenizer(JsonField(file, "tokenizer.ggml.pre", pre));
         t->m_kind = "GGUF BPE (byte-level, pre-tokenizer '" + (t->m_pre.empty() ? std::string("default") : t->m_pre) + "')";
     } else {
         t->m_kind = "GGUF SentencePiece BPE (scores, byte fallback)";
-        std::vector<char32_t> single, joined; // one-character tokens; characters after a different one
-        for (const std::string& token : t->m_tokens) {
-            std::size_t pos = 0;
-            char32_t previous = 0;
-            std::size_t count = 0;
-            while (pos < token.size()) {
-                const char32_t c = next_code_point(token, pos);
-                if (count++ > 0 && c != previous)
-                    joined.push_back(c);
-                previous = c;
-            }
-            if (count == 1)
-                single.push_back(previous);
-        }
-        std::sort(single.begin(), single.end());
-        std::sort(joined.begin(), joined.end());
-        std::set_difference(single.begin(), single.end(), joined.begin(), joined.end(),
-                            std::back_inserter(t->m_spm_boundaries));
-        t->m_spm_boundaries.erase(std::unique(t->m_spm_boundaries.begin(), t->m_spm_boundaries.end()),
-                                  t->m_spm_boundaries.end());
+        t->m_spm_boundaries = spm_boundaries(t->m_tokens);
     }
 
     // Each token's text as llama.cpp's token_to_piece(special = true) gives it.
