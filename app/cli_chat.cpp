@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::app {
@@ -42,6 +43,97 @@ void saveConversation(const std::string& file, const std::string& system, const 
     std::filesystem::rename(tmp, file, ec);
     if (ec)
         throw IoError("cannot rename " + tmp + " to " + file + ": " + ec.message());
+}
+
+// A conversation /save wrote: {"system": "...", "messages": [{"role", "content"}...]}.
+std::pair<std::string, nlohmann::ordered_json> loadConversation(const std::string& file)
+{
+    std::ifstream in(file);
+    if (!in)
+        throw IoError("cannot read " + file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const auto j = parse_ordered_json(text.str(), file);
+    const bool system_ok = !j.contains("system") || j["system"].is_string();
+    bool messages_ok = j.is_object() && j.contains("messages") && j["messages"].is_array();
+    if (messages_ok)
+        for (const auto& m : j["messages"])
+            messages_ok = messages_ok && m.is_object() && m.contains("role") && m["role"].is_string() &&
+                          m.contains("content") && m["content"].is_string();
+    if (!j.is_object() || !system_ok || !messages_ok)
+        throw FormatError(file + ": not a conversation saved by /save (an object with \"system\" and "
+                                 "\"messages\": [{\"role\": ..., \"content\": ...}, ...])");
+    return {j.value("system", ""), j["messages"]};
+}
+
+// The read-answer loop with its commands, until /quit or the end of input.
+void runChat(Session& session, const GenerationOptions& g, std::string system)
+{
+    Session* chat = &session;
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    std::string line;
+    while (true) {
+        std::cout << "\n> " << std::flush;
+        if (!std::getline(std::cin, line))
+            break;
+        if (line.empty())
+            continue;
+        if (line == "/quit" || line == "/exit")
+            break;
+        if (line == "/reset") {
+            messages = nlohmann::ordered_json::array();
+            chat->reset();
+            std::cout << "(conversation cleared)\n";
+            continue;
+        }
+        if (line.rfind("/system", 0) == 0) {
+            system = line.size() > 8 ? line.substr(8) : "";
+            std::cout << "(system prompt " << (system.empty() ? "removed" : "set") << ")\n";
+            continue;
+        }
+        if (line == "/params") {
+            std::cout << "temperature " << g.sampling.temperature << ", top-k " << g.sampling.top_k << ", top-p "
+                      << g.sampling.top_p << ", min-p " << g.sampling.min_p << ", repetition penalty "
+                      << g.sampling.repetition_penalty << ", max new tokens " << g.max_new_tokens << ", context "
+                      << chat->context_length() << ", seed " << g.sampling.seed << "\n";
+            continue;
+        }
+        try {
+            if (line.rfind("/save ", 0) == 0) {
+                saveConversation(line.substr(6), system, messages);
+                std::cout << "(saved)\n";
+                continue;
+            }
+            if (line.rfind("/load ", 0) == 0) {
+                std::tie(system, messages) = loadConversation(line.substr(6));
+                chat->reset();
+                std::cout << "(loaded " << messages.size() << " messages)\n";
+                continue;
+            }
+            messages.push_back({{"role", "user"}, {"content", line}});
+            Conversation conversation;
+            conversation.system = system;
+            for (const auto& m : messages)
+                conversation.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+            g_stop = false;
+            g_generating = true;
+            const ChatAnswer answer = chat->chat(conversation, g, [](std::string_view piece) {
+                std::cout << piece << std::flush;
+                return true;
+            }, &g_stop);
+            g_generating = false;
+            messages.push_back({{"role", "assistant"}, {"content", answer.text}});
+            const GenerationResult& r = answer.generation;
+            std::cout << "\n[" << r.tokens.size() << " tokens, " << r.stop_reason << ", first after "
+                      << static_cast<int>(r.ttft_s * 1000) << " ms, " << static_cast<int>(r.decode_tokens_per_s * 10) / 10.0
+                      << " tokens/s; context " << answer.context_used << "/" << answer.context_length << "]\n";
+        } catch (const Error& e) {
+            g_generating = false;
+            if (!messages.empty() && messages.back()["role"] == "user")
+                messages.erase(messages.size() - 1);
+            std::cout << "\nerror: " << e.what() << "\n";
+        }
+    }
 }
 
 } // namespace
@@ -108,89 +200,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
         std::signal(SIGINT, onInterrupt);
         std::cerr << "Layerwise chat with " << o->model << " (" << verdict << ")\n"
                   << "Commands: /system TEXT, /reset, /save FILE, /load FILE, /params, /quit. Ctrl-C stops an answer.\n";
-        std::string system = o->system;
-        nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-        std::string line;
-        while (true) {
-            std::cout << "\n> " << std::flush;
-            if (!std::getline(std::cin, line))
-                break;
-            if (line.empty())
-                continue;
-            if (line == "/quit" || line == "/exit")
-                break;
-            if (line == "/reset") {
-                messages = nlohmann::ordered_json::array();
-                chat->reset();
-                std::cout << "(conversation cleared)\n";
-                continue;
-            }
-            if (line.rfind("/system", 0) == 0) {
-                system = line.size() > 8 ? line.substr(8) : "";
-                std::cout << "(system prompt " << (system.empty() ? "removed" : "set") << ")\n";
-                continue;
-            }
-            if (line == "/params") {
-                std::cout << "temperature " << g.sampling.temperature << ", top-k " << g.sampling.top_k << ", top-p "
-                          << g.sampling.top_p << ", min-p " << g.sampling.min_p << ", repetition penalty "
-                          << g.sampling.repetition_penalty << ", max new tokens " << g.max_new_tokens << ", context "
-                          << chat->context_length() << ", seed " << g.sampling.seed << "\n";
-                continue;
-            }
-            try {
-                if (line.rfind("/save ", 0) == 0) {
-                    saveConversation(line.substr(6), system, messages);
-                    std::cout << "(saved)\n";
-                    continue;
-                }
-                if (line.rfind("/load ", 0) == 0) {
-                    const std::string file = line.substr(6);
-                    std::ifstream in(file);
-                    if (!in)
-                        throw IoError("cannot read " + file);
-                    std::stringstream text;
-                    text << in.rdbuf();
-                    const auto j = parse_ordered_json(text.str(), file);
-                    // A conversation /save wrote: {"system": "...", "messages": [{"role", "content"}...]}.
-                    const bool system_ok = !j.contains("system") || j["system"].is_string();
-                    bool messages_ok = j.is_object() && j.contains("messages") && j["messages"].is_array();
-                    if (messages_ok)
-                        for (const auto& m : j["messages"])
-                            messages_ok = messages_ok && m.is_object() && m.contains("role") && m["role"].is_string() &&
-                                          m.contains("content") && m["content"].is_string();
-                    if (!j.is_object() || !system_ok || !messages_ok)
-                        throw FormatError(file + ": not a conversation saved by /save (an object with \"system\" and "
-                                                 "\"messages\": [{\"role\": ..., \"content\": ...}, ...])");
-                    system = j.value("system", "");
-                    messages = j["messages"];
-                    chat->reset();
-                    std::cout << "(loaded " << messages.size() << " messages)\n";
-                    continue;
-                }
-                messages.push_back({{"role", "user"}, {"content", line}});
-                Conversation conversation;
-                conversation.system = system;
-                for (const auto& m : messages)
-                    conversation.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
-                g_stop = false;
-                g_generating = true;
-                const ChatAnswer answer = chat->chat(conversation, g, [](std::string_view piece) {
-                    std::cout << piece << std::flush;
-                    return true;
-                }, &g_stop);
-                g_generating = false;
-                messages.push_back({{"role", "assistant"}, {"content", answer.text}});
-                const GenerationResult& r = answer.generation;
-                std::cout << "\n[" << r.tokens.size() << " tokens, " << r.stop_reason << ", first after "
-                          << static_cast<int>(r.ttft_s * 1000) << " ms, " << static_cast<int>(r.decode_tokens_per_s * 10) / 10.0
-                          << " tokens/s; context " << answer.context_used << "/" << answer.context_length << "]\n";
-            } catch (const Error& e) {
-                g_generating = false;
-                if (!messages.empty() && messages.back()["role"] == "user")
-                    messages.erase(messages.size() - 1);
-                std::cout << "\nerror: " << e.what() << "\n";
-            }
-        }
+        runChat(*chat, g, o->system);
         exitCode = 0;
     });
 }

@@ -39,6 +39,114 @@ std::uint64_t peakRssBytes()
     return static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
 }
 
+struct GenerateOptions {
+    std::string model;
+    std::string ids;
+    std::string prompt;
+    std::string deviceMap = "auto";
+    std::string maxMemory;
+    std::string dtype = "auto";
+    std::int64_t maxNewTokens = 64;
+    std::int64_t context = 0;
+    bool greedy = false;
+    SamplingOptions sampling;
+    std::string offloadFolder = ".";
+    int threads = 0;
+    bool json = false;
+    QuantCli quant;
+};
+
+// Loads the model by its plan and generates, printing as it goes (or one JSON object).
+void runGenerate(GenerateOptions& o)
+{
+    set_cpu_threads(o.threads);
+    o.model = modelOrDefault(o.model);
+    OpenOptions open;
+    open.gptq = gptqSource(o.quant.gptq);
+    Model model = Model::open(o.model, open);
+    const DType dtype = dtypeOption(o.dtype, model.dtype());
+    std::unique_ptr<text::Tokenizer> tokenizer;
+    try {
+        tokenizer = model.tokenizer();
+    } catch (const Error&) {
+        if (!o.prompt.empty())
+            throw;
+    }
+    std::vector<std::int64_t> prompt = parseIds(o.ids);
+    if (!o.prompt.empty()) {
+        const auto ids = tokenizer->encode(o.prompt, true);
+        prompt.assign(ids.begin(), ids.end());
+    }
+    if (prompt.empty()) {
+        if (model.config().bos_token_ids.empty())
+            throw PlanError("the model declares no BOS id; give the prompt with --ids");
+        prompt.push_back(model.config().bos_token_ids.front());
+    }
+    const std::int64_t context = o.context > 0 ? o.context : static_cast<std::int64_t>(prompt.size()) + o.maxNewTokens;
+    std::string verdict;
+    SessionOptions load;
+    load.dtype = dtype;
+    load.quant = quantOptions(o.quant);
+    load.device_map = deviceMapFor(model, o.deviceMap, o.maxMemory, context, dtype, &verdict, quantFormatName(o.quant));
+    load.offload_folder = o.offloadFolder;
+    load.context = context;
+    load.require_tokenizer = false;
+    const std::vector<std::int64_t> eos = model.eos_ids();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto session = Session::load(std::move(model), load);
+    const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    GenerationOptions g;
+    g.max_new_tokens = o.maxNewTokens;
+    g.sampling = o.sampling;
+    g.sampling.greedy = o.greedy;
+    g.eos_ids = eos;
+    std::optional<text::IncrementalDecoder> decoder;
+    bool printing = false;
+    if (tokenizer) {
+        decoder.emplace(*tokenizer, true, [&](std::string_view t) {
+            if (!o.json && printing)
+                std::cout << t << std::flush;
+        });
+        // The prompt primes the decoder (spacing of the first new token), printed as given.
+        for (auto id : prompt)
+            decoder->push(static_cast<text::TokenId>(id));
+        if (!o.json && !o.prompt.empty())
+            std::cout << o.prompt << std::flush;
+        printing = true;
+    }
+    const GenerationResult r = session->generate(prompt, g, [&](std::int64_t id) {
+        if (decoder)
+            decoder->push(static_cast<text::TokenId>(id));
+        else if (!o.json)
+            std::cout << id << " " << std::flush;
+        return true;
+    });
+    if (decoder)
+        decoder->flush();
+    if (o.json) {
+        std::string text;
+        if (tokenizer) {
+            std::vector<text::TokenId> all(r.tokens.begin(), r.tokens.end());
+            text = tokenizer->decode(all, true);
+        }
+        nlohmann::json j{{"text", text},
+                         {"token_ids", r.tokens},
+                         {"prompt_ids", prompt},
+                         {"stop_reason", r.stop_reason},
+                         {"ttft_s", r.ttft_s},
+                         {"decode_tokens_per_s", r.decode_tokens_per_s},
+                         {"prefill_tokens_per_s", r.prefill_tokens_per_s},
+                         {"load_s", loadSeconds},
+                         {"peak_rss_bytes", peakRssBytes()},
+                         {"device_map", session->hf_device_map()},
+                         {"plan", verdict}};
+        std::cout << j.dump(1) << "\n";
+    } else {
+        std::cout << "\n" << r.tokens.size() << " tokens (" << r.stop_reason << "), first after " << r.ttft_s * 1e3
+                  << " ms, " << r.decode_tokens_per_s << " tokens/s; peak RSS " << format_bytes(peakRssBytes()) << "\n";
+    }
+}
+
 } // namespace
 
 DType dtypeOption(const std::string& option, DType model)
@@ -85,23 +193,7 @@ DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::s
 void addGenerateCommand(CLI::App& app, int& exitCode)
 {
     auto* cmd = app.add_subcommand("generate", "Load a model by its plan and generate tokens");
-    struct Options {
-        std::string model;
-        std::string ids;
-        std::string prompt;
-        std::string deviceMap = "auto";
-        std::string maxMemory;
-        std::string dtype = "auto";
-        std::int64_t maxNewTokens = 64;
-        std::int64_t context = 0;
-        bool greedy = false;
-        SamplingOptions sampling;
-        std::string offloadFolder = ".";
-        int threads = 0;
-        bool json = false;
-        QuantCli quant;
-    };
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<GenerateOptions>();
     cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
     cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the model's tokenizer, BOS added as it defines)");
     cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
@@ -122,92 +214,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addQuantOptions(cmd, o->quant);
     cmd->callback([o, &exitCode]() {
-        set_cpu_threads(o->threads);
-        o->model = modelOrDefault(o->model);
-        OpenOptions open;
-        open.gptq = gptqSource(o->quant.gptq);
-        Model model = Model::open(o->model, open);
-        const DType dtype = dtypeOption(o->dtype, model.dtype());
-        std::unique_ptr<text::Tokenizer> tokenizer;
-        try {
-            tokenizer = model.tokenizer();
-        } catch (const Error&) {
-            if (!o->prompt.empty())
-                throw;
-        }
-        std::vector<std::int64_t> prompt = parseIds(o->ids);
-        if (!o->prompt.empty()) {
-            const auto ids = tokenizer->encode(o->prompt, true);
-            prompt.assign(ids.begin(), ids.end());
-        }
-        if (prompt.empty()) {
-            if (model.config().bos_token_ids.empty())
-                throw PlanError("the model declares no BOS id; give the prompt with --ids");
-            prompt.push_back(model.config().bos_token_ids.front());
-        }
-        const std::int64_t context = o->context > 0 ? o->context : static_cast<std::int64_t>(prompt.size()) + o->maxNewTokens;
-        std::string verdict;
-        SessionOptions load;
-        load.dtype = dtype;
-        load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, context, dtype, &verdict, quantFormatName(o->quant));
-        load.offload_folder = o->offloadFolder;
-        load.context = context;
-        load.require_tokenizer = false;
-        const std::vector<std::int64_t> eos = model.eos_ids();
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto session = Session::load(std::move(model), load);
-        const double loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        GenerationOptions g;
-        g.max_new_tokens = o->maxNewTokens;
-        g.sampling = o->sampling;
-        g.sampling.greedy = o->greedy;
-        g.eos_ids = eos;
-        std::optional<text::IncrementalDecoder> decoder;
-        bool printing = false;
-        if (tokenizer) {
-            decoder.emplace(*tokenizer, true, [&](std::string_view t) {
-                if (!o->json && printing)
-                    std::cout << t << std::flush;
-            });
-            // The prompt primes the decoder (spacing of the first new token), printed as given.
-            for (auto id : prompt)
-                decoder->push(static_cast<text::TokenId>(id));
-            if (!o->json && !o->prompt.empty())
-                std::cout << o->prompt << std::flush;
-            printing = true;
-        }
-        const GenerationResult r = session->generate(prompt, g, [&](std::int64_t id) {
-            if (decoder)
-                decoder->push(static_cast<text::TokenId>(id));
-            else if (!o->json)
-                std::cout << id << " " << std::flush;
-            return true;
-        });
-        if (decoder)
-            decoder->flush();
-        if (o->json) {
-            std::string text;
-            if (tokenizer) {
-                std::vector<text::TokenId> all(r.tokens.begin(), r.tokens.end());
-                text = tokenizer->decode(all, true);
-            }
-            nlohmann::json j{{"text", text},
-                             {"token_ids", r.tokens},
-                             {"prompt_ids", prompt},
-                             {"stop_reason", r.stop_reason},
-                             {"ttft_s", r.ttft_s},
-                             {"decode_tokens_per_s", r.decode_tokens_per_s},
-                             {"prefill_tokens_per_s", r.prefill_tokens_per_s},
-                             {"load_s", loadSeconds},
-                             {"peak_rss_bytes", peakRssBytes()},
-                             {"device_map", session->hf_device_map()},
-                             {"plan", verdict}};
-            std::cout << j.dump(1) << "\n";
-        } else {
-            std::cout << "\n" << r.tokens.size() << " tokens (" << r.stop_reason << "), first after " << r.ttft_s * 1e3
-                      << " ms, " << r.decode_tokens_per_s << " tokens/s; peak RSS " << format_bytes(peakRssBytes()) << "\n";
-        }
+        runGenerate(*o);
         exitCode = 0;
     });
 }
