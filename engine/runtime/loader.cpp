@@ -223,11 +223,15 @@ std::unique_ptr<LoadedModel> load_model_steps(ModelDescription&& description, co
         }
         std::vector<std::pair<std::string, at::Tensor>> parts;
         if (auto saved = saved_quant_info(ck, module, gptq ? &*gptq : nullptr)) {
-            if (saved->shape != t.shape)
+            // A quantized Conv1D ([in, out] as stored plain) is saved as the Linear [out, in] it computes.
+            std::vector<std::int64_t> expected = t.shape;
+            if (model->tree.nodes()[static_cast<std::size_t>(model->tree.find(module))].class_name == "Conv1D")
+                std::swap(expected[0], expected[1]);
+            if (saved->shape != expected)
                 throw FormatError(ck.folder().string() + ": the quantized '" + t.full_name + "' has shape [" +
                                   std::to_string(saved->shape[0]) + ", " + std::to_string(saved->shape[1]) +
-                                  "] but " + model->config.described_by + " implies [" + std::to_string(t.shape[0]) + ", " +
-                                  std::to_string(t.shape[1]) + "]; the config and the weights do not belong together");
+                                  "] but " + model->config.described_by + " implies [" + std::to_string(expected[0]) + ", " +
+                                  std::to_string(expected[1]) + "]; the config and the weights do not belong together");
             if (options.quant.enabled() && options.quant.method != saved->method)
                 throw UnsupportedError(ck.folder().string() + ": '" + t.full_name + "' is saved quantized as " +
                                        std::string(quant_method_name(saved->method)) + "; it cannot be re-quantized as " +
