@@ -314,18 +314,22 @@ int open_partial(const GptqPlan& plan, const json& identity, json& reports, cons
     return 0;
 }
 
-// The model as the forward pass reads it outside the decoder layers: its config and every tensor
-// outside them, as views of the checkpoint mapping (nothing copied).
-std::unique_ptr<LoadedModel> model_outside_layers(const GptqPlan& plan)
+// The model as the architecture's embedding reads it: its config and the tensors of the modules
+// registered before the decoder layers (the embeddings), in the compute dtype as a loaded model
+// holds them — GPT-2 adds two embeddings, which must not be rounded to a float16 file's dtype
+// first. Tensors already in the compute dtype stay views of the mapping.
+std::unique_ptr<LoadedModel> model_before_layers(const GptqPlan& plan)
 {
     auto m = std::make_unique<LoadedModel>();
     m->config = plan.d.config;
     const Checkpoint& ck = *plan.d.checkpoint;
-    const std::string layers = plan.arch->layers_path + ".";
-    for (const auto& node : plan.d.tree.nodes())
+    for (const auto& node : plan.d.tree.nodes()) {
+        if (node.name == plan.arch->layers_path)
+            break;
         for (const auto& t : node.tensors)
-            if (t.checkpoint_entry && !t.full_name.starts_with(layers))
-                m->globals[t.full_name] = tensor_view(ck, ck.tensors()[*t.checkpoint_entry]);
+            if (t.checkpoint_entry)
+                m->globals[t.full_name] = tensor_view(ck, ck.tensors()[*t.checkpoint_entry]).to(plan.compute);
+    }
     return m;
 }
 
@@ -348,7 +352,7 @@ LayerWeights read_layer(const GptqPlan& plan, int layer)
 class Calibration {
 public:
     Calibration(const GptqPlan& plan, const GptqJobOptions& options)
-        : m_plan(plan), m_outside(model_outside_layers(plan)),
+        : m_plan(plan), m_outside(model_before_layers(plan)),
           m_step{*m_outside, plan.device, 1, options.seq_len, 0, {}, {}, nullptr, nullptr}
     {
         const ModelConfig& c = plan.d.config;

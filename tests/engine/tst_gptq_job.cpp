@@ -592,13 +592,11 @@ void TestGptqJob::otherArchitecturesMatchAutoGptq()
         const at::Tensor want = tensor_view(*expected, name + ".codes").to(at::kInt);
         QCOMPARE(codes.sizes().vec(), want.sizes().vec());
         QVERIFY2(at::equal(tensor_view(*ck, name + ".g_idx"), tensor_view(*expected, name + ".g_idx")), name.c_str());
-        // Float sums in another order (LibTorch's kernels against AutoGPTQ's) move a code that
-        // sits near a rounding boundary by one step. The first group of layer 0 sees the same
-        // inputs in both; every later group sees inputs that such a step (a whole quantization
-        // step in one weight) changed, and GPTQ's error feedback carries the change along the row:
-        // in GPT-2 up to a fifth of the codes of the last linear move (by one step almost always),
-        // in GPT-NeoX a few in ten thousand.
-        const bool same_inputs = name.ends_with("h.0.attn.c_attn") || name.ends_with("layers.0.attention.query_key_value");
+        // Float sums in another order (LibTorch's kernels against transformers') move a code that
+        // sits near a rounding boundary by one step: the first layer sees the same inputs in both
+        // and agrees code for code; the second sees the first layer's outputs to a few ulps, where
+        // a few codes in ten thousand move (GPT-NeoX: 6 of 12,288 in query_key_value).
+        const bool first_layer = name.find(".0.") != std::string::npos;
         const double same = (codes == want).to(at::kDouble).mean().item<double>();
         const double off_by_more = ((codes - want).abs() > 1).to(at::kDouble).mean().item<double>();
         const at::Tensor scales = tensor_view(*ck, name + ".scales").to(at::kFloat);
@@ -606,8 +604,8 @@ void TestGptqJob::otherArchitecturesMatchAutoGptq()
         const double scale_error = ((scales - want_scales).abs() / want_scales.abs()).max().item<double>();
         qInfo("%s: %.4f of the codes equal AutoGPTQ's, %.4f differ by more than 1; scales within %.2e", name.c_str(), same,
               off_by_more, scale_error);
-        QVERIFY2(same > (same_inputs ? 0.999 : 0.8), name.c_str());
-        QVERIFY2(off_by_more < 0.01, name.c_str());
+        QVERIFY2(same > (first_layer ? 0.9995 : 0.995), name.c_str());
+        QVERIFY2(off_by_more < 0.001, name.c_str());
         // Stored in float16 (relative step 2^-11), from weights the error feedback moved a little.
         QVERIFY2(scale_error < 5e-3, name.c_str());
     }
@@ -630,8 +628,10 @@ void TestGptqJob::otherArchitecturesMatchAutoGptq()
     const double diff = (logits - want).abs().max().item<double>();
     const double span = want.abs().max().item<double>();
     qInfo("logits of the written folder: max |difference| %.3g to AutoGPTQ's quantized model (largest logit %.3g)", diff, span);
-    // GPT-NeoX: within 1 % of the largest logit; GPT-2, whose codes move more (above): within 10 %.
-    QVERIFY(diff < (a == "gpt2" ? 0.1 : 0.01) * span);
+    // The dequantized weights are exact in both; what differs is the few codes above, each a
+    // single weight moved by one quantization step: 4e-4 (GPT-2) and 4e-3 (GPT-NeoX) of the
+    // largest logit here, bounded at 2 %.
+    QVERIFY(diff < 0.02 * span);
     QCOMPARE(logits.argmax(-1).eq(want.argmax(-1)).to(at::kDouble).mean().item<double>() > 0.9, true);
 }
 
