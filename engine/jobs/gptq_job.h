@@ -4,7 +4,7 @@
 // Calibration sequences run through the embeddings once; then the decoder layers, one at a time,
 // are read from the memory-mapped checkpoint (never the whole model in memory): the inputs of
 // each linear are captured on the calibration activations — true-sequential within a block as
-// AutoGPTQ does (q/k/v, then o_proj, then gate/up, then down_proj, each group seeing the
+// AutoGPTQ does (llama: q/k/v, then o_proj, then gate/up, then down_proj, each group seeing the
 // already-quantized ones before it) —, the linears are quantized, and the quantized layer runs
 // to produce the next layer's inputs. After each layer the packed tensors, the next layer's
 // inputs and a state file are saved in `<out>.partial/`, so an interrupted or cancelled run
@@ -13,8 +13,11 @@
 // config.json with quantization_config, quantize_config.json, the tokenizer and generation files,
 // weights in gptq_model-<bits>bit-<group>g.safetensors (sharded with an index when large).
 //
-// Architectures: the llama family (llama, mistral, qwen2, qwen3). Linears whose input or output
-// size is not a multiple of 32 cannot be packed in AutoGPTQ's layout and are kept as stored.
+// Calibration runs through the architecture's own forward pass (engine/archs/), one decoder layer
+// at a time with an observer on its linears. Architectures: every one of the table that lists the
+// linears GPTQ quantizes (the llama family, GPT-2 — Conv1D weights quantized as their [out, in]
+// transpose, as AutoGPTQ does —, GPT-NeoX). Linears whose input or output size is not a multiple
+// of 32 cannot be packed in AutoGPTQ's layout and are kept as stored.
 #include "core/log.h"
 #include "quant/gptq_params.h"
 

@@ -1,38 +1,76 @@
 #include "model/arch.h"
 
+#include <deque>
 #include <map>
 
 namespace layerwise {
 namespace {
 
-const std::vector<ArchSpec>& registry()
+// Architectures registered at run time; a deque keeps the addresses handed out stable.
+std::deque<Architecture>& registered()
 {
-    static const std::vector<ArchSpec> table = {
-        gpt2_arch(),
-        gpt_neox_arch(),
-        llama_family_arch("llama", "Llama"),
-        llama_family_arch("mistral", "Mistral"),
-        llama_family_arch("qwen2", "Qwen2"),
-        llama_family_arch("qwen3", "Qwen3"),
-    };
-    return table;
+    static std::deque<Architecture> extra;
+    return extra;
+}
+
+template <typename F>
+const Architecture* find_first(F&& matches)
+{
+    for (const Architecture& a : registered())
+        if (matches(a))
+            return &a;
+    for (const Architecture& a : builtin_architectures())
+        if (matches(a))
+            return &a;
+    return nullptr;
 }
 
 } // namespace
 
+void register_architecture(Architecture architecture)
+{
+    for (Architecture& a : registered())
+        if (a.spec.model_type == architecture.spec.model_type) {
+            a = std::move(architecture);
+            return;
+        }
+    registered().push_back(std::move(architecture));
+}
+
+const Architecture* find_architecture(const std::string& model_type)
+{
+    return find_first([&](const Architecture& a) { return a.spec.model_type == model_type; });
+}
+
+const Architecture* find_gguf_architecture(const std::string& gguf_arch)
+{
+    if (gguf_arch.empty())
+        return nullptr;
+    return find_first([&](const Architecture& a) { return a.gguf.arch == gguf_arch; });
+}
+
 const ArchSpec* find_arch(const std::string& model_type)
 {
-    for (const auto& a : registry())
-        if (a.model_type == model_type)
-            return &a;
-    return nullptr;
+    const Architecture* a = find_architecture(model_type);
+    return a ? &a->spec : nullptr;
 }
 
 std::string supported_arch_list()
 {
     std::string out;
-    for (const auto& a : registry())
-        out += (out.empty() ? "" : ", ") + a.model_type;
+    for (const auto& a : builtin_architectures())
+        out += (out.empty() ? "" : ", ") + a.spec.model_type;
+    for (const auto& a : registered())
+        out += (out.empty() ? "" : ", ") + a.spec.model_type;
+    return out;
+}
+
+std::string supported_gguf_list()
+{
+    std::string out;
+    for (const auto& a : builtin_architectures())
+        if (!a.gguf.arch.empty())
+            out += (out.empty() ? "" : ", ") + a.gguf.arch;
     return out;
 }
 

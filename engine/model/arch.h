@@ -1,16 +1,34 @@
 #pragma once
-// Architectures as tables (one file per family in models/): the modules of the
-// transformers class in registration order, their tensors with shapes derived from the
-// config, the no-split block class, tied weights and old checkpoint names.
+// Architectures as tables: each architecture is one file in engine/archs/ holding all it is —
+// how its config.json is read, the modules of the transformers class in registration order with
+// their tensors, the no-split block class, tied weights and old checkpoint names, its GGUF names,
+// its quirks, the tensors GPTQ quantizes in which order, and its forward pass. The files are
+// listed in one table (archs/table.cpp); the rest of the engine asks an Architecture, never
+// compares a model_type with a name.
+//
+// This header sits in model/ (the module tree and config parsing need it) while the forward
+// passes need runtime/, which sits above: the forward members are plain function pointers over
+// types declared here only by name, defined by runtime/ and filled in by the archs/ files.
+// Built with LAYERWISE_ARCH_TABLES_ONLY (the Torch-free fuzz targets), the archs/ files leave
+// the forward members null and hold their config readers and tables only.
 #include "core/dtype.h"
 #include "model/config.h"
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+namespace at {
+class Tensor;
+}
+
 namespace layerwise {
+
+class ConfigReader;
+struct ForwardStep;
+struct LayerWeights;
 
 using ShapeFn = std::vector<std::int64_t> (*)(const ModelConfig&);
 using ConditionFn = bool (*)(const ModelConfig&);
@@ -44,15 +62,63 @@ struct ArchSpec {
     std::vector<std::pair<std::string, std::string>> renamed;
 };
 
+// What sets an architecture apart beyond its tables.
+struct ArchQuirks {
+    bool rotary = true;       // rotary position embeddings: the config's rope keys are read, cos/sin computed
+    bool qkv_bias = false;    // q/k/v always carry a bias and o never does, whatever attention_bias says (Qwen2)
+    bool qk_norm = false;     // an RMSNorm over each head of q and k before the rotation (Qwen3)
+    bool fused_decode = false; // CPU decode steps over GGUF blocks may run runtime/decode_fused.cpp (llama layout)
+};
+
+// llama.cpp's names for the architecture's tensors (empty `arch`: no GGUF form).
+struct GgufNaming {
+    std::string arch;                                        // general.architecture
+    bool rope_permuted = false;                              // q/k rows reordered by llama.cpp's converter
+    std::vector<std::pair<std::string, std::string>> blocks; // "attn_q" -> "self_attn.q_proj" (inside a layer)
+    std::vector<std::pair<std::string, std::string>> globals; // "token_embd" -> "model.embed_tokens"
+};
+
+// The forward pass, in three parts so that a caller can run one decoder layer at a time:
+//   embed(step, ids)                  -> hidden states [batch, n, hidden] on step.exec
+//   layer(step, index, weights, h)    -> the decoder layer's output (on its weights' device)
+//   head(step, h)                     -> logits of the final norm and output head
+using EmbedFn = at::Tensor (*)(const ForwardStep& step, const at::Tensor& ids);
+using DecoderLayerFn = at::Tensor (*)(const ForwardStep& step, std::size_t layer, const LayerWeights& weights,
+                                      const at::Tensor& hidden);
+using HeadFn = at::Tensor (*)(const ForwardStep& step, const at::Tensor& hidden);
+
+struct Architecture {
+    ArchSpec spec;
+    // Reads the architecture's config.json keys (the rope keys are read for rotary ones).
+    void (*read_config)(const ConfigReader& reader, ModelConfig& config) = nullptr;
+    ArchQuirks quirks;
+    GgufNaming gguf;
+    std::string layers_path; // the decoder layers' ModuleList, "model.layers"
+    // The linears of a decoder layer GPTQ quantizes, in AutoGPTQ's inside_layer_modules order:
+    // each group sees the groups before it already quantized (true_sequential).
+    std::vector<std::vector<std::string>> gptq_sequential;
+    EmbedFn embed = nullptr;
+    DecoderLayerFn layer = nullptr;
+    HeadFn head = nullptr;
+
+    std::string layer_prefix(std::int64_t index) const { return layers_path + "." + std::to_string(index) + "."; }
+};
+
+// The built-in architectures: the one table, defined in archs/table.cpp.
+const std::vector<Architecture>& builtin_architectures();
+
+// Adds an architecture beside the built-in ones (a variant defined outside the engine, such as a
+// test's). Registered before any model of it is read; a model_type already known is replaced.
+// Not thread-safe against concurrent lookups.
+void register_architecture(Architecture architecture);
+
+const Architecture* find_architecture(const std::string& model_type);
+const Architecture* find_gguf_architecture(const std::string& gguf_arch);
 const ArchSpec* find_arch(const std::string& model_type);
-std::string supported_arch_list(); // "gpt2, gpt_neox, llama, mistral, qwen2, qwen3"
+std::string supported_arch_list();  // "gpt2, gpt_neox, llama, mistral, qwen2, qwen3"
+std::string supported_gguf_list();  // "llama, qwen2, qwen3"
 
 // The class transformers uses for an activation name ("silu" -> "SiLUActivation").
 std::string activation_class(const std::string& hidden_act);
-
-// Family tables, defined in models/<family>.cpp.
-ArchSpec llama_family_arch(const std::string& model_type, const std::string& class_prefix);
-ArchSpec gpt2_arch();
-ArchSpec gpt_neox_arch();
 
 } // namespace layerwise

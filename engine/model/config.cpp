@@ -4,6 +4,7 @@
 #include "core/json_read.h"
 #include "core/mapped_file.h"
 #include "model/arch.h"
+#include "model/config_reader.h"
 
 #include <nlohmann/json.hpp>
 
@@ -12,72 +13,7 @@ namespace {
 
 using nlohmann::json;
 
-class Reader {
-public:
-    Reader(const json& j, const std::string& where) : m_j(j), m_where(where) {}
-
-    bool has(const char* key) const { return m_j.contains(key) && !m_j[key].is_null(); }
-
-    std::int64_t positive(const char* key) const
-    {
-        if (!has(key))
-            throw FormatError(m_where + ": '" + key + "' is missing; the config cannot describe the model without it");
-        return positive_value(key, m_j[key]);
-    }
-    std::int64_t positive_or(const char* key, std::int64_t fallback) const
-    {
-        return has(key) ? positive_value(key, m_j[key]) : fallback;
-    }
-    double number_or(const char* key, double fallback) const
-    {
-        if (!has(key))
-            return fallback;
-        if (!m_j[key].is_number())
-            throw FormatError(m_where + ": '" + key + "' must be a number, not " + m_j[key].dump());
-        return m_j[key].get<double>();
-    }
-    bool flag_or(const char* key, bool fallback) const
-    {
-        if (!has(key))
-            return fallback;
-        if (!m_j[key].is_boolean())
-            throw FormatError(m_where + ": '" + key + "' must be true or false, not " + m_j[key].dump());
-        return m_j[key].get<bool>();
-    }
-    std::string string_or(const char* key, const std::string& fallback) const
-    {
-        if (!has(key))
-            return fallback;
-        if (!m_j[key].is_string())
-            throw FormatError(m_where + ": '" + key + "' must be a string, not " + m_j[key].dump());
-        return m_j[key].get<std::string>();
-    }
-    std::vector<std::int64_t> ids(const char* key) const
-    {
-        std::vector<std::int64_t> out;
-        if (!has(key))
-            return out;
-        const json& v = m_j[key];
-        if (v.is_number_integer())
-            out.push_back(v.get<std::int64_t>());
-        else if (v.is_array())
-            for (const auto& x : v)
-                if (x.is_number_integer())
-                    out.push_back(x.get<std::int64_t>());
-        return out;
-    }
-    const json& raw() const { return m_j; }
-
-private:
-    std::int64_t positive_value(const char* key, const json& v) const
-    {
-        if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-            throw FormatError(m_where + ": '" + key + "' must be a positive integer, not " + v.dump());
-        return v.get<std::int64_t>();
-    }
-    const json& m_j;
-    std::string m_where; // a copy: callers pass temporaries such as where + " rope_parameters"
-};
+using Reader = ConfigReader;
 
 void read_rope(const Reader& r, ModelConfig& c, const std::string& where)
 {
@@ -139,57 +75,6 @@ void read_rope(const Reader& r, ModelConfig& c, const std::string& where)
                           " must be in (0, 1]");
 }
 
-void read_llama_family(const Reader& r, ModelConfig& c)
-{
-    c.hidden_size = r.positive("hidden_size");
-    c.intermediate_size = r.positive("intermediate_size");
-    c.num_layers = r.positive("num_hidden_layers");
-    c.num_heads = r.positive("num_attention_heads");
-    c.num_kv_heads = r.positive_or("num_key_value_heads", c.num_heads);
-    c.vocab_size = r.positive("vocab_size");
-    c.max_position_embeddings = r.positive_or("max_position_embeddings", 2048);
-    c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
-    c.tie_word_embeddings = r.flag_or("tie_word_embeddings", false);
-    c.attention_bias = r.flag_or("attention_bias", false);
-    c.mlp_bias = r.flag_or("mlp_bias", false);
-    c.hidden_act = r.string_or("hidden_act", "silu");
-    if (r.has("sliding_window") && r.raw()["sliding_window"].is_number_integer())
-        c.sliding_window = r.raw()["sliding_window"].get<std::int64_t>();
-}
-
-void read_gpt2(const Reader& r, ModelConfig& c)
-{
-    c.hidden_size = r.positive("n_embd");
-    c.num_layers = r.positive("n_layer");
-    c.num_heads = r.positive("n_head");
-    c.num_kv_heads = c.num_heads;
-    c.intermediate_size = r.positive_or("n_inner", 4 * c.hidden_size);
-    c.vocab_size = r.positive("vocab_size");
-    c.max_position_embeddings = r.positive_or("n_positions", 1024);
-    c.norm_eps = r.number_or("layer_norm_epsilon", 1e-5);
-    c.tie_word_embeddings = r.flag_or("tie_word_embeddings", true);
-    c.attention_bias = true;
-    c.mlp_bias = true;
-    c.hidden_act = r.string_or("activation_function", "gelu_new");
-}
-
-void read_gpt_neox(const Reader& r, ModelConfig& c)
-{
-    c.hidden_size = r.positive("hidden_size");
-    c.intermediate_size = r.positive("intermediate_size");
-    c.num_layers = r.positive("num_hidden_layers");
-    c.num_heads = r.positive("num_attention_heads");
-    c.num_kv_heads = c.num_heads;
-    c.vocab_size = r.positive("vocab_size");
-    c.max_position_embeddings = r.positive_or("max_position_embeddings", 2048);
-    c.norm_eps = r.number_or("layer_norm_eps", 1e-5);
-    c.tie_word_embeddings = r.flag_or("tie_word_embeddings", false);
-    c.attention_bias = r.flag_or("attention_bias", true);
-    c.mlp_bias = true;
-    c.use_parallel_residual = r.flag_or("use_parallel_residual", true);
-    c.hidden_act = r.string_or("hidden_act", "gelu");
-}
-
 } // namespace
 
 ModelConfig parse_model_config(std::string_view json_text, const std::string& where)
@@ -203,23 +88,17 @@ ModelConfig parse_model_config(std::string_view json_text, const std::string& wh
         if (!r.has("model_type"))
             throw FormatError(where + ": 'model_type' is missing; is this a Hugging Face config.json?");
         c.model_type = r.string_or("model_type", "");
-        const ArchSpec* arch = find_arch(c.model_type);
+        const Architecture* arch = find_architecture(c.model_type);
         if (!arch)
             throw UnsupportedError(where + ": unsupported architecture '" + c.model_type + "'; supported: " +
                                    supported_arch_list());
-        c.architecture = arch->causal_lm_class;
+        c.architecture = arch->spec.causal_lm_class;
         if (r.has("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
             j["architectures"][0].is_string())
             c.architecture = j["architectures"][0].get<std::string>();
 
-        if (c.model_type == "gpt2")
-            read_gpt2(r, c);
-        else if (c.model_type == "gpt_neox")
-            read_gpt_neox(r, c);
-        else
-            read_llama_family(r, c);
-
-        if (c.model_type != "gpt2")
+        arch->read_config(r, c);
+        if (arch->quirks.rotary)
             read_rope(r, c, where);
 
         if (r.has("head_dim")) {

@@ -10,43 +10,6 @@
 namespace layerwise {
 namespace {
 
-struct ArchKeys {
-    const char* gguf_arch;   // general.architecture
-    const char* model_type;  // ours / transformers'
-    const char* causal_lm;   // architectures[0]
-    bool rope_permuted;      // llama.cpp reorders q/k rows for its rotary layout
-};
-
-const ArchKeys known_archs[] = {
-    {"llama", "llama", "LlamaForCausalLM", true},
-    {"qwen2", "qwen2", "Qwen2ForCausalLM", false},
-    {"qwen3", "qwen3", "Qwen3ForCausalLM", false},
-};
-
-const ArchKeys* find_gguf_arch(const std::string& name)
-{
-    for (const auto& a : known_archs)
-        if (name == a.gguf_arch)
-            return &a;
-    return nullptr;
-}
-
-// GGUF block tensor suffixes -> transformers' module path inside model.layers.N.
-const std::pair<const char*, const char*> block_names[] = {
-    {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"},
-    {"attn_q", "self_attn.q_proj"},         {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},         {"attn_output", "self_attn.o_proj"},
-    {"attn_q_norm", "self_attn.q_norm"},    {"attn_k_norm", "self_attn.k_norm"},
-    {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},
-};
-
-const std::pair<const char*, const char*> global_names[] = {
-    {"token_embd", "model.embed_tokens"},
-    {"output_norm", "model.norm"},
-    {"output", "lm_head"},
-};
-
 class Keys {
 public:
     Keys(const gguf::Metadata& m, std::string arch, const std::string& where)
@@ -81,7 +44,7 @@ private:
 
 } // namespace
 
-std::optional<std::string> hf_tensor_name(const std::string& name)
+std::optional<std::string> hf_tensor_name(const Architecture& arch, const std::string& name)
 {
     const auto dot = name.rfind('.');
     if (dot == std::string::npos)
@@ -89,7 +52,7 @@ std::optional<std::string> hf_tensor_name(const std::string& name)
     const std::string base = name.substr(0, dot), param = name.substr(dot + 1);
     if (param != "weight" && param != "bias")
         return std::nullopt;
-    for (const auto& [from, to] : global_names)
+    for (const auto& [from, to] : arch.gguf.globals)
         if (base == from)
             return std::string(to) + "." + param;
     if (base.rfind("blk.", 0) != 0)
@@ -102,9 +65,9 @@ std::optional<std::string> hf_tensor_name(const std::string& name)
         if (c < '0' || c > '9')
             return std::nullopt;
     const std::string rest = base.substr(dot2 + 1);
-    for (const auto& [from, to] : block_names)
+    for (const auto& [from, to] : arch.gguf.blocks)
         if (rest == from)
-            return "model.layers." + layer + "." + to + "." + param;
+            return arch.layers_path + "." + layer + "." + to + "." + param;
     return std::nullopt;
 }
 
@@ -115,15 +78,15 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     if (!arch_name)
         throw FormatError(where + ": metadata key 'general.architecture' is missing; every GGUF model names its "
                           "architecture (convert the model again with llama.cpp)");
-    const ArchKeys* arch = find_gguf_arch(*arch_name);
+    const Architecture* arch = find_gguf_architecture(*arch_name);
     if (!arch)
-        throw UnsupportedError(where + ": GGUF architecture '" + *arch_name +
-                               "' is not supported (supported: llama — also Mistral and SmolLM —, qwen2, qwen3)");
+        throw UnsupportedError(where + ": GGUF architecture '" + *arch_name + "' is not supported (supported: " +
+                               supported_gguf_list() + "; llama's also holds Mistral and SmolLM)");
     const Keys k(m, *arch_name, where);
     ModelConfig c;
     c.described_by = "the GGUF metadata";
-    c.model_type = arch->model_type;
-    c.architecture = arch->causal_lm;
+    c.model_type = arch->spec.model_type;
+    c.architecture = arch->spec.causal_lm_class;
     c.num_layers = k.positive("block_count");
     c.hidden_size = k.positive("embedding_length");
     c.intermediate_size = k.positive("feed_forward_length");
@@ -191,7 +154,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
         throw FormatError(where + ": the vocabulary size is unknown: no '" + k.key("vocab_size") +
                           "', no tokenizer.ggml.tokens and no token_embd.weight");
     c.tie_word_embeddings = checkpoint.find("output.weight") == nullptr;
-    c.attention_bias = checkpoint.find("blk.0.attn_q.bias") != nullptr && c.model_type != "qwen2";
+    c.attention_bias = checkpoint.find("blk.0.attn_q.bias") != nullptr && !arch->quirks.qkv_bias;
     if (auto bos = m.get_int("tokenizer.ggml.bos_token_id"))
         c.bos_token_ids = {*bos};
     if (auto eos = m.get_int("tokenizer.ggml.eos_token_id"))
@@ -201,17 +164,16 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
 
 void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
 {
-    const ArchKeys* arch = nullptr;
-    for (const auto& a : known_archs)
-        if (config.model_type == a.model_type)
-            arch = &a;
-    const bool permuted = arch && arch->rope_permuted;
+    const Architecture* arch = find_architecture(config.model_type);
+    if (!arch)
+        throw UnsupportedError("unsupported architecture '" + config.model_type + "'; supported: " + supported_arch_list());
+    const bool permuted = arch->gguf.rope_permuted;
     checkpoint.edit_entries([&](TensorEntry& t) {
         if (!t.gguf)
             return true;
         if (t.name == "rope_freqs.weight" && !config.rope.freq_factors.empty())
             return false; // read into the config (RopeConfig::freq_factors)
-        auto hf = hf_tensor_name(t.name);
+        auto hf = hf_tensor_name(*arch, t.name);
         if (!hf)
             return true; // kept under its GGUF name: reported as unused
         t.name = std::move(*hf);

@@ -13,16 +13,19 @@
 namespace layerwise {
 
 class Checkpoint;
+struct Architecture;
 
-// general.architecture llama (also Mistral, SmolLM...), qwen2, qwen3. `checkpoint` (GGUF
+// general.architecture: those of the architecture table with a GGUF naming (llama — also
+// Mistral, SmolLM... —, qwen2, qwen3). `checkpoint` (GGUF
 // names) tells whether output.weight exists (tied embeddings otherwise), the vocabulary size
 // when no key gives it and whether the attention has biases. UnsupportedError for another
 // architecture, FormatError for missing or contradictory keys (naming the key).
 ModelConfig config_from_gguf(const gguf::Metadata& metadata, const Checkpoint& checkpoint, const std::string& where,
                              const Logger& log = {});
 
-// The transformers name of a GGUF tensor name; nullopt for names without one (rope_freqs...).
-std::optional<std::string> hf_tensor_name(const std::string& gguf_name);
+// The transformers name of a GGUF tensor name in `arch`'s naming (Architecture::gguf);
+// nullopt for names without one (rope_freqs...).
+std::optional<std::string> hf_tensor_name(const Architecture& arch, const std::string& gguf_name);
 
 // Renames the checkpoint's entries to transformers' names and marks llama's q/k projections
 // for un-permutation (q: config.num_heads, k: config.num_kv_heads). rope_freqs.weight, which

@@ -1,6 +1,6 @@
-// One decode step of the llama family (Llama, Mistral, Qwen2, Qwen3) on the CPU, float32, one
-// sequence, every linear in a GGUF block format: the same computation as llama_forward, written
-// as plain loops over buffers kept from step to step instead of ~40 LibTorch ops a layer. For
+// One decode step of architectures with the llama layout (ArchQuirks::fused_decode: Llama,
+// Mistral, Qwen2, Qwen3) on the CPU, float32, one sequence, every linear in a GGUF block format:
+// the same computation as the llama family's decoder layer (archs/llama.cpp), written as plain loops over buffers kept from step to step instead of ~40 LibTorch ops a layer. For
 // small models the framework's per-op cost is most of a step; here a layer is three calls into
 // the block kernels (q/k/v together, o, gate/up together, down) and a few loops:
 //   RMSNorm -> q, k, v (+ bias) -> q/k RMSNorm (Qwen3) -> RoPE in place -> k, v into the cache
@@ -89,7 +89,8 @@ bool llama_decode_fused_applies(const LoadedModel& m)
     const ModelConfig& c = m.config;
     if (m.dtype != DType::f32 || m.execution_device.is_gpu() || (c.hidden_act != "silu" && c.hidden_act != "swish"))
         return false;
-    if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" && c.model_type != "qwen3")
+    const Architecture* arch = find_architecture(c.model_type);
+    if (!arch || !arch->quirks.fused_decode)
         return false;
     if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0 || c.head_dim % 2 != 0)
         return false;
@@ -107,7 +108,7 @@ bool llama_decode_fused_applies(const LoadedModel& m)
         for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"})
             if (!float_cpu(w.find(norm)))
                 return false;
-        if (c.model_type == "qwen3" && (!float_cpu(w.find("self_attn.q_norm.weight")) || !float_cpu(w.find("self_attn.k_norm.weight"))))
+        if (arch->quirks.qk_norm && (!float_cpu(w.find("self_attn.q_norm.weight")) || !float_cpu(w.find("self_attn.k_norm.weight"))))
             return false;
     }
     return float_cpu(m.find_global("model.norm.weight"));
@@ -125,7 +126,7 @@ at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
                         " tokens); start a new conversation or plan a longer context");
     const std::int64_t total = start + 1;
     const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-    const bool qk_norm = c.model_type == "qwen3";
+    const bool qk_norm = runner.architecture().quirks.qk_norm;
 
     // Kept from step to step (no allocation per token); a reference, so that the attention's
     // worker threads use this thread's buffers, not thread-locals of their own.

@@ -355,11 +355,15 @@ private:
     // A linear saved quantized (bitsandbytes, GPTQ): its tensors as they are in the file.
     void load_saved_quant(const ModuleTensor& t, const Device& d, const std::string& module, QuantInfo& saved)
     {
-        if (saved.shape != t.shape)
+        // A quantized Conv1D ([in, out] as stored plain) is saved as the Linear [out, in] it computes.
+        std::vector<std::int64_t> expected = t.shape;
+        if (m_model->tree.nodes()[static_cast<std::size_t>(m_model->tree.find(module))].class_name == "Conv1D")
+            std::swap(expected[0], expected[1]);
+        if (saved.shape != expected)
             throw FormatError(m_ck.folder().string() + ": the quantized '" + t.full_name + "' has shape [" +
                               std::to_string(saved.shape[0]) + ", " + std::to_string(saved.shape[1]) + "] but " +
-                              m_model->config.described_by + " implies [" + std::to_string(t.shape[0]) + ", " +
-                              std::to_string(t.shape[1]) + "]; the config and the weights do not belong together");
+                              m_model->config.described_by + " implies [" + std::to_string(expected[0]) + ", " +
+                              std::to_string(expected[1]) + "]; the config and the weights do not belong together");
         if (m_options.quant.enabled() && m_options.quant.method != saved.method)
             throw UnsupportedError(m_ck.folder().string() + ": '" + t.full_name + "' is saved quantized as " +
                                    std::string(quant_method_name(saved.method)) + "; it cannot be re-quantized as " +

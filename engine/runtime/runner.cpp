@@ -129,7 +129,7 @@ double rope_attention_scaling(const ModelConfig& c)
 }
 
 Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
-    : m_model(model), m_exec(model.execution_device.is_gpu()
+    : m_model(model), m_arch(&architecture_of(model.config)), m_exec(model.execution_device.is_gpu()
                                  ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(model.execution_device.index))
                                  : at::Device(at::kCPU))
 {
@@ -147,7 +147,7 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
             m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
         });
     }
-    if (c.model_type != "gpt2") {
+    if (m_arch->quirks.rotary) {
         m_inv_freq = m_inv_freq_original = rope_inv_freq(c);
         m_rope_scaling = rope_attention_scaling(c);
         m_rope_cached_length = c.max_position_embeddings;
@@ -194,7 +194,7 @@ bool Runner::fused_decode_ready()
     if (!m_fused)
         return false;
     if (!m_fused_applies)
-        m_fused_applies = !m_streamer && llama_decode_fused_applies(m_model);
+        m_fused_applies = m_arch->quirks.fused_decode && !m_streamer && llama_decode_fused_applies(m_model);
     return *m_fused_applies;
 }
 
@@ -203,17 +203,56 @@ at::Tensor Runner::rotary(std::int64_t start, std::int64_t n, at::ScalarType dty
     return rotary_cos_sin(m_inv_freq, start, n, dtype, sin, m_rope_scaling);
 }
 
-std::pair<at::Tensor, at::Tensor> Runner::append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v)
+std::pair<at::Tensor, at::Tensor> append_kv(KvCache& cache, std::size_t layer, const at::Tensor& k, const at::Tensor& v)
 {
     const std::int64_t n = k.size(2);
-    const std::int64_t start = m_cache.length;
-    if (start + n > m_cache.capacity)
-        throw PlanError("the context is full (" + std::to_string(m_cache.capacity) + " tokens); start a new conversation or plan a longer context");
-    at::Tensor& ck = m_cache.k[layer];
-    at::Tensor& cv = m_cache.v[layer];
+    const std::int64_t start = cache.length;
+    if (start + n > cache.capacity)
+        throw PlanError("the context is full (" + std::to_string(cache.capacity) + " tokens); start a new conversation or plan a longer context");
+    at::Tensor& ck = cache.k[layer];
+    at::Tensor& cv = cache.v[layer];
     ck.narrow(2, start, n).copy_(k);
     cv.narrow(2, start, n).copy_(v);
     return {ck.narrow(2, 0, start + n), cv.narrow(2, 0, start + n)};
+}
+
+std::pair<at::Tensor, at::Tensor> Runner::append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v)
+{
+    return layerwise::append_kv(m_cache, layer, k, v);
+}
+
+std::pair<at::Tensor, at::Tensor> ForwardStep::keys_values(std::size_t layer, const at::Tensor& k, const at::Tensor& v) const
+{
+    if (!cache)
+        return {k, v};
+    return append_kv(*cache, layer, k, v);
+}
+
+void ForwardStep::observe_input(const std::string& module, const at::Tensor& x) const
+{
+    if (observe && *observe)
+        (*observe)(module, x);
+}
+
+at::Tensor ForwardStep::linear(const LayerWeights& w, const std::string& module, const at::Tensor& x) const
+{
+    observe_input(module, x);
+    return layer_linear(w, module, x);
+}
+
+std::vector<at::Tensor> ForwardStep::linears(const LayerWeights& w, const std::vector<std::string>& modules, const at::Tensor& x) const
+{
+    for (const std::string& m : modules)
+        observe_input(m, x);
+    return layer_linears(w, modules, x);
+}
+
+const Architecture& architecture_of(const ModelConfig& config)
+{
+    const Architecture* a = find_architecture(config.model_type);
+    if (!a || !a->embed || !a->layer || !a->head)
+        throw UnsupportedError("architecture '" + config.model_type + "' cannot run (supported: " + supported_arch_list() + ")");
+    return *a;
 }
 
 void Runner::prefetch(std::size_t layer) const
@@ -234,19 +273,41 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
     if (m_cache.length + ids.size(1) > m_cache.capacity)
         throw PlanError("the prompt and the answer need " + std::to_string(m_cache.length + ids.size(1)) +
                         " tokens but the context holds " + std::to_string(m_cache.capacity));
-    const std::string& type = m_model.config.model_type;
-    if (type != "gpt2")
+    if (m_arch->quirks.rotary)
         update_rope(m_cache.length + ids.size(1));
     at::Tensor logits = translating_out_of_memory(
         "running " + std::to_string(ids.size(1)) + " tokens through the model", m_exec.str(), [&] {
-            if (type == "gpt2")
-                return gpt2_forward(*this, ids, all_positions);
-            if (type == "gpt_neox")
-                return gpt_neox_forward(*this, ids, all_positions);
-            return llama_forward(*this, ids, all_positions);
+            if (ids.size(0) == 1 && ids.size(1) == 1 && fused_decode_ready())
+                return llama_decode_fused(*this, ids);
+            return run_forward(ids, all_positions);
         });
     m_cache.length += ids.size(1);
     return logits.to(at::kFloat);
+}
+
+ForwardStep Runner::begin_step(const at::Tensor& ids)
+{
+    return ForwardStep{m_model, m_exec, ids.size(0), ids.size(1), m_cache.length, {}, {}, &m_cache, nullptr};
+}
+
+void Runner::set_rotary(ForwardStep& step, at::ScalarType dtype) const
+{
+    if (!m_arch->quirks.rotary)
+        return;
+    step.cos = rotary(step.start, step.tokens, dtype, false).to(m_exec);
+    step.sin = rotary(step.start, step.tokens, dtype, true).to(m_exec);
+}
+
+at::Tensor Runner::run_forward(const at::Tensor& ids, bool all_positions)
+{
+    ForwardStep step = begin_step(ids);
+    at::Tensor h = m_arch->embed(step, ids);
+    set_rotary(step, h.scalar_type());
+    for (std::size_t l = 0; l < m_model.layers.size(); ++l)
+        run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+    if (!all_positions)
+        h = h.narrow(1, step.tokens - 1, 1);
+    return m_arch->head(step, h);
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps)

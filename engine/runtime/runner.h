@@ -2,11 +2,13 @@
 // Runs a loaded model: prefill and decode steps with a KV cache, layer by layer on their
 // devices. Disk layers are prefetched one layer ahead (madvise WILLNEED) and released after
 // use, so a model larger than the RAM it may use still runs.
+#include "model/arch.h"
 #include "runtime/loaded_model.h"
 #include "runtime/offload.h"
 
 #include <ATen/core/Tensor.h>
 #include <algorithm>
+#include <functional>
 #include <optional>
 
 namespace layerwise {
@@ -15,6 +17,36 @@ struct KvCache {
     std::vector<at::Tensor> k, v; // [batch, kv_heads, capacity, head_dim] per layer
     std::int64_t length = 0;
     std::int64_t capacity = 0;
+};
+
+// Appends k, v [batch, kv_heads, n, head_dim] at the cache's current length to `layer`'s entry;
+// returns the cached keys and values up to and including them. PlanError when the cache is full.
+std::pair<at::Tensor, at::Tensor> append_kv(KvCache& cache, std::size_t layer, const at::Tensor& k, const at::Tensor& v);
+
+// Sees the input of every linear a decoder layer runs (module name local to the layer,
+// "self_attn.q_proj"), before the linear runs: GPTQ calibration collects its statistics here.
+using LinearObserver = std::function<void(const std::string& module, const at::Tensor& input)>;
+
+// One forward over `tokens` new positions from `start`: what an architecture's embed, decoder
+// layer and head functions (Architecture, model/arch.h) read.
+struct ForwardStep {
+    const LoadedModel& model;          // config and the tensors outside decoder layers (globals)
+    at::Device exec;                   // where hidden states start and offloaded layers run
+    std::int64_t batch = 1;
+    std::int64_t tokens = 0;
+    std::int64_t start = 0;            // position of the first new token
+    at::Tensor cos, sin;               // rotary factors [tokens, rotary_dim] on exec (rotary architectures)
+    KvCache* cache = nullptr;          // nullptr: each layer attends over its own keys and values only
+    const LinearObserver* observe = nullptr;
+
+    const ModelConfig& config() const { return model.config; }
+    // The keys and values layer `layer` attends over: the cache with k, v appended, or k, v themselves.
+    std::pair<at::Tensor, at::Tensor> keys_values(std::size_t layer, const at::Tensor& k, const at::Tensor& v) const;
+    // Tells the observer (if any) that `module` runs on `x`.
+    void observe_input(const std::string& module, const at::Tensor& x) const;
+    // layer_linear / layer_linears, observed.
+    at::Tensor linear(const LayerWeights& w, const std::string& module, const at::Tensor& x) const;
+    std::vector<at::Tensor> linears(const LayerWeights& w, const std::vector<std::string>& modules, const at::Tensor& x) const;
 };
 
 class Runner {
@@ -29,6 +61,7 @@ public:
     std::int64_t position() const { return m_cache.length; }
     std::int64_t capacity() const { return m_cache.capacity; }
     LoadedModel& model() { return m_model; }
+    const Architecture& architecture() const { return *m_arch; }
     // GPU runs with CPU-offloaded layers: copy the next offloaded layer while one computes (the
     // default), or each one when it is needed (for comparison).
     void set_prefetch(bool on);
@@ -49,12 +82,20 @@ public:
     // Appends k, v [batch, kv_heads, n, head_dim] at the current position; returns the cached views.
     std::pair<at::Tensor, at::Tensor> append_kv(std::size_t layer, const at::Tensor& k, const at::Tensor& v);
 
+    // The pieces of forward(): a step over `ids` at the current position (with this runner's
+    // cache), its rotary factors in `dtype`, and embed -> every layer -> head without the cache
+    // length advancing (forward() advances it).
+    ForwardStep begin_step(const at::Tensor& ids);
+    void set_rotary(ForwardStep& step, at::ScalarType dtype) const;
+    at::Tensor run_forward(const at::Tensor& ids, bool all_positions);
+
 private:
     void update_rope(std::int64_t seq_len);
     void prefetch(std::size_t layer) const;
     void release(std::size_t layer) const;
 
     LoadedModel& m_model;
+    const Architecture* m_arch;
     KvCache m_cache;
     at::Tensor m_inv_freq;          // what this forward rotates with
     at::Tensor m_inv_freq_original; // dynamic / longrope: the frequencies they start from
@@ -67,14 +108,14 @@ private:
     std::optional<bool> m_fused_applies; // decided once per runner
 };
 
-// Per-architecture forwards (engine/runtime/forward_<family>.cpp). Hidden states in, logits out.
-at::Tensor llama_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
-// The fused CPU decode step of the llama family (GGUF block linears, float32, one sequence, one
-// token): whether a loaded model can take it, and the step itself ([1, 1, vocab] logits).
+// The architecture of a config: UnsupportedError naming the supported ones when unknown.
+const Architecture& architecture_of(const ModelConfig& config);
+
+// The fused CPU decode step of architectures with the llama layout (ArchQuirks::fused_decode;
+// GGUF block linears, float32, one sequence, one token): whether a loaded model can take it,
+// and the step itself ([1, 1, vocab] logits).
 bool llama_decode_fused_applies(const LoadedModel& m);
 at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids);
-at::Tensor gpt2_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
-at::Tensor gpt_neox_forward(Runner& runner, const at::Tensor& ids, bool all_positions);
 
 // Shared pieces.
 // inv_freq (float32 [rotary_dim / 2]) and the cos/sin factor of the config's rope type.

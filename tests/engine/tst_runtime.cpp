@@ -2,9 +2,12 @@
 // offload; sampling; loading errors and cancellation.
 #include "testdata.h"
 #include "engine/reference_logits.h"
+#include "engine/test_architecture.h"
 
 #include "core/error.h"
 #include "inspect.h"
+#include "model/arch.h"
+#include "plan/plan.h"
 #include "plan/device_map.h"
 #include "runtime/loaded_model.h"
 #include "runtime/runner.h"
@@ -36,6 +39,7 @@ private Q_SLOTS:
     void generationStops();
     void loadErrorsAndCancel();
     void outOfMemoryIsClear();
+    void registeredArchitectureRuns();
 };
 
 namespace {
@@ -300,6 +304,50 @@ void TestRuntime::outOfMemoryIsClear()
     qInfo("%s", qPrintable(message));
     Runner fits(*model, 16); // and the model still runs
     QCOMPARE(fits.forward(at::tensor({1, 5}, at::kLong).unsqueeze(0)).size(-1), c.vocab_size);
+}
+
+void TestRuntime::registeredArchitectureRuns()
+{
+    // An architecture outside the engine's table (tests/engine/test_architecture.cpp) is read,
+    // planned, loaded and run like a built-in one. Its weights and config are those of the Qwen3
+    // fixture under the new model_type, so transformers' Qwen3 logits are its reference.
+    const std::string type = test::register_test_architecture();
+    QVERIFY(find_architecture(type));
+    QVERIFY(supported_arch_list().find(type) != std::string::npos);
+    QVERIFY(supported_gguf_list().find(type) == std::string::npos); // no GGUF form
+    test::TempDir tmp;
+    const fs::path source = test::fixtures() / "checkpoints" / "qwen3-bf16";
+    fs::copy_file(source / "model.safetensors", tmp.path() / "model.safetensors");
+    json config = test::read_json(source / "config.json");
+    config["model_type"] = type;
+    config["architectures"] = {"TestQkNormLlamaForCausalLM"};
+    test::write_file(tmp.path() / "config.json", config.dump(2));
+
+    ModelDescription d = describe_model(tmp.path().string());
+    QCOMPARE(d.config.model_type, type);
+    QCOMPARE(d.tree.no_split_class(), std::string("TestQkNormLlamaDecoderLayer"));
+    QVERIFY(d.tree.find_tensor("model.layers.1.self_attn.k_norm.weight"));
+    DeviceInfo cpu;
+    cpu.id = Device::cpu();
+    cpu.name = "CPU";
+    cpu.total_bytes = cpu.available_bytes = std::uint64_t(1) << 34;
+    cpu.bandwidth = 5e10;
+    cpu.flops = 1e12;
+    PlanRequest request;
+    request.devices = {cpu};
+    request.context = 64;
+    request.weights.dtype = DType::f32;
+    const Plan plan = make_plan(d.tree, d.config, request);
+    QVERIFY(plan.verdict != Verdict::does_not_fit);
+    QCOMPARE(plan.device_map.size(), std::size_t{1}); // everything on the CPU
+
+    LoadOptions o;
+    o.dtype = DType::f32;
+    o.device_map = plan.device_map;
+    o.offload_folder = tmp.path();
+    auto model = load_model(std::move(d), o);
+    const json ref = test::read_json(test::fixtures() / "logits" / "qwen3-bf16-float32.json");
+    test::compare_logits(*model, ref, 1e-4, true); // float32: transformers' operations, to 1e-4 (logitsMatchTransformers)
 }
 
 QTEST_GUILESS_MAIN(TestRuntime)

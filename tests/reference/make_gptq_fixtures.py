@@ -32,8 +32,19 @@ Outputs (committed; CI needs none of these packages):
       transformers (float32) logits of that model with every quantized linear replaced by the
       weight AutoGPTQ's QuantLinear dequantizes (float32 scales: exact): prefill of a fixed prompt
       and greedy decode steps, as make_logits.py records them.
+  tests/fixtures/quant/gptq_job/<arch>/ and <arch>.reference.safetensors (gpt2, gpt_neox)
+      a tiny random model (hidden 64, 2 layers, vocab 256, float16, the byte-level tokenizer) and
+      what AutoGPTQ's GPTQ class computes for it, layer by layer in AutoGPTQ's order
+      (inside_layer_modules, true_sequential: each group's inputs captured with forward hooks on
+      the model whose earlier layers and groups are already quantized in place, as
+      BaseGPTQForCausalLM.quantize feeds them), calibrated on one sequence: the first
+      JOB_SEQ_LEN bytes of the shared-data text. Per linear (the name of the source model):
+      codes (uint8 [out, in]), scales (float32 [groups, out]), zeros (int32 [groups, out]),
+      g_idx (int32 [in]); and the logits of the quantized model (float32, transformers) on
+      PROMPT, in gptq_job.json with the parameters.
 
-Run: .venv/bin/python tests/reference/make_gptq_fixtures.py [path/to/shared/data]
+Run: .venv/bin/python tests/reference/make_gptq_fixtures.py [path/to/shared/data] [--job-only]
+(--job-only: only the gptq_job/ fixtures). auto_gptq need not import: its files are read by path.
 """
 import base64
 import hashlib
@@ -54,7 +65,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "quant"
 AUTO_GPTQ_VERSION = "0.7.1"
-DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+DATA = Path(ARGS[0]) if ARGS else ROOT.parent / "shared" / "data"
 PPL_TEXT = "models/stories260K-llama2c/expected_greedy_bos_200.txt"
 
 
@@ -370,6 +382,110 @@ def perplexity(model, folder, context=64, stride=32):
             "tokens": n_tokens, "nll": avg, "perplexity": math.exp(avg)}
 
 
+# --- GPTQ jobs of GPT-2 and GPT-NeoX ------------------------------------------------------------
+JOB_SEQ_LEN = 256
+JOB_CASES = {
+    # arch: (layers path, AutoGPTQ's inside_layer_modules, bits, group size, desc_act, sym)
+    "gpt2": ("transformer.h", [["attn.c_attn"], ["attn.c_proj"], ["mlp.c_fc"], ["mlp.c_proj"]], 4, 32, False, True),
+    "gpt_neox": ("gpt_neox.layers", [["attention.query_key_value"], ["attention.dense"], ["mlp.dense_h_to_4h"],
+                                     ["mlp.dense_4h_to_h"]], 4, 32, True, False),
+}
+
+
+def load_autogptq_gptq():
+    base = auto_gptq_dir() / "quantization"
+    import types
+    package = types.ModuleType("agptq_quantization")
+    package.__path__ = [str(base)]
+    sys.modules["agptq_quantization"] = package
+    modules = {}
+    for name in ("quantizer", "gptq"):
+        spec = importlib.util.spec_from_file_location(f"agptq_quantization.{name}", base / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        modules[name] = module
+    torch.cuda.synchronize = lambda *a, **k: None  # fasterquant synchronizes; there may be no GPU
+    return modules["gptq"]
+
+
+def make_job_model(arch):
+    torch.manual_seed(2468 if arch == "gpt2" else 1357)
+    if arch == "gpt2":
+        config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_inner=128, vocab_size=256, n_positions=JOB_SEQ_LEN,
+                                         initializer_range=0.08, bos_token_id=None, eos_token_id=None)
+        model = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.GPTNeoXConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                            vocab_size=256, max_position_embeddings=JOB_SEQ_LEN, rotary_pct=0.5,
+                                            initializer_range=0.08, tie_word_embeddings=False, bos_token_id=None,
+                                            eos_token_id=None)
+        model = transformers.GPTNeoXForCausalLM(config)
+    return model.eval()
+
+
+def gptq_like_autogptq(model, ids, layers_path, groups, bits, group, desc_act, sym):
+    """AutoGPTQ's sequential quantization; returns {module: (codes, scales, zeros, g_idx)}."""
+    gptq_module = load_autogptq_gptq()
+    out = {}
+    for l, layer in enumerate(model.get_submodule(layers_path)):
+        for names in groups:
+            quantizers, handles = {}, []
+            for name in names:
+                module = layer.get_submodule(name)
+                g = gptq_module.GPTQ(module)
+                g.quantizer.configure(bits, perchannel=True, sym=sym, mse=False)
+                quantizers[name] = g
+                handles.append(module.register_forward_hook(lambda m, inp, o, g=g: g.add_batch(inp[0].data, o.data)))
+            with torch.no_grad():
+                model(ids)
+            for h in handles:
+                h.remove()
+            for name, g in quantizers.items():
+                scale, zero, g_idx = g.fasterquant(percdamp=0.01, group_size=group, actorder=desc_act, static_groups=False)
+                module = layer.get_submodule(name)
+                q = module.weight.data.t() if isinstance(module, transformers.Conv1D) else module.weight.data
+                gl = g_idx.long()
+                codes = torch.clamp(torch.round(q / scale[:, gl]) + zero[:, gl], 0, 2 ** bits - 1)
+                assert torch.allclose(scale[:, gl] * (codes - zero[:, gl]), q, atol=1e-6), name
+                out[f"{layers_path}.{l}.{name}"] = (codes.to(torch.uint8).contiguous(), scale.t().contiguous().float(),
+                                                    zero.t().contiguous().to(torch.int32), g_idx.to(torch.int32))
+                g.free()
+    return out
+
+
+def make_gptq_jobs():
+    text = (DATA / PPL_TEXT).read_text()
+    ids = torch.tensor([list(text.encode()[:JOB_SEQ_LEN])])
+    summary = {"auto_gptq": AUTO_GPTQ_VERSION, "transformers": transformers.__version__, "torch": torch.__version__,
+               "calibration": PPL_TEXT, "samples": 1, "seq_len": JOB_SEQ_LEN, "prompt": PROMPT, "cases": {}}
+    for arch, (layers_path, groups, bits, group, desc_act, sym) in JOB_CASES.items():
+        folder = OUT / "gptq_job" / arch
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        model = make_job_model(arch)
+        model.half().save_pretrained(folder)
+        (folder / "generation_config.json").unlink(missing_ok=True)
+        save_byte_tokenizer(folder)
+        model = model.float()  # the float16 weights, computed in float32 as the job does on a CPU
+        torch.set_num_threads(1)
+        result = gptq_like_autogptq(model, ids, layers_path, groups, bits, group, desc_act, sym)
+        tensors = {}
+        for name, (codes, scales, zeros, g_idx) in result.items():
+            tensors[name + ".codes"], tensors[name + ".scales"] = codes, scales
+            tensors[name + ".zeros"], tensors[name + ".g_idx"] = zeros, g_idx
+        save_file(tensors, str(OUT / "gptq_job" / f"{arch}.reference.safetensors"))
+        with torch.no_grad():
+            logits = model(torch.tensor([PROMPT])).logits[0].float()
+        summary["cases"][arch] = {"bits": bits, "group_size": group, "desc_act": desc_act, "sym": sym,
+                                  "damp_percent": 0.01, "modules": sorted(result),
+                                  "logits": [[round(v, 6) for v in row] for row in logits.tolist()]}
+        print(f"gptq_job/{arch}: {len(result)} linears")
+    (OUT / "gptq_job" / "gptq_job.json").write_text(json.dumps(summary) + "\n")
+
+
 if __name__ == "__main__":
-    pack_fixtures()
-    make_llama()
+    if "--job-only" not in sys.argv:
+        pack_fixtures()
+        make_llama()
+    make_gptq_jobs()

@@ -1,0 +1,20 @@
+// The table of built-in architectures: adding one is its file in engine/archs/ and a line here.
+// Ordered by model_type (the order error messages list them in).
+#include "archs/architectures.h"
+
+namespace layerwise {
+
+const std::vector<Architecture>& builtin_architectures()
+{
+    static const std::vector<Architecture> table = {
+        gpt2_architecture(),
+        gpt_neox_architecture(),
+        llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),
+        llama_family_architecture({"mistral", "Mistral"}),
+        llama_family_architecture({"qwen2", "Qwen2", "qwen2", false, /*qkv_bias=*/true}),
+        llama_family_architecture({"qwen3", "Qwen3", "qwen3", false, false, /*qk_norm=*/true}),
+    };
+    return table;
+}
+
+} // namespace layerwise
