@@ -1,6 +1,6 @@
 #pragma once
-// The architecture files of engine/archs/: one function per file (a family may have variants),
-// each returning all that architecture is (model/arch.h). The table (table.cpp) lists them.
+// The llama family's variants (archs/llama.cpp). Each architecture file defines one function
+// returning all that architecture is (model/arch.h); the table (table.cpp) declares and lists them.
 #include "model/arch.h"
 
 namespace layerwise {
@@ -16,7 +16,5 @@ struct LlamaVariant {
 };
 
 Architecture llama_family_architecture(const LlamaVariant& variant); // archs/llama.cpp
-Architecture gpt2_architecture();                                    // archs/gpt2.cpp
-Architecture gpt_neox_architecture();                                // archs/gpt_neox.cpp
 
 } // namespace layerwise

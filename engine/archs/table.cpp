@@ -1,8 +1,12 @@
-// The table of built-in architectures: adding one is its file in engine/archs/ and a line here.
-// Ordered by model_type (the order error messages list them in).
+// The table of built-in architectures: adding one is its file in engine/archs/ (the build finds
+// it) and its declaration and line here. Ordered by model_type (the order error messages list
+// them in).
 #include "archs/architectures.h"
 
 namespace layerwise {
+
+Architecture gpt2_architecture();     // archs/gpt2.cpp
+Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
 
 const std::vector<Architecture>& builtin_architectures()
 {
