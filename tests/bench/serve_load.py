@@ -43,7 +43,9 @@ def start(kind, model, context, threads):
         cmd = [binary, "serve", model, "--port", str(port), "--context", str(context), "--threads", str(threads)]
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--port", str(port), "--n_ctx", str(context),
-               "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+               "--n_threads", str(threads), "--n_threads_batch", str(threads),
+               # By default a new request interrupts the one streaming: let requests take turns instead.
+               "--interrupt_requests", "False"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=600)
     deadline = time.time() + 300
