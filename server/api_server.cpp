@@ -138,10 +138,10 @@ struct ApiServer::Impl {
     Session& session;
     ServerOptions options;
     httplib::Server http;
-    GenerationThread generator;
     std::atomic<int> active{0};
     std::atomic<bool> shutting_down{false}; // stop(): running generations end at their next token
     int bound_port = 0;
+    GenerationThread generator; // last: it finishes the queued generations before the rest goes
 
     Impl(Session& s, ServerOptions o) : session(s), options(std::move(o)) {}
 
