@@ -579,6 +579,10 @@ std::int64_t percent_int(const Value& v, char conv)
             throw RenderFailure("cannot convert float NaN to integer");
         if (std::isinf(f))
             throw RenderFailure("cannot convert float infinity to integer");
+        // Python prints any integer; this renderer's integers are 64-bit.
+        if (std::abs(f) >= 9223372036854775808.0)
+            throw RenderFailure(std::string("%") + conv + " format: " + std::to_string(f) +
+                                " is beyond the 64-bit integers this renderer formats");
         return static_cast<std::int64_t>(std::trunc(f));
     }
     if (v.is_undefined())
