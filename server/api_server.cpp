@@ -295,6 +295,20 @@ struct ApiServer::Impl {
         return result.get();
     }
 
+    // A whole (not streamed) generation on the generation thread, counted as a client meanwhile.
+    Outcome whole(const std::function<Outcome()>& job)
+    {
+        clients(+1);
+        try {
+            Outcome o = on_generator(job);
+            clients(-1);
+            return o;
+        } catch (...) {
+            clients(-1);
+            throw;
+        }
+    }
+
     void handle_chat(const httplib::Request& req, httplib::Response& res);
     void handle_completion(const httplib::Request& req, httplib::Response& res);
     void stream(httplib::Response& res, const std::function<void(EventChannel&)>& produce);
@@ -362,15 +376,7 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
     if (!r.options.stream) {
-        clients(+1);
-        Outcome o;
-        try {
-            o = on_generator([&] { return run_chat(r, max_new, [](const std::string&) {}, nullptr); });
-        } catch (...) {
-            clients(-1);
-            throw;
-        }
-        clients(-1);
+        const Outcome o = whole([&] { return run_chat(r, max_new, [](const std::string&) {}, nullptr); });
         res.set_content(chat_completion(id, created, model, o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");
         log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
@@ -400,15 +406,7 @@ void ApiServer::Impl::handle_completion(const httplib::Request& req, httplib::Re
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
     if (!r.options.stream) {
-        clients(+1);
-        Outcome o;
-        try {
-            o = on_generator([&] { return run_completion(r, ids, max_new, [](const std::string&) {}, nullptr); });
-        } catch (...) {
-            clients(-1);
-            throw;
-        }
-        clients(-1);
+        const Outcome o = whole([&] { return run_completion(r, ids, max_new, [](const std::string&) {}, nullptr); });
         const std::string text = r.echo && !r.prompt.empty() ? r.prompt + o.text : o.text;
         res.set_content(completion(id, created, model, text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");

@@ -127,12 +127,7 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
 
 at::Tensor head(const ForwardStep& step, const at::Tensor& hidden_states)
 {
-    const ModelConfig& c = step.config();
-    const at::Tensor& lnw = step.model.global("gpt_neox.final_layer_norm.weight");
-    const at::Tensor h = at::layer_norm(hidden_states.to(lnw.device()), {c.hidden_size}, lnw,
-                                        step.model.global("gpt_neox.final_layer_norm.bias"), c.norm_eps);
-    const at::Tensor& out = step.model.global("lm_head.weight");
-    return at::linear(h.to(out.device()), out);
+    return layer_norm_head(step.model, "gpt_neox.final_layer_norm", step.config().norm_eps, hidden_states);
 }
 
 #endif

@@ -414,6 +414,14 @@ at::Tensor global_linear(const LoadedModel& m, const std::string& module, const 
     return dense_linear(x.to(w.device()), w, at::Tensor());
 }
 
+at::Tensor layer_norm_head(const LoadedModel& m, const std::string& norm, double eps, const at::Tensor& hidden_states)
+{
+    const at::Tensor& weight = m.global(norm + ".weight");
+    const at::Tensor h = at::layer_norm(hidden_states.to(weight.device()), {weight.size(0)}, weight, m.global(norm + ".bias"), eps);
+    const at::Tensor& out = m.global("lm_head.weight");
+    return at::linear(h.to(out.device()), out);
+}
+
 at::Tensor activation(const at::Tensor& x, const std::string& act)
 {
     if (act == "silu" || act == "swish")

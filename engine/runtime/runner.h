@@ -141,6 +141,8 @@ std::vector<at::Tensor> layer_linears(const LayerWeights& w, const std::vector<s
 // head on the block kernels.
 at::Tensor global_embedding(const LoadedModel& m, const std::string& module, const at::Tensor& ids);
 at::Tensor global_linear(const LoadedModel& m, const std::string& module, const at::Tensor& x);
+// The output of GPT-2-like models: the final LayerNorm `norm` (its weight and bias), then lm_head.
+at::Tensor layer_norm_head(const LoadedModel& m, const std::string& norm, double eps, const at::Tensor& hidden_states);
 
 template <typename F>
 void Runner::run_layer(std::size_t index, F&& body)
