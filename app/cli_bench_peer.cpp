@@ -3,7 +3,7 @@
 // model folder — by the peer scripts in tests/bench/, and the ratios they print.
 #include "commands.h"
 
-#include "core/error.h"
+#include "api/layerwise.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>

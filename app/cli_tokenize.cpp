@@ -3,8 +3,7 @@
 // `layerwise tokenize MODEL_DIR|TOKENIZER_FILE --bench FILE [--json]`
 #include "commands.h"
 
-#include "core/error.h"
-#include "text/tokenizer.h"
+#include "api/layerwise.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -1,7 +1,6 @@
 #include "default_model.h"
 
-#include "core/error.h"
-#include "quant/gptq_calibration.h"
+#include "api/layerwise.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // layerwise: no arguments starts the GUI; a subcommand runs the CLI.
 #include "commands.h"
 
-#include "core/error.h"
+#include "api/layerwise.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>

@@ -1,7 +1,6 @@
 #include "devicepanel.h"
 
-#include "core/bytes.h"
-#include "core/error.h"
+#include "api/layerwise.h"
 #include "moduletreemodel.h"
 
 #include <QFrame>

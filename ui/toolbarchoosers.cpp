@@ -1,6 +1,6 @@
 #include "toolbarchoosers.h"
 
-#include "model/presets.h"
+#include "api/layerwise.h"
 
 namespace layerwise::ui {
 
