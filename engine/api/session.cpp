@@ -1,5 +1,6 @@
 #include "api/session.h"
 
+#include "api/batch_state.h"
 #include "api/model_access.h"
 #include "core/error.h"
 #include "runtime/chat.h"
@@ -25,6 +26,7 @@ struct Session::State {
     std::vector<std::int64_t> model_eos;
     // Calls from several threads (the GUI's chat and the local server) take turns.
     mutable std::recursive_mutex mutex;
+    std::set<const SequenceBatch*> batches; // live batches, whose caches the footprint counts
 
     Runner& run() { return chat ? chat->runner() : *runner; }
     const Runner& run() const { return chat ? const_cast<ChatSession&>(*chat).runner() : *runner; }
@@ -179,18 +181,32 @@ std::vector<LoadedFootprint> Session::footprint() const
         for (const auto& [name, t] : layer.tensors)
             add(layer.home, t);
     }
-    KvCache& cache = const_cast<Runner&>(m_state->run()).cache();
-    for (std::size_t i = 0; i < cache.k.size(); ++i)
-        for (const at::Tensor* t : {&cache.k[i], &cache.v[i]})
-            if (t->defined()) {
-                LoadedFootprint& f = by_device[device_of_tensor(*t)];
-                f.device = device_of_tensor(*t);
-                f.kv_cache_bytes += t->nbytes();
-            }
+    std::vector<const KvCache*> caches{&const_cast<Runner&>(m_state->run()).cache()};
+    for (const SequenceBatch* batch : m_state->batches)
+        for (const KvCache* c : batch->own_caches())
+            caches.push_back(c);
+    for (const KvCache* cache : caches)
+        for (std::size_t i = 0; i < cache->k.size(); ++i)
+            for (const at::Tensor* t : {&cache->k[i], &cache->v[i]})
+                if (t->defined()) {
+                    LoadedFootprint& f = by_device[device_of_tensor(*t)];
+                    f.device = device_of_tensor(*t);
+                    f.kv_cache_bytes += t->nbytes();
+                }
     std::vector<LoadedFootprint> out;
     for (auto& [device, f] : by_device)
         out.push_back(f);
     return out;
+}
+
+std::unique_ptr<Batch> Session::batch(std::size_t slots)
+{
+    std::lock_guard lock(m_state->mutex);
+    auto state = std::make_unique<Batch::State>(m_state->mutex, m_state->run(), slots);
+    const SequenceBatch* registered = &state->batch;
+    m_state->batches.insert(registered);
+    state->unregister = [session = m_state.get(), registered] { session->batches.erase(registered); };
+    return std::unique_ptr<Batch>(new Batch(std::move(state)));
 }
 
 void Session::set_prefetch(bool on)

@@ -2,9 +2,10 @@
 // A loaded model that runs: Session::load() places the weights as a plan says (GPU, CPU,
 // disk; quantized on the fly if asked), then generates from token ids, chats through the
 // model's chat template with its KV cache kept between turns, measures perplexity and reports
-// where its weights are. One Session runs one sequence at a time; calls block; calls from
+// where its weights are. One Session runs one sequence at a time (several with batch()); calls block; calls from
 // several threads take turns (the desktop app's chat and its local server share one session);
 // cancel through the progress callback (load, perplexity) or the stop flag (generation).
+#include "api/batch.h"
 #include "api/model.h"
 #include "core/progress.h"
 #include "model/quant_config.h"
@@ -86,6 +87,11 @@ public:
     nlohmann::json hf_device_map() const;       // where each module runs, transformers' format
     std::vector<Device> layer_devices() const;  // each decoder block's home
     std::vector<LoadedFootprint> footprint() const;
+
+    // Up to `slots` sequences decoded together (continuous batching, api/batch.h), each with its
+    // own KV cache of context_length() tokens, allocated here (OutOfMemoryError when they do not
+    // fit; plan with PlanRequest::batch = slots + 1 to count them with this session's own).
+    std::unique_ptr<Batch> batch(std::size_t slots);
 
     // GPU runs with CPU-offloaded layers: copy the next layer while one computes (default).
     void set_prefetch(bool on);

@@ -97,10 +97,10 @@ at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
     const ModelConfig& c = step.config();
     const at::Tensor& wte = step.model.global("transformer.wte.weight");
     const at::Tensor& wpe = step.model.global("transformer.wpe.weight");
-    if (step.start + step.tokens > c.max_position_embeddings)
+    const at::Tensor positions = step.positions();
+    if (positions.max().item<std::int64_t>() >= c.max_position_embeddings)
         throw PlanError("GPT-2 has learned positions for " + std::to_string(c.max_position_embeddings) +
                         " tokens; the context cannot grow beyond that");
-    const at::Tensor positions = at::arange(step.start, step.start + step.tokens, at::kLong).unsqueeze(0);
     return at::embedding(wte, ids.to(wte.device())).to(step.exec) + at::embedding(wpe, positions.to(wpe.device())).to(step.exec);
 }
 
@@ -115,9 +115,8 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const at::Tensor q = qkv[0].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2);
     const at::Tensor k = qkv[1].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2);
     const at::Tensor v = qkv[2].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2);
-    auto [keys, values] = step.keys_values(index, k, v);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-    const at::Tensor attn = attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.hidden_size});
+    const at::Tensor attn = step.attend(index, q, k, v, scale).transpose(1, 2).reshape({b, n, c.hidden_size});
     h = conv1d(step, w, "attn.c_proj", attn) + h;
     x = at::layer_norm(h, {c.hidden_size}, w["ln_2.weight"], w["ln_2.bias"], c.norm_eps);
     return h + conv1d(step, w, "mlp.c_proj", activation(conv1d(step, w, "mlp.c_fc", x), c.hidden_act));

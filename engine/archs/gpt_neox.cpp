@@ -112,10 +112,9 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
     const at::Tensor q = partial_rotary(qkv[0], cos, sin);
     const at::Tensor k = partial_rotary(qkv[1], cos, sin);
-    auto [keys, values] = step.keys_values(index, k, qkv[2]);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     const at::Tensor attn = step.linear(
-        w, "attention.dense", attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.hidden_size}));
+        w, "attention.dense", step.attend(index, q, k, qkv[2], scale).transpose(1, 2).reshape({b, n, c.hidden_size}));
     const auto mlp = [&](const at::Tensor& y) {
         return step.linear(w, "mlp.dense_4h_to_h", activation(step.linear(w, "mlp.dense_h_to_4h", y), c.hidden_act));
     };

@@ -126,9 +126,8 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const auto rotate = w.rope_pairs() ? apply_rotary_pairs : apply_rotary;
     q = rotate(q.transpose(1, 2), step.cos.to(dev), step.sin.to(dev));
     k = rotate(k.transpose(1, 2), step.cos.to(dev), step.sin.to(dev));
-    auto [keys, values] = step.keys_values(index, k, v);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-    const at::Tensor attn = attention(q, keys.to(dev), values.to(dev), scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
+    const at::Tensor attn = step.attend(index, q, k, v, scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
     h = h + step.linear(w, "self_attn.o_proj", attn);
     x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
     const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);

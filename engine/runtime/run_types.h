@@ -2,7 +2,9 @@
 // The values a run takes and gives back: sampling and generation options, a generation's
 // result, a conversation and its answer, a perplexity measurement and a layer's live state.
 // Plain values (no LibTorch), part of the engine API.
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,10 +37,21 @@ struct GenerationOptions {
 
 struct GenerationResult {
     std::vector<std::int64_t> tokens;         // generated only
-    std::string stop_reason;                  // "eos", "stop_string", "max_new_tokens", "stopped", "context_full"
+    std::string stop_reason;                  // "eos", "stop_string", "max_new_tokens", "stopped", "context_full", "error"
+    std::string error;                        // stop_reason "error": what went wrong
     double ttft_s = 0;                        // prompt in -> first token out
     double decode_tokens_per_s = 0;           // after the first token
     double prefill_tokens_per_s = 0;
+};
+
+// One sequence of a batch decoded together (Session::batch): its prompt, its own options and
+// callbacks, called from the thread that runs the batch.
+struct SequenceRequest {
+    std::vector<std::int64_t> prompt;
+    GenerationOptions options;                          // eos_ids as given (Session::eos_ids() for the model's)
+    std::function<bool(std::int64_t)> on_token;        // false: this sequence stops
+    std::function<void(const GenerationResult&)> on_done; // once, when it leaves the batch
+    const std::atomic<bool>* stop = nullptr;            // polled before every step: true leaves at once
 };
 
 struct ChatMessage {

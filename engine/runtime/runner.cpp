@@ -136,17 +136,7 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     const ModelConfig& c = model.config;
     if (max_context <= 0)
         throw PlanError("the context must hold at least one token");
-    m_cache.capacity = max_context;
-    const auto dtype = at::TensorOptions().dtype(scalar_type(model.dtype)); // quantized weights compute in it too
-    for (std::size_t l = 0; l < model.layers.size(); ++l) {
-        const LayerWeights& lw = model.layers[l];
-        const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
-        translating_out_of_memory("the KV cache of layer " + std::to_string(l) + " (" + std::to_string(max_context) +
-                                      " tokens)", where.str(), [&] {
-            m_cache.k.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
-            m_cache.v.push_back(at::empty({batch, c.num_kv_heads, max_context, c.head_dim}, dtype.device(where)));
-        });
-    }
+    m_cache = allocate_cache(batch, max_context);
     if (m_arch->quirks.rotary) {
         m_inv_freq = m_inv_freq_original = rope_inv_freq(c);
         m_rope_scaling = rope_attention_scaling(c);
@@ -154,6 +144,26 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     }
     set_prefetch(true);
 }
+
+KvCache Runner::allocate_cache(std::int64_t batch, std::int64_t capacity) const
+{
+    const ModelConfig& c = m_model.config;
+    KvCache cache;
+    cache.capacity = capacity;
+    const auto dtype = at::TensorOptions().dtype(scalar_type(m_model.dtype)); // quantized weights compute in it too
+    for (std::size_t l = 0; l < m_model.layers.size(); ++l) {
+        const LayerWeights& lw = m_model.layers[l];
+        const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
+        translating_out_of_memory("the KV cache of layer " + std::to_string(l) + " (" + std::to_string(capacity) + " tokens)",
+                                  where.str(), [&] {
+            cache.k.push_back(at::empty({batch, c.num_kv_heads, capacity, c.head_dim}, dtype.device(where)));
+            cache.v.push_back(at::empty({batch, c.num_kv_heads, capacity, c.head_dim}, dtype.device(where)));
+        });
+    }
+    return cache;
+}
+
+KvCache Runner::make_cache() const { return allocate_cache(1, m_cache.capacity); }
 
 void Runner::set_prefetch(bool on)
 {
@@ -187,6 +197,22 @@ void Runner::update_rope(std::int64_t seq_len)
             m_inv_freq = m_inv_freq_original;
         }
     }
+}
+
+at::Tensor Runner::inv_freq_for_length(std::int64_t seq_len)
+{
+    // What update_rope() gives a single sequence that has grown to seq_len.
+    const ModelConfig& c = m_model.config;
+    if (!c.rope.freq_factors.empty())
+        return m_inv_freq_original;
+    if (c.rope.type == "dynamic" && seq_len > c.max_position_embeddings)
+        return rope_inv_freq(c, seq_len);
+    if (c.rope.type == "longrope" && seq_len > c.rope.original_max_position_embeddings) {
+        if (!m_inv_freq_long.defined())
+            m_inv_freq_long = rope_inv_freq(c, c.rope.original_max_position_embeddings + 1);
+        return m_inv_freq_long;
+    }
+    return m_inv_freq_original;
 }
 
 bool Runner::fused_decode_ready()
@@ -226,6 +252,37 @@ std::pair<at::Tensor, at::Tensor> ForwardStep::keys_values(std::size_t layer, co
     if (!cache)
         return {k, v};
     return append_kv(*cache, layer, k, v);
+}
+
+at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const
+{
+    if (rows.empty()) {
+        auto [keys, values] = keys_values(layer, k, v);
+        return attention(q, keys.to(q.device()), values.to(q.device()), scale);
+    }
+    // Each row attends over its own sequence: appended to its cache, then one attention each.
+    std::vector<at::Tensor> out;
+    out.reserve(rows.size());
+    for (std::size_t b = 0; b < rows.size(); ++b) {
+        const auto i = static_cast<std::int64_t>(b);
+        KvCache& row = *rows[b];
+        const std::int64_t start = row.length;
+        row.k[layer].narrow(2, start, 1).copy_(k.narrow(0, i, 1));
+        row.v[layer].narrow(2, start, 1).copy_(v.narrow(0, i, 1));
+        out.push_back(attention(q.narrow(0, i, 1), row.k[layer].narrow(2, 0, start + 1).to(q.device()),
+                                row.v[layer].narrow(2, 0, start + 1).to(q.device()), scale));
+    }
+    return at::cat(out, 0);
+}
+
+at::Tensor ForwardStep::positions() const
+{
+    if (rows.empty())
+        return at::arange(start, start + tokens, at::kLong).unsqueeze(0);
+    std::vector<std::int64_t> at_row;
+    for (const KvCache* row : rows)
+        at_row.push_back(row->length);
+    return at::tensor(at_row, at::kLong).unsqueeze(1);
 }
 
 void ForwardStep::observe_input(const std::string& module, const at::Tensor& x) const
@@ -285,6 +342,55 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
     return logits.to(at::kFloat);
 }
 
+at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids)
+{
+    TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.size(0) == static_cast<std::int64_t>(caches.size()),
+                "forward_rows: ids must be int64 [rows, n], one row per cache");
+    if (caches.size() == 1) {
+        // One sequence: the runner's own path (fused decode included) over that cache.
+        std::swap(m_cache, *caches[0]);
+        struct SwapBack {
+            KvCache& a;
+            KvCache& b;
+            ~SwapBack() { std::swap(a, b); }
+        } swap_back{m_cache, *caches[0]};
+        return forward(ids);
+    }
+    TORCH_CHECK(ids.size(1) == 1, "forward_rows: batched rows take one token each");
+    return forward_batched_rows(caches, ids);
+}
+
+at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids)
+{
+    for (const KvCache* cache : caches)
+        if (cache->length + 1 > cache->capacity)
+            throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
+    at::Tensor logits = translating_out_of_memory(
+        "decoding " + std::to_string(ids.size(0)) + " sequences together", m_exec.str(), [&] {
+            ForwardStep step{m_model, m_exec, ids.size(0), 1, 0, {}, {}, nullptr, nullptr, caches};
+            at::Tensor h = m_arch->embed(step, ids);
+            if (m_arch->quirks.rotary) {
+                // Each row rotates as its sequence would alone: dynamic and longrope frequencies
+                // follow that sequence's length, not the batch's longest.
+                std::vector<at::Tensor> cos, sin;
+                for (const KvCache* cache : caches) {
+                    const at::Tensor inv = inv_freq_for_length(cache->length + 1);
+                    const at::Tensor at_pos = at::tensor({cache->length}, at::kLong);
+                    cos.push_back(rotary_cos_sin_at(inv, at_pos, h.scalar_type(), false, m_rope_scaling));
+                    sin.push_back(rotary_cos_sin_at(inv, at_pos, h.scalar_type(), true, m_rope_scaling));
+                }
+                step.cos = at::cat(cos, 0).view({ids.size(0), 1, 1, -1}).to(m_exec);
+                step.sin = at::cat(sin, 0).view({ids.size(0), 1, 1, -1}).to(m_exec);
+            }
+            for (std::size_t l = 0; l < m_model.layers.size(); ++l)
+                run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+            return m_arch->head(step, h);
+        });
+    for (KvCache* cache : caches)
+        cache->length += 1;
+    return logits.to(at::kFloat);
+}
+
 ForwardStep Runner::begin_step(const at::Tensor& ids)
 {
     return ForwardStep{m_model, m_exec, ids.size(0), ids.size(1), m_cache.length, {}, {}, &m_cache, nullptr};
@@ -321,7 +427,13 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps)
 at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
                           double scaling)
 {
-    const at::Tensor positions = at::arange(start, start + n, at::kLong).to(at::kFloat);
+    return rotary_cos_sin_at(inv_freq, at::arange(start, start + n, at::kLong), dtype, sin, scaling);
+}
+
+at::Tensor rotary_cos_sin_at(const at::Tensor& inv_freq, const at::Tensor& at_positions, at::ScalarType dtype, bool sin,
+                             double scaling)
+{
+    const at::Tensor positions = at_positions.to(at::kFloat);
     const at::Tensor freqs = at::outer(positions, inv_freq.to(positions.device()));
     const at::Tensor emb = at::cat({freqs, freqs}, -1);
     const at::Tensor wave = sin ? emb.sin() : emb.cos();

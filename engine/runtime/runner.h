@@ -38,10 +38,18 @@ struct ForwardStep {
     at::Tensor cos, sin;               // rotary factors [tokens, rotary_dim] on exec (rotary architectures)
     KvCache* cache = nullptr;          // nullptr: each layer attends over its own keys and values only
     const LinearObserver* observe = nullptr;
+    // Several sequences decoded together (continuous batching): row b's own cache, at its own
+    // position (rows[b]->length before the step). tokens is 1 and `cache` null then.
+    std::vector<KvCache*> rows;
 
     const ModelConfig& config() const { return model.config; }
     // The keys and values layer `layer` attends over: the cache with k, v appended, or k, v themselves.
     std::pair<at::Tensor, at::Tensor> keys_values(std::size_t layer, const at::Tensor& k, const at::Tensor& v) const;
+    // Appends k, v [batch, kv_heads, tokens, head_dim] and returns the attention of q [batch,
+    // heads, tokens, head_dim] over what each row may see (its own cache with batched rows).
+    at::Tensor attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
+    // The position of each new token: int64 [1, tokens], or [batch, 1] with batched rows.
+    at::Tensor positions() const;
     // Tells the observer (if any) that `module` runs on `x`.
     void observe_input(const std::string& module, const at::Tensor& x) const;
     // layer_linear / layer_linears, observed.
@@ -55,6 +63,12 @@ public:
 
     // ids: int64 [batch, n]. Returns float32 logits [batch, n, vocab] (all_positions) or [batch, 1, vocab].
     at::Tensor forward(const at::Tensor& ids, bool all_positions = false);
+    // Batched rows (continuous batching): ids [batch, 1], row b continuing the sequence held in
+    // caches[b] (each made by make_cache()); ids [1, n] with one cache prefills it. Returns
+    // float32 logits [batch, 1, vocab]; each cache grows by its new tokens.
+    at::Tensor forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids);
+    // An empty cache of this runner's capacity for one sequence, on the layers' devices.
+    KvCache make_cache() const;
     void reset() { m_cache.length = 0; }
     // Forgets the cache past `length` tokens (a conversation that keeps its prefix).
     void rewind(std::int64_t length) { m_cache.length = std::clamp<std::int64_t>(length, 0, m_cache.length); }
@@ -91,6 +105,9 @@ public:
 
 private:
     void update_rope(std::int64_t seq_len);
+    at::Tensor inv_freq_for_length(std::int64_t seq_len);
+    at::Tensor forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids);
+    KvCache allocate_cache(std::int64_t batch, std::int64_t capacity) const;
     void prefetch(std::size_t layer) const;
     void release(std::size_t layer) const;
 
@@ -125,6 +142,9 @@ double rope_attention_scaling(const ModelConfig& config);
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::int64_t n, at::ScalarType dtype, bool sin,
                           double scaling = 1.0);
+// The same factors at given positions (int64 [m]): [m, rotary_dim].
+at::Tensor rotary_cos_sin_at(const at::Tensor& inv_freq, const at::Tensor& positions, at::ScalarType dtype, bool sin,
+                             double scaling = 1.0);
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 // The same rotation with each rotated pair adjacent (2i, 2i + 1) instead of (i, i + dim / 2): the
 // row order llama.cpp's converter gives llama's q/k projections.

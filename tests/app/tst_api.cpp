@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 using namespace layerwise;
@@ -25,6 +26,9 @@ private Q_SLOTS:
     void chatStreamsAndStops();
     void loadCancelledLeavesNothing();
     void presetHasNoWeights();
+    void batchDecodesGoldensTogether_data();
+    void batchDecodesGoldensTogether();
+    void batchBadInputAndStop();
 };
 
 namespace {
@@ -240,6 +244,133 @@ void TestApi::presetHasNoWeights()
     QVERIFY(m.folder().empty());
     SessionOptions o;
     QVERIFY(test::throws_with<UnsupportedError>([&] { Session::load(std::move(m), o); }, {"no weights"}));
+}
+
+void TestApi::batchDecodesGoldensTogether_data()
+{
+    QTest::addColumn<QString>("map");
+    QTest::newRow("all in RAM") << R"({"": "cpu"})";
+    QTest::newRow("blocks 2-4 on disk")
+        << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+}
+
+void TestApi::batchDecodesGoldensTogether()
+{
+    // Continuous batching against llama2.c's greedy outputs: "Zoo" (60 steps) and BOS (200)
+    // decode together; a second BOS sequence joins while they run; after "Zoo" leaves, a new
+    // "Zoo" takes its slot and reuses its cached prompt. Each must still give its golden text,
+    // and the decoder blocks must run once per step for all rows, not once per sequence.
+    QFETCH(QString, map);
+    test::TempDir offload;
+    SessionOptions o;
+    o.device_map = mapOf(map.toStdString());
+    o.offload_folder = offload.path();
+    o.context = 256;
+    std::atomic<int> block0_runs{0};
+    o.on_layer_state = [&](int layer, LayerState s) {
+        if (layer == 0 && s == LayerState::computing)
+            ++block0_runs;
+    };
+    const auto session = Session::load(Model::open(stories().string()), o);
+    const auto batch = session->batch(3);
+    QCOMPARE(batch->slots(), std::size_t(3));
+    QCOMPARE(batch->context_length(), std::int64_t(256));
+
+    const auto zoo_ids = session->tokenizer()->encode("Zoo", true);
+    const std::vector<std::int64_t> zoo(zoo_ids.begin(), zoo_ids.end());
+    const std::string bos_golden = rstrip(test::read_file(test::shared_data() / "models" / "stories260K-llama2c" / "expected_greedy_bos_200.txt"));
+    const std::string zoo_golden = rstrip(test::read_file(test::shared_data() / "models" / "stories260K-llama2c" / "expected_greedy_zoo_60.txt"));
+    std::map<std::string, GenerationResult> done;
+    std::map<std::string, std::size_t> streamed;
+    const auto request = [&](const std::string& name, const std::vector<std::int64_t>& prompt, std::int64_t positions) {
+        SequenceRequest r;
+        r.prompt = prompt;
+        r.options.sampling.greedy = true;
+        // llama2.c's step count: every position emits a token, the prompt's are forced.
+        r.options.max_new_tokens = positions - static_cast<std::int64_t>(prompt.size()) + 1;
+        r.on_token = [&, name](std::int64_t) { return ++streamed[name], true; };
+        r.on_done = [&, name](const GenerationResult& g) { done[name] = g; };
+        return r;
+    };
+    const auto text = [&](const std::vector<std::int64_t>& prompt, const GenerationResult& g) {
+        std::vector<text::TokenId> all(prompt.begin(), prompt.end());
+        all.insert(all.end(), g.tokens.begin(), g.tokens.end());
+        return rstrip(session->tokenizer()->decode(all, true));
+    };
+    batch->join(request("zoo", zoo, 60));
+    batch->join(request("bos", {1}, 200));
+    QCOMPARE(batch->free_slots(), std::size_t(1));
+    int steps = 0, joins = 2;
+    while (batch->step() > 0) {
+        ++steps;
+        if (steps == 30) {
+            batch->join(request("bos late", {1}, 200));
+            ++joins;
+        }
+        if (done.count("zoo") && !done.count("zoo again") && !streamed.count("zoo again")) {
+            batch->join(request("zoo again", zoo, 60));
+            ++joins;
+        }
+    }
+    QCOMPARE(done.size(), std::size_t(4));
+    QCOMPARE(QString::fromStdString(text(zoo, done["zoo"])), QString::fromStdString(zoo_golden));
+    QCOMPARE(text(zoo, done["zoo again"]), zoo_golden);
+    QCOMPARE(text({1}, done["bos"]), bos_golden);
+    QCOMPARE(text({1}, done["bos late"]), bos_golden);
+    std::size_t tokens = 0;
+    for (const auto& [name, g] : done) {
+        QCOMPARE(g.stop_reason, std::string("max_new_tokens"));
+        QCOMPARE(streamed[name], g.tokens.size());
+        tokens += g.tokens.size();
+    }
+    // Every step ran the blocks at most twice (a prefill chunk, then one decode for every row).
+    QVERIFY2(block0_runs.load() <= steps + joins + 1, qPrintable(QString("%1 runs, %2 steps").arg(block0_runs.load()).arg(steps)));
+    QVERIFY(static_cast<std::size_t>(block0_runs.load()) < tokens * 2 / 3);
+    QCOMPARE(batch->free_slots(), std::size_t(3));
+    // The footprint counts the batch's caches beside the session's own: 4 x the KV formula.
+    const nlohmann::json config = test::read_json(stories() / "config.json");
+    const std::uint64_t kv = 2ull * config["num_hidden_layers"].get<std::uint64_t>() *
+                             config["num_key_value_heads"].get<std::uint64_t>() * 256 * config["head_dim"].get<std::uint64_t>() * 4;
+    std::uint64_t held = 0;
+    for (const auto& f : session->footprint())
+        held += f.kv_cache_bytes;
+    QCOMPARE(held, 4 * kv);
+}
+
+void TestApi::batchBadInputAndStop()
+{
+    SessionOptions o;
+    o.device_map = mapOf(R"({"": "cpu"})");
+    o.context = 64;
+    const auto session = Session::load(Model::open(stories().string()), o);
+    const auto batch = session->batch(1);
+    SequenceRequest r;
+    r.options.sampling.greedy = true;
+    QVERIFY(test::throws_with<PlanError>([&] { batch->join(r); }, {"empty"}));
+    r.prompt = {1, 600};
+    QVERIFY(test::throws_with<PlanError>([&] { batch->join(r); }, {"600", "vocabulary"}));
+    r.prompt.assign(64, 1);
+    QVERIFY(test::throws_with<PlanError>([&] { batch->join(r); }, {"64 tokens", "context"}));
+    QCOMPARE(batch->free_slots(), std::size_t(1));
+    // A sequence fills the context and ends there; a raised stop flag ends the next one at once.
+    GenerationResult result;
+    r.prompt = {1};
+    r.options.max_new_tokens = 1000;
+    r.on_done = [&](const GenerationResult& g) { result = g; };
+    batch->join(r);
+    QVERIFY(test::throws_with<PlanError>([&] { batch->join(r); }, {"busy"}));
+    while (batch->step() > 0) {
+    }
+    QCOMPARE(result.stop_reason, std::string("context_full"));
+    QCOMPARE(result.tokens.size(), std::size_t(64));
+    std::atomic<bool> stop{false};
+    r.stop = &stop;
+    batch->join(r);
+    batch->step();
+    stop = true;
+    QCOMPARE(batch->step(), std::size_t(0));
+    QCOMPARE(result.stop_reason, std::string("stopped"));
+    QCOMPARE(batch->free_slots(), std::size_t(1));
 }
 
 QTEST_GUILESS_MAIN(TestApi)

@@ -31,6 +31,8 @@ private Q_SLOTS:
     void storiesGoldenTexts();
     void logitsMatchTransformers_data();
     void logitsMatchTransformers();
+    void batchedRowsMatchTransformers_data();
+    void batchedRowsMatchTransformers();
     void longropeFactorCount();
     void diskOffloadIsBitIdentical_data();
     void diskOffloadIsBitIdentical();
@@ -117,6 +119,24 @@ void TestRuntime::logitsMatchTransformers()
     auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), dtype, R"({"": "cpu"})");
     // Greedy tokens too in float32 (bfloat16 near-ties may flip).
     test::compare_logits(*model, ref, tolerance, dtype == DType::f32);
+}
+
+void TestRuntime::batchedRowsMatchTransformers_data()
+{
+    QTest::addColumn<QString>("fixture");
+    for (const auto& e : fs::directory_iterator(test::fixtures() / "logits"))
+        if (e.path().stem().string().ends_with("-float32"))
+            QTest::newRow(e.path().stem().c_str()) << QString::fromStdString(e.path().string());
+}
+
+void TestRuntime::batchedRowsMatchTransformers()
+{
+    // Sequences at different positions decoded as rows of one step (each with its own cache and
+    // rotary position) give transformers' logits of each sequence alone: float32, 1e-4.
+    QFETCH(QString, fixture);
+    const json ref = test::read_json(fixture.toStdString());
+    auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), DType::f32, R"({"": "cpu"})");
+    test::compare_batched_logits(*model, ref, 1e-4);
 }
 
 void TestRuntime::longropeFactorCount()
