@@ -160,9 +160,11 @@ DType dtypeOption(const std::string& option, DType model)
 }
 
 DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant)
+                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant,
+                       std::int64_t sequences)
 {
     PlanRequest r;
+    r.batch = sequences;
     DetectOptions detect;
     detect.probe_bandwidth = false;
     r.devices = detect_devices(detect);

@@ -41,6 +41,7 @@ void addServeCommand(CLI::App& app, int& exitCode)
         std::int64_t context = 4096;
         std::string offloadFolder = ".";
         int threads = 0;
+        std::size_t parallel = 4;
         QuantCli quant;
     };
     auto o = std::make_shared<Options>();
@@ -54,6 +55,9 @@ void addServeCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--context", o->context, "KV cache length: prompt + answer of one request")->capture_default_str();
+    cmd->add_option("--parallel", o->parallel, "Requests decoded together, each with its own KV cache of --context tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
     cmd->add_option("--offload-folder", o->offloadFolder, "Where converted disk weights are written")->capture_default_str();
     cmd->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
     addQuantOptions(cmd, o->quant);
@@ -65,6 +69,7 @@ void addServeCommand(CLI::App& app, int& exitCode)
         options.port = o->port;
         options.api_key = o->apiKey;
         options.max_body_bytes = o->maxBody;
+        options.parallel = o->parallel;
         if (!server::is_loopback(o->host) && o->apiKey.empty())
             throw PlanError("serving on " + o->host + " exposes the model to the network: give --api-key KEY, or serve on 127.0.0.1");
         OpenOptions open;
@@ -76,7 +81,9 @@ void addServeCommand(CLI::App& app, int& exitCode)
         SessionOptions load;
         load.dtype = dtype;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant));
+        // The plan counts a KV cache per slot plus the session's own.
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant),
+                                       static_cast<std::int64_t>(o->parallel) + 1);
         load.offload_folder = o->offloadFolder;
         load.context = o->context;
         load.require_tokenizer = false;
@@ -95,8 +102,8 @@ void addServeCommand(CLI::App& app, int& exitCode)
         g_server = &server;
         std::signal(SIGINT, onSignal);
         std::signal(SIGTERM, onSignal);
-        std::cout << "serving " << options.model_name << " (" << verdict << ") on http://" << o->host << ":" << port
-                  << "/v1" << std::endl;
+        std::cout << "serving " << options.model_name << " (" << verdict << "; " << o->parallel
+                  << " requests at once) on http://" << o->host << ":" << port << "/v1" << std::endl;
         server.run();
         g_server = nullptr;
         exitCode = 0;

@@ -18,9 +18,11 @@ DType dtypeOption(const std::string& option, DType model);
 
 // The device map for a model: a strategy planned on this machine's devices, or a map file.
 // PlanError when the plan does not fit; `verdictOut` receives the verdict and its reason.
-// `quant`: the weight format planned ("none", "int8", "nf4", "nf4-dq"...).
+// `quant`: the weight format planned ("none", "int8", "nf4", "nf4-dq"...). `sequences`: KV
+// caches of `context` tokens the plan counts (the server's slots and the session's own).
 DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none");
+                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none",
+                       std::int64_t sequences = 1);
 
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
 // does not say (files saved by other tools).

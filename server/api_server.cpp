@@ -1,5 +1,7 @@
 #include "api_server.h"
 
+#include "batch_loop.h"
+#include "peer_socket.h"
 #include "protocol.h"
 #include "stop_text.h"
 
@@ -24,51 +26,6 @@ bool is_loopback(const std::string& host)
 }
 
 namespace {
-
-// One thread runs every generation, in the order they were asked for.
-class GenerationThread {
-public:
-    GenerationThread() : m_thread([this] { loop(); }) {}
-    ~GenerationThread()
-    {
-        {
-            std::lock_guard lock(m_mutex);
-            m_quit = true;
-        }
-        m_wake.notify_all();
-        m_thread.join();
-    }
-    void submit(std::function<void()> task)
-    {
-        {
-            std::lock_guard lock(m_mutex);
-            m_tasks.push_back(std::move(task));
-        }
-        m_wake.notify_all();
-    }
-
-private:
-    void loop()
-    {
-        while (true) {
-            std::function<void()> task;
-            {
-                std::unique_lock lock(m_mutex);
-                m_wake.wait(lock, [&] { return m_quit || !m_tasks.empty(); });
-                if (m_tasks.empty())
-                    return;
-                task = std::move(m_tasks.front());
-                m_tasks.pop_front();
-            }
-            task();
-        }
-    }
-    std::mutex m_mutex;
-    std::condition_variable m_wake;
-    std::deque<std::function<void()>> m_tasks;
-    bool m_quit = false;
-    std::thread m_thread;
-};
 
 // Server-sent events from the generation thread to the HTTP thread that writes them.
 struct EventChannel {
@@ -118,9 +75,41 @@ std::int64_t unix_now()
 // What one generation produced, for the response and the log.
 struct Outcome {
     std::string text;
-    std::string finish; // stop, length, disconnected
+    std::string finish; // stop, length, disconnected, error
+    std::string error;  // finish "error": what failed
     std::int64_t prompt_tokens = 0, completion_tokens = 0;
     double ttft_s = 0, tokens_per_s = 0;
+};
+
+// One request's answer while it is generated: ids -> whole UTF-8 characters -> stop strings ->
+// the text to send. Lives in a shared_ptr that the sequence's callbacks hold.
+struct Answer {
+    explicit Answer(std::vector<std::string> stop) : stops(std::move(stop)) {}
+    StopText stops;
+    std::optional<text::IncrementalDecoder> decoder;
+    std::vector<std::int64_t> hidden;                 // ids never shown (a chat's end-of-turn ids)
+    std::function<void(const std::string&)> emit;     // gets the text as it becomes final
+    Outcome outcome;
+
+    void show(const std::string& text)
+    {
+        if (text.empty())
+            return;
+        outcome.text += text;
+        if (emit)
+            emit(text);
+    }
+    void take(std::int64_t id)
+    {
+        if (decoder && std::find(hidden.begin(), hidden.end(), id) == hidden.end())
+            show(stops.push(decoder->push(static_cast<text::TokenId>(id))));
+    }
+    void end()
+    {
+        if (decoder)
+            show(stops.push(decoder->flush()));
+        show(stops.flush());
+    }
 };
 
 std::string finish_of(const std::string& stop_reason, bool stopped_by_text, bool cancelled)
@@ -141,9 +130,9 @@ struct ApiServer::Impl {
     std::atomic<int> active{0};
     std::atomic<bool> shutting_down{false}; // stop(): running generations end at their next token
     int bound_port = 0;
-    GenerationThread generator; // last: it finishes the queued generations before the rest goes
+    BatchLoop generator; // last: it lets the running generations end before the rest goes
 
-    Impl(Session& s, ServerOptions o) : session(s), options(std::move(o)) {}
+    Impl(Session& s, ServerOptions o) : session(s), options(std::move(o)), generator(s, std::max<std::size_t>(options.parallel, 1)) {}
 
     void clients(int delta)
     {
@@ -198,32 +187,6 @@ struct ApiServer::Impl {
         return g;
     }
 
-    // Runs on the generation thread. `emit` gets the text as it becomes final.
-    Outcome run_chat(const ChatCompletionRequest& r, std::int64_t max_new, const std::function<void(const std::string&)>& emit,
-                     const std::atomic<bool>* cancel)
-    {
-        StopText stops(r.options.stop);
-        Outcome o;
-        const ChatAnswer a = session.chat(r.conversation, generation(r.options, max_new), [&](std::string_view piece) {
-            const std::string out = stops.push(piece);
-            if (!out.empty()) {
-                o.text += out;
-                emit(out);
-            }
-            return !stops.stopped() && !shutting_down.load();
-        }, cancel);
-        if (const std::string rest = stops.flush(); !rest.empty()) {
-            o.text += rest;
-            emit(rest);
-        }
-        o.finish = finish_of(a.generation.stop_reason, stops.stopped(), cancel && cancel->load());
-        o.prompt_tokens = a.prompt_tokens;
-        o.completion_tokens = static_cast<std::int64_t>(a.generation.tokens.size());
-        o.ttft_s = a.generation.ttft_s;
-        o.tokens_per_s = a.generation.decode_tokens_per_s;
-        return o;
-    }
-
     std::vector<std::int64_t> completion_ids(const CompletionRequest& r) const
     {
         if (!r.prompt_ids.empty()) {
@@ -241,96 +204,87 @@ struct ApiServer::Impl {
         return {ids.begin(), ids.end()};
     }
 
-    Outcome run_completion(const CompletionRequest& r, const std::vector<std::int64_t>& ids, std::int64_t max_new,
-                           const std::function<void(const std::string&)>& emit, const std::atomic<bool>* cancel)
+    // The answer of a chat (primed with the prompt's tail, so the first word gets its leading
+    // space; end-of-turn ids hidden) or of a completion (primed with the whole prompt).
+    std::shared_ptr<Answer> answer(const SamplingRequest& r, const std::vector<std::int64_t>& ids, bool chat) const
     {
-        StopText stops(r.options.stop);
-        Outcome o;
-        const auto send = [&](const std::string& piece) {
-            const std::string out = stops.push(piece);
-            if (!out.empty()) {
-                o.text += out;
-                emit(out);
-            }
+        auto a = std::make_shared<Answer>(r.stop);
+        if (const text::Tokenizer* tok = session.tokenizer()) {
+            a->decoder.emplace(*tok, /*skip_special_tokens=*/true);
+            const std::size_t prime = chat ? std::min<std::size_t>(ids.size(), 4) : ids.size();
+            for (std::size_t i = ids.size() - prime; i < ids.size(); ++i)
+                a->decoder->push(static_cast<text::TokenId>(ids[i]));
+        }
+        if (chat)
+            a->hidden = session.eos_ids();
+        return a;
+    }
+
+    // The sequence that generates `a` after `ids`; `done` gets the answer once it has ended.
+    SequenceRequest sequence(const std::shared_ptr<Answer>& a, const SamplingRequest& r, const std::vector<std::int64_t>& ids,
+                             std::int64_t max_new, const std::atomic<bool>* cancel,
+                             std::function<void(const std::shared_ptr<Answer>&)> done)
+    {
+        SequenceRequest s;
+        s.prompt = ids;
+        s.options.max_new_tokens = max_new;
+        s.options.sampling = r.sampling;
+        s.options.eos_ids = session.eos_ids();
+        s.stop = cancel;
+        s.on_token = [this, a](std::int64_t id) {
+            a->take(id);
+            return !a->stops.stopped() && !shutting_down.load();
         };
-        std::optional<text::IncrementalDecoder> decoder;
-        bool priming = true;
-        if (session.tokenizer()) {
-            decoder.emplace(*session.tokenizer(), true, [&](std::string_view t) {
-                if (!priming)
-                    send(std::string(t));
-            });
-            for (auto id : ids) // the prompt primes the decoder (the first new word's spacing)
-                decoder->push(static_cast<text::TokenId>(id));
-            priming = false;
-        }
-        GenerationOptions g = generation(r.options, max_new);
-        g.eos_ids = session.eos_ids();
-        const GenerationResult res = session.generate(ids, g, [&](std::int64_t id) {
-            if (decoder)
-                decoder->push(static_cast<text::TokenId>(id));
-            return !stops.stopped() && !shutting_down.load();
-        }, cancel);
-        if (decoder)
-            decoder->flush();
-        if (const std::string rest = stops.flush(); !rest.empty()) {
-            o.text += rest;
-            emit(rest);
-        }
-        o.finish = finish_of(res.stop_reason, stops.stopped(), cancel && cancel->load());
-        o.prompt_tokens = static_cast<std::int64_t>(ids.size());
-        o.completion_tokens = static_cast<std::int64_t>(res.tokens.size());
-        o.ttft_s = res.ttft_s;
-        o.tokens_per_s = res.decode_tokens_per_s;
-        return o;
+        s.on_done = [a, cancel, prompt = static_cast<std::int64_t>(ids.size()), done = std::move(done)](const GenerationResult& g) {
+            a->end();
+            Outcome& o = a->outcome;
+            o.finish = g.stop_reason == "error" ? "error" : finish_of(g.stop_reason, a->stops.stopped(), cancel && cancel->load());
+            o.error = g.error;
+            o.prompt_tokens = prompt;
+            o.completion_tokens = static_cast<std::int64_t>(g.tokens.size());
+            o.ttft_s = g.ttft_s;
+            o.tokens_per_s = g.decode_tokens_per_s;
+            done(a);
+        };
+        return s;
     }
 
-    // Runs `job` on the generation thread and waits for it.
-    template <typename F>
-    auto on_generator(F job) -> decltype(job())
+    // A whole (not streamed) answer: queued, then waited for; counted as a client meanwhile. A
+    // client that hangs up meanwhile cancels it (checked every 50 ms).
+    Outcome whole(const httplib::Request& req, const std::shared_ptr<Answer>& a, const SamplingRequest& r,
+                  const std::vector<std::int64_t>& ids, std::int64_t max_new)
     {
-        std::packaged_task<decltype(job())()> task(std::move(job));
-        auto result = task.get_future();
-        generator.submit([&task] { task(); });
-        return result.get();
-    }
-
-    // A whole (not streamed) generation on the generation thread, counted as a client meanwhile.
-    Outcome whole(const std::function<Outcome()>& job)
-    {
+        auto finished = std::make_shared<std::promise<Outcome>>();
+        auto cancel = std::make_shared<std::atomic<bool>>(false);
+        std::future<Outcome> outcome = finished->get_future();
+        const int socket = find_request_socket(req.local_port, req.remote_addr, req.remote_port);
         clients(+1);
-        try {
-            Outcome o = on_generator(job);
-            clients(-1);
-            return o;
-        } catch (...) {
-            clients(-1);
-            throw;
-        }
+        generator.submit(sequence(a, r, ids, max_new, cancel.get(), [finished, cancel](const std::shared_ptr<Answer>& done) {
+            finished->set_value(done->outcome);
+        }));
+        while (outcome.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+            if (socket >= 0 && !cancel->load() && peer_hung_up(socket))
+                cancel->store(true);
+        Outcome o = outcome.get();
+        clients(-1);
+        if (o.finish == "error")
+            throw std::runtime_error("the generation failed: " + o.error);
+        return o;
     }
 
     void handle_chat(const httplib::Request& req, httplib::Response& res);
     void handle_completion(const httplib::Request& req, httplib::Response& res);
-    void stream(httplib::Response& res, const std::function<void(EventChannel&)>& produce);
+    void stream(httplib::Response& res, const std::shared_ptr<EventChannel>& channel);
     void routes();
 };
 
-// Streams what `produce` (run on the generation thread) pushes; a failed write cancels it.
-void ApiServer::Impl::stream(httplib::Response& res, const std::function<void(EventChannel&)>& produce)
+// Sends what the generation pushes to `channel` as server-sent events; a failed write (the
+// client went away) raises the channel's cancel flag, which ends the sequence at the next step.
+void ApiServer::Impl::stream(httplib::Response& res, const std::shared_ptr<EventChannel>& channel)
 {
-    auto channel = std::make_shared<EventChannel>();
     clients(+1);
-    generator.submit([channel, produce] {
-        try {
-            if (!channel->cancel.load())
-                produce(*channel);
-        } catch (const std::exception& e) {
-            channel->push(sse(error_object(500, e.what(), "server_error")));
-        }
-        channel->finish();
-    });
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [this, channel](std::size_t, httplib::DataSink& sink) {
+    res.set_chunked_content_provider("text/event-stream", [channel](std::size_t, httplib::DataSink& sink) {
         std::unique_lock lock(channel->mutex);
         while (true) {
             channel->ready.wait(lock, [&] { return channel->done || !channel->events.empty(); });
@@ -367,33 +321,44 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
         throw RequestError(400, "this model has no tokenizer and chat template: use /v1/completions with token ids");
     std::vector<std::int64_t> ids;
     try {
-        ids = on_generator([&] { return session.prompt_ids(r.conversation); });
+        ids = session.prompt_ids(r.conversation);
     } catch (const Error& e) {
         throw RequestError(400, std::string("the chat template cannot render these messages: ") + e.what(), "messages");
     }
+    if (ids.empty())
+        throw RequestError(400, "the chat template rendered an empty prompt", "messages");
     const std::int64_t max_new = budget(r.options, static_cast<std::int64_t>(ids.size()));
     const std::string id = random_id("chatcmpl-");
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
+    const std::shared_ptr<Answer> a = answer(r.options, ids, true);
     if (!r.options.stream) {
-        const Outcome o = whole([&] { return run_chat(r, max_new, [](const std::string&) {}, nullptr); });
+        const Outcome o = whole(req, a, r.options, ids, max_new);
         res.set_content(chat_completion(id, created, model, o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");
         log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
         return;
     }
-    stream(res, [this, r, max_new, id, created, model, req_copy = req, t0](EventChannel& channel) {
-        channel.push(sse(chat_chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, "")));
-        const Outcome o = run_chat(r, max_new, [&](const std::string& text) {
-            channel.push(sse(chat_chunk(id, created, model, {{"content", text}}, "")));
-        }, &channel.cancel);
-        if (o.finish != "disconnected") {
-            channel.push(sse(chat_chunk(id, created, model, json::object(), o.finish)));
-            if (r.options.include_usage)
-                channel.push(sse(usage_chunk("chat.completion.chunk", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
+    auto channel = std::make_shared<EventChannel>();
+    channel->push(sse(chat_chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, "")));
+    a->emit = [channel, id, created, model](const std::string& text) {
+        channel->push(sse(chat_chunk(id, created, model, {{"content", text}}, "")));
+    };
+    const bool usage = r.options.include_usage;
+    generator.submit(sequence(a, r.options, ids, max_new, &channel->cancel,
+                              [this, channel, id, created, model, usage, req_copy = req, t0](const std::shared_ptr<Answer>& done) {
+        const Outcome& o = done->outcome;
+        if (o.finish == "error") {
+            channel->push(sse(error_object(500, "the generation failed: " + o.error, "server_error")));
+        } else if (o.finish != "disconnected") {
+            channel->push(sse(chat_chunk(id, created, model, json::object(), o.finish)));
+            if (usage)
+                channel->push(sse(usage_chunk("chat.completion.chunk", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
         }
         log(req_copy, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
-    });
+        channel->finish();
+    }));
+    stream(res, channel);
 }
 
 void ApiServer::Impl::handle_completion(const httplib::Request& req, httplib::Response& res)
@@ -405,27 +370,36 @@ void ApiServer::Impl::handle_completion(const httplib::Request& req, httplib::Re
     const std::string id = random_id("cmpl-");
     const std::int64_t created = unix_now();
     const std::string model = r.options.model.empty() ? options.model_name : r.options.model;
+    const std::shared_ptr<Answer> a = answer(r.options, ids, false);
+    const std::string echo = r.echo ? r.prompt : std::string();
     if (!r.options.stream) {
-        const Outcome o = whole([&] { return run_completion(r, ids, max_new, [](const std::string&) {}, nullptr); });
-        const std::string text = r.echo && !r.prompt.empty() ? r.prompt + o.text : o.text;
-        res.set_content(completion(id, created, model, text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
+        const Outcome o = whole(req, a, r.options, ids, max_new);
+        res.set_content(completion(id, created, model, echo + o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
                         "application/json");
         log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
         return;
     }
-    stream(res, [this, r, ids, max_new, id, created, model, req_copy = req, t0](EventChannel& channel) {
-        if (r.echo && !r.prompt.empty())
-            channel.push(sse(completion_chunk(id, created, model, r.prompt, "")));
-        const Outcome o = run_completion(r, ids, max_new, [&](const std::string& text) {
-            channel.push(sse(completion_chunk(id, created, model, text, "")));
-        }, &channel.cancel);
-        if (o.finish != "disconnected") {
-            channel.push(sse(completion_chunk(id, created, model, "", o.finish)));
-            if (r.options.include_usage)
-                channel.push(sse(usage_chunk("text_completion", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
+    auto channel = std::make_shared<EventChannel>();
+    if (!echo.empty())
+        channel->push(sse(completion_chunk(id, created, model, echo, "")));
+    a->emit = [channel, id, created, model](const std::string& text) {
+        channel->push(sse(completion_chunk(id, created, model, text, "")));
+    };
+    const bool usage = r.options.include_usage;
+    generator.submit(sequence(a, r.options, ids, max_new, &channel->cancel,
+                              [this, channel, id, created, model, usage, req_copy = req, t0](const std::shared_ptr<Answer>& done) {
+        const Outcome& o = done->outcome;
+        if (o.finish == "error") {
+            channel->push(sse(error_object(500, "the generation failed: " + o.error, "server_error")));
+        } else if (o.finish != "disconnected") {
+            channel->push(sse(completion_chunk(id, created, model, "", o.finish)));
+            if (usage)
+                channel->push(sse(usage_chunk("text_completion", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
         }
         log(req_copy, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
-    });
+        channel->finish();
+    }));
+    stream(res, channel);
 }
 
 void ApiServer::Impl::routes()
@@ -465,7 +439,8 @@ void ApiServer::Impl::routes()
         res.set_content(error_object(res.status, message, "invalid_request_error").dump(), "application/json");
     });
     http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-        res.set_content(json{{"status", "ok"}, {"active_clients", active.load()}}.dump(), "application/json");
+        res.set_content(json{{"status", "ok"}, {"active_clients", active.load()}, {"slots", generator.slots()}}.dump(),
+                        "application/json");
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
         const json model{{"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "layerwise"},

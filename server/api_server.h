@@ -1,9 +1,9 @@
 #pragma once
-// `layerwise serve`: OpenAI's HTTP API over a loaded Session, on cpp-httplib. Every generation
-// runs on one generation thread that owns the session (LibTorch and its thread pool stay on one
-// thread); HTTP threads parse, validate and stream. Requests take turns: one sequence decodes at
-// a time, the others wait in order. A streaming client that disconnects cancels its generation
-// at the next token.
+// `layerwise serve`: OpenAI's HTTP API over a loaded Session, on cpp-httplib. HTTP threads
+// parse, validate and stream; every generation is a sequence of one continuous batch run by
+// one generation thread (batch_loop.h): up to `parallel` requests decode together, each with
+// its own KV cache, joining and leaving between steps; more wait in order for a slot. A client
+// that disconnects cancels its generation at the next step.
 #include "api/layerwise.h"
 
 #include <atomic>
@@ -27,6 +27,7 @@ struct ServerOptions {
     int port = 8080;                          // 0: any free port (see ApiServer::port())
     std::string api_key;                      // required to bind anywhere but loopback
     std::size_t max_body_bytes = 4u << 20;    // larger bodies get 413
+    std::size_t parallel = 4;                 // requests decoded together (a KV cache each)
     std::string model_name;                   // the id /v1/models lists
     std::function<void(const RequestLog&)> on_request; // called from the server's threads, one line per request
     std::function<void(int)> on_clients;               // the number of requests being served changed

@@ -1,0 +1,74 @@
+#include "batch_loop.h"
+
+namespace layerwise::server {
+
+BatchLoop::BatchLoop(Session& session, std::size_t slots)
+    : m_batch(session.batch(slots)), m_slots(slots), m_thread([this] { loop(); })
+{
+}
+
+BatchLoop::~BatchLoop()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_quit = true;
+    }
+    m_wake.notify_all();
+    m_thread.join();
+}
+
+void BatchLoop::submit(SequenceRequest request)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_waiting.push_back(std::move(request));
+    }
+    m_wake.notify_all();
+}
+
+std::size_t BatchLoop::waiting() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_waiting.size();
+}
+
+void BatchLoop::join_waiting()
+{
+    while (m_batch->free_slots() > 0) {
+        SequenceRequest next;
+        {
+            std::lock_guard lock(m_mutex);
+            if (m_waiting.empty())
+                return;
+            next = std::move(m_waiting.front());
+            m_waiting.pop_front();
+        }
+        auto on_done = next.on_done;
+        try {
+            m_batch->join(std::move(next));
+        } catch (const std::exception& e) {
+            GenerationResult failed;
+            failed.stop_reason = "error";
+            failed.error = e.what();
+            if (on_done)
+                on_done(failed);
+        }
+    }
+}
+
+void BatchLoop::loop()
+{
+    while (true) {
+        {
+            std::unique_lock lock(m_mutex);
+            m_wake.wait(lock, [&] { return m_quit || !m_waiting.empty() || m_batch->active() > 0; });
+            if (m_quit && m_waiting.empty() && m_batch->active() == 0)
+                return;
+        }
+        join_waiting();
+        if (m_batch->active() > 0)
+            m_batch->step();
+    }
+}
+
+} // namespace layerwise::server
