@@ -119,12 +119,13 @@ void addBenchCommand(CLI::App& app, int& exitCode)
             runKernelBench(KernelBenchOptions{});
             exitCode = 0;
         } else if (bench->get_subcommands().empty()) {
-            throw CLI::RequiredError("bench needs a subcommand (model, plan, kernels, peer) or --kernels");
+            throw CLI::RequiredError("bench needs a subcommand (model, plan, kernels, peer, batch) or --kernels");
         }
     });
     addModelBench(bench, exitCode);
     addKernelBench(bench, exitCode);
     addPeerBench(bench, exitCode);
+    addBatchBench(bench, exitCode);
     auto* plan = bench->add_subcommand("plan", "Median time of one plan of a model on hypothetical devices");
     struct Options {
         std::string model = "Llama-3.1-405B";

@@ -49,6 +49,7 @@ std::string quantFormatName(const QuantCli& q); // the planner's name: none, int
 // `layerwise bench kernels` / `bench --kernels` (engine/api/kernel_bench.h).
 void addKernelBench(CLI::App* bench, int& exitCode);
 void addPeerBench(CLI::App* bench, int& exitCode);
+void addBatchBench(CLI::App* bench, int& exitCode);
 void runKernelBench(const KernelBenchOptions& options);
 
 void addInspectCommand(CLI::App& app, int& exitCode);

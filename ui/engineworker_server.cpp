@@ -1,5 +1,6 @@
 // EngineWorker: the local OpenAI-compatible server over the loaded model (server/api_server.h).
-// It serves the session the chat uses; their generations take turns.
+// It serves the session the chat uses: the server's requests decode together in their own KV
+// caches, and the chat's turns take turns with the server's decode steps.
 #include "engineworker.h"
 
 #include "workerstate.h"
@@ -18,6 +19,7 @@ void EngineWorker::startServer(const ServerSettings& settings)
         o.host = settings.host.trimmed().toStdString();
         o.port = settings.port;
         o.api_key = settings.apiKey.trimmed().toStdString();
+        o.parallel = static_cast<std::size_t>(std::max(1, settings.parallel));
         o.model_name = m_state->model ? std::filesystem::path(m_state->model->source()).filename().string() : "layerwise";
         o.on_request = [this](const server::RequestLog& l) {
             ServerRequestView v;

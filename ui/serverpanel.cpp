@@ -60,9 +60,16 @@ QWidget* ServerPanel::createSettings()
     m_host = new QLineEdit(QStringLiteral("127.0.0.1"), box);
     m_host->setToolTip(tr("127.0.0.1: this computer only. Any other address needs an API key."));
     m_port = new QSpinBox(box);
+    m_port->setObjectName(QStringLiteral("serverPort"));
     m_port->setRange(0, 65535);
     m_port->setValue(8080);
     m_port->setSpecialValueText(tr("any free port"));
+    m_parallel = new QSpinBox(box);
+    m_parallel->setObjectName(QStringLiteral("serverParallel"));
+    m_parallel->setRange(1, 64);
+    m_parallel->setValue(4);
+    m_parallel->setToolTip(tr("Requests decoded together. Each has its own KV cache of the loaded context, "
+                              "allocated when the server starts; more requests wait for a free one."));
     auto* keyRow = new QWidget(box);
     auto* keyLayout = new QHBoxLayout(keyRow);
     keyLayout->setContentsMargins(0, 0, 0, 0);
@@ -74,6 +81,7 @@ QWidget* ServerPanel::createSettings()
     keyLayout->addWidget(generate);
     form->addRow(tr("Address"), m_host);
     form->addRow(tr("Port"), m_port);
+    form->addRow(tr("Requests at once"), m_parallel);
     form->addRow(tr("API key"), keyRow);
     return box;
 }
@@ -107,6 +115,7 @@ void ServerPanel::onSwitch(bool on)
         s.host = m_host->text().trimmed();
         s.port = m_port->value();
         s.apiKey = m_key->text().trimmed();
+        s.parallel = m_parallel->value();
         m_message = tr("starting…");
         showState();
         Q_EMIT startRequested(s);
@@ -174,7 +183,8 @@ void ServerPanel::showState()
     const QSignalBlocker block(m_switch);
     m_switch->setChecked(m_running);
     m_switch->setEnabled(m_loaded || m_running);
-    for (QWidget* w : {static_cast<QWidget*>(m_host), static_cast<QWidget*>(m_port), static_cast<QWidget*>(m_key)})
+    for (QWidget* w : {static_cast<QWidget*>(m_host), static_cast<QWidget*>(m_port), static_cast<QWidget*>(m_parallel),
+                       static_cast<QWidget*>(m_key)})
         w->setEnabled(!m_running);
     m_addressLabel->setText(m_running ? m_address : tr("not serving"));
     m_copy->setEnabled(m_running);

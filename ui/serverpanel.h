@@ -45,6 +45,7 @@ private:
     QCheckBox* m_switch = nullptr;
     QLineEdit* m_host = nullptr;
     QSpinBox* m_port = nullptr;
+    QSpinBox* m_parallel = nullptr;
     QLineEdit* m_key = nullptr;
     QLabel* m_addressLabel = nullptr;
     QPushButton* m_copy = nullptr;

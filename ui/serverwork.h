@@ -9,6 +9,7 @@ struct ServerSettings {
     QString host = QStringLiteral("127.0.0.1");
     int port = 8080; // 0: any free port
     QString apiKey;  // required for any host but loopback
+    int parallel = 4; // requests decoded together, each with a KV cache of the loaded context
 };
 
 struct ServerRequestView {

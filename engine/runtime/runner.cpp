@@ -145,7 +145,7 @@ Runner::Runner(LoadedModel& model, std::int64_t max_context, std::int64_t batch)
     set_prefetch(true);
 }
 
-KvCache Runner::allocate_cache(std::int64_t batch, std::int64_t capacity) const
+KvCache Runner::allocate_cache(std::int64_t batch, std::int64_t capacity, bool zeroed) const
 {
     const ModelConfig& c = m_model.config;
     KvCache cache;
@@ -156,14 +156,33 @@ KvCache Runner::allocate_cache(std::int64_t batch, std::int64_t capacity) const
         const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
         translating_out_of_memory("the KV cache of layer " + std::to_string(l) + " (" + std::to_string(capacity) + " tokens)",
                                   where.str(), [&] {
-            cache.k.push_back(at::empty({batch, c.num_kv_heads, capacity, c.head_dim}, dtype.device(where)));
-            cache.v.push_back(at::empty({batch, c.num_kv_heads, capacity, c.head_dim}, dtype.device(where)));
+            const std::vector<std::int64_t> shape{batch, c.num_kv_heads, capacity, c.head_dim};
+            cache.k.push_back(zeroed ? at::zeros(shape, dtype.device(where)) : at::empty(shape, dtype.device(where)));
+            cache.v.push_back(zeroed ? at::zeros(shape, dtype.device(where)) : at::empty(shape, dtype.device(where)));
         });
     }
     return cache;
 }
 
 KvCache Runner::make_cache() const { return allocate_cache(1, m_cache.capacity); }
+
+KvPool Runner::make_pool(std::size_t slots) const
+{
+    KvPool pool;
+    // Zeroed: a pooled step reads every row up to the longest and masks the rest, and masked
+    // positions must hold finite numbers (a NaN times a zero weight is still NaN).
+    pool.storage = allocate_cache(static_cast<std::int64_t>(slots), m_cache.capacity, true);
+    for (std::size_t i = 0; i < slots; ++i) {
+        KvCache view;
+        view.capacity = m_cache.capacity;
+        for (std::size_t l = 0; l < pool.storage.k.size(); ++l) {
+            view.k.push_back(pool.storage.k[l].narrow(0, static_cast<std::int64_t>(i), 1));
+            view.v.push_back(pool.storage.v[l].narrow(0, static_cast<std::int64_t>(i), 1));
+        }
+        pool.slots.push_back(std::move(view));
+    }
+    return pool;
+}
 
 void Runner::set_prefetch(bool on)
 {
@@ -260,6 +279,8 @@ at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at:
         auto [keys, values] = keys_values(layer, k, v);
         return attention(q, keys.to(q.device()), values.to(q.device()), scale);
     }
+    if (pool)
+        return attend_pooled(layer, q, k, v, scale);
     // Each row attends over its own sequence: appended to its cache, then one attention each.
     std::vector<at::Tensor> out;
     out.reserve(rows.size());
@@ -273,6 +294,30 @@ at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at:
                                 row.v[layer].narrow(2, 0, start + 1).to(q.device()), scale));
     }
     return at::cat(out, 0);
+}
+
+at::Tensor ForwardStep::attend_pooled(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      double scale) const
+{
+    // Rows from one pool: every row's new key and value written in one indexed store, the rows'
+    // caches gathered up to the longest, and one attention with each row masked to its length.
+    using at::indexing::Slice;
+    at::Tensor pk = pool->storage.k[layer];
+    at::Tensor pv = pool->storage.v[layer];
+    std::vector<std::int64_t> at_pos;
+    std::int64_t longest = 0;
+    for (const KvCache* row : rows) {
+        at_pos.push_back(row->length);
+        longest = std::max(longest, row->length + 1);
+    }
+    const at::Tensor slots = at::tensor(pool_slots, at::kLong).to(pk.device());
+    const at::Tensor pos = at::tensor(at_pos, at::kLong).to(pk.device());
+    pk.index_put_({slots, Slice(), pos}, k.squeeze(2).to(pk.device()));
+    pv.index_put_({slots, Slice(), pos}, v.squeeze(2).to(pv.device()));
+    const at::Tensor keys = pk.narrow(2, 0, longest).index_select(0, slots).to(q.device());
+    const at::Tensor values = pv.narrow(2, 0, longest).index_select(0, slots).to(q.device());
+    const at::Tensor visible = at::arange(longest, pos.options()).unsqueeze(0) <= pos.unsqueeze(1); // [rows, longest]
+    return attention_masked(q, keys, values, visible.view({q.size(0), 1, 1, longest}).to(q.device()), scale);
 }
 
 at::Tensor ForwardStep::positions() const
@@ -342,7 +387,8 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
     return logits.to(at::kFloat);
 }
 
-at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids)
+at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
+                                const std::vector<std::int64_t>& pool_slots)
 {
     TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.size(0) == static_cast<std::int64_t>(caches.size()),
                 "forward_rows: ids must be int64 [rows, n], one row per cache");
@@ -357,17 +403,19 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
         return forward(ids);
     }
     TORCH_CHECK(ids.size(1) == 1, "forward_rows: batched rows take one token each");
-    return forward_batched_rows(caches, ids);
+    TORCH_CHECK(!pool || pool_slots.size() == caches.size(), "forward_rows: one pool slot per row");
+    return forward_batched_rows(caches, ids, pool, pool_slots);
 }
 
-at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids)
+at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
+                                        const std::vector<std::int64_t>& pool_slots)
 {
     for (const KvCache* cache : caches)
         if (cache->length + 1 > cache->capacity)
             throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
     at::Tensor logits = translating_out_of_memory(
         "decoding " + std::to_string(ids.size(0)) + " sequences together", m_exec.str(), [&] {
-            ForwardStep step{m_model, m_exec, ids.size(0), 1, 0, {}, {}, nullptr, nullptr, caches};
+            ForwardStep step{m_model, m_exec, ids.size(0), 1, 0, {}, {}, nullptr, nullptr, caches, pool, pool_slots};
             at::Tensor h = m_arch->embed(step, ids);
             if (m_arch->quirks.rotary) {
                 // Each row rotates as its sequence would alone: dynamic and longrope frequencies
@@ -476,6 +524,17 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     if (n == total)
         return at::scaled_dot_product_attention(q, keys, values, {}, 0.0, true, scale);
     const at::Tensor mask = at::ones({n, total}, at::TensorOptions().dtype(at::kBool).device(q.device())).tril(total - n);
+    return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, scale);
+}
+
+at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale)
+{
+    at::Tensor keys = k, values = v;
+    const std::int64_t groups = q.size(1) / k.size(1);
+    if (groups > 1) {
+        keys = k.repeat_interleave(groups, 1);
+        values = v.repeat_interleave(groups, 1);
+    }
     return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, scale);
 }
 

@@ -19,6 +19,14 @@ struct KvCache {
     std::int64_t capacity = 0;
 };
 
+// The caches of several sequences in one tensor per layer (batch = slots), so that a step over
+// many of them writes and reads each layer's keys and values in one operation. Slot i's own
+// KvCache (slot_view) is a view of row i.
+struct KvPool {
+    KvCache storage;                 // storage.length unused
+    std::vector<KvCache> slots;      // the views, each with its own length
+};
+
 // Appends k, v [batch, kv_heads, n, head_dim] at the cache's current length to `layer`'s entry;
 // returns the cached keys and values up to and including them. PlanError when the cache is full.
 std::pair<at::Tensor, at::Tensor> append_kv(KvCache& cache, std::size_t layer, const at::Tensor& k, const at::Tensor& v);
@@ -41,6 +49,9 @@ struct ForwardStep {
     // Several sequences decoded together (continuous batching): row b's own cache, at its own
     // position (rows[b]->length before the step). tokens is 1 and `cache` null then.
     std::vector<KvCache*> rows;
+    // With rows from one pool: the pool and each row's slot in it (one gather per layer).
+    KvPool* pool = nullptr;
+    std::vector<std::int64_t> pool_slots;
 
     const ModelConfig& config() const { return model.config; }
     // The keys and values layer `layer` attends over: the cache with k, v appended, or k, v themselves.
@@ -48,6 +59,7 @@ struct ForwardStep {
     // Appends k, v [batch, kv_heads, tokens, head_dim] and returns the attention of q [batch,
     // heads, tokens, head_dim] over what each row may see (its own cache with batched rows).
     at::Tensor attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
+    at::Tensor attend_pooled(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
     // The position of each new token: int64 [1, tokens], or [batch, 1] with batched rows.
     at::Tensor positions() const;
     // Tells the observer (if any) that `module` runs on `x`.
@@ -66,9 +78,13 @@ public:
     // Batched rows (continuous batching): ids [batch, 1], row b continuing the sequence held in
     // caches[b] (each made by make_cache()); ids [1, n] with one cache prefills it. Returns
     // float32 logits [batch, 1, vocab]; each cache grows by its new tokens.
-    at::Tensor forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids);
+    // With `pool`, every cache is one of its slots (pool->slots[pool_slots[b]]).
+    at::Tensor forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool = nullptr,
+                            const std::vector<std::int64_t>& pool_slots = {});
     // An empty cache of this runner's capacity for one sequence, on the layers' devices.
     KvCache make_cache() const;
+    // `slots` such caches in one pool.
+    KvPool make_pool(std::size_t slots) const;
     void reset() { m_cache.length = 0; }
     // Forgets the cache past `length` tokens (a conversation that keeps its prefix).
     void rewind(std::int64_t length) { m_cache.length = std::clamp<std::int64_t>(length, 0, m_cache.length); }
@@ -106,8 +122,9 @@ public:
 private:
     void update_rope(std::int64_t seq_len);
     at::Tensor inv_freq_for_length(std::int64_t seq_len);
-    at::Tensor forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids);
-    KvCache allocate_cache(std::int64_t batch, std::int64_t capacity) const;
+    at::Tensor forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
+                                    const std::vector<std::int64_t>& pool_slots);
+    KvCache allocate_cache(std::int64_t batch, std::int64_t capacity, bool zeroed = false) const;
     void prefetch(std::size_t layer) const;
     void release(std::size_t layer) const;
 
@@ -150,6 +167,8 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
 // row order llama.cpp's converter gives llama's q/k projections.
 at::Tensor apply_rotary_pairs(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
+// Attention with an explicit mask (bool, true: may attend), broadcast over [b, heads, n, total].
+at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale);
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);
 // x @ W.T + b of the layer's `name`.weight / `name`.bias (bias optional).
 at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x);

@@ -22,18 +22,12 @@ std::size_t shared_prefix_length(const std::vector<std::int64_t>& a, const std::
 
 } // namespace
 
-SequenceBatch::SequenceBatch(Runner& runner, std::size_t slots, KvCache* borrowed) : m_runner(runner)
+SequenceBatch::SequenceBatch(Runner& runner, std::size_t slots) : m_runner(runner)
 {
     if (slots == 0)
         throw PlanError("a batch needs at least one sequence slot");
-    m_owned.reserve(slots);
-    for (std::size_t i = borrowed ? 1 : 0; i < slots; ++i)
-        m_owned.push_back(runner.make_cache());
-    if (borrowed) {
-        borrowed->length = 0;
-        m_slots.push_back(Slot{borrowed, {}, false});
-    }
-    for (KvCache& c : m_owned)
+    m_pool = runner.make_pool(slots);
+    for (KvCache& c : m_pool.slots)
         m_slots.push_back(Slot{&c, {}, false});
 }
 
@@ -44,10 +38,7 @@ std::size_t SequenceBatch::free_slots() const
 
 std::vector<const KvCache*> SequenceBatch::own_caches() const
 {
-    std::vector<const KvCache*> out;
-    for (const KvCache& c : m_owned)
-        out.push_back(&c);
-    return out;
+    return {&m_pool.storage};
 }
 
 std::size_t SequenceBatch::pick_slot(const std::vector<std::int64_t>& prompt) const
@@ -167,18 +158,19 @@ void SequenceBatch::decode_step()
 {
     std::vector<Sequence*> rows;
     std::vector<KvCache*> caches;
-    std::vector<std::int64_t> ids;
+    std::vector<std::int64_t> ids, slots;
     for (Sequence& s : m_sequences)
         if (!s.done && s.next >= 0) {
             rows.push_back(&s);
             caches.push_back(m_slots[s.slot].cache);
+            slots.push_back(static_cast<std::int64_t>(s.slot));
             ids.push_back(s.next);
         }
     if (rows.empty())
         return;
     at::Tensor logits;
     try {
-        logits = m_runner.forward_rows(caches, at::tensor(ids, at::kLong).unsqueeze(1));
+        logits = m_runner.forward_rows(caches, at::tensor(ids, at::kLong).unsqueeze(1), &m_pool, slots);
     } catch (const std::exception& e) {
         for (Sequence* s : rows)
             fail(*s, e.what());

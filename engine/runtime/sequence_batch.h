@@ -17,14 +17,13 @@ namespace layerwise {
 
 class SequenceBatch {
 public:
-    // `slots` sequences at most. `borrowed`, when given, is used as the first slot's cache (the
-    // runner's own: no second copy of it); the others are made here.
-    SequenceBatch(Runner& runner, std::size_t slots, KvCache* borrowed = nullptr);
+    // `slots` sequences at most; their caches are made here, in one pool.
+    SequenceBatch(Runner& runner, std::size_t slots);
 
     std::size_t slots() const { return m_slots.size(); }
     std::size_t free_slots() const;
     std::size_t active() const { return m_sequences.size(); }
-    // The caches made here (for the footprint).
+    // The caches made here (for the footprint): the pool's storage.
     std::vector<const KvCache*> own_caches() const;
 
     // Takes a free slot. PlanError (nothing joins) when none is free, the prompt is empty, has an
@@ -64,7 +63,7 @@ private:
     void leave_finished();
 
     Runner& m_runner;
-    std::vector<KvCache> m_owned;
+    KvPool m_pool;
     std::vector<Slot> m_slots;
     std::list<Sequence> m_sequences; // in the order they joined
 };

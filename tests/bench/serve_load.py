@@ -36,11 +36,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(kind, model, context, threads):
+def start(kind, model, context, threads, parallel):
     port = free_port()
     if kind == "layerwise":
         binary = os.environ.get("LAYERWISE_BIN", os.path.join(ROOT, "build", "app", "layerwise"))
-        cmd = [binary, "serve", model, "--port", str(port), "--context", str(context), "--threads", str(threads)]
+        cmd = [binary, "serve", model, "--port", str(port), "--context", str(context), "--threads", str(threads),
+               "--parallel", str(parallel)]
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--port", str(port), "--n_ctx", str(context),
                "--n_threads", str(threads), "--n_threads_batch", str(threads),
@@ -109,7 +110,7 @@ def run_clients(client, clients, seconds, max_tokens):
 
 
 def measure(kind, args):
-    proc, client = start(kind, args.model, args.context, args.threads)
+    proc, client = start(kind, args.model, args.context, args.threads, args.parallel or args.clients)
     try:
         one_request(client, PROMPTS[0], 8, 0)  # warm-up
         single = run_clients(client, 1, args.single_seconds, args.max_tokens)
@@ -132,6 +133,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--context", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parallel", type=int, default=0,
+                    help="layerwise: requests decoded together (default: --clients); llama_cpp.server runs one at a time")
     args = ap.parse_args()
     if not args.compare:
         print(json.dumps(measure(args.server, args), indent=1))

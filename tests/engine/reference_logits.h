@@ -57,8 +57,9 @@ inline void compare_logits(LoadedModel& model, const nlohmann::json& ref, double
 // Continuous batching against the same reference: three sequences at different positions (the
 // reference's prompt and tokens read as one text, cut at 3, 10 and 14 tokens), each prefilled
 // into its own cache, then five decode steps of the three rows together. Row r's logits after
-// position p must be the reference's logits after p tokens.
-inline void compare_batched_logits(LoadedModel& model, const nlohmann::json& ref, double tolerance)
+// position p must be the reference's logits after p tokens. `pooled`: the caches are slots of
+// one pool (one gather per layer) instead of three separate caches (one attention per row).
+inline void compare_batched_logits(LoadedModel& model, const nlohmann::json& ref, double tolerance, bool pooled)
 {
     Runner runner(model, 64);
     auto text = ref["prompt"].get<std::vector<std::int64_t>>();
@@ -70,23 +71,30 @@ inline void compare_batched_logits(LoadedModel& model, const nlohmann::json& ref
         return p <= prompt ? tensor_of(ref["prefill_logits"])[static_cast<std::int64_t>(p - 1)] : row_of(ref["step_logits"][p - prompt]);
     };
     const std::vector<std::size_t> cuts{3, 10, 14};
-    std::vector<KvCache> caches;
+    KvPool pool = runner.make_pool(4); // slots 3, 0, 2 used: rows need not be the pool's order
+    const std::vector<std::int64_t> slots{3, 0, 2};
+    std::vector<KvCache> separate;
+    separate.reserve(cuts.size());
     std::vector<KvCache*> rows;
-    for (std::size_t cut : cuts) {
-        caches.push_back(runner.make_cache());
-        runner.forward_rows({&caches.back()}, at::tensor(std::vector<std::int64_t>(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(cut - 1)), at::kLong).unsqueeze(0));
+    for (std::size_t r = 0; r < cuts.size(); ++r) {
+        if (pooled) {
+            rows.push_back(&pool.slots[static_cast<std::size_t>(slots[r])]);
+        } else {
+            separate.push_back(runner.make_cache());
+            rows.push_back(&separate.back());
+        }
+        runner.forward_rows({rows.back()}, at::tensor(std::vector<std::int64_t>(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(cuts[r] - 1)), at::kLong).unsqueeze(0));
     }
-    for (KvCache& c : caches)
-        rows.push_back(&c);
     double worst = 0;
     for (std::size_t step = 0; step < 5; ++step) {
         std::vector<std::int64_t> ids;
         for (std::size_t cut : cuts)
             ids.push_back(text[cut - 1 + step]);
-        const at::Tensor logits = runner.forward_rows(rows, at::tensor(ids, at::kLong).unsqueeze(1)).cpu();
+        const at::Tensor logits =
+            runner.forward_rows(rows, at::tensor(ids, at::kLong).unsqueeze(1), pooled ? &pool : nullptr, pooled ? slots : std::vector<std::int64_t>{}).cpu();
         QCOMPARE(logits.size(0), std::int64_t(3));
         for (std::size_t r = 0; r < cuts.size(); ++r) {
-            QCOMPARE(caches[r].length, static_cast<std::int64_t>(cuts[r] + step));
+            QCOMPARE(rows[r]->length, static_cast<std::int64_t>(cuts[r] + step));
             const double err = (logits[static_cast<std::int64_t>(r)][0] - expected(cuts[r] + step)).abs().max().item<double>();
             worst = std::max(worst, err);
             QVERIFY2(err <= tolerance, ("row " + std::to_string(r) + " step " + std::to_string(step) + " max abs error " + std::to_string(err)).c_str());

@@ -124,9 +124,12 @@ void TestRuntime::logitsMatchTransformers()
 void TestRuntime::batchedRowsMatchTransformers_data()
 {
     QTest::addColumn<QString>("fixture");
+    QTest::addColumn<bool>("pooled");
     for (const auto& e : fs::directory_iterator(test::fixtures() / "logits"))
         if (e.path().stem().string().ends_with("-float32"))
-            QTest::newRow(e.path().stem().c_str()) << QString::fromStdString(e.path().string());
+            for (const bool pooled : {false, true})
+                QTest::newRow((e.path().stem().string() + (pooled ? " pooled" : " separate")).c_str())
+                    << QString::fromStdString(e.path().string()) << pooled;
 }
 
 void TestRuntime::batchedRowsMatchTransformers()
@@ -134,9 +137,10 @@ void TestRuntime::batchedRowsMatchTransformers()
     // Sequences at different positions decoded as rows of one step (each with its own cache and
     // rotary position) give transformers' logits of each sequence alone: float32, 1e-4.
     QFETCH(QString, fixture);
+    QFETCH(bool, pooled);
     const json ref = test::read_json(fixture.toStdString());
     auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), DType::f32, R"({"": "cpu"})");
-    test::compare_batched_logits(*model, ref, 1e-4);
+    test::compare_batched_logits(*model, ref, 1e-4, pooled);
 }
 
 void TestRuntime::longropeFactorCount()

@@ -839,7 +839,8 @@ void TestChat::localServerServesTheLoadedModel()
     QVERIFY(!panel->serverSwitch()->isEnabled()); // nothing loaded yet
     openAndLoad(w);
     QTRY_VERIFY(panel->serverSwitch()->isEnabled());
-    panel->findChild<QSpinBox*>()->setValue(0); // any free port
+    panel->findChild<QSpinBox*>(QStringLiteral("serverPort"))->setValue(0); // any free port
+    panel->findChild<QSpinBox*>(QStringLiteral("serverParallel"))->setValue(2);
     panel->serverSwitch()->setChecked(true);
     QTRY_VERIFY_WITH_TIMEOUT(!panel->address().isEmpty(), 10000);
     const int port = panel->address().section(QLatin1Char(':'), 2, 2).section(QLatin1Char('/'), 0, 0).toInt();
@@ -871,6 +872,9 @@ void TestChat::localServerServesTheLoadedModel()
     QCOMPARE("Zoo" + body["choices"][0]["text"].get<std::string>(), expected);
     QTRY_COMPARE(panel->requestRows(), 1);
     QTRY_COMPARE(panel->activeClients(), 0);
+    // Two requests at once, as the panel asked.
+    const std::string health = httpRequest(port, "GET", "/health", "");
+    QCOMPARE(nlohmann::json::parse(health.substr(health.find("\r\n\r\n") + 4))["slots"].get<int>(), 2);
     auto* log = panel->findChild<QTableWidget*>(QStringLiteral("serverLog"));
     QCOMPARE(log->item(0, 1)->text(), QStringLiteral("POST /v1/completions"));
     QCOMPARE(log->item(0, 4)->text(), QString::number(body["usage"]["completion_tokens"].get<int>()));
