@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -97,6 +98,9 @@ void addServeCommand(CLI::App& app, int& exitCode)
                              static_cast<long long>(l.completion_tokens), l.ttft_s * 1e3, l.tokens_per_s, l.finish.c_str());
             std::fprintf(stderr, " %.2f s\n", l.seconds);
         };
+        // Generations run on this thread, which loaded the model (server/batch_loop.h says why);
+        // HTTP is served from another.
+        options.own_generation_thread = false;
         server::ApiServer server(*session, options);
         const int port = server.bind();
         g_server = &server;
@@ -104,7 +108,9 @@ void addServeCommand(CLI::App& app, int& exitCode)
         std::signal(SIGTERM, onSignal);
         std::cout << "serving " << options.model_name << " (" << verdict << "; " << o->parallel
                   << " requests at once) on http://" << o->host << ":" << port << "/v1" << std::endl;
-        server.run();
+        std::thread http([&server] { server.run(); });
+        server.generate();
+        http.join();
         g_server = nullptr;
         exitCode = 0;
     });

@@ -132,7 +132,13 @@ struct ApiServer::Impl {
     int bound_port = 0;
     BatchLoop generator; // last: it lets the running generations end before the rest goes
 
-    Impl(Session& s, ServerOptions o) : session(s), options(std::move(o)), generator(s, std::max<std::size_t>(options.parallel, 1)) {}
+    Impl(Session& s, ServerOptions o)
+        : session(s), options(std::move(o)),
+          generator(s, std::max<std::size_t>(options.parallel, 1),
+                    options.own_generation_thread ? BatchLoop::Driver::own_thread : BatchLoop::Driver::caller,
+                    options.on_generation_work)
+    {
+    }
 
     void clients(int delta)
     {
@@ -501,10 +507,13 @@ int ApiServer::bind()
 }
 
 void ApiServer::run() { m->http.listen_after_bind(); }
+void ApiServer::generate() { m->generator.drive(); }
+bool ApiServer::pump_generation() { return m->generator.pump(); }
 void ApiServer::stop()
 {
     m->shutting_down = true;
     m->http.stop();
+    m->generator.quit();
 }
 int ApiServer::port() const { return m->bound_port; }
 int ApiServer::active_clients() const { return m->active.load(); }

@@ -28,6 +28,12 @@ struct ServerOptions {
     std::string api_key;                      // required to bind anywhere but loopback
     std::size_t max_body_bytes = 4u << 20;    // larger bodies get 413
     std::size_t parallel = 4;                 // requests decoded together (a KV cache each)
+    // true: generations run on a thread of the server's own. false: the owner generates, on the
+    // thread that loaded the model (faster: batch_loop.h says why), by calling generate() or,
+    // from an event loop, pump_generation() whenever on_generation_work is called and for as
+    // long as it returns true.
+    bool own_generation_thread = true;
+    std::function<void()> on_generation_work; // called from HTTP threads
     std::string model_name;                   // the id /v1/models lists
     std::function<void(const RequestLog&)> on_request; // called from the server's threads, one line per request
     std::function<void(int)> on_clients;               // the number of requests being served changed
@@ -43,8 +49,12 @@ public:
 
     // Binds (IoError naming the address when it cannot); returns the port.
     int bind();
-    // Serves until stop(); call bind() first.
+    // Serves HTTP until stop(); call bind() first.
     void run();
+    // own_generation_thread false: generates until stop() (run() on another thread meanwhile),
+    // or one step per call (true while work remains).
+    void generate();
+    bool pump_generation();
     void stop();
     int port() const;
     int active_clients() const;

@@ -2,19 +2,21 @@
 
 namespace layerwise::server {
 
-BatchLoop::BatchLoop(Session& session, std::size_t slots)
-    : m_batch(session.batch(slots)), m_slots(slots), m_thread([this] { loop(); })
+BatchLoop::BatchLoop(Session& session, std::size_t slots, Driver driver, std::function<void()> on_work)
+    : m_batch(session.batch(slots)), m_slots(slots), m_on_work(std::move(on_work))
 {
+    if (driver == Driver::own_thread)
+        m_thread = std::thread([this] { drive(); });
 }
 
 BatchLoop::~BatchLoop()
 {
-    {
-        std::lock_guard lock(m_mutex);
-        m_quit = true;
-    }
-    m_wake.notify_all();
-    m_thread.join();
+    quit();
+    if (m_thread.joinable())
+        m_thread.join();
+    else
+        while (pump()) {
+        }
 }
 
 void BatchLoop::submit(SequenceRequest request)
@@ -24,12 +26,23 @@ void BatchLoop::submit(SequenceRequest request)
         m_waiting.push_back(std::move(request));
     }
     m_wake.notify_all();
+    if (m_on_work)
+        m_on_work();
 }
 
 std::size_t BatchLoop::waiting() const
 {
     std::lock_guard lock(m_mutex);
     return m_waiting.size();
+}
+
+void BatchLoop::quit()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_quit = true;
+    }
+    m_wake.notify_all();
 }
 
 void BatchLoop::join_waiting()
@@ -56,18 +69,27 @@ void BatchLoop::join_waiting()
     }
 }
 
-void BatchLoop::loop()
+bool BatchLoop::has_work() const { return !m_waiting.empty() || m_batch->active() > 0; }
+
+bool BatchLoop::pump()
+{
+    join_waiting();
+    if (m_batch->active() > 0)
+        m_batch->step();
+    std::lock_guard lock(m_mutex);
+    return has_work();
+}
+
+void BatchLoop::drive()
 {
     while (true) {
         {
             std::unique_lock lock(m_mutex);
-            m_wake.wait(lock, [&] { return m_quit || !m_waiting.empty() || m_batch->active() > 0; });
-            if (m_quit && m_waiting.empty() && m_batch->active() == 0)
+            m_wake.wait(lock, [&] { return m_quit || has_work(); });
+            if (m_quit && !has_work())
                 return;
         }
-        join_waiting();
-        if (m_batch->active() > 0)
-            m_batch->step();
+        pump();
     }
 }
 

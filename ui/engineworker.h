@@ -91,6 +91,11 @@ Q_SIGNALS:
 private:
     void quantizeGptq(const layerwise::ui::QuantizeRequest& request);
     void stopServerBecause(const QString& reason);
+    // One generation step of the server's requests on this thread (the one that loaded the
+    // model); queued again while they need more. Requests coalesce into one queued call.
+    void pumpServer();
+    void schedulePump();
+    std::atomic<bool> m_pumpQueued{false};
     void publish();
     void publishLayerStates(bool force);
     std::unique_ptr<WorkerState> m_state;

@@ -35,6 +35,10 @@ void EngineWorker::startServer(const ServerSettings& settings)
             Q_EMIT serverRequest(v);
         };
         o.on_clients = [this](int n) { Q_EMIT serverClients(n); };
+        // Generation steps run here, between this thread's other jobs (a chat answer, a plan),
+        // not on a thread of the server's own: server/batch_loop.h says why.
+        o.own_generation_thread = false;
+        o.on_generation_work = [this] { schedulePump(); };
         auto server = std::make_unique<server::ApiServer>(*m_state->session, o);
         const int port = server->bind();
         server::ApiServer* running = server.get();
@@ -45,6 +49,19 @@ void EngineWorker::startServer(const ServerSettings& settings)
         m_state->stopServer();
         Q_EMIT serverStopped(QString::fromUtf8(e.what()));
     }
+}
+
+void EngineWorker::schedulePump()
+{
+    if (!m_pumpQueued.exchange(true))
+        QMetaObject::invokeMethod(this, [this] { pumpServer(); }, Qt::QueuedConnection);
+}
+
+void EngineWorker::pumpServer()
+{
+    m_pumpQueued = false;
+    if (m_state->server && m_state->server->pump_generation())
+        schedulePump();
 }
 
 void EngineWorker::stopServer()
