@@ -387,6 +387,10 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
     return logits.to(at::kFloat);
 }
 
+namespace {
+constexpr std::int64_t kFusedRowsUpTo = 3;
+} // namespace
+
 at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
                                 const std::vector<std::int64_t>& pool_slots)
 {
@@ -403,6 +407,15 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
         return forward(ids);
     }
     TORCH_CHECK(ids.size(1) == 1, "forward_rows: batched rows take one token each");
+    if (static_cast<std::int64_t>(caches.size()) < kFusedRowsUpTo + 1 && fused_decode_ready()) {
+        // Up to three rows on the fused one-sequence step, one after the other: the block
+        // kernels share weight reads between rows from four rows on (their 4 x 4 tiles); below,
+        // the batched step costs more than the rows apart (bench batch: 2 rows 0.89x of one).
+        std::vector<at::Tensor> rows;
+        for (std::size_t b = 0; b < caches.size(); ++b)
+            rows.push_back(forward_rows({caches[b]}, ids.narrow(0, static_cast<std::int64_t>(b), 1)));
+        return at::cat(rows, 0);
+    }
     TORCH_CHECK(!pool || pool_slots.size() == caches.size(), "forward_rows: one pool slot per row");
     return forward_batched_rows(caches, ids, pool, pool_slots);
 }
