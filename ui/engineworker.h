@@ -83,7 +83,7 @@ Q_SIGNALS:
     void evalProgress(const QString& tag, int done, int total);
     void evaluated(const layerwise::ui::EvalResultView& result);
     void evalFailed(const QString& tag, const QString& message, bool cancelled);
-    void serverStarted(const QString& address);
+    void serverStarted(const QString& address, const QString& note); // note: what serving holds
     void serverStopped(const QString& message); // empty: stopped as asked
     void serverRequest(const layerwise::ui::ServerRequestView& request); // from the server's threads
     void serverClients(int active);

@@ -44,7 +44,15 @@ void EngineWorker::startServer(const ServerSettings& settings)
         server::ApiServer* running = server.get();
         m_state->server = std::move(server);
         m_state->serverThread = std::thread([running] { running->run(); });
-        Q_EMIT serverStarted(QStringLiteral("http://%1:%2/v1").arg(settings.host.trimmed()).arg(port));
+        // The requests' KV caches are allocated now: say what they hold beside the chat's own.
+        std::uint64_t kv = 0;
+        for (const LoadedFootprint& f : m_state->session->footprint())
+            kv += f.kv_cache_bytes;
+        const QString note = (o.parallel == 1 ? tr("1 request at once") : tr("%1 requests at once").arg(o.parallel)) +
+                             tr(", each with a KV cache of %1 tokens; KV caches now %2 in all")
+                                 .arg(m_state->session->context_length())
+                                 .arg(QString::fromStdString(format_bytes(kv)));
+        Q_EMIT serverStarted(QStringLiteral("http://%1:%2/v1").arg(settings.host.trimmed()).arg(port), note);
     } catch (const std::exception& e) {
         m_state->stopServer();
         Q_EMIT serverStopped(QString::fromUtf8(e.what()));

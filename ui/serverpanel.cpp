@@ -130,11 +130,11 @@ void ServerPanel::setModelLoaded(bool loaded)
     showState();
 }
 
-void ServerPanel::onStarted(const QString& address)
+void ServerPanel::onStarted(const QString& address, const QString& note)
 {
     m_running = true;
     m_address = address;
-    m_message.clear();
+    m_message = note;
     m_clients = 0;
     showState();
 }

@@ -27,7 +27,7 @@ public:
 
 public Q_SLOTS:
     void setModelLoaded(bool loaded);
-    void onStarted(const QString& address);
+    void onStarted(const QString& address, const QString& note = QString());
     void onStopped(const QString& message);
     void onRequest(const layerwise::ui::ServerRequestView& request);
     void onClients(int active);

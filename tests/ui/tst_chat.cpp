@@ -843,6 +843,10 @@ void TestChat::localServerServesTheLoadedModel()
     panel->findChild<QSpinBox*>(QStringLiteral("serverParallel"))->setValue(2);
     panel->serverSwitch()->setChecked(true);
     QTRY_VERIFY_WITH_TIMEOUT(!panel->address().isEmpty(), 10000);
+    // Two slots beside the chat's own cache: three caches of the loaded context (5 blocks x 4 KV
+    // heads x 8 dims x 4096 tokens x k and v x 4 bytes = 5 MiB each).
+    QVERIFY2(panel->status().contains(QStringLiteral("2 requests at once")), qPrintable(panel->status()));
+    QVERIFY2(panel->status().contains(QStringLiteral("15.00 MiB")), qPrintable(panel->status()));
     const int port = panel->address().section(QLatin1Char(':'), 2, 2).section(QLatin1Char('/'), 0, 0).toInt();
     QVERIFY(port > 0);
     std::string response;
