@@ -1,6 +1,7 @@
 #pragma once
-// The llama family's variants (archs/llama.cpp). Each architecture file defines one function
-// returning all that architecture is (model/arch.h); the table (table.cpp) declares and lists them.
+// The llama family's variants (archs/llama.cpp), and the llama pieces other architectures built
+// on its layout share. Each architecture file defines one function returning all that
+// architecture is (model/arch.h); the table (table.cpp) declares and lists them.
 #include "model/arch.h"
 
 namespace layerwise {
@@ -16,5 +17,12 @@ struct LlamaVariant {
 };
 
 Architecture llama_family_architecture(const LlamaVariant& variant); // archs/llama.cpp
+
+// The llama layout's config keys (hidden_size, intermediate_size, heads, rms_norm_eps, biases,
+// sliding_window...), its token embedding (model.embed_tokens) and its output (model.norm, then
+// lm_head).
+void llama_read_config(const ConfigReader& reader, ModelConfig& config);
+at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids);
+at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states);
 
 } // namespace layerwise

@@ -84,13 +84,6 @@ void read_config(const ConfigReader& r, ModelConfig& c)
 }
 
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
-at::Tensor partial_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin)
-{
-    const std::int64_t rot = cos.size(-1);
-    const at::Tensor embedded = apply_rotary(x.narrow(-1, 0, rot), cos, sin);
-    return at::cat({embedded, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
-}
-
 at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
 {
     const at::Tensor& table = step.model.global("gpt_neox.embed_in.weight");
@@ -110,8 +103,8 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const auto qkv =
         step.linear(w, "attention.query_key_value", x).view({b, n, c.num_heads, 3 * c.head_dim}).transpose(1, 2).chunk(3, -1);
     const at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
-    const at::Tensor q = partial_rotary(qkv[0], cos, sin);
-    const at::Tensor k = partial_rotary(qkv[1], cos, sin);
+    const at::Tensor q = apply_rotary(qkv[0], cos, sin);
+    const at::Tensor k = apply_rotary(qkv[1], cos, sin);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     const at::Tensor attn = step.linear(
         w, "attention.dense", step.attend(index, q, k, qkv[2], scale).transpose(1, 2).reshape({b, n, c.hidden_size}));

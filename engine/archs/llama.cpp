@@ -164,6 +164,12 @@ GgufNaming gguf_names(const LlamaVariant& v)
 } // namespace llama_arch
 } // namespace
 
+void llama_read_config(const ConfigReader& reader, ModelConfig& config) { llama_arch::read_config(reader, config); }
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids) { return llama_arch::embed(step, ids); }
+at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states) { return llama_arch::head(step, hidden_states); }
+#endif
+
 Architecture llama_family_architecture(const LlamaVariant& variant)
 {
     using namespace llama_arch;

@@ -7,6 +7,7 @@ namespace layerwise {
 
 Architecture gpt2_architecture();     // archs/gpt2.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
+Architecture phi3_architecture();     // archs/phi3.cpp
 
 const std::vector<Architecture>& builtin_architectures()
 {
@@ -15,6 +16,7 @@ const std::vector<Architecture>& builtin_architectures()
         gpt_neox_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),
         llama_family_architecture({"mistral", "Mistral"}),
+        phi3_architecture(),
         llama_family_architecture({"qwen2", "Qwen2", "qwen2", false, /*qkv_bias=*/true}),
         llama_family_architecture({"qwen3", "Qwen3", "qwen3", false, false, /*qk_norm=*/true}),
     };

@@ -503,6 +503,11 @@ at::Tensor rotary_cos_sin_at(const at::Tensor& inv_freq, const at::Tensor& at_po
 
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin)
 {
+    // Partial rotary (cos/sin narrower than the head): the first rotary_dim dimensions rotate,
+    // the rest pass through.
+    const std::int64_t rot = cos.size(-1);
+    if (rot < x.size(-1))
+        return at::cat({apply_rotary(x.narrow(-1, 0, rot), cos, sin), x.narrow(-1, rot, x.size(-1) - rot)}, -1);
     // x [batch, heads, n, dim]; cos/sin [n, dim]. rotate_half: cat(-x2, x1).
     const std::int64_t half = x.size(-1) / 2;
     const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);

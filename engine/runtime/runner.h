@@ -162,6 +162,8 @@ at::Tensor rotary_cos_sin(const at::Tensor& inv_freq, std::int64_t start, std::i
 // The same factors at given positions (int64 [m]): [m, rotary_dim].
 at::Tensor rotary_cos_sin_at(const at::Tensor& inv_freq, const at::Tensor& positions, at::ScalarType dtype, bool sin,
                              double scaling = 1.0);
+// x [batch, heads, n, head_dim] rotated by cos/sin [n, rotary_dim] (rotate_half); a rotary_dim
+// below head_dim rotates the first rotary_dim dimensions only (partial rotary).
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 // The same rotation with each rotated pair adjacent (2i, 2i + 1) instead of (i, i + dim / 2): the
 // row order llama.cpp's converter gives llama's q/k projections.
