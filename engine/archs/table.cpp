@@ -5,6 +5,7 @@
 
 namespace layerwise {
 
+Architecture gemma2_architecture();   // archs/gemma2.cpp
 Architecture gpt2_architecture();     // archs/gpt2.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
 Architecture phi3_architecture();     // archs/phi3.cpp
@@ -12,6 +13,7 @@ Architecture phi3_architecture();     // archs/phi3.cpp
 const std::vector<Architecture>& builtin_architectures()
 {
     static const std::vector<Architecture> table = {
+        gemma2_architecture(),
         gpt2_architecture(),
         gpt_neox_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),

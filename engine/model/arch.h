@@ -115,7 +115,7 @@ void register_architecture(Architecture architecture);
 const Architecture* find_architecture(const std::string& model_type);
 const Architecture* find_gguf_architecture(const std::string& gguf_arch);
 const ArchSpec* find_arch(const std::string& model_type);
-std::string supported_arch_list();  // "gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
+std::string supported_arch_list();  // "gemma2, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
 std::string supported_gguf_list();  // "llama, qwen2, qwen3"
 
 // The class transformers uses for an activation name ("silu" -> "SiLUActivation").

@@ -57,6 +57,14 @@ struct ModelConfig {
     bool use_parallel_residual = true; // gpt_neox
     std::string hidden_act = "silu";
     std::optional<std::int64_t> sliding_window;
+    // Layers that attend over a local window only while the others see everything (Gemma 2's
+    // alternating layers): the window, and which layers ("sliding_attention" / "full_attention").
+    // The KV cache still holds the whole context for every layer.
+    std::int64_t local_window = 0;
+    std::vector<bool> local_layers;
+    double attn_logit_softcapping = 0;  // tanh(score / cap) * cap before the softmax (Gemma 2); 0: none
+    double final_logit_softcapping = 0; // the same on the output logits
+    double query_pre_attn_scalar = 0;   // attention scale 1 / sqrt(this) instead of 1 / sqrt(head_dim); 0: head_dim
     std::optional<DType> dtype;    // declared torch_dtype / dtype
     std::vector<std::int64_t> bos_token_ids;
     std::vector<std::int64_t> eos_token_ids;

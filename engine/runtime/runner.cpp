@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <cmath>
+#include <limits>
 
 namespace layerwise {
 
@@ -275,12 +276,25 @@ std::pair<at::Tensor, at::Tensor> ForwardStep::keys_values(std::size_t layer, co
 
 at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const
 {
+    AttentionOptions o;
+    o.scale = scale;
+    return attend(layer, q, k, v, o);
+}
+
+at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const AttentionOptions& options) const
+{
+    const bool plain = options.softcap == 0.0 && options.window == 0;
+    if (pool)
+        return attend_pooled(layer, q, k, v, options);
     if (rows.empty()) {
         auto [keys, values] = keys_values(layer, k, v);
-        return attention(q, keys.to(q.device()), values.to(q.device()), scale);
+        if (plain)
+            return attention(q, keys.to(q.device()), values.to(q.device()), options.scale);
+        const std::int64_t total = keys.size(2);
+        const at::Tensor at_pos = at::arange(total - tokens, total, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(0);
+        return attention_at(q, keys.to(q.device()), values.to(q.device()), options, at_pos);
     }
-    if (pool)
-        return attend_pooled(layer, q, k, v, scale);
     // Each row attends over its own sequence: appended to its cache, then one attention each.
     std::vector<at::Tensor> out;
     out.reserve(rows.size());
@@ -290,14 +304,17 @@ at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at:
         const std::int64_t start = row.length;
         row.k[layer].narrow(2, start, 1).copy_(k.narrow(0, i, 1));
         row.v[layer].narrow(2, start, 1).copy_(v.narrow(0, i, 1));
-        out.push_back(attention(q.narrow(0, i, 1), row.k[layer].narrow(2, 0, start + 1).to(q.device()),
-                                row.v[layer].narrow(2, 0, start + 1).to(q.device()), scale));
+        const at::Tensor keys = row.k[layer].narrow(2, 0, start + 1).to(q.device());
+        const at::Tensor values = row.v[layer].narrow(2, 0, start + 1).to(q.device());
+        out.push_back(plain ? attention(q.narrow(0, i, 1), keys, values, options.scale)
+                            : attention_at(q.narrow(0, i, 1), keys, values, options,
+                                           at::full({1, 1}, start, at::TensorOptions().dtype(at::kLong).device(q.device()))));
     }
     return at::cat(out, 0);
 }
 
 at::Tensor ForwardStep::attend_pooled(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                      double scale) const
+                                      const AttentionOptions& options) const
 {
     // Rows from one pool: every row's new key and value written in one indexed store, the rows'
     // caches gathered up to the longest, and one attention with each row masked to its length.
@@ -316,8 +333,8 @@ at::Tensor ForwardStep::attend_pooled(std::size_t layer, const at::Tensor& q, co
     pv.index_put_({slots, Slice(), pos}, v.squeeze(2).to(pv.device()));
     const at::Tensor keys = pk.narrow(2, 0, longest).index_select(0, slots).to(q.device());
     const at::Tensor values = pv.narrow(2, 0, longest).index_select(0, slots).to(q.device());
-    const at::Tensor visible = at::arange(longest, pos.options()).unsqueeze(0) <= pos.unsqueeze(1); // [rows, longest]
-    return attention_masked(q, keys, values, visible.view({q.size(0), 1, 1, longest}).to(q.device()), scale);
+    // Each row sees its own positions up to its length (beyond: another sequence's leftovers).
+    return attention_at(q, keys, values, options, pos.unsqueeze(1).to(q.device()));
 }
 
 at::Tensor ForwardStep::positions() const
@@ -543,6 +560,28 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         return at::scaled_dot_product_attention(q, keys, values, {}, 0.0, true, scale);
     const at::Tensor mask = at::ones({n, total}, at::TensorOptions().dtype(at::kBool).device(q.device())).tril(total - n);
     return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, scale);
+}
+
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options,
+                        const at::Tensor& query_positions)
+{
+    const std::int64_t total = k.size(2);
+    const at::Tensor qp = query_positions.unsqueeze(-1);                         // [b, n, 1]
+    const at::Tensor kp = at::arange(total, query_positions.options()).view({1, 1, total}); // [1, 1, total]
+    at::Tensor allowed = kp <= qp;
+    if (options.window > 0)
+        allowed = allowed.logical_and(qp - kp < options.window);
+    allowed = allowed.unsqueeze(1); // [b, 1, n, total]
+    if (options.softcap == 0.0)
+        return attention_masked(q, k, v, allowed, options.scale);
+    // transformers' eager attention: scores in the input dtype, capped, masked, softmax in float32.
+    const std::int64_t groups = q.size(1) / k.size(1);
+    const at::Tensor keys = groups > 1 ? k.repeat_interleave(groups, 1) : k;
+    const at::Tensor values = groups > 1 ? v.repeat_interleave(groups, 1) : v;
+    at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * options.scale;
+    scores = at::tanh(scores / options.softcap) * options.softcap;
+    scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+    return at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), values);
 }
 
 at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale)

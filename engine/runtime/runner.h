@@ -35,6 +35,13 @@ std::pair<at::Tensor, at::Tensor> append_kv(KvCache& cache, std::size_t layer, c
 // "self_attn.q_proj"), before the linear runs: GPTQ calibration collects its statistics here.
 using LinearObserver = std::function<void(const std::string& module, const at::Tensor& input)>;
 
+// How a layer attends, beyond the plain causal softmax(q k / sqrt(d)).
+struct AttentionOptions {
+    double scale = 1.0;
+    double softcap = 0.0;    // scores become tanh(score / softcap) * softcap before the mask (Gemma 2); 0: none
+    std::int64_t window = 0; // a query sees its last `window` positions only, itself included; 0: all
+};
+
 // One forward over `tokens` new positions from `start`: what an architecture's embed, decoder
 // layer and head functions (Architecture, model/arch.h) read.
 struct ForwardStep {
@@ -59,7 +66,11 @@ struct ForwardStep {
     // Appends k, v [batch, kv_heads, tokens, head_dim] and returns the attention of q [batch,
     // heads, tokens, head_dim] over what each row may see (its own cache with batched rows).
     at::Tensor attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
-    at::Tensor attend_pooled(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
+    // The same with a soft cap or a local window.
+    at::Tensor attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                      const AttentionOptions& options) const;
+    at::Tensor attend_pooled(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const AttentionOptions& options) const;
     // The position of each new token: int64 [1, tokens], or [batch, 1] with batched rows.
     at::Tensor positions() const;
     // Tells the observer (if any) that `module` runs on `x`.
@@ -169,6 +180,10 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
 // row order llama.cpp's converter gives llama's q/k projections.
 at::Tensor apply_rotary_pairs(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
+// Attention of queries at absolute positions `query_positions` (int64 [b or 1, n]) over keys at
+// positions 0..total-1, causal, with the options' soft cap and window; softmax in float32.
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options,
+                        const at::Tensor& query_positions);
 // Attention with an explicit mask (bool, true: may attend), broadcast over [b, heads, n, total].
 at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale);
 at::Tensor activation(const at::Tensor& x, const std::string& hidden_act);

@@ -61,6 +61,13 @@ TINY = {
                  num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
                  partial_rotary_factor=0.75, tie_word_embeddings=True, pad_token_id=0, bos_token_id=1,
                  eos_token_id=2),
+    # Gemma 2 in small: layer 0 attends over a 6-token window (the prompt and decode steps outgrow
+    # it); weights and caps chosen so that both soft caps bite.
+    "gemma2": dict(model_type="gemma2", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                   vocab_size=96, max_position_embeddings=64, sliding_window=6, initializer_range=0.2,
+                   attn_logit_softcapping=1.5, final_logit_softcapping=2.0, pad_token_id=0, bos_token_id=1,
+                   eos_token_id=2),
     "gpt2": dict(model_type="gpt2", n_embd=16, n_layer=2, n_head=4, vocab_size=96, n_positions=32),
     "gpt_neox": dict(model_type="gpt_neox", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                      num_attention_heads=4, vocab_size=96, max_position_embeddings=64, rotary_pct=0.5),
@@ -79,6 +86,7 @@ CASES = [
     ("llama-longrope", "llamalongrope", torch.float32, "single"),
     ("qwen3-bf16", "qwen3", torch.bfloat16, "single"),
     ("phi3", "phi3", torch.float32, "single"),
+    ("gemma2", "gemma2", torch.float32, "single"),
     ("gpt2", "gpt2", torch.float32, "single"),
     ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),
     ("gpt_neox-sharded", "gpt_neox", torch.float16, "sharded"),

@@ -28,7 +28,9 @@ for folder in sorted(CKPTS.iterdir()):
         continue
     dtypes = [torch.float32] + ([torch.bfloat16] if folder.name in ("qwen3-bf16", "llama-bf16-sharded") else [])
     for dtype in dtypes:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa").eval()
+        # Gemma 2's soft cap runs on the eager path only.
+        attn = "eager" if folder.name.startswith("gemma2") else "sdpa"
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn).eval()
         ids = torch.tensor([PROMPT])
         with torch.no_grad():
             prefill = model(ids).logits[0].float()

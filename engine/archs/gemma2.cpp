@@ -1,0 +1,180 @@
+// Gemma 2 (Gemma2ForCausalLM): the embedding scaled by sqrt(hidden_size), RMSNorms that scale by
+// (1 + weight) in float32, sandwich norms around attention and MLP, attention scaled by
+// query_pre_attn_scalar with its scores soft-capped, every other layer attending over a local
+// window, and soft-capped output logits. transformers' modeling_gemma2.
+#include "archs/architectures.h"
+
+#include "core/error.h"
+#include "model/config_reader.h"
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+#include "runtime/runner.h"
+
+#include <ATen/ATen.h>
+#include <cmath>
+#endif
+
+#include <nlohmann/json.hpp>
+
+namespace layerwise {
+namespace {
+namespace gemma2_arch {
+
+using Shape = std::vector<std::int64_t>;
+using C = ModelConfig;
+
+Shape embed_shape(const C& c) { return {c.vocab_size, c.hidden_size}; }
+Shape scalar(const C&) { return {}; }
+Shape hidden(const C& c) { return {c.hidden_size}; }
+Shape q_w(const C& c) { return {c.num_heads * c.head_dim, c.hidden_size}; }
+Shape kv_w(const C& c) { return {c.num_kv_heads * c.head_dim, c.hidden_size}; }
+Shape o_w(const C& c) { return {c.hidden_size, c.num_heads * c.head_dim}; }
+Shape up_w(const C& c) { return {c.intermediate_size, c.hidden_size}; }
+Shape down_w(const C& c) { return {c.hidden_size, c.intermediate_size}; }
+Shape inv_freq(const C& c) { return {c.rotary_dim() / 2}; }
+
+ArchSpec spec()
+{
+    ArchSpec a;
+    a.model_type = "gemma2";
+    a.class_prefix = "Gemma2";
+    a.causal_lm_class = "Gemma2ForCausalLM";
+    a.base_prefix = "model";
+    a.layer_class = "{P}DecoderLayer";
+    const TensorSpec rms{"weight", hidden};
+    const auto linear = [](const std::string& path, ShapeFn w) { return ModuleSpec{path, "Linear", {{"weight", w}}}; };
+    a.modules = {
+        {"model", "{P}Model", {}},
+        {"model.embed_tokens", "{P}TextScaledWordEmbedding", {{"weight", embed_shape}, {"embed_scale", scalar, nullptr, true, false}}},
+        {"model.layers", "ModuleList", {}},
+        {"model.layers.{i}", "{P}DecoderLayer", {}},
+        {"model.layers.{i}.self_attn", "{P}Attention", {}},
+        linear("model.layers.{i}.self_attn.q_proj", q_w),
+        linear("model.layers.{i}.self_attn.k_proj", kv_w),
+        linear("model.layers.{i}.self_attn.v_proj", kv_w),
+        linear("model.layers.{i}.self_attn.o_proj", o_w),
+        {"model.layers.{i}.mlp", "{P}MLP", {}},
+        linear("model.layers.{i}.mlp.gate_proj", up_w),
+        linear("model.layers.{i}.mlp.up_proj", up_w),
+        linear("model.layers.{i}.mlp.down_proj", down_w),
+        {"model.layers.{i}.mlp.act_fn", "{act}", {}},
+        {"model.layers.{i}.input_layernorm", "{P}RMSNorm", {rms}},
+        {"model.layers.{i}.post_attention_layernorm", "{P}RMSNorm", {rms}},
+        {"model.layers.{i}.pre_feedforward_layernorm", "{P}RMSNorm", {rms}},
+        {"model.layers.{i}.post_feedforward_layernorm", "{P}RMSNorm", {rms}},
+        {"model.norm", "{P}RMSNorm", {rms}},
+        {"model.rotary_emb",
+         "{P}RotaryEmbedding",
+         {{"inv_freq", inv_freq, nullptr, true, false, DType::f32},
+          {"original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}},
+        {"lm_head", "Linear", {{"weight", embed_shape}}},
+    };
+    a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
+    return a;
+}
+
+void read_config(const ConfigReader& r, ModelConfig& c)
+{
+    llama_read_config(r, c);
+    c.tie_word_embeddings = r.flag_or("tie_word_embeddings", true);
+    c.hidden_act = r.string_or("hidden_activation", r.string_or("hidden_act", "gelu_pytorch_tanh"));
+    c.sliding_window.reset(); // local on some layers only: local_window below
+    c.local_window = r.positive_or("sliding_window", 4096);
+    c.attn_logit_softcapping = r.has("attn_logit_softcapping") && r.raw()["attn_logit_softcapping"].is_number()
+                                   ? r.raw()["attn_logit_softcapping"].get<double>()
+                                   : 0.0;
+    c.final_logit_softcapping = r.has("final_logit_softcapping") && r.raw()["final_logit_softcapping"].is_number()
+                                    ? r.raw()["final_logit_softcapping"].get<double>()
+                                    : 0.0;
+    c.query_pre_attn_scalar = r.number_or("query_pre_attn_scalar", 256.0);
+    c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
+    const nlohmann::json& raw = r.raw();
+    if (raw.contains("layer_types") && raw["layer_types"].is_array()) {
+        if (raw["layer_types"].size() != c.local_layers.size())
+            throw FormatError(c.described_by + ": layer_types lists " + std::to_string(raw["layer_types"].size()) +
+                              " layers but num_hidden_layers is " + std::to_string(c.num_layers));
+        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
+            c.local_layers[i] = raw["layer_types"][i] == "sliding_attention";
+    } else {
+        for (std::size_t i = 0; i < c.local_layers.size(); i += 2) // Gemma 2: even layers are local
+            c.local_layers[i] = true;
+    }
+}
+
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+// Gemma's RMSNorm: normalised and scaled by (1 + weight) in float32, then back to the input dtype.
+at::Tensor norm(const at::Tensor& x, const at::Tensor& weight, double eps)
+{
+    const at::Tensor h = x.to(at::kFloat);
+    return (h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps) * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
+}
+
+at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
+{
+    const at::Tensor h = global_embedding(step.model, "model.embed_tokens", ids).to(step.exec);
+    // sqrt(hidden_size) rounded to the hidden states' dtype, as the embed_scale buffer is.
+    const at::Tensor scale = at::scalar_tensor(std::sqrt(static_cast<double>(step.config().hidden_size)), at::kFloat).to(h.scalar_type());
+    return h * scale.to(h.device());
+}
+
+at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
+{
+    const ModelConfig& c = step.config();
+    const std::int64_t b = step.batch, n = step.tokens;
+    const at::Device dev = w["input_layernorm.weight"].device();
+    at::Tensor h = input.device() == dev ? input : input.to(dev);
+    at::Tensor x = norm(h, w["input_layernorm.weight"], c.norm_eps);
+    const std::vector<at::Tensor> qkv = step.linears(w, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, x);
+    const at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
+    const at::Tensor q = apply_rotary(qkv[0].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2), cos, sin);
+    const at::Tensor k = apply_rotary(qkv[1].view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2), cos, sin);
+    const at::Tensor v = qkv[2].view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2);
+    AttentionOptions o;
+    o.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
+    o.softcap = c.attn_logit_softcapping;
+    o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
+    const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
+    h = h + norm(step.linear(w, "self_attn.o_proj", attn), w["post_attention_layernorm.weight"], c.norm_eps);
+    x = norm(h, w["pre_feedforward_layernorm.weight"], c.norm_eps);
+    const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);
+    const at::Tensor mlp = step.linear(w, "mlp.down_proj", activation(gate_up[0], c.hidden_act) * gate_up[1]);
+    return h + norm(mlp, w["post_feedforward_layernorm.weight"], c.norm_eps);
+}
+
+at::Tensor head(const ForwardStep& step, const at::Tensor& hidden_states)
+{
+    const ModelConfig& c = step.config();
+    const at::Tensor& weight = step.model.global("model.norm.weight");
+    const at::Tensor logits = global_linear(step.model, "lm_head", norm(hidden_states.to(weight.device()), weight, c.norm_eps));
+    if (c.final_logit_softcapping == 0.0)
+        return logits;
+    return at::tanh(logits / c.final_logit_softcapping) * c.final_logit_softcapping;
+}
+#endif
+
+} // namespace gemma2_arch
+} // namespace
+
+Architecture gemma2_architecture()
+{
+    using namespace gemma2_arch;
+    Architecture a;
+    a.spec = spec();
+    a.read_config = read_config;
+    a.quirks.rotary = true;
+    a.layers_path = "model.layers";
+    // AutoGPTQ's GemmaGPTQForCausalLM.inside_layer_modules (the llama order).
+    a.gptq_sequential = {
+        {"self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"},
+        {"self_attn.o_proj"},
+        {"mlp.up_proj", "mlp.gate_proj"},
+        {"mlp.down_proj"},
+    };
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+    a.embed = embed;
+    a.layer = layer;
+    a.head = head;
+#endif
+    return a;
+}
+
+} // namespace layerwise
