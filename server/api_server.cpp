@@ -278,6 +278,27 @@ struct ApiServer::Impl {
         return o;
     }
 
+    using UsageChunk = std::function<json(const json& usage)>;
+    // What a stream sends once its sequence has ended: the chunk with the finish reason, the usage
+    // chunk when asked (`usage` not empty), or an error object; then the stream closes.
+    std::function<void(const std::shared_ptr<Answer>&)> stream_end(const std::shared_ptr<EventChannel>& channel,
+                                                                   std::function<json(const std::string&)> last, UsageChunk usage,
+                                                                   const httplib::Request& req, Clock::time_point t0)
+    {
+        return [this, channel, last = std::move(last), usage = std::move(usage), req, t0](const std::shared_ptr<Answer>& done) {
+            const Outcome& o = done->outcome;
+            if (o.finish == "error") {
+                channel->push(sse(error_object(500, "the generation failed: " + o.error, "server_error")));
+            } else if (o.finish != "disconnected") {
+                channel->push(sse(last(o.finish)));
+                if (usage)
+                    channel->push(sse(usage(usage_object(o.prompt_tokens, o.completion_tokens))));
+            }
+            log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
+            channel->finish();
+        };
+    }
+
     void handle_chat(const httplib::Request& req, httplib::Response& res);
     void handle_completion(const httplib::Request& req, httplib::Response& res);
     void stream(httplib::Response& res, const std::shared_ptr<EventChannel>& channel);
@@ -350,20 +371,11 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
     a->emit = [channel, id, created, model](const std::string& text) {
         channel->push(sse(chat_chunk(id, created, model, {{"content", text}}, "")));
     };
-    const bool usage = r.options.include_usage;
+    const auto usage = [id, created, model](const json& u) { return usage_chunk("chat.completion.chunk", id, created, model, u); };
     generator.submit(sequence(a, r.options, ids, max_new, &channel->cancel,
-                              [this, channel, id, created, model, usage, req_copy = req, t0](const std::shared_ptr<Answer>& done) {
-        const Outcome& o = done->outcome;
-        if (o.finish == "error") {
-            channel->push(sse(error_object(500, "the generation failed: " + o.error, "server_error")));
-        } else if (o.finish != "disconnected") {
-            channel->push(sse(chat_chunk(id, created, model, json::object(), o.finish)));
-            if (usage)
-                channel->push(sse(usage_chunk("chat.completion.chunk", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
-        }
-        log(req_copy, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
-        channel->finish();
-    }));
+                              stream_end(channel, [id, created, model](const std::string& finish) {
+                                  return chat_chunk(id, created, model, json::object(), finish);
+                              }, r.options.include_usage ? UsageChunk(usage) : UsageChunk(), req, t0)));
     stream(res, channel);
 }
 
@@ -391,20 +403,11 @@ void ApiServer::Impl::handle_completion(const httplib::Request& req, httplib::Re
     a->emit = [channel, id, created, model](const std::string& text) {
         channel->push(sse(completion_chunk(id, created, model, text, "")));
     };
-    const bool usage = r.options.include_usage;
+    const auto usage = [id, created, model](const json& u) { return usage_chunk("text_completion", id, created, model, u); };
     generator.submit(sequence(a, r.options, ids, max_new, &channel->cancel,
-                              [this, channel, id, created, model, usage, req_copy = req, t0](const std::shared_ptr<Answer>& done) {
-        const Outcome& o = done->outcome;
-        if (o.finish == "error") {
-            channel->push(sse(error_object(500, "the generation failed: " + o.error, "server_error")));
-        } else if (o.finish != "disconnected") {
-            channel->push(sse(completion_chunk(id, created, model, "", o.finish)));
-            if (usage)
-                channel->push(sse(usage_chunk("text_completion", id, created, model, usage_object(o.prompt_tokens, o.completion_tokens))));
-        }
-        log(req_copy, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
-        channel->finish();
-    }));
+                              stream_end(channel, [id, created, model](const std::string& finish) {
+                                  return completion_chunk(id, created, model, "", finish);
+                              }, r.options.include_usage ? UsageChunk(usage) : UsageChunk(), req, t0)));
     stream(res, channel);
 }
 

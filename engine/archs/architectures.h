@@ -22,6 +22,9 @@ Architecture llama_family_architecture(const LlamaVariant& variant); // archs/ll
 // sliding_window...), its token embedding (model.embed_tokens) and its output (model.norm, then
 // lm_head).
 void llama_read_config(const ConfigReader& reader, ModelConfig& config);
+// The rotary embedding module of transformers' models: its inv_freq and original_inv_freq
+// buffers (float32, not saved), one value per rotated dimension pair.
+ModuleSpec rotary_embedding_module(const std::string& path, const std::string& class_name);
 at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids);
 at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states);
 

@@ -30,7 +30,6 @@ Shape kv_w(const C& c) { return {c.num_kv_heads * c.head_dim, c.hidden_size}; }
 Shape o_w(const C& c) { return {c.hidden_size, c.num_heads * c.head_dim}; }
 Shape up_w(const C& c) { return {c.intermediate_size, c.hidden_size}; }
 Shape down_w(const C& c) { return {c.hidden_size, c.intermediate_size}; }
-Shape inv_freq(const C& c) { return {c.rotary_dim() / 2}; }
 
 ArchSpec spec()
 {
@@ -62,10 +61,7 @@ ArchSpec spec()
         {"model.layers.{i}.pre_feedforward_layernorm", "{P}RMSNorm", {rms}},
         {"model.layers.{i}.post_feedforward_layernorm", "{P}RMSNorm", {rms}},
         {"model.norm", "{P}RMSNorm", {rms}},
-        {"model.rotary_emb",
-         "{P}RotaryEmbedding",
-         {{"inv_freq", inv_freq, nullptr, true, false, DType::f32},
-          {"original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}},
+        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
         {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};

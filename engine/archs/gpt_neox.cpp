@@ -25,7 +25,6 @@ Shape dense_w(const C& c) { return {c.hidden_size, c.hidden_size}; }
 Shape up_w(const C& c) { return {c.intermediate_size, c.hidden_size}; }
 Shape up_b(const C& c) { return {c.intermediate_size}; }
 Shape down_w(const C& c) { return {c.hidden_size, c.intermediate_size}; }
-Shape inv_freq(const C& c) { return {c.rotary_dim() / 2}; }
 bool attn_bias(const C& c) { return c.attention_bias; }
 
 ArchSpec spec()
@@ -55,10 +54,7 @@ ArchSpec spec()
         {"gpt_neox.layers.{i}.mlp.dense_4h_to_h", "Linear", {{"weight", down_w}, {"bias", hidden}}},
         {"gpt_neox.layers.{i}.mlp.act", "{act}", {}},
         {"gpt_neox.final_layer_norm", "LayerNorm", norm},
-        {"gpt_neox.rotary_emb",
-         "GPTNeoXRotaryEmbedding",
-         {{"inv_freq", inv_freq, nullptr, true, false, DType::f32},
-          {"original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}},
+        rotary_embedding_module("gpt_neox.rotary_emb", "GPTNeoXRotaryEmbedding"),
         {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
     a.tied = {{"lm_head.weight", "gpt_neox.embed_in.weight"}};

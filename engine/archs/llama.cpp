@@ -72,10 +72,7 @@ ArchSpec spec(const LlamaVariant& v)
         {"model.layers.{i}.input_layernorm", "{P}RMSNorm", {rms}},
         {"model.layers.{i}.post_attention_layernorm", "{P}RMSNorm", {rms}},
         {"model.norm", "{P}RMSNorm", {rms}},
-        {"model.rotary_emb",
-         "{P}RotaryEmbedding",
-         {{"inv_freq", inv_freq, nullptr, true, false, DType::f32},
-          {"original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}},
+        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
         {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
@@ -165,6 +162,14 @@ GgufNaming gguf_names(const LlamaVariant& v)
 } // namespace
 
 void llama_read_config(const ConfigReader& reader, ModelConfig& config) { llama_arch::read_config(reader, config); }
+
+ModuleSpec rotary_embedding_module(const std::string& path, const std::string& class_name)
+{
+    return {path,
+            class_name,
+            {{"inv_freq", llama_arch::inv_freq, nullptr, true, false, DType::f32},
+             {"original_inv_freq", llama_arch::inv_freq, nullptr, true, false, DType::f32}}};
+}
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
 at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids) { return llama_arch::embed(step, ids); }
 at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states) { return llama_arch::head(step, hidden_states); }

@@ -24,7 +24,6 @@ Shape qkv_w(const C& c) { return {(c.num_heads + 2 * c.num_kv_heads) * c.head_di
 Shape o_w(const C& c) { return {c.hidden_size, c.num_heads * c.head_dim}; }
 Shape gate_up_w(const C& c) { return {2 * c.intermediate_size, c.hidden_size}; }
 Shape down_w(const C& c) { return {c.hidden_size, c.intermediate_size}; }
-Shape inv_freq(const C& c) { return {c.rotary_dim() / 2}; }
 
 ArchSpec spec()
 {
@@ -53,10 +52,7 @@ ArchSpec spec()
         {"model.layers.{i}.resid_attn_dropout", "Dropout", {}},
         {"model.layers.{i}.resid_mlp_dropout", "Dropout", {}},
         {"model.norm", "{P}RMSNorm", {rms}},
-        {"model.rotary_emb",
-         "{P}RotaryEmbedding",
-         {{"inv_freq", inv_freq, nullptr, true, false, DType::f32},
-          {"original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}},
+        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
         {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
