@@ -14,6 +14,7 @@ struct LlamaVariant {
     bool rope_permuted = false;     // llama.cpp's converter reordered q/k rows (llama only)
     bool qkv_bias = false;          // Qwen2
     bool qk_norm = false;           // Qwen3
+    bool sliding_window = false;    // the config's sliding_window applies to every layer (Mistral)
 };
 
 Architecture llama_family_architecture(const LlamaVariant& variant); // archs/llama.cpp

@@ -97,6 +97,16 @@ void read_config(const ConfigReader& r, ModelConfig& c)
         c.sliding_window = r.raw()["sliding_window"].get<std::int64_t>();
 }
 
+// Mistral: every layer attends over the last sliding_window positions (transformers' mask).
+void read_config_windowed(const ConfigReader& r, ModelConfig& c)
+{
+    read_config(r, c);
+    if (c.sliding_window) {
+        c.local_window = *c.sliding_window;
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), true);
+    }
+}
+
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
 at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
 {
@@ -123,8 +133,10 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const auto rotate = w.rope_pairs() ? apply_rotary_pairs : apply_rotary;
     q = rotate(q.transpose(1, 2), step.cos.to(dev), step.sin.to(dev));
     k = rotate(k.transpose(1, 2), step.cos.to(dev), step.sin.to(dev));
-    const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-    const at::Tensor attn = step.attend(index, q, k, v, scale).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
+    AttentionOptions o;
+    o.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
+    const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
     h = h + step.linear(w, "self_attn.o_proj", attn);
     x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
     const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);
@@ -180,7 +192,7 @@ Architecture llama_family_architecture(const LlamaVariant& variant)
     using namespace llama_arch;
     Architecture a;
     a.spec = spec(variant);
-    a.read_config = read_config;
+    a.read_config = variant.sliding_window ? read_config_windowed : read_config;
     a.quirks.rotary = true;
     a.quirks.qkv_bias = variant.qkv_bias;
     a.quirks.qk_norm = variant.qk_norm;

@@ -17,7 +17,7 @@ const std::vector<Architecture>& builtin_architectures()
         gpt2_architecture(),
         gpt_neox_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),
-        llama_family_architecture({"mistral", "Mistral"}),
+        llama_family_architecture({"mistral", "Mistral", nullptr, false, false, false, /*sliding_window=*/true}),
         phi3_architecture(),
         llama_family_architecture({"qwen2", "Qwen2", "qwen2", false, /*qkv_bias=*/true}),
         llama_family_architecture({"qwen3", "Qwen3", "qwen3", false, false, /*qk_norm=*/true}),

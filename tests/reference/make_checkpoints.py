@@ -37,6 +37,10 @@ TINY = {
     "mistral": dict(model_type="mistral", hidden_size=16, intermediate_size=24, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=1, vocab_size=72, max_position_embeddings=64,
                     sliding_window=32),
+    # The window bites: 6 positions while the prompt and its decode steps reach 30.
+    "mistralwindow": dict(model_type="mistral", hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=1, vocab_size=72, max_position_embeddings=64,
+                          sliding_window=6, initializer_range=0.2),
     "qwen2": dict(model_type="qwen2", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
                   tie_word_embeddings=True),
@@ -80,6 +84,7 @@ CASES = [
     ("llama-bin", "llama", torch.float32, "bin"),
     ("llama31-tied", "llama31", torch.float32, "single"),
     ("mistral-f16", "mistral", torch.float16, "single"),
+    ("mistral-window", "mistralwindow", torch.float32, "single"),
     ("qwen2-sharded", "qwen2", torch.float32, "sharded"),
     ("qwen2-yarn", "qwen2yarn", torch.float32, "single"),
     ("llama-dynamic", "llamadynamic", torch.float32, "single"),
