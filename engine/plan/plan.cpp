@@ -78,8 +78,9 @@ struct CostModel {
     {
         const DType compute = r.weights.dtype;
         const DType kv_dtype = r.kv_dtype.value_or(compute);
-        const std::int64_t window = c.sliding_window ? std::min(*c.sliding_window, r.context) : r.context;
-        const std::int64_t kv_per_layer = 2 * r.batch * window * c.num_kv_heads * c.head_dim * dtype_bits(kv_dtype) / 8;
+        // The whole context, whatever a sliding window masks: the runtime's cache holds every
+        // position (a window limits what attention reads, not what the cache keeps).
+        const std::int64_t kv_per_layer = 2 * r.batch * r.context * c.num_kv_heads * c.head_dim * dtype_bits(kv_dtype) / 8;
         const std::int64_t act_bytes = dtype_bits(compute) / 8;
         const std::int64_t chunk = std::min(r.prefill_chunk, r.context);
         const std::int64_t tokens = r.batch * chunk;

@@ -23,6 +23,7 @@ class TestPlanner : public QObject {
 private Q_SLOTS:
     void randomModelsAndMachines();
     void handCheckedSingleGpu();
+    void slidingWindowCountsTheWholeContext();
     void offloadWhenTheGpuIsSmall();
     void cpuOnlyMachine();
     void contextTooLong();
@@ -197,6 +198,22 @@ void TestPlanner::handCheckedSingleGpu()
     const double bytes = static_cast<double>(gpu.weights) - embed + 4096 * 2 + static_cast<double>(gpu.kv_cache);
     QVERIFY(std::abs(plan.estimate.decode_tokens_per_s - 1000e9 / bytes) < 1e-6 * plan.estimate.decode_tokens_per_s);
     QVERIFY(plan.reason.find("32 of 32 layers on GPU") != std::string::npos);
+}
+
+void TestPlanner::slidingWindowCountsTheWholeContext()
+{
+    // Mistral 7B v0.1 attends over a 4096-token window, but the KV cache the runtime allocates
+    // holds every position of the context: at 8192 tokens, 2 x 8192 x 8 heads x 128 x 2 bytes x
+    // 32 layers = 1 GiB, not the 512 MiB of the window.
+    const Model m = preset("Mistral-7B-v0.1");
+    QCOMPARE(m.config.sliding_window.value_or(0), std::int64_t(4096));
+    PlanRequest r;
+    r.devices = {gpu_device(0, 48 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    r.context = 8192;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(plan.devices[0].kv_cache, std::int64_t(1) << 30);
 }
 
 void TestPlanner::offloadWhenTheGpuIsSmall()
