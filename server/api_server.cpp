@@ -185,13 +185,6 @@ struct ApiServer::Impl {
         return r.max_tokens ? std::min(*r.max_tokens, room) : room;
     }
 
-    GenerationOptions generation(const SamplingRequest& r, std::int64_t max_new) const
-    {
-        GenerationOptions g;
-        g.max_new_tokens = max_new;
-        g.sampling = r.sampling;
-        return g;
-    }
 
     std::vector<std::int64_t> completion_ids(const CompletionRequest& r) const
     {

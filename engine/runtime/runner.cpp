@@ -544,15 +544,24 @@ at::Tensor apply_rotary_pairs(const at::Tensor& x, const at::Tensor& cos, const 
     return at::stack({a * c - b * s, b * c + a * s}, -1).reshape(x.sizes());
 }
 
+namespace {
+
+// Grouped-query attention: each of x's KV heads [b, kv_h, total, d] repeated for the query heads
+// that share it, giving [b, heads, total, d].
+at::Tensor repeat_kv(const at::Tensor& x, std::int64_t heads)
+{
+    const std::int64_t groups = heads / x.size(1);
+    if (groups <= 1)
+        return x;
+    return x.unsqueeze(2).expand({x.size(0), x.size(1), groups, x.size(2), x.size(3)}).reshape({x.size(0), heads, x.size(2), x.size(3)});
+}
+
+} // namespace
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale)
 {
     // q [b, h, n, d], k/v [b, kv_h, total, d]. Causal within the new tokens, full to the cache.
-    at::Tensor keys = k, values = v;
-    const std::int64_t groups = q.size(1) / k.size(1);
-    if (groups > 1) {
-        keys = k.unsqueeze(2).expand({k.size(0), k.size(1), groups, k.size(2), k.size(3)}).reshape({k.size(0), q.size(1), k.size(2), k.size(3)});
-        values = v.unsqueeze(2).expand({v.size(0), v.size(1), groups, v.size(2), v.size(3)}).reshape({v.size(0), q.size(1), v.size(2), v.size(3)});
-    }
+    const at::Tensor keys = repeat_kv(k, q.size(1)), values = repeat_kv(v, q.size(1));
     const std::int64_t n = q.size(2), total = k.size(2);
     if (n == 1)
         return at::scaled_dot_product_attention(q, keys, values, {}, 0.0, false, scale);
@@ -575,9 +584,7 @@ at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tens
     if (options.softcap == 0.0)
         return attention_masked(q, k, v, allowed, options.scale);
     // transformers' eager attention: scores in the input dtype, capped, masked, softmax in float32.
-    const std::int64_t groups = q.size(1) / k.size(1);
-    const at::Tensor keys = groups > 1 ? k.repeat_interleave(groups, 1) : k;
-    const at::Tensor values = groups > 1 ? v.repeat_interleave(groups, 1) : v;
+    const at::Tensor keys = repeat_kv(k, q.size(1)), values = repeat_kv(v, q.size(1));
     at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * options.scale;
     scores = at::tanh(scores / options.softcap) * options.softcap;
     scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
@@ -586,13 +593,7 @@ at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tens
 
 at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale)
 {
-    at::Tensor keys = k, values = v;
-    const std::int64_t groups = q.size(1) / k.size(1);
-    if (groups > 1) {
-        keys = k.repeat_interleave(groups, 1);
-        values = v.repeat_interleave(groups, 1);
-    }
-    return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, scale);
+    return at::scaled_dot_product_attention(q, repeat_kv(k, q.size(1)), repeat_kv(v, q.size(1)), mask, 0.0, false, scale);
 }
 
 at::Tensor layer_linear(const LayerWeights& w, const std::string& name, const at::Tensor& x)

@@ -44,6 +44,15 @@ std::string rstrip(std::string s)
 
 DeviceMap mapOf(const std::string& json) { return parse_device_map(json); }
 
+// The placements the golden runs use: everything in RAM, and blocks 2-4 on disk.
+void addPlacementRows()
+{
+    QTest::addColumn<QString>("map");
+    QTest::newRow("all in RAM") << R"({"": "cpu"})";
+    QTest::newRow("blocks 2-4 on disk")
+        << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+}
+
 // Bytes of tensor data in a safetensors file: the file minus its 8-byte length and its header.
 std::uint64_t safetensorsDataBytes(const fs::path& file)
 {
@@ -109,10 +118,7 @@ void TestApi::planAndMove()
 
 void TestApi::sessionGeneratesGolden_data()
 {
-    QTest::addColumn<QString>("map");
-    QTest::newRow("all in RAM") << R"({"": "cpu"})";
-    QTest::newRow("blocks 2-4 on disk")
-        << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+    addPlacementRows();
 }
 
 void TestApi::sessionGeneratesGolden()
@@ -248,10 +254,7 @@ void TestApi::presetHasNoWeights()
 
 void TestApi::batchDecodesGoldensTogether_data()
 {
-    QTest::addColumn<QString>("map");
-    QTest::newRow("all in RAM") << R"({"": "cpu"})";
-    QTest::newRow("blocks 2-4 on disk")
-        << R"({"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu", "model.layers.2": "disk", "model.layers.3": "disk", "model.layers.4": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"})";
+    addPlacementRows();
 }
 
 void TestApi::batchDecodesGoldensTogether()
