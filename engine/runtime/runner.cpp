@@ -321,14 +321,11 @@ at::Tensor ForwardStep::attend_pooled(std::size_t layer, const at::Tensor& q, co
     using at::indexing::Slice;
     at::Tensor pk = pool->storage.k[layer];
     at::Tensor pv = pool->storage.v[layer];
-    std::vector<std::int64_t> at_pos;
     std::int64_t longest = 0;
-    for (const KvCache* row : rows) {
-        at_pos.push_back(row->length);
+    for (const KvCache* row : rows)
         longest = std::max(longest, row->length + 1);
-    }
-    const at::Tensor slots = at::tensor(pool_slots, at::kLong).to(pk.device());
-    const at::Tensor pos = at::tensor(at_pos, at::kLong).to(pk.device());
+    const at::Tensor slots = slot_ids.to(pk.device());
+    const at::Tensor pos = row_positions.to(pk.device());
     pk.index_put_({slots, Slice(), pos}, k.squeeze(2).to(pk.device()));
     pv.index_put_({slots, Slice(), pos}, v.squeeze(2).to(pv.device()));
     const at::Tensor keys = pk.narrow(2, 0, longest).index_select(0, slots).to(q.device());
@@ -446,6 +443,10 @@ at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, con
     at::Tensor logits = translating_out_of_memory(
         "decoding " + std::to_string(ids.size(0)) + " sequences together", m_exec.str(), [&] {
             ForwardStep step{m_model, m_exec, ids.size(0), 1, 0, {}, {}, nullptr, nullptr, caches, pool, pool_slots};
+            if (pool) {
+                step.slot_ids = at::tensor(pool_slots, at::kLong);
+                step.row_positions = step.positions().reshape({-1});
+            }
             at::Tensor h = m_arch->embed(step, ids);
             if (m_arch->quirks.rotary) {
                 // Each row rotates as its sequence would alone: dynamic and longrope frequencies

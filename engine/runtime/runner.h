@@ -59,6 +59,7 @@ struct ForwardStep {
     // With rows from one pool: the pool and each row's slot in it (one gather per layer).
     KvPool* pool = nullptr;
     std::vector<std::int64_t> pool_slots;
+    at::Tensor slot_ids, row_positions; // pool_slots and the rows' lengths as int64 [rows], made once a step
 
     const ModelConfig& config() const { return model.config; }
     // The keys and values layer `layer` attends over: the cache with k, v appended, or k, v themselves.
