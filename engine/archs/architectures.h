@@ -26,7 +26,15 @@ void llama_read_config(const ConfigReader& reader, ModelConfig& config);
 // The rotary embedding module of transformers' models: its inv_freq and original_inv_freq
 // buffers (float32, not saved), one value per rotated dimension pair.
 ModuleSpec rotary_embedding_module(const std::string& path, const std::string& class_name);
+// The llama layout's attention modules of a decoder layer (self_attn and its q/k/v/o, q/k norms
+// when `qk_norm`), its output modules (model.norm, the rotary embedding, lm_head) and its GGUF names.
+std::vector<ModuleSpec> llama_attention_specs(ConditionFn qkv_bias, ConditionFn o_bias, bool qk_norm);
+std::vector<ModuleSpec> llama_output_specs();
+GgufNaming llama_gguf_names(const LlamaVariant& variant);
 at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids);
+// The input norm and attention of a llama-layout decoder layer: the residual stream after it.
+at::Tensor llama_attention(const ForwardStep& step, std::size_t layer, const LayerWeights& weights, const at::Tensor& hidden,
+                           bool qk_norm);
 at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states);
 
 } // namespace layerwise

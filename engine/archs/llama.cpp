@@ -41,6 +41,28 @@ ModuleSpec linear(const std::string& path, ShapeFn w, ShapeFn b, ConditionFn has
     return {path, "Linear", {{"weight", w}, {"bias", b, has_bias}}};
 }
 
+std::vector<ModuleSpec> attention_specs(ConditionFn qkv_bias, ConditionFn o_bias, bool qk_norm)
+{
+    return {
+        {"model.layers.{i}.self_attn", "{P}Attention", {}},
+        linear("model.layers.{i}.self_attn.q_proj", q_w, q_b, qkv_bias),
+        linear("model.layers.{i}.self_attn.k_proj", kv_w, kv_b, qkv_bias),
+        linear("model.layers.{i}.self_attn.v_proj", kv_w, kv_b, qkv_bias),
+        linear("model.layers.{i}.self_attn.o_proj", o_w, hidden, o_bias),
+        {"model.layers.{i}.self_attn.q_norm", "{P}RMSNorm", {{"weight", head_norm}}, qk_norm ? always : never},
+        {"model.layers.{i}.self_attn.k_norm", "{P}RMSNorm", {{"weight", head_norm}}, qk_norm ? always : never},
+    };
+}
+
+std::vector<ModuleSpec> output_specs()
+{
+    return {
+        {"model.norm", "{P}RMSNorm", {{"weight", hidden}}},
+        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
+        {"lm_head", "Linear", {{"weight", embed_shape}}},
+    };
+}
+
 ArchSpec spec(const LlamaVariant& v)
 {
     ArchSpec a;
@@ -57,13 +79,10 @@ ArchSpec spec(const LlamaVariant& v)
         {"model.embed_tokens", "Embedding", {{"weight", embed_shape}}},
         {"model.layers", "ModuleList", {}},
         {"model.layers.{i}", "{P}DecoderLayer", {}},
-        {"model.layers.{i}.self_attn", "{P}Attention", {}},
-        linear("model.layers.{i}.self_attn.q_proj", q_w, q_b, qkv_bias),
-        linear("model.layers.{i}.self_attn.k_proj", kv_w, kv_b, qkv_bias),
-        linear("model.layers.{i}.self_attn.v_proj", kv_w, kv_b, qkv_bias),
-        linear("model.layers.{i}.self_attn.o_proj", o_w, hidden, o_bias),
-        {"model.layers.{i}.self_attn.q_norm", "{P}RMSNorm", {{"weight", head_norm}}, v.qk_norm ? always : never},
-        {"model.layers.{i}.self_attn.k_norm", "{P}RMSNorm", {{"weight", head_norm}}, v.qk_norm ? always : never},
+    };
+    for (ModuleSpec& m : attention_specs(qkv_bias, o_bias, v.qk_norm))
+        a.modules.push_back(std::move(m));
+    const std::vector<ModuleSpec> rest = {
         {"model.layers.{i}.mlp", "{P}MLP", {}},
         linear("model.layers.{i}.mlp.gate_proj", up_w, up_b, mlp_bias),
         linear("model.layers.{i}.mlp.up_proj", up_w, up_b, mlp_bias),
@@ -71,10 +90,10 @@ ArchSpec spec(const LlamaVariant& v)
         {"model.layers.{i}.mlp.act_fn", "{act}", {}},
         {"model.layers.{i}.input_layernorm", "{P}RMSNorm", {rms}},
         {"model.layers.{i}.post_attention_layernorm", "{P}RMSNorm", {rms}},
-        {"model.norm", "{P}RMSNorm", {rms}},
-        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
-        {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
+    a.modules.insert(a.modules.end(), rest.begin(), rest.end());
+    for (ModuleSpec& m : output_specs())
+        a.modules.push_back(std::move(m));
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
     return a;
 }
@@ -113,9 +132,9 @@ at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
     return global_embedding(step.model, "model.embed_tokens", ids).to(step.exec);
 }
 
-// One decoder layer; `qk_norm` (Qwen3) is the only difference inside the family.
-template <bool qk_norm>
-at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
+// The attention half of a decoder layer: the residual stream after it, on the layer's device.
+at::Tensor attention_half(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input,
+                          bool qk_norm)
 {
     const ModelConfig& c = step.config();
     const std::int64_t b = step.batch, n = step.tokens;
@@ -137,8 +156,16 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     o.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
     const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
-    h = h + step.linear(w, "self_attn.o_proj", attn);
-    x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
+    return h + step.linear(w, "self_attn.o_proj", attn);
+}
+
+// One decoder layer; `qk_norm` (Qwen3) is the only difference inside the family.
+template <bool qk_norm>
+at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
+{
+    const at::Tensor h = attention_half(step, index, w, input, qk_norm);
+    const at::Tensor x = rms_norm(h, w["post_attention_layernorm.weight"], step.config().norm_eps);
+    const ModelConfig& c = step.config();
     const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);
     return h + step.linear(w, "mlp.down_proj", activation(gate_up[0], c.hidden_act) * gate_up[1]);
 }
@@ -174,6 +201,12 @@ GgufNaming gguf_names(const LlamaVariant& v)
 } // namespace
 
 void llama_read_config(const ConfigReader& reader, ModelConfig& config) { llama_arch::read_config(reader, config); }
+std::vector<ModuleSpec> llama_attention_specs(ConditionFn qkv_bias, ConditionFn o_bias, bool qk_norm)
+{
+    return llama_arch::attention_specs(qkv_bias, o_bias, qk_norm);
+}
+std::vector<ModuleSpec> llama_output_specs() { return llama_arch::output_specs(); }
+GgufNaming llama_gguf_names(const LlamaVariant& variant) { return llama_arch::gguf_names(variant); }
 
 ModuleSpec rotary_embedding_module(const std::string& path, const std::string& class_name)
 {
@@ -185,6 +218,11 @@ ModuleSpec rotary_embedding_module(const std::string& path, const std::string& c
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
 at::Tensor llama_embed(const ForwardStep& step, const at::Tensor& ids) { return llama_arch::embed(step, ids); }
 at::Tensor llama_head(const ForwardStep& step, const at::Tensor& hidden_states) { return llama_arch::head(step, hidden_states); }
+at::Tensor llama_attention(const ForwardStep& step, std::size_t layer, const LayerWeights& weights, const at::Tensor& hidden,
+                           bool qk_norm)
+{
+    return llama_arch::attention_half(step, layer, weights, hidden, qk_norm);
+}
 #endif
 
 Architecture llama_family_architecture(const LlamaVariant& variant)

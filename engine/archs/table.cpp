@@ -8,7 +8,9 @@ namespace layerwise {
 Architecture gemma2_architecture();   // archs/gemma2.cpp
 Architecture gpt2_architecture();     // archs/gpt2.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
+Architecture mixtral_architecture();  // archs/moe.cpp
 Architecture phi3_architecture();     // archs/phi3.cpp
+Architecture qwen3_moe_architecture(); // archs/moe.cpp
 
 const std::vector<Architecture>& builtin_architectures()
 {
@@ -18,9 +20,11 @@ const std::vector<Architecture>& builtin_architectures()
         gpt_neox_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),
         llama_family_architecture({"mistral", "Mistral", nullptr, false, false, false, /*sliding_window=*/true}),
+        mixtral_architecture(),
         phi3_architecture(),
         llama_family_architecture({"qwen2", "Qwen2", "qwen2", false, /*qkv_bias=*/true}),
         llama_family_architecture({"qwen3", "Qwen3", "qwen3", false, false, /*qk_norm=*/true}),
+        qwen3_moe_architecture(),
     };
     return table;
 }

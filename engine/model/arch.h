@@ -43,7 +43,8 @@ struct TensorSpec {
 };
 
 struct ModuleSpec {
-    std::string path;       // relative to the model root; "{i}" = layer index, repeated per layer
+    std::string path;       // relative to the model root; "{i}" = layer index, repeated per layer;
+                            // "{e}" = expert index, repeated per expert (config.num_experts)
     std::string class_name; // "{P}" = the family's class prefix, "{act}" = activation class
     std::vector<TensorSpec> tensors;
     ConditionFn present = nullptr;

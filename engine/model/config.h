@@ -65,10 +65,19 @@ struct ModelConfig {
     double attn_logit_softcapping = 0;  // tanh(score / cap) * cap before the softmax (Gemma 2); 0: none
     double final_logit_softcapping = 0; // the same on the output logits
     double query_pre_attn_scalar = 0;   // attention scale 1 / sqrt(this) instead of 1 / sqrt(head_dim); 0: head_dim
+    // A mixture of experts (num_experts 0: dense): each token's MLP is the weighted sum of
+    // experts_per_token experts of num_experts, chosen by a router; each expert is an MLP of
+    // expert_intermediate_size. Qwen2-MoE adds one shared expert every token passes through.
+    std::int64_t num_experts = 0;
+    std::int64_t experts_per_token = 0;
+    std::int64_t expert_intermediate_size = 0;
+    std::int64_t shared_expert_intermediate_size = 0;
+    bool norm_topk_prob = true; // the chosen experts' weights renormalised to sum to 1
     std::optional<DType> dtype;    // declared torch_dtype / dtype
     std::vector<std::int64_t> bos_token_ids;
     std::vector<std::int64_t> eos_token_ids;
 
+    bool is_moe() const { return num_experts > 0; }
     std::int64_t rotary_dim() const
     {
         return static_cast<std::int64_t>(static_cast<double>(head_dim) * rope.partial_rotary_factor);

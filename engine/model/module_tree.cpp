@@ -61,10 +61,12 @@ ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DT
     tree.m_dtype = dtype;
     tree.m_no_split_class = replace_all(arch.layer_class, "{P}", arch.class_prefix);
     tree.add_node("", config.architecture);
-    auto emit = [&](const ModuleSpec& spec, int layer) {
+    auto emit = [&](const ModuleSpec& spec, int layer, int expert) {
         if (spec.present && !spec.present(config))
             return;
         std::string name = layer >= 0 ? replace_all(spec.path, "{i}", std::to_string(layer)) : spec.path;
+        if (expert >= 0)
+            name = replace_all(name, "{e}", std::to_string(expert));
         std::string cls = replace_all(spec.class_name, "{P}", arch.class_prefix);
         cls = replace_all(cls, "{act}", activation_class(config.hidden_act));
         const int index = tree.add_node(name, cls);
@@ -72,6 +74,10 @@ ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DT
         if (cls == tree.m_no_split_class) {
             node.no_split = true;
             node.layer = layer;
+        }
+        if (expert >= 0 && spec.path.ends_with(".{e}")) {
+            node.expert = expert;
+            tree.m_nodes[static_cast<std::size_t>(node.parent)].expert_list = true;
         }
         // transformers lists a module's parameters before its buffers.
         for (int pass = 0; pass < 2; ++pass) {
@@ -94,18 +100,34 @@ ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DT
         }
     };
     const auto& mods = arch.modules;
+    auto has = [&](std::size_t k, const char* placeholder) {
+        return k < mods.size() && mods[k].path.find(placeholder) != std::string::npos;
+    };
     for (std::size_t i = 0; i < mods.size();) {
-        if (mods[i].path.find("{i}") == std::string::npos) {
-            emit(mods[i], -1);
+        if (!has(i, "{i}")) {
+            emit(mods[i], -1, -1);
             ++i;
             continue;
         }
         std::size_t end = i;
-        while (end < mods.size() && mods[end].path.find("{i}") != std::string::npos)
+        while (has(end, "{i}"))
             ++end;
         for (std::int64_t layer = 0; layer < config.num_layers; ++layer)
-            for (std::size_t k = i; k < end; ++k)
-                emit(mods[k], static_cast<int>(layer));
+            for (std::size_t k = i; k < end;) {
+                if (!has(k, "{e}")) {
+                    emit(mods[k], static_cast<int>(layer), -1);
+                    ++k;
+                    continue;
+                }
+                // A run of per-expert modules: all of expert 0's, then expert 1's...
+                std::size_t run_end = k;
+                while (run_end < end && has(run_end, "{e}"))
+                    ++run_end;
+                for (std::int64_t e = 0; e < config.num_experts; ++e)
+                    for (std::size_t r = k; r < run_end; ++r)
+                        emit(mods[r], static_cast<int>(layer), static_cast<int>(e));
+                k = run_end;
+            }
         i = end;
     }
     if (config.tie_word_embeddings) {
@@ -314,6 +336,31 @@ std::vector<int> ModuleTree::no_split_blocks() const
     for (std::size_t i = 0; i < m_nodes.size(); ++i)
         if (m_nodes[i].no_split)
             out.push_back(static_cast<int>(i));
+    return out;
+}
+
+bool ModuleTree::in_experts(int node) const
+{
+    for (int n = node; n >= 0; n = m_nodes[static_cast<std::size_t>(n)].parent)
+        if (m_nodes[static_cast<std::size_t>(n)].expert >= 0 || m_nodes[static_cast<std::size_t>(n)].expert_list)
+            return true;
+    return false;
+}
+
+std::vector<int> ModuleTree::experts_under(int node) const
+{
+    std::vector<int> out;
+    std::vector<int> stack{node};
+    while (!stack.empty()) {
+        const ModuleNode& n = m_nodes[static_cast<std::size_t>(stack.back())];
+        const int index = stack.back();
+        stack.pop_back();
+        if (n.expert >= 0) {
+            out.push_back(index);
+            continue;
+        }
+        stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+    }
     return out;
 }
 

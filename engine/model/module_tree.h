@@ -44,6 +44,11 @@ struct ModuleNode {
     std::vector<ModuleTensor> tensors; // direct tensors: parameters first, then buffers
     bool no_split = false;
     int layer = -1;                    // decoder block index for no-split blocks
+    // Mixture of experts: the expert index of an expert's module ("model.layers.3.mlp.experts.5"),
+    // and the list holding a layer's experts. A no-split block may still place its experts on
+    // other devices than the rest of it (the router's output crosses over, not the weights).
+    int expert = -1;
+    bool expert_list = false;
 };
 
 // How many bytes a tensor takes:
@@ -89,6 +94,10 @@ public:
     // Bytes of every node, indexed like nodes().
     std::vector<std::uint64_t> all_module_bytes(SizeRule rule) const;
     std::vector<int> no_split_blocks() const;
+    // Whether `node` is an expert list or lies inside one (an expert or one of its linears).
+    bool in_experts(int node) const;
+    // The expert modules under `node` (all of a layer's, say), in order.
+    std::vector<int> experts_under(int node) const;
     std::uint64_t largest_no_split_bytes(SizeRule rule) const;
 
 private:

@@ -72,6 +72,15 @@ TINY = {
                    vocab_size=96, max_position_embeddings=64, sliding_window=6, initializer_range=0.2,
                    attn_logit_softcapping=1.5, final_logit_softcapping=2.0, pad_token_id=0, bos_token_id=1,
                    eos_token_id=2),
+    # Mixtures of experts, made with transformers 4.x (see MOE_CASES); routing weights large
+    # enough that the tokens spread over the experts.
+    "qwen3moe": dict(model_type="qwen3_moe", hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+                     num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=8, vocab_size=96,
+                     max_position_embeddings=64, initializer_range=0.2, tie_word_embeddings=False),
+    "mixtral": dict(model_type="mixtral", hidden_size=32, intermediate_size=24, num_local_experts=4,
+                    num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                    vocab_size=96, max_position_embeddings=64, initializer_range=0.2),
     "gpt2": dict(model_type="gpt2", n_embd=16, n_layer=2, n_head=4, vocab_size=96, n_positions=32),
     "gpt_neox": dict(model_type="gpt_neox", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                      num_attention_heads=4, vocab_size=96, max_position_embeddings=64, rotary_pct=0.5),
@@ -95,6 +104,17 @@ CASES = [
     ("gpt2", "gpt2", torch.float32, "single"),
     ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),
     ("gpt_neox-sharded", "gpt_neox", torch.float16, "sharded"),
+]
+
+# MoE checkpoints come from transformers 4.x, whose modules are those the checkpoints store (one
+# module per expert: model.layers.0.mlp.experts.3.gate_proj); transformers 5 fuses the experts into
+# one parameter per projection and converts on load. Made with
+#   pip install --target DIR "transformers==4.57.1" "huggingface_hub<1.0" "tokenizers<0.23" requests
+#   PYTHONPATH=DIR .venv/bin/python tests/reference/make_checkpoints.py moe
+# (make_logits.py then loads them with transformers 5, which reads the same files).
+MOE_CASES = [
+    ("qwen3_moe", "qwen3moe", torch.float32, "single"),
+    ("mixtral", "mixtral", torch.float32, "single"),
 ]
 
 SIZE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
@@ -197,6 +217,10 @@ if __name__ == "__main__":
     what = sys.argv[1:] or ["checkpoints", "presets"]
     if "checkpoints" in what:
         for case in CASES:
+            make_case(*case)
+    if "moe" in what:
+        assert transformers.__version__.startswith("4."), "MoE checkpoints are made with transformers 4.x"
+        for case in MOE_CASES:
             make_case(*case)
     if "presets" in what:
         make_presets()

@@ -1,0 +1,228 @@
+// Mixtures of experts with the llama layout's attention: Mixtral and Qwen3-MoE. A decoder
+// layer's MLP is a router (a linear to one logit per expert) and num_experts MLPs; each token
+// runs the experts_per_token best-scored ones and sums their outputs weighted by the softmax of
+// the router's logits (renormalised over the chosen ones: always for Mixtral, with
+// norm_topk_prob for Qwen3-MoE). Modules are those of the checkpoints (one module per expert, as
+// transformers 4.x builds them and every published checkpoint stores them); the forward computes
+// what modeling_mixtral / modeling_qwen3_moe compute.
+//
+// Only the chosen experts run: the tokens of a step are grouped by expert and each expert used
+// runs once over its tokens (a decode step reads experts_per_token experts per layer, through the
+// block kernels for GGUF weights). An expert runs where its weights are, so experts kept in CPU
+// RAM beside a layer on a GPU compute on the CPU and only the hidden rows cross over.
+#include "archs/architectures.h"
+
+#include "model/config_reader.h"
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+#include "runtime/runner.h"
+
+#include <ATen/ATen.h>
+#include <map>
+#endif
+
+namespace layerwise {
+namespace {
+namespace moe_arch {
+
+using Shape = std::vector<std::int64_t>;
+using C = ModelConfig;
+
+Shape hidden(const C& c) { return {c.hidden_size}; }
+Shape router_w(const C& c) { return {c.num_experts, c.hidden_size}; }
+Shape expert_up(const C& c) { return {c.expert_intermediate_size, c.hidden_size}; }
+Shape expert_down(const C& c) { return {c.hidden_size, c.expert_intermediate_size}; }
+bool attn_bias(const C& c) { return c.attention_bias; }
+
+// How one family names its MoE modules inside a decoder layer.
+struct MoeNaming {
+    const char* block;      // "mlp", "block_sparse_moe"
+    const char* block_class; // "{P}SparseMoeBlock"
+    const char* expert_class; // "{P}MLP", "{P}BlockSparseTop2MLP"
+    const char* gate;       // the expert's gate projection: "gate_proj", "w1"
+    const char* up;         // "up_proj", "w3"
+    const char* down;       // "down_proj", "w2"
+    bool down_before_up;    // the order the expert registers them in (w1, w2, w3)
+};
+
+constexpr MoeNaming qwen_naming{"mlp", "{P}SparseMoeBlock", "{P}MLP", "gate_proj", "up_proj", "down_proj", false};
+constexpr MoeNaming mixtral_naming{"block_sparse_moe", "{P}SparseMoeBlock", "{P}BlockSparseTop2MLP", "w1", "w3", "w2", true};
+
+ArchSpec spec(const char* model_type, const char* prefix, const MoeNaming& n, bool qk_norm)
+{
+    ArchSpec a;
+    a.model_type = model_type;
+    a.class_prefix = prefix;
+    a.causal_lm_class = std::string(prefix) + "ForCausalLM";
+    a.base_prefix = "model";
+    a.layer_class = "{P}DecoderLayer";
+    const std::string layer = "model.layers.{i}.";
+    const std::string block = layer + n.block;
+    const std::string expert = block + ".experts.{e}";
+    a.modules = {
+        {"model", "{P}Model", {}},
+        {"model.embed_tokens", "Embedding", {{"weight", [](const C& c) -> Shape { return {c.vocab_size, c.hidden_size}; }}}},
+        {"model.layers", "ModuleList", {}},
+        {"model.layers.{i}", "{P}DecoderLayer", {}},
+    };
+    for (ModuleSpec& m : llama_attention_specs(attn_bias, attn_bias, qk_norm))
+        a.modules.push_back(std::move(m));
+    const std::vector<ModuleSpec> moe = {
+        {block, n.block_class, {}},
+        {block + ".gate", "Linear", {{"weight", router_w}}},
+        {block + ".experts", "ModuleList", {}},
+        {expert, n.expert_class, {}},
+        {expert + "." + n.gate, "Linear", {{"weight", expert_up}}},
+        {expert + "." + (n.down_before_up ? n.down : n.up), "Linear", {{"weight", n.down_before_up ? expert_down : expert_up}}},
+        {expert + "." + (n.down_before_up ? n.up : n.down), "Linear", {{"weight", n.down_before_up ? expert_up : expert_down}}},
+        {expert + ".act_fn", "{act}", {}},
+        {layer + "input_layernorm", "{P}RMSNorm", {{"weight", hidden}}},
+        {layer + "post_attention_layernorm", "{P}RMSNorm", {{"weight", hidden}}},
+    };
+    a.modules.insert(a.modules.end(), moe.begin(), moe.end());
+    for (ModuleSpec& m : llama_output_specs())
+        a.modules.push_back(std::move(m));
+    a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
+    return a;
+}
+
+void read_experts(const ConfigReader& r, ModelConfig& c, const char* count_key, const char* size_key)
+{
+    llama_read_config(r, c);
+    // transformers 5 writes num_local_experts for every family; the published configs use the
+    // family's own key.
+    c.num_experts = r.has(count_key) ? r.positive(count_key) : r.positive("num_local_experts");
+    c.experts_per_token = r.positive("num_experts_per_tok");
+    c.expert_intermediate_size = r.positive(size_key);
+    if (c.experts_per_token > c.num_experts)
+        throw FormatError(r.raw().value("model_type", std::string("config")) + ": num_experts_per_tok (" +
+                          std::to_string(c.experts_per_token) + ") is more than the " + std::to_string(c.num_experts) +
+                          " experts");
+}
+
+void read_mixtral(const ConfigReader& r, ModelConfig& c)
+{
+    read_experts(r, c, "num_local_experts", "intermediate_size");
+    c.norm_topk_prob = true;
+    if (c.sliding_window) {
+        c.local_window = *c.sliding_window;
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), true);
+    }
+}
+
+void read_qwen3_moe(const ConfigReader& r, ModelConfig& c)
+{
+    read_experts(r, c, "num_experts", "moe_intermediate_size");
+    c.norm_topk_prob = r.flag_or("norm_topk_prob", false);
+    // Layers with a dense MLP instead of experts (mlp_only_layers, decoder_sparse_step > 1):
+    // none of the published Qwen3-MoE models has any.
+    const bool dense_layers = (r.has("mlp_only_layers") && r.raw()["mlp_only_layers"].is_array() &&
+                               !r.raw()["mlp_only_layers"].empty()) ||
+                              r.positive_or("decoder_sparse_step", 1) != 1;
+    if (dense_layers)
+        throw UnsupportedError("qwen3_moe with dense layers among the expert layers (mlp_only_layers, "
+                               "decoder_sparse_step > 1) is not supported; every layer must hold experts");
+    if (r.flag_or("use_sliding_window", false))
+        throw UnsupportedError("qwen3_moe with use_sliding_window is not supported");
+}
+
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+// The MoE block over x [batch, n, hidden] (on the layer's device): only the experts some token
+// chose run, each once over its tokens.
+at::Tensor experts_forward(const ForwardStep& step, const LayerWeights& w, const at::Tensor& x, const MoeNaming& n)
+{
+    const ModelConfig& c = step.config();
+    const std::string block = std::string(n.block) + ".";
+    const at::Tensor flat = x.reshape({-1, c.hidden_size});
+    const at::Tensor logits = step.linear(w, block + "gate", flat);
+    const at::Tensor probs = at::softmax(logits.to(at::kFloat), -1);
+    auto [weights, chosen] = probs.topk(c.experts_per_token, -1);
+    if (c.norm_topk_prob)
+        weights = weights / weights.sum(-1, true);
+    weights = weights.to(x.scalar_type());
+    // Token rows and their slot in the top-k, by expert (in expert order, as the sum is taken).
+    const at::Tensor chosen_cpu = chosen.to(at::kCPU).contiguous();
+    const std::int64_t* ids = chosen_cpu.data_ptr<std::int64_t>();
+    const std::int64_t tokens = chosen_cpu.size(0), k = chosen_cpu.size(1);
+    std::map<std::int64_t, std::vector<std::int64_t>> rows_of; // expert -> flat indices t * k + slot
+    for (std::int64_t i = 0; i < tokens * k; ++i)
+        rows_of[ids[i]].push_back(i);
+    at::Tensor out = at::zeros_like(flat);
+    const at::Tensor weight_flat = weights.reshape({-1});
+    for (const auto& [expert, picks] : rows_of) {
+        const std::string prefix = block + "experts." + std::to_string(expert) + ".";
+        const at::Tensor picks_t = at::tensor(picks, at::kLong).to(flat.device());
+        const at::Tensor rows = at::floor_divide(picks_t, k);
+        const at::Device where = w[prefix + n.gate + ".weight"].device();
+        at::Tensor xe = flat.index_select(0, rows);
+        if (xe.device() != where)
+            xe = xe.to(where);
+        const std::vector<at::Tensor> gate_up = step.linears(w, {prefix + n.gate, prefix + n.up}, xe);
+        at::Tensor ye = step.linear(w, prefix + n.down, activation(gate_up[0], c.hidden_act) * gate_up[1]);
+        if (ye.device() != flat.device())
+            ye = ye.to(flat.device());
+        out.index_add_(0, rows, ye * weight_flat.index_select(0, picks_t).unsqueeze(1));
+    }
+    return out.view(x.sizes());
+}
+
+template <const MoeNaming& naming, bool qk_norm>
+at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
+{
+    const at::Tensor h = llama_attention(step, index, w, input, qk_norm);
+    const at::Tensor x = rms_norm(h, w["post_attention_layernorm.weight"], step.config().norm_eps);
+    return h + experts_forward(step, w, x, naming);
+}
+#endif
+
+// llama.cpp's names: the router is ffn_gate_inp, and each of the three expert projections is
+// one tensor over all experts (ffn_gate_exps [experts, rows, columns]), split per expert on load.
+GgufNaming gguf_names(const char* arch, bool qk_norm)
+{
+    GgufNaming g = llama_gguf_names({"", "", arch});
+    std::erase_if(g.blocks, [&](const auto& b) {
+        return b.first == "ffn_gate" || b.first == "ffn_up" || b.first == "ffn_down" ||
+               (!qk_norm && (b.first == "attn_q_norm" || b.first == "attn_k_norm"));
+    });
+    g.blocks.push_back({"ffn_gate_inp", "mlp.gate"});
+    g.blocks.push_back({"ffn_gate_exps", "mlp.experts.{e}.gate_proj"});
+    g.blocks.push_back({"ffn_up_exps", "mlp.experts.{e}.up_proj"});
+    g.blocks.push_back({"ffn_down_exps", "mlp.experts.{e}.down_proj"});
+    return g;
+}
+
+} // namespace moe_arch
+} // namespace
+
+Architecture mixtral_architecture()
+{
+    using namespace moe_arch;
+    Architecture a;
+    a.spec = spec("mixtral", "Mixtral", mixtral_naming, false);
+    a.read_config = read_mixtral;
+    a.layers_path = "model.layers";
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+    a.embed = llama_embed;
+    a.layer = layer<mixtral_naming, false>;
+    a.head = llama_head;
+#endif
+    return a;
+}
+
+Architecture qwen3_moe_architecture()
+{
+    using namespace moe_arch;
+    Architecture a;
+    a.spec = spec("qwen3_moe", "Qwen3Moe", qwen_naming, true);
+    a.read_config = read_qwen3_moe;
+    a.quirks.qk_norm = true;
+    a.gguf = gguf_names("qwen3moe", true);
+    a.layers_path = "model.layers";
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+    a.embed = llama_embed;
+    a.layer = layer<qwen_naming, true>;
+    a.head = llama_head;
+#endif
+    return a;
+}
+
+} // namespace layerwise
