@@ -295,6 +295,22 @@ void Checkpoint::edit_entries(const std::function<bool(TensorEntry&)>& edit)
                               m_tensors[i].name + "' after renaming; the file holds the same weight twice");
 }
 
+void Checkpoint::split_entries(const std::function<std::vector<TensorEntry>(const TensorEntry&)>& split)
+{
+    std::vector<TensorEntry> out;
+    out.reserve(m_tensors.size());
+    for (auto& t : m_tensors) {
+        std::vector<TensorEntry> parts = split(t);
+        if (parts.empty())
+            out.push_back(std::move(t));
+        else
+            for (auto& p : parts)
+                out.push_back(std::move(p));
+    }
+    m_tensors = std::move(out);
+    edit_entries([](TensorEntry&) { return true; }); // re-indexes, refusing duplicate names
+}
+
 const TensorEntry* Checkpoint::find(const std::string& name) const
 {
     auto it = m_by_name.find(name);

@@ -43,6 +43,9 @@ public:
     // names), or drop one it consumed (`edit` returns false); the name index is rebuilt and a
     // name given twice is a FormatError. Call before anything holds an entry index.
     void edit_entries(const std::function<bool(TensorEntry&)>& edit);
+    // Replaces each entry for which `split` returns entries by those (a GGUF tensor holding every
+    // expert of a layer becomes one entry per expert, each a byte range of it).
+    void split_entries(const std::function<std::vector<TensorEntry>(const TensorEntry&)>& split);
     // metadata.total_size of a sharded index, if any
     std::optional<std::uint64_t> index_total_size() const { return m_index_total_size; }
     // Sum of tensor bytes in the files

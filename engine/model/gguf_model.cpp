@@ -153,6 +153,17 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     else
         throw FormatError(where + ": the vocabulary size is unknown: no '" + k.key("vocab_size") +
                           "', no tokenizer.ggml.tokens and no token_embd.weight");
+    if (auto experts = k.optional_positive("expert_count")) {
+        c.num_experts = *experts;
+        c.experts_per_token = k.positive("expert_used_count");
+        c.expert_intermediate_size = k.positive("expert_feed_forward_length");
+        // llama.cpp renormalises the chosen experts' weights for these architectures unless the
+        // file says otherwise.
+        c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(1) != 0;
+        if (c.experts_per_token > c.num_experts)
+            throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
+                              ") is more than the " + std::to_string(c.num_experts) + " experts");
+    }
     c.tie_word_embeddings = checkpoint.find("output.weight") == nullptr;
     c.attention_bias = checkpoint.find("blk.0.attn_q.bias") != nullptr && !arch->quirks.qkv_bias;
     if (auto bos = m.get_int("tokenizer.ggml.bos_token_id"))
@@ -187,6 +198,28 @@ void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
         else if (ends_with("self_attn.k_proj.weight") || ends_with("self_attn.k_proj.bias"))
             t.gguf->rope_permuted_heads = config.num_kv_heads;
         return true;
+    });
+    // One tensor over all experts ("mlp.experts.{e}.gate_proj.weight", [experts, rows, columns]):
+    // one entry per expert, each its contiguous share of the bytes (whole rows of blocks).
+    checkpoint.split_entries([&](const TensorEntry& t) {
+        std::vector<TensorEntry> parts;
+        const auto at = t.name.find("{e}");
+        if (at == std::string::npos)
+            return parts;
+        if (t.shape.size() != 3 || t.shape[0] != config.num_experts || t.size % static_cast<std::uint64_t>(t.shape[0]) != 0)
+            throw FormatError(checkpoint.folder().string() + ": tensor '" + t.name + "' has shape " + shape_string(t.shape) +
+                              "; a tensor of all experts must be [" + std::to_string(config.num_experts) +
+                              " experts, rows, columns]");
+        const std::uint64_t share = t.size / static_cast<std::uint64_t>(t.shape[0]);
+        for (std::int64_t e = 0; e < t.shape[0]; ++e) {
+            TensorEntry p = t;
+            p.name = t.name.substr(0, at) + std::to_string(e) + t.name.substr(at + 3);
+            p.shape = {t.shape[1], t.shape[2]};
+            p.offset = t.offset + static_cast<std::uint64_t>(e) * share;
+            p.size = share;
+            parts.push_back(std::move(p));
+        }
+        return parts;
     });
 }
 

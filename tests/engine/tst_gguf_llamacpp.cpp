@@ -58,6 +58,10 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // (1/127 of its block's largest value): 5.5e-2 measured over 32 steps (default dispatch and
     // forced AVX2); bound 0.1.
     QTest::newRow("q8_0") << "tiny-llama-q8_0" << 0.1;
+    // A mixture of experts (Qwen3-MoE, 8 experts, 2 per token), split per expert on load: the
+    // same bounds and reasons as above.
+    QTest::newRow("moe f32") << "tiny-qwen3moe-f32" << 2e-3;
+    QTest::newRow("moe q8_0") << "tiny-qwen3moe-q8_0" << 0.1;
 }
 
 void TestGgufLlamaCpp::converterGgufs()

@@ -8,9 +8,9 @@
 2. A small GGUF made with the converter llama.cpp ships (convert_hf_to_gguf.py) from a random
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
-   prompt position and of 32 greedy steps.
+   prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token).
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-llama-*.gguf, tiny-llama-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe}-*.gguf, tiny-{llama,qwen3moe}-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -31,7 +31,7 @@ from llama_cpp import Llama
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "gguf_llamacpp"
 OUT.mkdir(parents=True, exist_ok=True)
-LLAMA_CPP = Path(sys.argv[1]).resolve()  # [--tiny-only]
+LLAMA_CPP = Path(sys.argv[1]).resolve()  # [--tiny-only | --moe-only]
 THREADS = 2
 
 CHAT_PROMPTS = [
@@ -90,8 +90,41 @@ def make_smollm2():
     (OUT / "smollm2.json").write_text(json.dumps({"file": path.name, "cases": cases}, indent=1) + "\n")
 
 
-def make_tiny():
+# llama.cpp's converter, run as its own script would run. Qwen3-MoE models carry a byte-level BPE
+# tokenizer the converter recognises by hashing its output; the toy models here carry the
+# SentencePiece tokenizer trained below, which the converter writes for llama-family models
+# (_set_vocab_sentencepiece): Qwen3-MoE's converter is pointed at that writer.
+CONVERT = """
+import sys
+root = sys.argv.pop(1)
+sys.path[0:0] = [root, root + "/gguf-py"]
+import conversion.qwen as qwen
+qwen.Qwen3MoeModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
+sys.argv[0] = root + "/convert_hf_to_gguf.py"
+import convert_hf_to_gguf
+convert_hf_to_gguf.main()
+"""
+
+
+def tiny_llama(vocab):
     from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return LlamaForCausalLM(cfg)
+
+
+def tiny_qwen3moe(vocab):
+    # Qwen3-30B-A3B's shape in small: 8 experts, 2 per token, renormalised, q/k norms.
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+    cfg = Qwen3MoeConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+                         num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                         rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return Qwen3MoeForCausalLM(cfg)
+
+
+def make_tiny(name, build):
     vocab = 512
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,12 +135,9 @@ def make_tiny():
         subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={tmp / 'tokenizer'}",
                         f"--vocab_size={vocab}", "--model_type=bpe", "--byte_fallback=true",
                         "--character_coverage=0.9995", "--minloglevel=2"], check=True)
-        model_dir = tmp / "tiny-llama"
+        model_dir = tmp / name
         torch.manual_seed(7)
-        cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                          rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
-        model = LlamaForCausalLM(cfg)
+        model = build(vocab)
         with torch.no_grad():  # larger weights than the default init: sharper, less tie-prone logits
             for p in model.parameters():
                 if p.dim() == 2:
@@ -117,19 +147,21 @@ def make_tiny():
         env = dict(os.environ, PYTHONPATH=str(LLAMA_CPP / "gguf-py"))
         prompt = [1, 40, 77, 150, 9, 230, 12, 300, 64, 500]
         for outtype in ("f32", "q8_0"):
-            gguf_file = OUT / f"tiny-llama-{outtype}.gguf"
-            subprocess.run([sys.executable, str(LLAMA_CPP / "convert_hf_to_gguf.py"), str(model_dir),
+            gguf_file = OUT / f"{name}-{outtype}.gguf"
+            subprocess.run([sys.executable, "-c", CONVERT, str(LLAMA_CPP), str(model_dir),
                             "--outtype", outtype, "--outfile", str(gguf_file)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
             llm = Llama(model_path=str(gguf_file), n_ctx=64, n_threads=THREADS, logits_all=True, verbose=False)
             tokens, logits = greedy(llm, prompt, 32)
-            (OUT / f"tiny-llama-{outtype}.json").write_text(json.dumps({
+            (OUT / f"{name}-{outtype}.json").write_text(json.dumps({
                 "file": gguf_file.name, "prompt": prompt, "tokens": tokens,
                 "step_logits": [[round(float(v), 6) for v in l] for l in logits]}) + "\n")
-            print("tiny", outtype, tokens[:10], gguf_file.stat().st_size, "bytes")
+            print(name, outtype, tokens[:10], gguf_file.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":
-    if "--tiny-only" not in sys.argv:
+    if "--tiny-only" not in sys.argv and "--moe-only" not in sys.argv:
         make_smollm2()
-    make_tiny()
+    if "--moe-only" not in sys.argv:
+        make_tiny("tiny-llama", tiny_llama)
+    make_tiny("tiny-qwen3moe", tiny_qwen3moe)
