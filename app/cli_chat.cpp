@@ -152,6 +152,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
         SamplingOptions sampling;
         int threads = 0;
         QuantCli quant;
+        MoeCli moe;
     };
     auto o = std::make_shared<Options>();
     o->sampling.temperature = 0.7;
@@ -159,6 +160,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
     cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
     cmd->add_option("--system", o->system, "System prompt");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential or an hf_device_map file")->capture_default_str();
+    addMoeOptions(cmd, o->moe);
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--context", o->context, "Context length")->capture_default_str();
@@ -188,7 +190,8 @@ void addChatCommand(CLI::App& app, int& exitCode)
         load.dtype = dtype;
         std::string verdict;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant));
+        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant), 1,
+                                       o->moe);
         load.context = o->context;
         load.log = log;
         const auto chat = Session::load(std::move(model), load);

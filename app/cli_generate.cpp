@@ -54,6 +54,7 @@ struct GenerateOptions {
     int threads = 0;
     bool json = false;
     QuantCli quant;
+    MoeCli moe;
 };
 
 // Loads the model by its plan and generates, printing as it goes (or one JSON object).
@@ -87,7 +88,7 @@ void runGenerate(GenerateOptions& o)
     SessionOptions load;
     load.dtype = dtype;
     load.quant = quantOptions(o.quant);
-    load.device_map = deviceMapFor(model, o.deviceMap, o.maxMemory, context, dtype, &verdict, quantFormatName(o.quant));
+    load.device_map = deviceMapFor(model, o.deviceMap, o.maxMemory, context, dtype, &verdict, quantFormatName(o.quant), 1, o.moe);
     load.offload_folder = o.offloadFolder;
     load.context = context;
     load.require_tokenizer = false;
@@ -159,12 +160,19 @@ DType dtypeOption(const std::string& option, DType model)
     return *parsed;
 }
 
+void addMoeOptions(CLI::App* cmd, MoeCli& m)
+{
+    cmd->add_flag("--cpu-moe", m.all, "Mixtures of experts: keep every layer's experts in CPU RAM (they compute there)");
+    cmd->add_option("--n-cpu-moe", m.layers, "Mixtures of experts: keep the experts of the first N layers in CPU RAM");
+}
+
 DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant,
-                       std::int64_t sequences)
+                       std::int64_t sequences, const MoeCli& moe)
 {
     PlanRequest r;
     r.batch = sequences;
+    r.cpu_moe_layers = moe.cpuMoeLayers();
     DetectOptions detect;
     detect.probe_bandwidth = false;
     r.devices = detect_devices(detect);
@@ -200,6 +208,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the model's tokenizer, BOS added as it defines)");
     cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
+    addMoeOptions(cmd, o->moe);
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--max-new-tokens", o->maxNewTokens, "Tokens to generate")->capture_default_str();

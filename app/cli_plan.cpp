@@ -124,6 +124,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         bool json = false;
         DeviceOptions devices;
         GptqCli gptq;
+        MoeCli moe;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder, a config.json or a preset")->required();
@@ -140,6 +141,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--double-quant", o->doubleQuant, "With --quantize nf4|fp4: double quantization");
     cmd->add_flag("--accelerate", o->accelerate, "The device_map from_pretrained(device_map=STRATEGY, max_memory=..., dtype=...) gives (KV cache not counted)");
     cmd->add_option("--map", o->mapFile, "A custom hf_device_map (JSON or a Python dict printout) to evaluate");
+    addMoeOptions(cmd, o->moe);
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addDeviceOptions(cmd, o->devices);
     cmd->callback([o, &exitCode]() {
@@ -155,6 +157,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         r.context = o->context;
         r.batch = o->batch;
         r.prefill_chunk = o->chunk;
+        r.cpu_moe_layers = o->moe.cpuMoeLayers();
         const DType dtype = dtypeOption(o->dtype, d.dtype());
         r.weights = weight_format_for(d, o->quantize.empty() ? o->quant : o->quantize + (o->doubleQuant ? "-dq" : ""), dtype);
         if (o->kvDtype != "auto") {

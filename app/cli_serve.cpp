@@ -44,6 +44,7 @@ void addServeCommand(CLI::App& app, int& exitCode)
         int threads = 0;
         std::size_t parallel = 4;
         QuantCli quant;
+        MoeCli moe;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
@@ -53,6 +54,7 @@ void addServeCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--max-body-bytes", o->maxBody, "Largest request body (larger: 413)")->capture_default_str();
     cmd->add_option("--model-name", o->name, "The model id /v1/models lists (default: the folder's name)");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
+    addMoeOptions(cmd, o->moe);
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--context", o->context, "KV cache length: prompt + answer of one request")->capture_default_str();
@@ -84,7 +86,7 @@ void addServeCommand(CLI::App& app, int& exitCode)
         load.quant = quantOptions(o->quant);
         // The plan counts a KV cache per slot plus the session's own.
         load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant),
-                                       static_cast<std::int64_t>(o->parallel) + 1);
+                                       static_cast<std::int64_t>(o->parallel) + 1, o->moe);
         load.offload_folder = o->offloadFolder;
         load.context = o->context;
         load.require_tokenizer = false;

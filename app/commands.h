@@ -1,4 +1,6 @@
 #pragma once
+#include <limits>
+#include <optional>
 // Subcommands of the `layerwise` executable. Each returns the process exit code;
 // engine errors propagate to main(), the one place that catches them.
 #include "api/layerwise.h"
@@ -20,9 +22,22 @@ DType dtypeOption(const std::string& option, DType model);
 // PlanError when the plan does not fit; `verdictOut` receives the verdict and its reason.
 // `quant`: the weight format planned ("none", "int8", "nf4", "nf4-dq"...). `sequences`: KV
 // caches of `context` tokens the plan counts (the server's slots and the session's own).
+// --cpu-moe, --n-cpu-moe N: mixtures of experts whose experts (all, or the first N blocks')
+// stay in CPU RAM and compute there; neither: the planner chooses.
+struct MoeCli {
+    bool all = false;
+    std::int64_t layers = -1;
+    std::optional<std::int64_t> cpuMoeLayers() const
+    {
+        return all ? std::optional<std::int64_t>(std::numeric_limits<std::int32_t>::max())
+                   : layers >= 0 ? std::optional<std::int64_t>(layers) : std::nullopt;
+    }
+};
+void addMoeOptions(CLI::App* cmd, MoeCli& m);
+
 DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none",
-                       std::int64_t sequences = 1);
+                       std::int64_t sequences = 1, const MoeCli& moe = {});
 
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
 // does not say (files saved by other tools).

@@ -167,7 +167,8 @@ void validate_device_map(const ModuleTree& tree, const DeviceMap& map)
                                 "' (or a module containing it) to the map");
         }
     }
-    // No-split blocks: every key at or below the block on one device.
+    // No-split blocks: every key at or below the block on one device, experts aside (a layer's
+    // experts may sit elsewhere: the hidden rows they take cross over, not the weights).
     for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
         const ModuleNode& n = tree.nodes()[i];
         if (!n.no_split || (node_key[i] >= 0) || inherited[i] >= 0)
@@ -178,6 +179,8 @@ void validate_device_map(const ModuleTree& tree, const DeviceMap& map)
             const auto& m = tree.nodes()[static_cast<std::size_t>(stack.back())];
             const int key = node_key[static_cast<std::size_t>(stack.back())];
             stack.pop_back();
+            if (m.expert_list)
+                continue;
             if (key >= 0)
                 devices.insert(map[static_cast<std::size_t>(key)].second.name());
             for (const auto& t : m.tensors)
@@ -259,12 +262,14 @@ DeviceMap expand_to_units(const ModuleTree& tree, const DeviceMap& map)
         const int i = stack.back();
         stack.pop_back();
         const ModuleNode& n = tree.nodes()[static_cast<std::size_t>(i)];
-        if (n.no_split || n.children.empty()) {
+        // A mixture-of-experts block is expanded down to its experts, each a unit of its own.
+        const bool whole = (n.no_split && tree.experts_under(i).empty()) || n.expert >= 0;
+        if (whole || n.children.empty()) {
             // A leaf module whose tensors were mapped one by one keeps per-tensor keys.
             bool per_tensor = false;
             for (const auto& t : n.tensors)
                 for (const auto& [k, d] : map)
-                    per_tensor = per_tensor || (!n.no_split && k == t.full_name);
+                    per_tensor = per_tensor || (!whole && k == t.full_name);
             if (per_tensor) {
                 for (const auto& t : n.tensors)
                     if (const Device* d = device_for(t))
@@ -305,7 +310,8 @@ DeviceMap move_module(const ModuleTree& tree, const DeviceMap& map, const std::s
     const int node = tree.find(module);
     if (node < 0)
         throw PlanError("no module '" + module + "' in " + tree.root().class_name);
-    for (int p = tree.nodes()[static_cast<std::size_t>(node)].parent; p >= 0; p = tree.nodes()[static_cast<std::size_t>(p)].parent)
+    for (int p = tree.nodes()[static_cast<std::size_t>(node)].parent; p >= 0 && !tree.in_experts(node);
+         p = tree.nodes()[static_cast<std::size_t>(p)].parent)
         if (tree.nodes()[static_cast<std::size_t>(p)].no_split)
             throw PlanError(module + " is part of " + tree.nodes()[static_cast<std::size_t>(p)].name + " (" +
                             tree.nodes()[static_cast<std::size_t>(p)].class_name +
@@ -315,6 +321,33 @@ DeviceMap move_module(const ModuleTree& tree, const DeviceMap& map, const std::s
         if (covers(module, k))
             d = device;
     return clean_device_map(std::move(units));
+}
+
+DeviceMap move_experts(const ModuleTree& tree, const DeviceMap& map, const std::vector<int>& layers, const Device& device)
+{
+    const auto blocks = tree.no_split_blocks();
+    DeviceMap units = expand_to_units(tree, map);
+    std::set<std::string> experts;
+    for (int l : layers) {
+        if (l < 0 || l >= static_cast<int>(blocks.size()))
+            throw PlanError("layer " + std::to_string(l) + " does not exist; the model has layers 0.." +
+                            std::to_string(static_cast<int>(blocks.size()) - 1));
+        for (int e : tree.experts_under(blocks[static_cast<std::size_t>(l)]))
+            experts.insert(tree.nodes()[static_cast<std::size_t>(e)].name);
+    }
+    for (auto& [k, d] : units)
+        if (experts.count(k))
+            d = device;
+    // Keys in the model's module order (cleaning appends the merged ones), so that a block's keys
+    // read together.
+    DeviceMap cleaned = clean_device_map(std::move(units));
+    auto position = [&](const std::string& key) {
+        const int node = tree.find(key);
+        return node >= 0 ? node : tree.find(key.substr(0, key.rfind('.')));
+    };
+    std::stable_sort(cleaned.begin(), cleaned.end(),
+                     [&](const auto& a, const auto& b) { return position(a.first) < position(b.first); });
+    return cleaned;
 }
 
 } // namespace layerwise

@@ -44,7 +44,10 @@ DeviceMap clean_device_map(DeviceMap map);
 // Expands a map so that each decoder block (and every top-level module) has its own key,
 // moves blocks [first, last] to `device`, and cleans the result. PlanError for a bad range.
 DeviceMap move_layers(const ModuleTree& tree, const DeviceMap& map, int first_layer, int last_layer, const Device& device);
-// Moves one module (not a layer: embeddings, norm, head) to `device`.
+// Moves the experts of decoder blocks `layers` (a mixture of experts) to `device`, the rest of
+// each block staying where it is: llama.cpp's --cpu-moe / --n-cpu-moe as a map.
+DeviceMap move_experts(const ModuleTree& tree, const DeviceMap& map, const std::vector<int>& layers, const Device& device);
+// Moves one module (not a layer: embeddings, norm, head; an expert or a layer's experts) to `device`.
 DeviceMap move_module(const ModuleTree& tree, const DeviceMap& map, const std::string& module, const Device& device);
 
 } // namespace layerwise

@@ -67,6 +67,8 @@ struct Unit {
     double params = 0;          // parameters, for prefill FLOPs
     bool embedding = false;
     int tied_to_unit = -1;      // a tied head: lives with this unit
+    int expert_layer = -1;      // an expert of this decoder block: computes where it lives, never streamed
+    double active = 1.0;        // the share of a prefill's tokens it computes (experts_per_token / num_experts)
 };
 
 struct CostModel {
@@ -98,6 +100,9 @@ struct CostModel {
             const ModuleNode& n = tree.nodes()[static_cast<std::size_t>(i)];
             if (n.no_split || n.children.empty()) {
                 add_unit(tree, r, n.name, i, nullptr, unit_of_tensor);
+                if (n.no_split)
+                    for (int e : tree.experts_under(i))
+                        add_expert(tree, c, r, e, n.layer, unit_of_tensor);
                 continue;
             }
             for (const auto& t : n.tensors)
@@ -121,6 +126,21 @@ struct CostModel {
         }
     }
 
+    // One expert of decoder block `layer`: a decode step of `batch` sequences reads it when any
+    // of them chooses it, 1 - (1 - k/E)^batch of the time on average.
+    void add_expert(const ModuleTree& tree, const ModelConfig& c, const PlanRequest& r, int node, int layer,
+                    std::map<std::string, int>& unit_of_tensor)
+    {
+        const std::size_t before = units.size();
+        add_unit(tree, r, tree.nodes()[static_cast<std::size_t>(node)].name, node, nullptr, unit_of_tensor);
+        if (units.size() == before)
+            return;
+        Unit& u = units.back();
+        u.expert_layer = layer;
+        u.active = static_cast<double>(c.experts_per_token) / static_cast<double>(std::max<std::int64_t>(c.num_experts, 1));
+        u.read = static_cast<std::int64_t>(static_cast<double>(u.weight) * (1.0 - std::pow(1.0 - u.active, static_cast<double>(r.batch))));
+    }
+
     void add_unit(const ModuleTree& tree, const PlanRequest& r, const std::string& name, int node,
                   const ModuleTensor* tensor, std::map<std::string, int>& unit_of_tensor)
     {
@@ -136,6 +156,8 @@ struct CostModel {
             while (!stack.empty()) {
                 const auto& n = tree.nodes()[static_cast<std::size_t>(stack.back())];
                 stack.pop_back();
+                if (n.expert_list)
+                    continue; // its experts are units of their own
                 for (const auto& t : n.tensors)
                     tensors.push_back(&t);
                 stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
@@ -215,7 +237,7 @@ UnitTimes unit_times(const CostModel& m, const Unit& u, const DeviceInfo& home, 
     const double kv = static_cast<double>(u.kv);
     const double read = static_cast<double>(u.read), weight = static_cast<double>(u.weight);
     const double chunk_tokens = static_cast<double>(r.batch * std::min(r.prefill_chunk, r.context));
-    const double flops = 2.0 * u.params * chunk_tokens + (u.layer >= 0 ? m.attention_flops_per_token * chunk_tokens : 0);
+    const double flops = 2.0 * u.params * u.active * chunk_tokens + (u.layer >= 0 ? m.attention_flops_per_token * chunk_tokens : 0);
     UnitTimes t;
     if (home.id.is_gpu()) {
         t.decode = (read + kv) / home.bandwidth;
@@ -249,14 +271,19 @@ namespace {
 
 // Where the units of a map live (indices into the resolved devices) and where they run: GPU units
 // where they are; the rest on the first GPU in use, else the CPU.
+// Experts off the GPUs compute on the CPU, from RAM or the mapped checkpoint.
 struct Homes {
     std::vector<int> home;
+    std::vector<bool> expert; // the unit is an expert
     int exec_gpu = -1;     // the first GPU in use; -1: none
     int offload_exec = -1; // where units off the GPUs run
+    int cpu = -1;
 
     int exec_of(const Resolved& res, std::size_t u) const
     {
-        return res.devices[static_cast<std::size_t>(home[u])].id.is_gpu() ? home[u] : offload_exec;
+        if (res.devices[static_cast<std::size_t>(home[u])].id.is_gpu())
+            return home[u];
+        return expert[u] ? cpu : offload_exec;
     }
 };
 
@@ -270,7 +297,11 @@ Homes unit_homes(const CostModel& model, const Resolved& res, const DeviceMap& m
                         d.map_key() + "=PROFILE or =SIZE");
     };
     Homes h;
+    h.cpu = res.cpu;
     h.home.resize(model.units.size());
+    h.expert.resize(model.units.size());
+    for (std::size_t u = 0; u < model.units.size(); ++u)
+        h.expert[u] = model.units[u].expert_layer >= 0;
     for (std::size_t u = 0; u < model.units.size(); ++u) {
         const Unit& unit = model.units[u];
         const Device* d = unit.tied_to_unit >= 0 ? device_of(map, model.units[static_cast<std::size_t>(unit.tied_to_unit)].first_tensor)
@@ -300,6 +331,8 @@ std::vector<DeviceFootprint> footprints(const CostModel& model, const Resolved& 
         const bool on_gpu = res.devices[static_cast<std::size_t>(h)].id.is_gpu();
         const int exec = homes.exec_of(res, u);
         fp[static_cast<std::size_t>(h)].weights += unit.weight;
+        fp[static_cast<std::size_t>(h)].read_per_token += unit.read;
+        fp[static_cast<std::size_t>(h)].experts += unit.expert_layer >= 0;
         fp[static_cast<std::size_t>(exec)].kv_cache += unit.kv;
         used[static_cast<std::size_t>(h)] = used[static_cast<std::size_t>(exec)] = true;
         if (unit.layer >= 0) {
@@ -307,7 +340,7 @@ std::vector<DeviceFootprint> footprints(const CostModel& model, const Resolved& 
             fp[static_cast<std::size_t>(h)].layers += 1;
             layer_devices.push_back(res.devices[static_cast<std::size_t>(h)].id);
         }
-        if (!on_gpu && homes.exec_gpu >= 0 && !unit.embedding)
+        if (!on_gpu && homes.exec_gpu >= 0 && !unit.embedding && unit.expert_layer < 0)
             largest_streamed = std::max(largest_streamed, unit.weight);
         if (h == res.disk)
             largest_from_disk = std::max(largest_from_disk, unit.weight);
@@ -338,13 +371,19 @@ Estimate estimate_speed(const CostModel& model, const Resolved& res, const Homes
 {
     double decode = 0, prefill = 0;
     int hops = 0;
-    int last_gpu = -1;
+    int last_gpu = -1, last_cpu_experts = -1;
     for (std::size_t u = 0; u < model.units.size(); ++u) {
         const int h = homes.home[u];
         const DeviceInfo* exec = &res.devices[static_cast<std::size_t>(homes.exec_of(res, u))];
         const UnitTimes t = unit_times(model, model.units[u], res.devices[static_cast<std::size_t>(h)], exec, request);
         decode += t.decode;
         prefill += t.prefill;
+        // A GPU layer whose experts compute on the CPU: its hidden rows go over and back.
+        const int expert_layer = model.units[u].expert_layer;
+        if (expert_layer >= 0 && !exec->id.is_gpu() && homes.exec_gpu >= 0 && expert_layer != last_cpu_experts) {
+            hops += 2;
+            last_cpu_experts = expert_layer;
+        }
         if (exec->id.is_gpu()) {
             const int g = exec->id.index;
             hops += last_gpu >= 0 && g != last_gpu;
@@ -392,6 +431,10 @@ std::string fit_summary(const Plan& plan, const std::vector<DeviceFootprint>& fp
         why << ", " << on_cpu << (exec_gpu >= 0 ? " streamed from CPU RAM" : " in CPU RAM");
     if (on_disk)
         why << ", " << on_disk << " read from disk";
+    for (const auto& f : fp)
+        if (!f.device.id.is_gpu() && f.experts > 0 && !res.gpus.empty())
+            why << "; " << f.experts << " experts in " << (f.device.id.kind == Device::Kind::disk ? "the mapped checkpoint" : "CPU RAM")
+                << " (" << gib(f.weights) << " held, " << gib(f.read_per_token) << " read per token), computed on the CPU";
     std::int64_t spare = std::numeric_limits<std::int64_t>::max();
     std::string tightest;
     for (const auto& f : fp)
@@ -451,18 +494,28 @@ Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest&
 // their embedding), the memory prefix sums over them, the usable GPUs and each unit's time on each.
 class LayerwiseSearch {
 public:
-    LayerwiseSearch(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
-        : m_r(r), m_res(resolve_devices(r)), m_model(tree, config, r)
+    // `cpu_moe_layers`: the decoder blocks whose experts stay on the CPU (the first ones); the
+    // experts of the others are placed with their block.
+    LayerwiseSearch(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r, std::int64_t cpu_moe_layers)
+        : m_tree(tree), m_r(r), m_res(resolve_devices(r)), m_model(tree, config, r), m_pinned_layers(cpu_moe_layers)
     {
-        for (std::size_t u = 0; u < m_model.units.size(); ++u)
-            if (m_model.units[u].tied_to_unit < 0)
+        m_expert_weight.assign(static_cast<std::size_t>(std::max<std::int64_t>(config.num_layers, 0)), 0);
+        for (std::size_t u = 0; u < m_model.units.size(); ++u) {
+            const Unit& unit = m_model.units[u];
+            if (unit.expert_layer >= 0) {
+                if (pinned(unit.expert_layer))
+                    m_pinned_bytes += unit.weight;
+                else
+                    m_expert_weight[static_cast<std::size_t>(unit.expert_layer)] += unit.weight;
+                m_experts_of[unit.expert_layer].push_back(static_cast<int>(u));
+            } else if (unit.tied_to_unit < 0) {
                 m_order.push_back(static_cast<int>(u));
+            }
+        }
         m_k = m_order.size();
         m_prefix.assign(m_k + 1, 0);
-        for (std::size_t i = 0; i < m_k; ++i) {
-            const Unit& u = unit(i);
-            m_prefix[i + 1] = m_prefix[i] + static_cast<std::int64_t>(std::ceil(static_cast<double>(u.weight + u.kv) * (1.0 + allocator_slack)));
-        }
+        for (std::size_t i = 0; i < m_k; ++i)
+            m_prefix[i + 1] = m_prefix[i] + static_cast<std::int64_t>(std::ceil(static_cast<double>(weight(i) + unit(i).kv) * (1.0 + allocator_slack)));
         // GPUs too small for the runtime's fixed needs are left out; without any, the CPU runs the model.
         for (int g : m_res.gpus)
             if (gpu_room(g) > 0)
@@ -470,8 +523,14 @@ public:
         // Time of each unit on each GPU (prefix sums).
         m_t_gpu.assign(m_gpus.size(), std::vector<double>(m_k + 1, 0));
         for (std::size_t g = 0; g < m_gpus.size(); ++g)
-            for (std::size_t i = 0; i < m_k; ++i)
-                m_t_gpu[g][i + 1] = m_t_gpu[g][i] + unit_times(m_model, unit(i), m_res.devices[static_cast<std::size_t>(m_gpus[g])], nullptr, r).decode;
+            for (std::size_t i = 0; i < m_k; ++i) {
+                const DeviceInfo& gpu = m_res.devices[static_cast<std::size_t>(m_gpus[g])];
+                double t = unit_times(m_model, unit(i), gpu, nullptr, r).decode;
+                if (folds_experts(i))
+                    for (int e : m_experts_of.at(unit(i).layer))
+                        t += unit_times(m_model, m_model.units[static_cast<std::size_t>(e)], gpu, nullptr, r).decode;
+                m_t_gpu[g][i + 1] = m_t_gpu[g][i] + t;
+            }
     }
 
     std::optional<DeviceMap> run()
@@ -495,6 +554,17 @@ public:
 
 private:
     const Unit& unit(std::size_t i) const { return m_model.units[static_cast<std::size_t>(m_order[i])]; }
+    bool pinned(int layer) const { return layer < m_pinned_layers; }
+    // Whether search unit i is a decoder block that carries its experts along.
+    bool folds_experts(std::size_t i) const
+    {
+        return unit(i).layer >= 0 && !pinned(unit(i).layer) && m_experts_of.count(unit(i).layer);
+    }
+    // The bytes search unit i places: a block with its experts, unless they stay on the CPU.
+    std::int64_t weight(std::size_t i) const
+    {
+        return unit(i).weight + (folds_experts(i) ? m_expert_weight[static_cast<std::size_t>(unit(i).layer)] : 0);
+    }
 
     // A GPU's room for weights and cache once the runtime's fixed needs are set aside.
     std::int64_t gpu_room(int g) const
@@ -524,7 +594,7 @@ private:
         for (std::size_t i = first_off; i < m_k; ++i) {
             const Unit& u = unit(i);
             if (!u.embedding)
-                max_off = std::max(max_off, u.weight);
+                max_off = std::max(max_off, weight(i));
             kv_off += u.kv;
         }
         if (!place_offloaded(first_off, max_off, kv_off, where))
@@ -537,14 +607,14 @@ private:
     // Offloaded suffix [first_off, k): CPU first (faster), then disk.
     bool place_offloaded(std::size_t first_off, std::int64_t max_off, std::int64_t kv_off, std::vector<Device>& where) const
     {
-        std::int64_t cpu_room = m_res.limits[static_cast<std::size_t>(m_res.cpu)];
+        std::int64_t cpu_room = m_res.limits[static_cast<std::size_t>(m_res.cpu)] - m_pinned_bytes;
         if (m_gpus.empty())
             cpu_room -= m_model.act_cpu + m_model.logits + kv_off + 2 * max_off; // the CPU runs everything
         std::size_t i = first_off;
         // Staging for disk units (pinned) is reserved when any unit goes to disk.
         std::int64_t cpu_used = 0;
         for (; i < m_k; ++i) {
-            const std::int64_t w = unit(i).weight;
+            const std::int64_t w = weight(i);
             if (cpu_used + w > cpu_room - (i + 1 < m_k ? 2 * max_off : 0))
                 break;
             cpu_used += w;
@@ -552,7 +622,7 @@ private:
         }
         std::int64_t disk_used = 0;
         for (; i < m_k; ++i) {
-            disk_used += unit(i).weight;
+            disk_used += weight(i);
             where[i] = Device::disk();
         }
         return !(disk_used > m_res.limits[static_cast<std::size_t>(m_res.disk)] || cpu_room < 0);
@@ -640,9 +710,15 @@ private:
                 for (std::size_t i = 0; i < m_k; ++i)
                     if (m_order[i] == m_model.units[u].tied_to_unit)
                         map.emplace_back(m_model.units[u].name, where[i]);
-        return clean_device_map(std::move(map));
+        map = clean_device_map(std::move(map));
+        std::vector<int> cpu_moe;
+        for (const auto& [layer, experts] : m_experts_of)
+            if (pinned(layer))
+                cpu_moe.push_back(layer);
+        return cpu_moe.empty() ? map : move_experts(m_tree, map, cpu_moe, Device::cpu());
     }
 
+    const ModuleTree& m_tree;
     const PlanRequest& m_r;
     const Resolved m_res;
     const CostModel m_model;
@@ -651,6 +727,10 @@ private:
     std::vector<std::int64_t> m_prefix;
     std::vector<int> m_gpus;
     std::vector<std::vector<double>> m_t_gpu;
+    std::int64_t m_pinned_layers = 0;
+    std::int64_t m_pinned_bytes = 0;              // experts that stay on the CPU
+    std::vector<std::int64_t> m_expert_weight;    // per block: the bytes of its experts placed with it
+    std::map<int, std::vector<int>> m_experts_of; // block -> its expert units
 };
 
 // Layerwise placement: contiguous ranges of units over GPUs (in order), then CPU, then disk.
@@ -659,9 +739,48 @@ private:
 // per token is lowest (auto; among equal times earlier GPUs first), or the strategy's
 // preference holds first and speed second (balanced: the fullest GPU as empty as possible;
 // sequential: earlier GPUs first; balanced_low_0: GPU 0 as empty as possible).
+Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode);
+
+// Mixtures of experts without a --n-cpu-moe of the user's: the fewest blocks (the first ones)
+// whose experts stay on the CPU such that every block's attention and router fit on the GPUs;
+// when none does, the faster of no experts and all experts on the CPU.
 std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
 {
-    return LayerwiseSearch(tree, config, r).run();
+    if (!config.is_moe() || r.cpu_moe_layers)
+        return LayerwiseSearch(tree, config, r, r.cpu_moe_layers.value_or(0)).run();
+    auto search = [&](std::int64_t n) { return LayerwiseSearch(tree, config, r, n).run(); };
+    auto all_blocks_on_gpus = [&](const std::optional<DeviceMap>& map) {
+        if (!map)
+            return false;
+        const Plan p = judge(tree, config, r, *map, "");
+        return p.verdict != Verdict::does_not_fit &&
+               std::all_of(p.layer_devices.begin(), p.layer_devices.end(), [](const Device& d) { return d.is_gpu(); });
+    };
+    std::optional<DeviceMap> none = search(0);
+    const bool has_gpu = std::any_of(r.devices.begin(), r.devices.end(), [](const DeviceInfo& d) { return d.id.is_gpu(); });
+    if (!has_gpu || all_blocks_on_gpus(none))
+        return none;
+    std::optional<DeviceMap> all = search(config.num_layers);
+    if (!all_blocks_on_gpus(all)) {
+        if (!none || !all)
+            return none ? none : all;
+        const double t_none = judge(tree, config, r, *none, "").estimate.seconds_per_token;
+        const double t_all = judge(tree, config, r, *all, "").estimate.seconds_per_token;
+        return t_all < t_none ? all : none;
+    }
+    // Fewer CPU experts are faster: bisect for the fewest blocks that still fit.
+    std::int64_t lo = 0, hi = config.num_layers; // lo fails, hi fits
+    while (hi - lo > 1) {
+        const std::int64_t mid = (lo + hi) / 2;
+        auto map = search(mid);
+        if (all_blocks_on_gpus(map)) {
+            hi = mid;
+            all = std::move(map);
+        } else {
+            lo = mid;
+        }
+    }
+    return all;
 }
 
 // What from_pretrained(max_memory=...) works with: the table exactly as given (a device left
@@ -866,6 +985,8 @@ nlohmann::json plan_to_json(const Plan& plan)
                            {"used_bytes", f.used()},
                            {"free_bytes", f.free()},
                            {"layers", f.layers},
+                           {"experts", f.experts},
+                           {"read_per_token_bytes", f.read_per_token},
                            {"bandwidth_bytes_per_s", f.device.bandwidth}});
     json advice = json::array();
     for (const Advice& a : plan.advice) {
@@ -903,15 +1024,15 @@ std::string plan_to_text(const Plan& plan)
     std::snprintf(buf, sizeof buf, "estimate  %.3g tokens/s decode, %.3g tokens/s prefill (%s)\n",
                   plan.estimate.decode_tokens_per_s, plan.estimate.prefill_tokens_per_s, plan.mode.c_str());
     o << buf;
-    std::snprintf(buf, sizeof buf, "\n%-8s %-28s %10s %10s %10s %10s %10s %10s %6s\n", "device", "name", "limit", "weights",
-                  "kv cache", "activ.", "overhead", "free", "layers");
+    std::snprintf(buf, sizeof buf, "\n%-8s %-28s %10s %10s %10s %10s %10s %10s %10s %6s\n", "device", "name", "limit", "weights",
+                  "read/tok", "kv cache", "activ.", "overhead", "free", "layers");
     o << buf;
     for (const auto& f : plan.devices) {
         if (f.used() == 0 && f.device.id.kind == Device::Kind::disk)
             continue;
         std::string name = f.device.name.substr(0, 28);
-        std::snprintf(buf, sizeof buf, "%-8s %-28s %10s %10s %10s %10s %10s %10s %6d%s\n", f.device.id.name().c_str(),
-                      name.c_str(), gib(f.limit).c_str(), gib(f.weights).c_str(), gib(f.kv_cache).c_str(),
+        std::snprintf(buf, sizeof buf, "%-8s %-28s %10s %10s %10s %10s %10s %10s %10s %6d%s\n", f.device.id.name().c_str(),
+                      name.c_str(), gib(f.limit).c_str(), gib(f.weights).c_str(), gib(f.read_per_token).c_str(), gib(f.kv_cache).c_str(),
                       gib(f.activations).c_str(), gib(f.overhead + f.staging).c_str(),
                       f.free() < 0 ? ("-" + gib(-f.free())).c_str() : gib(f.free()).c_str(), f.layers,
                       f.used() > f.limit ? "  OVER" : "");

@@ -31,6 +31,11 @@ struct PlanRequest {
     std::optional<DType> kv_dtype;   // default: the compute dtype
     std::int64_t prefill_chunk = 512;
     WeightFormat weights;            // dtype / quantization as loaded
+    // Mixtures of experts: the experts of the first N decoder blocks stay in CPU RAM and compute
+    // there, the rest of each block being placed as usual (llama.cpp's --n-cpu-moe N; N at least
+    // the number of blocks: --cpu-moe). nullopt: the planner chooses the fewest such blocks that
+    // keep everything else on the GPUs.
+    std::optional<std::int64_t> cpu_moe_layers;
 };
 
 struct DeviceFootprint {
@@ -42,6 +47,8 @@ struct DeviceFootprint {
     std::int64_t overhead = 0;    // CUDA context and allocator slack
     std::int64_t staging = 0;     // buffers for layers streamed in from CPU or disk
     int layers = 0;               // decoder blocks whose weights live here
+    std::int64_t read_per_token = 0; // weight bytes one decode step reads here (a mixture of experts reads its chosen experts only)
+    int experts = 0;              // experts whose weights live here
     std::int64_t used() const { return weights + kv_cache + activations + overhead + staging; }
     std::int64_t free() const { return limit - used(); }
 };

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace layerwise {
@@ -34,6 +35,9 @@ struct LayerWeights {
     Device home;                                         // where the weights live
     std::vector<ByteRange> disk_ranges;                  // mapped bytes to prefetch / release (disk layers)
     std::unordered_map<std::string, QuantInfo> quant;    // quantized linears by local module name ("mlp.up_proj")
+    // Tensors of the block's experts (a mixture of experts), by local name: they compute where
+    // they live and are never streamed to the GPU with the rest of an offloaded block.
+    std::unordered_set<std::string> expert_tensors;
     const at::Tensor& operator[](const std::string& name) const;
     const at::Tensor* find(const std::string& name) const;
     const QuantInfo* find_quant(const std::string& module) const;

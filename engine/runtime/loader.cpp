@@ -503,7 +503,11 @@ private:
             lw.home = Device::cpu();
             bool first = true;
             take_prefixed(m_loaded, prefix, [&](const std::string& name, at::Tensor& tensor) {
-                if (first) {
+                const int node = m_model->tree.find(name.substr(0, name.rfind('.')));
+                const bool expert = node >= 0 && m_model->tree.in_experts(node);
+                if (expert)
+                    lw.expert_tensors.insert(name.substr(prefix.size()));
+                else if (first) { // a block lives where its first tensor outside its experts does
                     lw.home = m_home[name];
                     first = false;
                 }

@@ -106,10 +106,15 @@ struct LayerStreamer::Impl {
         std::uint64_t bytes = 0;
         const c10::cuda::CUDAStreamGuard guard(stream);
         for (const auto& [name, t] : host.tensors) {
+            if (host.expert_tensors.count(name)) { // experts compute where they are
+                slot->weights.tensors.emplace(name, t);
+                continue;
+            }
             // Allocated on the copy stream; release() tells the allocator the compute stream used it.
             slot->weights.tensors.emplace(name, t.to(exec, /*non_blocking=*/true));
             bytes += static_cast<std::uint64_t>(t.numel()) * t.element_size();
         }
+        slot->weights.expert_tensors = host.expert_tensors;
         slot->copied.record(stream);
         return bytes;
     }
