@@ -34,6 +34,8 @@ private Q_SLOTS:
     void movingLayersReplans();
     void adviceIsAPlanThePlannerAccepts();
     void badRequests();
+    void expertsStayOnTheCpu();
+    void expertsAreMovableOneByOne();
 };
 
 namespace {
@@ -515,6 +517,87 @@ void TestPlanner::adviceIsAPlanThePlannerAccepts()
         for (const Advice& a : plan.advice)
             QVERIFY2(apply(stories, r, plan, a).verdict != Verdict::does_not_fit, advice_text(a).c_str());
     }
+}
+
+void TestPlanner::expertsStayOnTheCpu()
+{
+    // Qwen3-30B-A3B (61 GB in bfloat16) on one 24 GiB GPU and 96 GiB of RAM: every block's
+    // attention and router on the GPU, the experts of the first blocks in RAM, computing there.
+    const Model m = preset("Qwen3-30B-A3B");
+    QCOMPARE(m.config.num_experts, std::int64_t(128));
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(96 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    r.context = 8192;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(std::all_of(plan.layer_devices.begin(), plan.layer_devices.end(), [](const Device& d) { return d.is_gpu(); }));
+    const DeviceFootprint& cpu = plan.devices[1];
+    QCOMPARE(cpu.device.id, Device::cpu());
+    QVERIFY(cpu.experts > 0 && cpu.experts % 128 == 0 && cpu.experts < 48 * 128);
+    const int cpu_layers = cpu.experts / 128;
+    // The first blocks' experts: the map names them.
+    QCOMPARE(*device_of(plan.device_map, "model.layers.0.mlp.experts.0.up_proj.weight"), Device::cpu());
+    QCOMPARE(*device_of(plan.device_map, "model.layers." + std::to_string(cpu_layers - 1) + ".mlp.experts.127.down_proj.weight"),
+             Device::cpu());
+    QVERIFY(device_of(plan.device_map, "model.layers." + std::to_string(cpu_layers) + ".mlp.experts.0.up_proj.weight")->is_gpu());
+    QVERIFY(device_of(plan.device_map, "model.layers.0.self_attn.q_proj.weight")->is_gpu());
+    // By hand: an expert is 3 x 768 x 2048 bfloat16 weights = 9 MiB, held whole; one token
+    // reads 8 of a block's 128 experts, so 1/16 of each on average.
+    const std::int64_t expert_bytes = 3ll * 768 * 2048 * 2;
+    QCOMPARE(cpu.weights, cpu.experts * expert_bytes);
+    QCOMPARE(cpu.read_per_token, cpu.experts * expert_bytes / 16);
+    QVERIFY(plan.reason.find(std::to_string(cpu.experts) + " experts in CPU RAM") != std::string::npos);
+    // The fewest such blocks: one fewer and the blocks no longer all fit on the GPU.
+    PlanRequest fewer = r;
+    fewer.cpu_moe_layers = cpu_layers - 1;
+    const Plan p2 = make_plan(m.tree, m.config, fewer);
+    QVERIFY(!std::all_of(p2.layer_devices.begin(), p2.layer_devices.end(), [](const Device& d) { return d.is_gpu(); }) ||
+            p2.verdict == Verdict::does_not_fit);
+    // Whole blocks offloaded (experts placed with their blocks, llama.cpp without --n-cpu-moe)
+    // and every expert on the CPU (--cpu-moe) both estimate slower.
+    PlanRequest blocks = r;
+    blocks.cpu_moe_layers = 0;
+    PlanRequest all = r;
+    all.cpu_moe_layers = 48;
+    const Plan by_blocks = make_plan(m.tree, m.config, blocks), all_cpu = make_plan(m.tree, m.config, all);
+    QVERIFY(by_blocks.layer_devices.back() == Device::cpu());
+    QCOMPARE(all_cpu.devices[1].experts, 48 * 128);
+    QVERIFY(plan.estimate.decode_tokens_per_s > by_blocks.estimate.decode_tokens_per_s);
+    QVERIFY(plan.estimate.decode_tokens_per_s > all_cpu.estimate.decode_tokens_per_s);
+    // Without a GPU the planner places blocks with their experts as before.
+    PlanRequest cpu_only = r;
+    cpu_only.devices = {cpu_device(96 * GiB), disk_device(1000 * GiB)};
+    const Plan on_cpu = make_plan(m.tree, m.config, cpu_only);
+    QCOMPARE(on_cpu.verdict, Verdict::fits_with_cpu_offload);
+    QCOMPARE(on_cpu.device_map.size(), std::size_t(1));
+}
+
+void TestPlanner::expertsAreMovableOneByOne()
+{
+    const Model m = preset("Mixtral-8x7B-v0.1");
+    const DeviceMap all_gpu = parse_device_map(R"({"": 0})");
+    // One expert: its own key; the block keeps the rest.
+    const DeviceMap one = move_module(m.tree, all_gpu, "model.layers.3.block_sparse_moe.experts.5", Device::cpu());
+    validate_device_map(m.tree, one);
+    QCOMPARE(*device_of(one, "model.layers.3.block_sparse_moe.experts.5.w2.weight"), Device::cpu());
+    QCOMPARE(*device_of(one, "model.layers.3.block_sparse_moe.experts.4.w2.weight"), Device::gpu(0));
+    QCOMPARE(*device_of(one, "model.layers.3.self_attn.o_proj.weight"), Device::gpu(0));
+    // A block's attention still may not leave it.
+    QVERIFY(throws_with<PlanError>([&] { move_module(m.tree, all_gpu, "model.layers.3.self_attn", Device::cpu()); },
+                                   {"model.layers.3", "must stay whole"}));
+    QVERIFY(throws_with<PlanError>(
+        [&] { validate_device_map(m.tree, parse_device_map(R"({"model.layers.3.self_attn": "cpu", "": 0})")); },
+        {"both place"}));
+    // The map, judged: the CPU holds one expert and reads 2 of 8 of it per token.
+    PlanRequest r;
+    r.devices = {gpu_device(0, 80 * GiB), gpu_device(1, 80 * GiB), cpu_device(96 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan plan = evaluate_plan(m.tree, m.config, r, one, "custom");
+    const std::int64_t expert_bytes = 3ll * 14336 * 4096 * 2;
+    QCOMPARE(plan.devices[2].weights, expert_bytes);
+    QCOMPARE(plan.devices[2].read_per_token, expert_bytes / 4);
+    QCOMPARE(plan.devices[2].experts, 1);
 }
 
 QTEST_GUILESS_MAIN(TestPlanner)

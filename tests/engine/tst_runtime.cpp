@@ -42,6 +42,8 @@ private Q_SLOTS:
     void loadErrorsAndCancel();
     void outOfMemoryIsClear();
     void registeredArchitectureRuns();
+    void expertsElsewhereMatchTransformers_data();
+    void expertsElsewhereMatchTransformers();
 };
 
 namespace {
@@ -141,6 +143,37 @@ void TestRuntime::batchedRowsMatchTransformers()
     const json ref = test::read_json(fixture.toStdString());
     auto model = load(test::fixtures() / "checkpoints" / ref["checkpoint"].get<std::string>(), DType::f32, R"({"": "cpu"})");
     test::compare_batched_logits(*model, ref, 1e-4, pooled);
+}
+
+void TestRuntime::expertsElsewhereMatchTransformers_data()
+{
+    QTest::addColumn<QString>("checkpoint");
+    QTest::newRow("qwen3_moe") << "qwen3_moe";
+    QTest::newRow("mixtral") << "mixtral";
+}
+
+void TestRuntime::expertsElsewhereMatchTransformers()
+{
+    // A mixture of experts whose experts live apart from their blocks: layer 0's all on disk (views
+    // of the mapped checkpoint), one expert of layer 1 on disk, the rest in RAM. The blocks run
+    // with their experts where they are and give transformers' logits (float32, 1e-4).
+    QFETCH(QString, checkpoint);
+    const fs::path folder = test::fixtures() / "checkpoints" / checkpoint.toStdString();
+    const json ref = test::read_json(test::fixtures() / "logits" / (checkpoint.toStdString() + "-float32.json"));
+    ModelDescription d = describe_model(folder.string());
+    DeviceMap map = move_experts(d.tree, parse_device_map(R"({"": "cpu"})"), {0}, Device::disk());
+    const int expert = d.tree.experts_under(d.tree.no_split_blocks()[1])[2];
+    map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(expert)].name, Device::disk());
+    QVERIFY(std::any_of(map.begin(), map.end(), [](const auto& e) { return e.first.ends_with("layers.1.mlp.experts.2") ||
+                                                                           e.first.ends_with("layers.1.block_sparse_moe.experts.2"); }));
+    LoadOptions o;
+    o.dtype = DType::f32;
+    o.device_map = map;
+    o.offload_folder = fs::temp_directory_path();
+    auto model = load_model(std::move(d), o);
+    QCOMPARE(model->layers[0].home, Device::cpu()); // a block lives where its attention does
+    QCOMPARE(model->layers[0].disk_ranges.size(), std::size_t(3 * model->config.num_experts));
+    test::compare_logits(*model, ref, 1e-4, true);
 }
 
 void TestRuntime::longropeFactorCount()
