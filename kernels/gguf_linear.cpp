@@ -297,6 +297,57 @@ std::vector<at::Tensor> gguf_linear_group(const at::Tensor& x, const std::vector
     return outs;
 }
 
+void gguf_matmul_each(const GgufEach* items, std::size_t count, std::int64_t in, CpuLevel level)
+{
+    struct Part {
+        Kernels k;
+        QuantizedRows a;
+        std::int64_t row_bytes, first;
+    };
+    thread_local std::vector<std::uint8_t> buffer;
+    std::vector<Part> parts(count);
+    std::vector<std::int64_t> offsets(count, -1);
+    std::int64_t bytes = 0, total = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const GgmlType act = cpu::activation_type(items[i].type);
+        if (act != GgmlType::F32) {
+            offsets[i] = bytes;
+            bytes += items[i].m * gguf_row_bytes(act, in);
+        }
+    }
+    if (buffer.size() < static_cast<std::size_t>(bytes))
+        buffer.resize(static_cast<std::size_t>(bytes));
+    for (std::size_t i = 0; i < count; ++i) {
+        const GgufEach& it = items[i];
+        const GgmlType act = cpu::activation_type(it.type);
+        QuantizedRows a{reinterpret_cast<const std::uint8_t*>(it.x), in * 4, {}};
+        if (act != GgmlType::F32) {
+            const std::int64_t row_bytes = gguf_row_bytes(act, in);
+            std::uint8_t* out = buffer.data() + offsets[i];
+            for (std::int64_t r = 0; r < it.m; ++r)
+                switch (act) {
+                case GgmlType::Q8_0: cpu::quantize_row_q8_0(it.x + r * in, out + r * row_bytes, in, level); break;
+                case GgmlType::Q8_1: cpu::quantize_row_q8_1(it.x + r * in, out + r * row_bytes, in, level); break;
+                default: cpu::quantize_row_q8_K(it.x + r * in, out + r * row_bytes, in, level); break;
+                }
+            a = {out, row_bytes, {}};
+        }
+        Kernels k = kernels_for(it.type, level);
+        k.panel = false;
+        parts[i] = {k, a, gguf_row_bytes(it.type, in), total};
+        total += it.out;
+    }
+    parallel_for(0, total, 16, [&](std::int64_t begin, std::int64_t end) {
+        for (std::size_t i = 0; i < count; ++i) {
+            const Part& p = parts[i];
+            const std::int64_t b = std::max(begin, p.first), e = std::min(end, p.first + items[i].out);
+            if (b < e)
+                dot_rows(items[i].blocks, p.row_bytes, b - p.first, e - p.first, in, p.k, p.a, items[i].m, items[i].y,
+                         items[i].out);
+        }
+    });
+}
+
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in)
 {
     if (weight.is_cuda())

@@ -55,6 +55,21 @@ struct GgufRows {
 void gguf_matmul_rows(const float* x, std::int64_t m, std::int64_t in, const GgufRows* weights, std::size_t count,
                       CpuLevel level = CpuLevel::automatic);
 
+// Several weights, each over its own few input rows (a mixture of experts' decode step: each
+// chosen expert's gate and up over the rows that chose it, then its down over its own
+// intermediate rows): every item's rows quantized, then one parallel pass over every weight's
+// rows. x float32 [m, in] and y [m, out] per item; `in` shared. For small m (decode); the panel
+// kernels of many-row prefill are not used.
+struct GgufEach {
+    const std::uint8_t* blocks;
+    GgmlType type;
+    std::int64_t out;
+    const float* x;
+    std::int64_t m;
+    float* y;
+};
+void gguf_matmul_each(const GgufEach* items, std::size_t count, std::int64_t in, CpuLevel level = CpuLevel::automatic);
+
 // The weight decoded to float32 [out, in] (gguf-py's dequantize, element for element).
 at::Tensor gguf_dequantize(const at::Tensor& weight, GgmlType type, std::int64_t in);
 // x [..., in] -> dequantize then float32 matmul, in x's dtype.

@@ -6,18 +6,15 @@
 // transformers 4.x builds them and every published checkpoint stores them); the forward computes
 // what modeling_mixtral / modeling_qwen3_moe compute.
 //
-// Only the chosen experts run: the tokens of a step are grouped by expert and each expert used
-// runs once over its tokens (a decode step reads experts_per_token experts per layer, through the
-// block kernels for GGUF weights). An expert runs where its weights are, so experts kept in CPU
-// RAM beside a layer on a GPU compute on the CPU and only the hidden rows cross over.
+// Only the chosen experts run (runtime/experts.h): a decode step reads experts_per_token experts
+// per layer, through the block kernels for GGUF weights, each where its weights are.
 #include "archs/architectures.h"
 
 #include "model/config_reader.h"
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
-#include "runtime/runner.h"
+#include "runtime/experts.h"
 
 #include <ATen/ATen.h>
-#include <map>
 #endif
 
 namespace layerwise {
@@ -126,51 +123,14 @@ void read_qwen3_moe(const ConfigReader& r, ModelConfig& c)
 }
 
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
-// The MoE block over x [batch, n, hidden] (on the layer's device): only the experts some token
-// chose run, each once over its tokens.
-at::Tensor experts_forward(const ForwardStep& step, const LayerWeights& w, const at::Tensor& x, const MoeNaming& n)
-{
-    const ModelConfig& c = step.config();
-    const std::string block = std::string(n.block) + ".";
-    const at::Tensor flat = x.reshape({-1, c.hidden_size});
-    const at::Tensor logits = step.linear(w, block + "gate", flat);
-    const at::Tensor probs = at::softmax(logits.to(at::kFloat), -1);
-    auto [weights, chosen] = probs.topk(c.experts_per_token, -1);
-    if (c.norm_topk_prob)
-        weights = weights / weights.sum(-1, true);
-    weights = weights.to(x.scalar_type());
-    // Token rows and their slot in the top-k, by expert (in expert order, as the sum is taken).
-    const at::Tensor chosen_cpu = chosen.to(at::kCPU).contiguous();
-    const std::int64_t* ids = chosen_cpu.data_ptr<std::int64_t>();
-    const std::int64_t tokens = chosen_cpu.size(0), k = chosen_cpu.size(1);
-    std::map<std::int64_t, std::vector<std::int64_t>> rows_of; // expert -> flat indices t * k + slot
-    for (std::int64_t i = 0; i < tokens * k; ++i)
-        rows_of[ids[i]].push_back(i);
-    at::Tensor out = at::zeros_like(flat);
-    const at::Tensor weight_flat = weights.reshape({-1});
-    for (const auto& [expert, picks] : rows_of) {
-        const std::string prefix = block + "experts." + std::to_string(expert) + ".";
-        const at::Tensor picks_t = at::tensor(picks, at::kLong).to(flat.device());
-        const at::Tensor rows = at::floor_divide(picks_t, k);
-        const at::Device where = w[prefix + n.gate + ".weight"].device();
-        at::Tensor xe = flat.index_select(0, rows);
-        if (xe.device() != where)
-            xe = xe.to(where);
-        const std::vector<at::Tensor> gate_up = step.linears(w, {prefix + n.gate, prefix + n.up}, xe);
-        at::Tensor ye = step.linear(w, prefix + n.down, activation(gate_up[0], c.hidden_act) * gate_up[1]);
-        if (ye.device() != flat.device())
-            ye = ye.to(flat.device());
-        out.index_add_(0, rows, ye * weight_flat.index_select(0, picks_t).unsqueeze(1));
-    }
-    return out.view(x.sizes());
-}
-
 template <const MoeNaming& naming, bool qk_norm>
 at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
 {
     const at::Tensor h = llama_attention(step, index, w, input, qk_norm);
     const at::Tensor x = rms_norm(h, w["post_attention_layernorm.weight"], step.config().norm_eps);
-    return h + experts_forward(step, w, x, naming);
+    static const ExpertNames names{std::string(naming.block) + ".gate", std::string(naming.block) + ".experts.", naming.gate,
+                                   naming.up, naming.down};
+    return h + run_experts(step, w, x, names);
 }
 #endif
 
@@ -215,6 +175,7 @@ Architecture qwen3_moe_architecture()
     a.spec = spec("qwen3_moe", "Qwen3Moe", qwen_naming, true);
     a.read_config = read_qwen3_moe;
     a.quirks.qk_norm = true;
+    a.quirks.fused_decode = true; // runtime/decode_fused.cpp runs its experts too
     a.gguf = gguf_names("qwen3moe", true);
     a.layers_path = "model.layers";
 #ifndef LAYERWISE_ARCH_TABLES_ONLY

@@ -1,5 +1,5 @@
 // One decode step of architectures with the llama layout (ArchQuirks::fused_decode: Llama,
-// Mistral, Qwen2, Qwen3) on the CPU, float32, one sequence, every linear in a GGUF block format:
+// Mistral, Qwen2, Qwen3, and Qwen3-MoE whose MLP is its experts) on the CPU, float32, one sequence, every linear in a GGUF block format:
 // the same computation as the llama family's decoder layer (archs/llama.cpp), written as plain loops over buffers kept from step to step instead of ~40 LibTorch ops a layer. For
 // small models the framework's per-op cost is most of a step; here a layer is three calls into
 // the block kernels (q/k/v together, o, gate/up together, down) and a few loops:
@@ -14,7 +14,9 @@
 #include "parallel.h"
 
 #include <ATen/ATen.h>
+#include <algorithm>
 #include <cmath>
+#include <string_view>
 #include <vector>
 
 namespace layerwise {
@@ -65,7 +67,12 @@ void rope_pairs_in_place(float* x, const float* cos, const float* sin, std::int6
 
 struct Buffers {
     std::vector<float> h, x, q, k, v, attn, gate, up, scores;
+    std::vector<float> logits, expert_gate, expert_up, expert_out; // mixtures of experts
 };
+
+// Qwen3-MoE's names for the experts (the only mixture of experts with a GGUF form here).
+constexpr const char* kRouter = "mlp.gate";
+std::string expert_linear(std::int64_t e, const char* proj) { return "mlp.experts." + std::to_string(e) + "." + proj; }
 
 GgufRows rows_of(const LayerWeights& w, const std::string& module, float* y)
 {
@@ -80,6 +87,93 @@ void add_bias(const LayerWeights& w, const std::string& module, float* y, std::i
         for (std::int64_t i = 0; i < n; ++i)
             y[i] += p[i];
     }
+}
+
+bool gguf_on_cpu(const LayerWeights& w, const std::string& module)
+{
+    const QuantInfo* q = w.find_quant(module);
+    const at::Tensor* t = w.find(module + ".weight");
+    return q && q->method == QuantMethod::gguf && t && t->is_cpu() && t->scalar_type() == at::kByte && !w.find(module + ".bias");
+}
+
+// The experts' MLP of one token, x -> x: the router's softmax, the top-k experts (renormalised
+// with norm_topk_prob), each chosen expert's gate and up in one parallel pass, its down in
+// another, and their weighted sum.
+void experts_mlp(const LayerWeights& w, const ModelConfig& c, Buffers& b)
+{
+    const std::int64_t experts = c.num_experts, k = c.experts_per_token, hidden = c.hidden_size;
+    const std::int64_t inter = c.expert_intermediate_size;
+    b.logits.resize(experts), b.expert_gate.resize(k * inter), b.expert_up.resize(k * inter), b.expert_out.resize(k * hidden);
+    if (w.find_quant(kRouter)) {
+        const GgufRows router[] = {rows_of(w, kRouter, b.logits.data())};
+        kernels::gguf_matmul_rows(b.x.data(), 1, hidden, router, 1);
+    } else {
+        const auto f32 = at::TensorOptions().dtype(at::kFloat);
+        at::Tensor logits = at::from_blob(b.logits.data(), {experts}, f32);
+        at::mv_out(logits, w[std::string(kRouter) + ".weight"], at::from_blob(b.x.data(), {hidden}, f32));
+    }
+    // softmax in float32, then the k most probable (torch.topk: the larger first).
+    const float best = *std::max_element(b.logits.begin(), b.logits.end());
+    float sum = 0.0f;
+    for (float& v : b.logits)
+        sum += (v = std::exp(v - best));
+    std::vector<std::int64_t> order(static_cast<std::size_t>(experts));
+    for (std::int64_t e = 0; e < experts; ++e)
+        order[static_cast<std::size_t>(e)] = e;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int64_t a, std::int64_t z) {
+        return b.logits[static_cast<std::size_t>(a)] > b.logits[static_cast<std::size_t>(z)] ||
+               (b.logits[static_cast<std::size_t>(a)] == b.logits[static_cast<std::size_t>(z)] && a < z);
+    });
+    std::vector<float> weight(static_cast<std::size_t>(k));
+    float chosen = 0.0f;
+    for (std::int64_t j = 0; j < k; ++j)
+        chosen += weight[static_cast<std::size_t>(j)] = b.logits[static_cast<std::size_t>(order[static_cast<std::size_t>(j)])] / sum;
+    if (c.norm_topk_prob)
+        for (float& v : weight)
+            v /= chosen;
+    std::vector<kernels::GgufEach> items;
+    items.reserve(static_cast<std::size_t>(2 * k));
+    auto each = [&](std::int64_t e, const char* proj, std::int64_t out, const float* x, float* y) {
+        const std::string module = expert_linear(e, proj);
+        const QuantInfo& q = *w.find_quant(module);
+        return kernels::GgufEach{w[module + ".weight"].data_ptr<std::uint8_t>(), static_cast<kernels::GgmlType>(q.ggml_type), out,
+                                 x, 1, y};
+    };
+    for (std::int64_t j = 0; j < k; ++j) {
+        const std::int64_t e = order[static_cast<std::size_t>(j)];
+        items.push_back(each(e, "gate_proj", inter, b.x.data(), b.expert_gate.data() + j * inter));
+        items.push_back(each(e, "up_proj", inter, b.x.data(), b.expert_up.data() + j * inter));
+    }
+    kernels::gguf_matmul_each(items.data(), items.size(), hidden);
+    for (std::int64_t i = 0; i < k * inter; ++i) {
+        const float g = b.expert_gate[static_cast<std::size_t>(i)];
+        b.expert_gate[static_cast<std::size_t>(i)] = g / (1.0f + std::exp(-g)) * b.expert_up[static_cast<std::size_t>(i)];
+    }
+    items.clear();
+    for (std::int64_t j = 0; j < k; ++j)
+        items.push_back(each(order[static_cast<std::size_t>(j)], "down_proj", hidden, b.expert_gate.data() + j * inter,
+                             b.expert_out.data() + j * hidden));
+    kernels::gguf_matmul_each(items.data(), items.size(), inter);
+    for (std::int64_t i = 0; i < hidden; ++i) {
+        float acc = 0.0f;
+        for (std::int64_t j = 0; j < k; ++j)
+            acc += weight[static_cast<std::size_t>(j)] * b.expert_out[static_cast<std::size_t>(j * hidden + i)];
+        b.x[static_cast<std::size_t>(i)] = acc;
+    }
+}
+
+// Whether a layer's experts can run in experts_mlp: a float32 or GGUF router and every expert's
+// linears GGUF blocks on the CPU.
+bool experts_fused_ready(const LayerWeights& w, const ModelConfig& c)
+{
+    const at::Tensor* router = w.find(std::string(kRouter) + ".weight");
+    if (!router || !router->is_cpu() || !(gguf_on_cpu(w, kRouter) || float_cpu(router)))
+        return false;
+    for (std::int64_t e = 0; e < c.num_experts; ++e)
+        for (const char* proj : {"gate_proj", "up_proj", "down_proj"})
+            if (!gguf_on_cpu(w, expert_linear(e, proj)))
+                return false;
+    return true;
 }
 
 } // namespace
@@ -97,7 +191,11 @@ bool llama_decode_fused_applies(const LoadedModel& m)
     for (const LayerWeights& w : m.layers) {
         if (w.home.is_gpu())
             return false;
+        if (c.is_moe() && !experts_fused_ready(w, c))
+            return false;
         for (const char* name : kLinears) {
+            if (c.is_moe() && std::string_view(name).starts_with("mlp."))
+                continue;
             const QuantInfo* q = w.find_quant(name);
             const at::Tensor* t = w.find(std::string(name) + ".weight");
             if (!q || q->method != QuantMethod::gguf || !t || !t->is_cpu() || t->scalar_type() != at::kByte)
@@ -209,6 +307,12 @@ at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
                 b.h[i] += b.x[i];
 
             rms_norm_into(b.h.data(), w["post_attention_layernorm.weight"].data_ptr<float>(), hidden, c.norm_eps, b.x.data());
+            if (c.is_moe()) {
+                experts_mlp(w, c, b);
+                for (std::int64_t i = 0; i < hidden; ++i)
+                    b.h[i] += b.x[i];
+                return;
+            }
             const GgufRows gate_up[] = {rows_of(w, "mlp.gate_proj", b.gate.data()), rows_of(w, "mlp.up_proj", b.up.data())};
             kernels::gguf_matmul_rows(b.x.data(), 1, hidden, gate_up, 2);
             add_bias(w, "mlp.gate_proj", b.gate.data(), inter);

@@ -549,9 +549,12 @@ void TestGguf::fusedDecodeMatchesTheOpByOpPath()
 {
     // The fused CPU decode step against the LibTorch op-by-op step on the same blocks, teacher-
     // forced along the same tokens: the same float32 operations in another summation order.
-    for (const char* name : {"tiny-llama-q8_0", "tiny-llama-q4_1"}) {
-        const json ref = test::read_json(gguf_dir() / (std::string(name) + ".json"));
-        auto model = load(gguf_dir() / (std::string(name) + ".gguf"), R"({"": "cpu"})");
+    // Also a mixture of experts (Qwen3-MoE from llama.cpp's converter): its experts' MLP fused too.
+    const fs::path converted = test::fixtures() / "gguf_llamacpp";
+    for (const auto& [dir, name] : {std::pair{gguf_dir(), "tiny-llama-q8_0"}, std::pair{gguf_dir(), "tiny-llama-q4_1"},
+                                    std::pair{converted, "tiny-qwen3moe-q8_0"}}) {
+        const json ref = test::read_json(dir / (std::string(name) + ".json"));
+        auto model = load(dir / (std::string(name) + ".gguf"), R"({"": "cpu"})");
         QVERIFY(llama_decode_fused_applies(*model));
         Runner fused(*model, 64), ops(*model, 64);
         ops.set_fused_decode(false);
