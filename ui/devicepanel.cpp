@@ -193,7 +193,12 @@ void DevicePanel::setFootprints(const QVector<FootprintRow>& rows)
                                   formatBytes(static_cast<quint64>(row.activations)), formatBytes(static_cast<quint64>(row.overhead)),
                                   row.limit >= row.used() ? formatBytes(static_cast<quint64>(row.limit - row.used()))
                                                           : QStringLiteral("−") + formatBytes(static_cast<quint64>(row.used() - row.limit)))
-                             .arg(row.layers));
+                             .arg(row.layers) +
+                         // Held is not read: a mixture of experts reads a token's chosen experts only.
+                         (row.readPerToken > 0 && row.readPerToken < row.weights
+                              ? tr(" · reads %1 a token").arg(formatBytes(static_cast<quint64>(row.readPerToken)))
+                              : QString()) +
+                         (row.experts > 0 ? tr(" · %1 experts").arg(row.experts) : QString()));
     }
 }
 

@@ -54,6 +54,8 @@ struct FootprintRow {
     QString name;
     qint64 limit = 0, weights = 0, kvCache = 0, activations = 0, overhead = 0;
     int layers = 0;
+    qint64 readPerToken = 0; // weight bytes a decode step reads here (a mixture of experts: its chosen experts)
+    int experts = 0;         // experts held here
     qint64 used() const { return weights + kvCache + activations + overhead; }
 };
 
@@ -78,6 +80,12 @@ struct PlanView {
     QVector<qint64> layerBytes;
     QString deviceMapJson;
     QVector<MapModule> modules; // in model order
+    // Mixtures of experts, per decoder block (empty for dense models): the module holding its
+    // experts ("model.layers.3.mlp.experts"), the device key most of them are on, whether they
+    // are split over several devices, and their bytes.
+    QStringList expertModules, expertDevices;
+    QVector<bool> expertsSplit;
+    QVector<qint64> expertBytes;
     QString quant = QStringLiteral("none"); // weights format of the decoder linears ("int8", "nf4-dq", ...)
     qint64 weightBytes() const
     {

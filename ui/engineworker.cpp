@@ -2,6 +2,8 @@
 
 #include "workerstate.h"
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::ui {
@@ -94,6 +96,8 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
         row.activations = f.activations;
         row.overhead = f.overhead + f.staging;
         row.layers = f.layers;
+        row.readPerToken = f.read_per_token;
+        row.experts = f.experts;
         v.devices.push_back(row);
     }
     for (const auto& dev : plan.layer_devices)
@@ -101,6 +105,38 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
     for (std::uint64_t bytes : layer_bytes(d, r.weights))
         v.layerBytes.push_back(static_cast<qint64>(bytes));
     v.deviceMapJson = QString::fromStdString(device_map_to_text(plan.device_map));
+    // Each block's experts: where most of them are, and their bytes.
+    for (int block : d.tree().no_split_blocks()) {
+        const std::vector<int> experts = d.tree().experts_under(block);
+        if (experts.empty())
+            continue;
+        std::map<std::string, int> count;
+        qint64 bytes = 0;
+        for (int e : experts) {
+            const ModuleNode& n = d.tree().nodes()[static_cast<std::size_t>(e)];
+            std::vector<int> stack{e};
+            std::string first;
+            while (!stack.empty()) {
+                const ModuleNode& m = d.tree().nodes()[static_cast<std::size_t>(stack.back())];
+                stack.pop_back();
+                for (const auto& t : m.tensors) {
+                    bytes += static_cast<qint64>(tensor_bytes(d.tree(), t, r.weights));
+                    if (first.empty())
+                        first = t.full_name;
+                }
+                stack.insert(stack.end(), m.children.begin(), m.children.end());
+            }
+            (void)n;
+            if (const Device* dev = device_of(plan.device_map, first))
+                count[dev->map_key()] += 1;
+        }
+        auto most = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+        const ModuleNode& list = d.tree().nodes()[static_cast<std::size_t>(d.tree().nodes()[static_cast<std::size_t>(experts.front())].parent)];
+        v.expertModules.push_back(QString::fromStdString(list.name));
+        v.expertDevices.push_back(most == count.end() ? QString() : QString::fromStdString(most->first));
+        v.expertsSplit.push_back(count.size() > 1);
+        v.expertBytes.push_back(bytes);
+    }
     if (r.weights.kind != WeightFormat::Kind::plain)
         v.quant = QString::fromStdString(r.weights.name());
     else if (const std::string saved = d.saved_quantization(); !saved.empty())

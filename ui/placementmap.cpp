@@ -252,7 +252,35 @@ QRectF PlacementMap::blockRect(int layer) const
         before += m.beforeLayers ? 1 : 0;
     const auto [x, w] = span(before + layer);
     const QRectF lr = laneRect(lane);
-    return {lr.left() + x, lr.top() + 3, std::max<qreal>(2.0, w - 1), lr.height() - 6};
+    const qreal height = hasExperts() ? (lr.height() - 6) * 0.55 : lr.height() - 6;
+    return {lr.left() + x, lr.top() + 3, std::max<qreal>(2.0, w - 1), height};
+}
+
+int PlacementMap::expertsLane(int layer) const
+{
+    return layer >= 0 && layer < m_plan.expertDevices.size() ? laneOfKey(m_plan.expertDevices[layer]) : -1;
+}
+
+QRectF PlacementMap::expertsRect(int layer) const
+{
+    const int lane = expertsLane(layer);
+    if (lane < 0)
+        return {};
+    int before = 0;
+    for (const MapModule& m : m_plan.modules)
+        before += m.beforeLayers ? 1 : 0;
+    const auto [x, w] = span(before + layer);
+    const QRectF lr = laneRect(lane);
+    const qreal top = lr.top() + 3 + (lr.height() - 6) * 0.6;
+    return {lr.left() + x, top, std::max<qreal>(2.0, w - 1), lr.bottom() - 3 - top};
+}
+
+int PlacementMap::expertsAt(const QPointF& p) const
+{
+    for (int i = 0; i < m_plan.expertModules.size(); ++i)
+        if (expertsRect(i).contains(p))
+            return i;
+    return -1;
 }
 
 QStringList PlacementMap::moduleNames() const
@@ -342,6 +370,18 @@ void PlacementMap::paintEvent(QPaintEvent*)
         if (q.isValid())
             p.fillRect(QRectF(r.left() + 1, r.bottom() - 6, r.width() - 2, 5), q);
     }
+    // The experts' sub-row: hatched, the lane's colour; split experts dashed.
+    for (int i = 0; i < m_plan.expertModules.size(); ++i) {
+        const QRectF r = expertsRect(i);
+        if (r.isEmpty())
+            continue;
+        QColor c = laneColor(m_plan.expertDevices[i]);
+        if (m_plan.expertModules[i] == m_module)
+            c = c.darker(150);
+        p.setPen(QPen(c.darker(160), 1, m_plan.expertsSplit.value(i) ? Qt::DashLine : Qt::SolidLine));
+        p.setBrush(QBrush(c, Qt::Dense4Pattern));
+        p.drawRect(r);
+    }
     for (const MapModule& m : m_plan.modules) {
         const QRectF r = moduleRect(m.name);
         if (r.isEmpty())
@@ -384,6 +424,11 @@ void PlacementMap::mousePressEvent(QMouseEvent* e)
     const int module = moduleAt(e->position());
     if (module >= 0) {
         m_module = m_plan.modules[module].name;
+        select(-1, -1);
+        return;
+    }
+    if (const int experts = expertsAt(e->position()); experts >= 0) {
+        m_module = m_plan.expertModules[experts];
         select(-1, -1);
         return;
     }
@@ -455,6 +500,13 @@ bool PlacementMap::dropLayers(int first, int last, int lane)
 bool PlacementMap::dropModule(const QString& module, int lane)
 {
     m_refusal.clear();
+    if (const int layer = static_cast<int>(m_plan.expertModules.indexOf(module)); layer >= 0) {
+        if (lane < 0 || lane >= laneCount() ||
+            (m_plan.expertDevices[layer] == m_plan.devices[lane].key && !m_plan.expertsSplit.value(layer)))
+            return false;
+        Q_EMIT moduleMoveRequested(module, m_plan.devices[lane].key);
+        return true;
+    }
     const int i = moduleIndex(module);
     if (i < 0 || lane < 0 || lane >= laneCount() || m_plan.modules[i].device == m_plan.devices[lane].key)
         return false;
@@ -476,7 +528,17 @@ bool PlacementMap::event(QEvent* e)
         auto* help = static_cast<QHelpEvent*>(e);
         const int layer = layerAt(help->pos());
         const int module = moduleAt(help->pos());
-        if (module >= 0) {
+        const int experts = expertsAt(help->pos());
+        if (experts >= 0) {
+            QToolTip::showText(help->globalPos(),
+                               tr("%1 · %2 · on %3%4\nA token reads only the experts it is routed to. Drag them onto another lane to move them "
+                                  "(layer %5 itself stays where it is).")
+                                   .arg(m_plan.expertModules[experts], formatBytes(static_cast<quint64>(m_plan.expertBytes.value(experts))),
+                                        m_plan.expertDevices[experts],
+                                        m_plan.expertsSplit.value(experts) ? tr(" (most; some elsewhere)") : QString())
+                                   .arg(experts),
+                               this);
+        } else if (module >= 0) {
             const MapModule& m = m_plan.modules[module];
             QStringList tied;
             for (const MapModule& other : m_plan.modules)

@@ -4,6 +4,8 @@
 // (a tied lm_head is linked to the embeddings and moves with them). Drag a block (or a shift-selected range) onto another lane to move
 // it; the engine re-plans and the map redraws with the new verdict. While a model is loaded the
 // blocks show what each layer is doing (resident, streaming in, computing, evicted) with a legend.
+// A mixture of experts' blocks keep the upper part of their lane; their experts are a sub-row in
+// the lower part of the lane of the device holding them, movable on their own.
 #include "chatwork.h"
 #include "enginework.h"
 
@@ -33,6 +35,12 @@ public:
     int laneCount() const { return static_cast<int>(m_plan.devices.size()); }
     int laneOf(int layer) const;
     QRectF blockRect(int layer) const;
+    // Mixtures of experts: each block's experts are a sub-row of their own under the block's
+    // span, in the lane of the device holding (most of) them; dragged like a module.
+    bool hasExperts() const { return !m_plan.expertModules.isEmpty(); }
+    QRectF expertsRect(int layer) const;
+    QString expertsModule(int layer) const { return m_plan.expertModules.value(layer); }
+    int expertsLane(int layer) const;
     QRectF laneRect(int lane) const;
     QPair<int, int> selection() const { return {m_first, m_last}; }
     void select(int first, int last);
@@ -62,6 +70,7 @@ private:
     int laneAt(qreal y) const;
     int layerAt(const QPointF& p) const;
     int moduleAt(const QPointF& p) const;
+    int expertsAt(const QPointF& p) const;
     int moduleIndex(const QString& module) const;
     int laneOfKey(const QString& key) const;
     // x offset and width of item i: modules before the layers, layers, modules after.

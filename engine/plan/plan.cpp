@@ -342,7 +342,7 @@ std::vector<DeviceFootprint> footprints(const CostModel& model, const Resolved& 
         }
         if (!on_gpu && homes.exec_gpu >= 0 && !unit.embedding && unit.expert_layer < 0)
             largest_streamed = std::max(largest_streamed, unit.weight);
-        if (h == res.disk)
+        if (h == res.disk && unit.expert_layer < 0) // experts compute from the mapping, unstaged
             largest_from_disk = std::max(largest_from_disk, unit.weight);
         if (unit.name == "lm_head" || unit.name.ends_with(".lm_head"))
             head_exec = exec;
@@ -504,12 +504,24 @@ public:
             const Unit& unit = m_model.units[u];
             if (unit.expert_layer >= 0) {
                 if (pinned(unit.expert_layer))
-                    m_pinned_bytes += unit.weight;
+                    m_pinned_of[unit.expert_layer] += unit.weight;
                 else
                     m_expert_weight[static_cast<std::size_t>(unit.expert_layer)] += unit.weight;
                 m_experts_of[unit.expert_layer].push_back(static_cast<int>(u));
             } else if (unit.tied_to_unit < 0) {
                 m_order.push_back(static_cast<int>(u));
+            }
+        }
+        // The CPU experts in RAM while they fit (a quarter of it kept for the rest), then read from the
+        // mapped checkpoint on disk.
+        const std::int64_t ram = m_res.limits[static_cast<std::size_t>(m_res.cpu)] * 3 / 4;
+        for (const auto& [layer, bytes] : m_pinned_of) {
+            if (m_pinned_bytes + bytes <= ram) {
+                m_pinned_bytes += bytes;
+                m_pinned_in_ram.push_back(layer);
+            } else {
+                m_pinned_disk_bytes += bytes;
+                m_pinned_on_disk.push_back(layer);
             }
         }
         m_k = m_order.size();
@@ -625,7 +637,7 @@ private:
             disk_used += weight(i);
             where[i] = Device::disk();
         }
-        return !(disk_used > m_res.limits[static_cast<std::size_t>(m_res.disk)] || cpu_room < 0);
+        return !(disk_used + m_pinned_disk_bytes > m_res.limits[static_cast<std::size_t>(m_res.disk)] || cpu_room < 0);
     }
 
     // GPU prefix [0, k - s) over the GPUs by dynamic programming; GPU 0 also holds the offloaded
@@ -711,11 +723,11 @@ private:
                     if (m_order[i] == m_model.units[u].tied_to_unit)
                         map.emplace_back(m_model.units[u].name, where[i]);
         map = clean_device_map(std::move(map));
-        std::vector<int> cpu_moe;
-        for (const auto& [layer, experts] : m_experts_of)
-            if (pinned(layer))
-                cpu_moe.push_back(layer);
-        return cpu_moe.empty() ? map : move_experts(m_tree, map, cpu_moe, Device::cpu());
+        if (!m_pinned_in_ram.empty())
+            map = move_experts(m_tree, map, m_pinned_in_ram, Device::cpu());
+        if (!m_pinned_on_disk.empty())
+            map = move_experts(m_tree, map, m_pinned_on_disk, Device::disk());
+        return map;
     }
 
     const ModuleTree& m_tree;
@@ -728,7 +740,10 @@ private:
     std::vector<int> m_gpus;
     std::vector<std::vector<double>> m_t_gpu;
     std::int64_t m_pinned_layers = 0;
-    std::int64_t m_pinned_bytes = 0;              // experts that stay on the CPU
+    std::int64_t m_pinned_bytes = 0;              // experts that stay on the CPU, in RAM
+    std::int64_t m_pinned_disk_bytes = 0;         // ... and read from disk
+    std::map<int, std::int64_t> m_pinned_of;      // block -> bytes of its experts that stay on the CPU
+    std::vector<int> m_pinned_in_ram, m_pinned_on_disk;
     std::vector<std::int64_t> m_expert_weight;    // per block: the bytes of its experts placed with it
     std::map<int, std::vector<int>> m_experts_of; // block -> its expert units
 };

@@ -42,6 +42,7 @@ private Q_SLOTS:
     void undoRestoresSettings();
     void narrowWindow();
     void quantizationColoursTheMap();
+    void expertsAreASubRow();
 };
 
 namespace {
@@ -492,4 +493,31 @@ void TestMainWindow::badFolderReportsError()
 }
 
 QTEST_MAIN(TestMainWindow)
+void TestMainWindow::expertsAreASubRow()
+{
+    // Qwen3-30B-A3B on one 24 GiB GPU: every block on the GPU, the first blocks' experts in RAM
+    // (or the mapped checkpoint), drawn as a sub-row in those lanes; dragging a block's experts
+    // moves them alone.
+    MainWindow w(nullptr, false);
+    QSignalSpy planned(&w, &MainWindow::planShown);
+    openPlanned(w, planned, QStringLiteral("Qwen3-30B-A3B"));
+    PlacementMap* map = w.placementMap();
+    QVERIFY(map->hasExperts());
+    const int gpu = laneOf(w, QStringLiteral("0")), cpu = laneOf(w, QStringLiteral("cpu"));
+    QVERIFY(gpu >= 0 && cpu >= 0);
+    QCOMPARE(map->laneOf(0), gpu);
+    QCOMPARE(map->expertsModule(0), QStringLiteral("model.layers.0.mlp.experts"));
+    QCOMPARE(map->expertsLane(0), cpu);
+    QCOMPARE(map->expertsLane(47), gpu);
+    QCOMPARE(deviceIn(w.shownDeviceMap(), QStringLiteral("model.layers.0.mlp.experts.0")), QStringLiteral("cpu"));
+    QVERIFY(!map->expertsRect(47).isEmpty() && !map->expertsRect(47).intersects(map->blockRect(47)));
+    const int count = planned.count();
+    QVERIFY(map->dropModule(map->expertsModule(47), cpu));
+    QTRY_VERIFY_WITH_TIMEOUT(planned.count() > count, 20000);
+    QCOMPARE(map->expertsLane(47), cpu);
+    QCOMPARE(map->laneOf(47), gpu);
+    QCOMPARE(deviceIn(w.shownDeviceMap(), QStringLiteral("model.layers.47.mlp.experts.5")), QStringLiteral("cpu"));
+    QCOMPARE(deviceIn(w.shownDeviceMap(), QStringLiteral("model.layers.47.self_attn")), QStringLiteral("0"));
+}
+
 #include "tst_mainwindow.moc"
