@@ -136,17 +136,18 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
 
 // llama.cpp's names: the router is ffn_gate_inp, and each of the three expert projections is
 // one tensor over all experts (ffn_gate_exps [experts, rows, columns]), split per expert on load.
-GgufNaming gguf_names(const char* arch, bool qk_norm)
+GgufNaming gguf_names(const char* arch, bool qk_norm, const MoeNaming& n, bool rope_permuted)
 {
-    GgufNaming g = llama_gguf_names({"", "", arch});
+    GgufNaming g = llama_gguf_names({"", "", arch, rope_permuted});
     std::erase_if(g.blocks, [&](const auto& b) {
         return b.first == "ffn_gate" || b.first == "ffn_up" || b.first == "ffn_down" ||
                (!qk_norm && (b.first == "attn_q_norm" || b.first == "attn_k_norm"));
     });
-    g.blocks.push_back({"ffn_gate_inp", "mlp.gate"});
-    g.blocks.push_back({"ffn_gate_exps", "mlp.experts.{e}.gate_proj"});
-    g.blocks.push_back({"ffn_up_exps", "mlp.experts.{e}.up_proj"});
-    g.blocks.push_back({"ffn_down_exps", "mlp.experts.{e}.down_proj"});
+    const std::string block = n.block;
+    g.blocks.push_back({"ffn_gate_inp", block + ".gate"});
+    g.blocks.push_back({"ffn_gate_exps", block + ".experts.{e}." + n.gate});
+    g.blocks.push_back({"ffn_up_exps", block + ".experts.{e}." + n.up});
+    g.blocks.push_back({"ffn_down_exps", block + ".experts.{e}." + n.down});
     return g;
 }
 
@@ -159,6 +160,9 @@ Architecture mixtral_architecture()
     Architecture a;
     a.spec = spec("mixtral", "Mixtral", mixtral_naming, false);
     a.read_config = read_mixtral;
+    // llama.cpp writes Mixtral as a llama with experts, q/k rows permuted as for llama.
+    a.gguf = gguf_names("llama", false, mixtral_naming, true);
+    a.gguf.experts = true;
     a.layers_path = "model.layers";
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
     a.embed = llama_embed;
@@ -176,7 +180,8 @@ Architecture qwen3_moe_architecture()
     a.read_config = read_qwen3_moe;
     a.quirks.qk_norm = true;
     a.quirks.fused_decode = true; // runtime/decode_fused.cpp runs its experts too
-    a.gguf = gguf_names("qwen3moe", true);
+    a.gguf = gguf_names("qwen3moe", true, qwen_naming, false);
+    a.gguf.experts = true;
     a.layers_path = "model.layers";
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
     a.embed = llama_embed;

@@ -63,6 +63,26 @@ void read_config(const ConfigReader& r, ModelConfig& c)
 {
     llama_read_config(r, c);
     c.hidden_act = r.string_or("hidden_act", "silu");
+    // Phi-3-mini attends over a sliding window in every layer (transformers' mask); Phi-4 has none.
+    if (c.sliding_window && *c.sliding_window > 0) {
+        c.local_window = *c.sliding_window;
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), true);
+    }
+}
+
+// llama.cpp's names: q, k and v stay fused (attn_qkv), as do gate and up (ffn_up); rows in
+// Hugging Face's order (Phi-3 rotates halves, as NeoX does).
+GgufNaming gguf_names()
+{
+    GgufNaming g;
+    g.arch = "phi3";
+    g.windowed = true;
+    g.blocks = {
+        {"attn_norm", "input_layernorm"},     {"attn_qkv", "self_attn.qkv_proj"}, {"attn_output", "self_attn.o_proj"},
+        {"ffn_norm", "post_attention_layernorm"}, {"ffn_up", "mlp.gate_up_proj"},  {"ffn_down", "mlp.down_proj"},
+    };
+    g.globals = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+    return g;
 }
 
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
@@ -81,8 +101,10 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const at::Tensor q = apply_rotary(part(0, c.num_heads), cos, sin);
     const at::Tensor k = apply_rotary(part(c.num_heads, c.num_kv_heads), cos, sin);
     const at::Tensor v = part(c.num_heads + c.num_kv_heads, c.num_kv_heads);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    const at::Tensor attn = step.attend(index, q, k, v, scale).transpose(1, 2).reshape({b, n, c.num_heads * d});
+    AttentionOptions o;
+    o.scale = 1.0 / std::sqrt(static_cast<double>(d));
+    o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
+    const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * d});
     h = h + step.linear(w, "self_attn.o_proj", attn);
     x = rms_norm(h, w["post_attention_layernorm.weight"], c.norm_eps);
     const at::Tensor gate_up = step.linear(w, "mlp.gate_up_proj", x);
@@ -102,6 +124,7 @@ Architecture phi3_architecture()
     a.spec = spec();
     a.read_config = read_config;
     a.quirks.rotary = true;
+    a.gguf = gguf_names();
     a.layers_path = "model.layers";
     // The order the layer runs its linears in (AutoGPTQ 0.7.1 has no Phi-3 class).
     a.gptq_sequential = {{"self_attn.qkv_proj"}, {"self_attn.o_proj"}, {"mlp.gate_up_proj"}, {"mlp.down_proj"}};

@@ -42,11 +42,13 @@ const Architecture* find_architecture(const std::string& model_type)
     return find_first([&](const Architecture& a) { return a.spec.model_type == model_type; });
 }
 
-const Architecture* find_gguf_architecture(const std::string& gguf_arch)
+const Architecture* find_gguf_architecture(const std::string& gguf_arch, bool experts)
 {
     if (gguf_arch.empty())
         return nullptr;
-    return find_first([&](const Architecture& a) { return a.gguf.arch == gguf_arch; });
+    // An architecture whose GGUF form is always a mixture of experts (qwen3moe) matches either way.
+    const Architecture* exact = find_first([&](const Architecture& a) { return a.gguf.arch == gguf_arch && a.gguf.experts == experts; });
+    return exact ? exact : find_first([&](const Architecture& a) { return a.gguf.arch == gguf_arch; });
 }
 
 const ArchSpec* find_arch(const std::string& model_type)
@@ -69,7 +71,7 @@ std::string supported_gguf_list()
 {
     std::string out;
     for (const auto& a : builtin_architectures())
-        if (!a.gguf.arch.empty())
+        if (!a.gguf.arch.empty() && !a.gguf.experts)
             out += (out.empty() ? "" : ", ") + a.gguf.arch;
     return out;
 }

@@ -74,6 +74,8 @@ struct ArchQuirks {
 // llama.cpp's names for the architecture's tensors (empty `arch`: no GGUF form).
 struct GgufNaming {
     std::string arch;                                        // general.architecture
+    bool experts = false;                                    // the form with experts (<arch>.expert_count): llama's is Mixtral
+    bool windowed = false;                                   // <arch>.attention.sliding_window > 0: every layer attends over it
     bool rope_permuted = false;                              // q/k rows reordered by llama.cpp's converter
     std::vector<std::pair<std::string, std::string>> blocks; // "attn_q" -> "self_attn.q_proj" (inside a layer)
     std::vector<std::pair<std::string, std::string>> globals; // "token_embd" -> "model.embed_tokens"
@@ -114,7 +116,8 @@ const std::vector<Architecture>& builtin_architectures();
 void register_architecture(Architecture architecture);
 
 const Architecture* find_architecture(const std::string& model_type);
-const Architecture* find_gguf_architecture(const std::string& gguf_arch);
+// `experts`: the file gives <arch>.expert_count (llama.cpp writes Mixtral as "llama" with experts).
+const Architecture* find_gguf_architecture(const std::string& gguf_arch, bool experts = false);
 const ArchSpec* find_arch(const std::string& model_type);
 std::string supported_arch_list();  // "gemma2, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
 std::string supported_gguf_list();  // "llama, qwen2, qwen3"

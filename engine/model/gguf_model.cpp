@@ -78,7 +78,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     if (!arch_name)
         throw FormatError(where + ": metadata key 'general.architecture' is missing; every GGUF model names its "
                           "architecture (convert the model again with llama.cpp)");
-    const Architecture* arch = find_gguf_architecture(*arch_name);
+    const Architecture* arch = find_gguf_architecture(*arch_name, m.get_int(*arch_name + ".expert_count").has_value());
     if (!arch)
         throw UnsupportedError(where + ": GGUF architecture '" + *arch_name + "' is not supported (supported: " +
                                supported_gguf_list() + "; llama's also holds Mistral and SmolLM)");
@@ -156,13 +156,20 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     if (auto experts = k.optional_positive("expert_count")) {
         c.num_experts = *experts;
         c.experts_per_token = k.positive("expert_used_count");
-        c.expert_intermediate_size = k.positive("expert_feed_forward_length");
+        // Mixtral's experts are the feed-forward length; Qwen3-MoE's have their own.
+        c.expert_intermediate_size = k.optional_positive("expert_feed_forward_length").value_or(c.intermediate_size);
         // llama.cpp renormalises the chosen experts' weights for these architectures unless the
         // file says otherwise.
         c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(1) != 0;
         if (c.experts_per_token > c.num_experts)
             throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
                               ") is more than the " + std::to_string(c.num_experts) + " experts");
+    }
+    // Every layer attends over a sliding window (Phi-3-mini; 0: none).
+    if (auto window = m.get_int(k.key("attention.sliding_window")); arch->gguf.windowed && window && *window > 0) {
+        c.sliding_window = *window;
+        c.local_window = *window;
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), true);
     }
     c.tie_word_embeddings = checkpoint.find("output.weight") == nullptr;
     c.attention_bias = checkpoint.find("blk.0.attn_q.bias") != nullptr && !arch->quirks.qkv_bias;

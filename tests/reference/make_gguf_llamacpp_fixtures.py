@@ -8,9 +8,10 @@
 2. A small GGUF made with the converter llama.cpp ships (convert_hf_to_gguf.py) from a random
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
-   prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token).
+   prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
+   a small Mixtral (4 experts, 2 per token).
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe}-*.gguf, tiny-{llama,qwen3moe}-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -124,6 +125,16 @@ def tiny_qwen3moe(vocab):
     return Qwen3MoeForCausalLM(cfg)
 
 
+def tiny_mixtral(vocab):
+    # Mixtral in small: 4 experts, 2 per token; llama.cpp writes it as a llama with experts.
+    from transformers import MixtralConfig, MixtralForCausalLM
+    cfg = MixtralConfig(vocab_size=vocab, hidden_size=64, intermediate_size=32, num_local_experts=4,
+                        num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=256, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                        tie_word_embeddings=False, sliding_window=None)
+    return MixtralForCausalLM(cfg)
+
+
 def make_tiny(name, build):
     vocab = 512
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,3 +176,4 @@ if __name__ == "__main__":
     if "--moe-only" not in sys.argv:
         make_tiny("tiny-llama", tiny_llama)
     make_tiny("tiny-qwen3moe", tiny_qwen3moe)
+    make_tiny("tiny-mixtral", tiny_mixtral)
