@@ -65,6 +65,11 @@ TINY = {
                  num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
                  partial_rotary_factor=0.75, tie_word_embeddings=True, pad_token_id=0, bos_token_id=1,
                  eos_token_id=2),
+    # Phi-3-mini's sliding window in small: 6 positions, outgrown by the prompt and decode steps.
+    "phi3window": dict(model_type="phi3", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
+                       partial_rotary_factor=0.75, tie_word_embeddings=True, sliding_window=6, initializer_range=0.2,
+                       pad_token_id=0, bos_token_id=1, eos_token_id=2),
     # Gemma 2 in small: layer 0 attends over a 6-token window (the prompt and decode steps outgrow
     # it); weights and caps chosen so that both soft caps bite.
     "gemma2": dict(model_type="gemma2", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
@@ -100,6 +105,7 @@ CASES = [
     ("llama-longrope", "llamalongrope", torch.float32, "single"),
     ("qwen3-bf16", "qwen3", torch.bfloat16, "single"),
     ("phi3", "phi3", torch.float32, "single"),
+    ("phi3-window", "phi3window", torch.float32, "single"),
     ("gemma2", "gemma2", torch.float32, "single"),
     ("gpt2", "gpt2", torch.float32, "single"),
     ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),

@@ -9,9 +9,9 @@
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
    prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
-   a small Mixtral (4 experts, 2 per token).
+   a small Mixtral (4 experts, 2 per token) and a small Phi-3 (partial rotary, a sliding window).
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral}-*.gguf, tiny-*-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral,phi3}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -32,7 +32,7 @@ from llama_cpp import Llama
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "gguf_llamacpp"
 OUT.mkdir(parents=True, exist_ok=True)
-LLAMA_CPP = Path(sys.argv[1]).resolve()  # [--tiny-only | --moe-only]
+LLAMA_CPP = Path(sys.argv[1]).resolve()  # [--tiny-only | --only=tiny-phi3,tiny-mixtral]
 THREADS = 2
 
 CHAT_PROMPTS = [
@@ -135,6 +135,24 @@ def tiny_mixtral(vocab):
     return MixtralForCausalLM(cfg)
 
 
+def tiny_phi3(vocab):
+    # Phi-3-mini in small: fused qkv and gate/up, three quarters of each head rotated. Its sliding
+    # window (64) is wider than the prompt and its 32 steps: llama.cpp ignores Phi-3's window
+    # ("Phi SWA is currently disabled"), transformers and Layerwise apply it (the phi3-window
+    # checkpoint checks that against transformers).
+    from transformers import Phi3Config, Phi3ForCausalLM
+    cfg = Phi3Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                     original_max_position_embeddings=256, partial_rotary_factor=0.75, sliding_window=64,
+                     rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    return Phi3ForCausalLM(cfg)
+
+
+TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3}
+# llama.cpp looks Phi-3's <|endoftext|> up in the vocabulary of any model named phi3.
+SPM_EXTRA = {"tiny-phi3": ["--user_defined_symbols=<|endoftext|>"]}
+
+
 def make_tiny(name, build):
     vocab = 512
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +163,7 @@ def make_tiny(name, build):
                                     if Path(p).is_file()))
         subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={tmp / 'tokenizer'}",
                         f"--vocab_size={vocab}", "--model_type=bpe", "--byte_fallback=true",
-                        "--character_coverage=0.9995", "--minloglevel=2"], check=True)
+                        "--character_coverage=0.9995", "--minloglevel=2"] + SPM_EXTRA.get(name, []), check=True)
         model_dir = tmp / name
         torch.manual_seed(7)
         model = build(vocab)
@@ -171,9 +189,9 @@ def make_tiny(name, build):
 
 
 if __name__ == "__main__":
-    if "--tiny-only" not in sys.argv and "--moe-only" not in sys.argv:
+    only = [a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")]
+    if "--tiny-only" not in sys.argv and not only:
         make_smollm2()
-    if "--moe-only" not in sys.argv:
-        make_tiny("tiny-llama", tiny_llama)
-    make_tiny("tiny-qwen3moe", tiny_qwen3moe)
-    make_tiny("tiny-mixtral", tiny_mixtral)
+    for name, build in TINY.items():
+        if not only or name in only[0]:
+            make_tiny(name, build)
