@@ -96,12 +96,36 @@ void read_config(const ConfigReader& r, ModelConfig& c)
     }
 }
 
+// llama.cpp's names: the sandwich norms are post_attention_norm, ffn_norm (before the MLP) and
+// post_ffw_norm; the head is tied to the embedding.
+GgufNaming gguf_names()
+{
+    GgufNaming g;
+    g.arch = "gemma2";
+    g.blocks = {
+        {"attn_norm", "input_layernorm"},          {"attn_q", "self_attn.q_proj"},
+        {"attn_k", "self_attn.k_proj"},            {"attn_v", "self_attn.v_proj"},
+        {"attn_output", "self_attn.o_proj"},       {"post_attention_norm", "post_attention_layernorm"},
+        {"ffn_norm", "pre_feedforward_layernorm"}, {"ffn_gate", "mlp.gate_proj"},
+        {"ffn_up", "mlp.up_proj"},                 {"ffn_down", "mlp.down_proj"},
+        {"post_ffw_norm", "post_feedforward_layernorm"},
+    };
+    g.globals = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+    g.hidden_act = "gelu_pytorch_tanh";
+    g.local_every = 2;
+    g.norms_hold_one = true;
+    g.gemma_query_scale = true;
+    return g;
+}
+
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
-// Gemma's RMSNorm: normalised and scaled by (1 + weight) in float32, then back to the input dtype.
-at::Tensor norm(const at::Tensor& x, const at::Tensor& weight, double eps)
+// Gemma's RMSNorm: normalised and scaled by (1 + weight) in float32, then back to the input dtype
+// (llama.cpp's GGUF stores 1 + weight: norms_hold_one).
+at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& weight)
 {
     const at::Tensor h = x.to(at::kFloat);
-    return (h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps) * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
+    const at::Tensor scale = c.norms_hold_one ? weight.to(at::kFloat) : 1.0 + weight.to(at::kFloat);
+    return (h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + c.norm_eps) * scale).to(x.scalar_type());
 }
 
 at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
@@ -118,7 +142,7 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     const std::int64_t b = step.batch, n = step.tokens;
     const at::Device dev = w["input_layernorm.weight"].device();
     at::Tensor h = input.device() == dev ? input : input.to(dev);
-    at::Tensor x = norm(h, w["input_layernorm.weight"], c.norm_eps);
+    at::Tensor x = norm(c, h, w["input_layernorm.weight"]);
     const std::vector<at::Tensor> qkv = step.linears(w, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, x);
     const at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
     const at::Tensor q = apply_rotary(qkv[0].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2), cos, sin);
@@ -129,18 +153,18 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     o.softcap = c.attn_logit_softcapping;
     o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
     const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
-    h = h + norm(step.linear(w, "self_attn.o_proj", attn), w["post_attention_layernorm.weight"], c.norm_eps);
-    x = norm(h, w["pre_feedforward_layernorm.weight"], c.norm_eps);
+    h = h + norm(c, step.linear(w, "self_attn.o_proj", attn), w["post_attention_layernorm.weight"]);
+    x = norm(c, h, w["pre_feedforward_layernorm.weight"]);
     const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.gate_proj", "mlp.up_proj"}, x);
     const at::Tensor mlp = step.linear(w, "mlp.down_proj", activation(gate_up[0], c.hidden_act) * gate_up[1]);
-    return h + norm(mlp, w["post_feedforward_layernorm.weight"], c.norm_eps);
+    return h + norm(c, mlp, w["post_feedforward_layernorm.weight"]);
 }
 
 at::Tensor head(const ForwardStep& step, const at::Tensor& hidden_states)
 {
     const ModelConfig& c = step.config();
     const at::Tensor& weight = step.model.global("model.norm.weight");
-    const at::Tensor logits = global_linear(step.model, "lm_head", norm(hidden_states.to(weight.device()), weight, c.norm_eps));
+    const at::Tensor logits = global_linear(step.model, "lm_head", norm(c, hidden_states.to(weight.device()), weight));
     if (c.final_logit_softcapping == 0.0)
         return logits;
     return at::tanh(logits / c.final_logit_softcapping) * c.final_logit_softcapping;
@@ -157,6 +181,7 @@ Architecture gemma2_architecture()
     a.spec = spec();
     a.read_config = read_config;
     a.quirks.rotary = true;
+    a.gguf = gguf_names();
     a.layers_path = "model.layers";
     // AutoGPTQ's GemmaGPTQForCausalLM.inside_layer_modules (the llama order).
     a.gptq_sequential = {

@@ -76,6 +76,13 @@ struct GgufNaming {
     std::string arch;                                        // general.architecture
     bool experts = false;                                    // the form with experts (<arch>.expert_count): llama's is Mixtral
     bool windowed = false;                                   // <arch>.attention.sliding_window > 0: every layer attends over it
+    // Gemma: the hidden activation, local layers every `local_every` (layer i local when
+    // i % local_every < local_every - 1, llama.cpp's swa pattern), norm weights stored as 1 + w,
+    // and the attention scale llama.cpp derives from the model's size.
+    std::string hidden_act = "silu";
+    int local_every = 0;
+    bool norms_hold_one = false;
+    bool gemma_query_scale = false;
     bool rope_permuted = false;                              // q/k rows reordered by llama.cpp's converter
     std::vector<std::pair<std::string, std::string>> blocks; // "attn_q" -> "self_attn.q_proj" (inside a layer)
     std::vector<std::pair<std::string, std::string>> globals; // "token_embd" -> "model.embed_tokens"
@@ -120,7 +127,7 @@ const Architecture* find_architecture(const std::string& model_type);
 const Architecture* find_gguf_architecture(const std::string& gguf_arch, bool experts = false);
 const ArchSpec* find_arch(const std::string& model_type);
 std::string supported_arch_list();  // "gemma2, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
-std::string supported_gguf_list();  // "llama, qwen2, qwen3"
+std::string supported_gguf_list();  // "gemma2, llama, phi3, qwen2, qwen3, qwen3moe"
 
 // The class transformers uses for an activation name ("silu" -> "SiLUActivation").
 std::string activation_class(const std::string& hidden_act);

@@ -165,6 +165,18 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
             throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
                               ") is more than the " + std::to_string(c.num_experts) + " experts");
     }
+    c.hidden_act = arch->gguf.hidden_act;
+    c.attn_logit_softcapping = k.number("attn_logit_softcapping").value_or(0.0);
+    c.final_logit_softcapping = k.number("final_logit_softcapping").value_or(0.0);
+    c.norms_hold_one = arch->gguf.norms_hold_one;
+    if (arch->gguf.local_every > 0) {
+        c.local_window = k.optional_positive("attention.sliding_window").value_or(4096);
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
+        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
+            c.local_layers[i] = static_cast<int>(i % static_cast<std::size_t>(arch->gguf.local_every)) < arch->gguf.local_every - 1;
+    }
+    if (arch->gguf.gemma_query_scale) // as llama.cpp: Gemma 2 27B (46 layers) scales by hidden / heads
+        c.query_pre_attn_scalar = static_cast<double>(c.num_layers == 46 ? c.hidden_size / c.num_heads : c.head_dim);
     // Every layer attends over a sliding window (Phi-3-mini; 0: none).
     if (auto window = m.get_int(k.key("attention.sliding_window")); arch->gguf.windowed && window && *window > 0) {
         c.sliding_window = *window;

@@ -71,6 +71,10 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // above, on logits up to 2.7); bound 4e-3. Q8_0 as above.
     QTest::newRow("phi3 f32") << "tiny-phi3-f32" << 4e-3;
     QTest::newRow("phi3 q8_0") << "tiny-phi3-q8_0" << 0.1;
+    // Gemma 2: norms stored as 1 + w, both soft caps, a local layer whose 12-position window the
+    // 42 positions outgrow; the same bounds.
+    QTest::newRow("gemma2 f32") << "tiny-gemma2-f32" << 2e-3;
+    QTest::newRow("gemma2 q8_0") << "tiny-gemma2-q8_0" << 0.1;
 }
 
 void TestGgufLlamaCpp::converterGgufs()

@@ -9,9 +9,9 @@
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
    prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
-   a small Mixtral (4 experts, 2 per token) and a small Phi-3 (partial rotary, a sliding window).
+   a small Mixtral (4 experts, 2 per token), a small Phi-3 (partial rotary) and a small Gemma 2.
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral,phi3}-*.gguf, tiny-*-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral,phi3,gemma2}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -148,7 +148,19 @@ def tiny_phi3(vocab):
     return Phi3ForCausalLM(cfg)
 
 
-TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3}
+def tiny_gemma2(vocab):
+    # Gemma 2 in small: sandwich norms, both soft caps biting, layer 0 local over a 12-position
+    # window the prompt and its 32 steps outgrow (llama.cpp applies Gemma 2's window).
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+    cfg = Gemma2Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+                       max_position_embeddings=256, sliding_window=12, attn_logit_softcapping=1.5,
+                       final_logit_softcapping=2.0, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return Gemma2ForCausalLM(cfg)
+
+
+TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3,
+        "tiny-gemma2": tiny_gemma2}
 # llama.cpp looks Phi-3's <|endoftext|> up in the vocabulary of any model named phi3.
 SPM_EXTRA = {"tiny-phi3": ["--user_defined_symbols=<|endoftext|>"]}
 
