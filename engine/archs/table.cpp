@@ -5,7 +5,8 @@
 
 namespace layerwise {
 
-Architecture gemma2_architecture();   // archs/gemma2.cpp
+Architecture gemma2_architecture();   // archs/gemma.cpp
+Architecture gemma3_text_architecture(); // archs/gemma.cpp
 Architecture gpt2_architecture();     // archs/gpt2.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
 Architecture mixtral_architecture();  // archs/moe.cpp
@@ -16,6 +17,7 @@ const std::vector<Architecture>& builtin_architectures()
 {
     static const std::vector<Architecture> table = {
         gemma2_architecture(),
+        gemma3_text_architecture(),
         gpt2_architecture(),
         gpt_neox_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),

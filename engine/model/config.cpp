@@ -24,9 +24,11 @@ void read_rope(const Reader& r, ModelConfig& c, const std::string& where)
     const char* key = r.has("rope_parameters") ? "rope_parameters" : r.has("rope_scaling") ? "rope_scaling" : nullptr;
     if (!key)
         return;
-    const json& rp = j[key];
-    if (!rp.is_object())
-        throw FormatError(where + ": '" + key + "' must be an object, not " + rp.dump());
+    const json& given = j[key];
+    if (!given.is_object())
+        throw FormatError(where + ": '" + key + "' must be an object, not " + given.dump());
+    // Per layer type (Gemma 3): the global layers' rope here; the local ones' the architecture reads.
+    const json& rp = given.contains("full_attention") && given["full_attention"].is_object() ? given["full_attention"] : given;
     Reader s(rp, where + " " + key);
     c.rope.type = s.string_or("rope_type", s.string_or("type", "default"));
     c.rope.theta = s.number_or("rope_theta", c.rope.theta);

@@ -86,6 +86,15 @@ TINY = {
     "mixtral": dict(model_type="mixtral", hidden_size=32, intermediate_size=24, num_local_experts=4,
                     num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                     vocab_size=96, max_position_embeddings=64, initializer_range=0.2),
+    # Gemma 3's text model in small: q/k norms, layer 0 local (6-position window, rotary base
+    # 10000), layer 1 global (base 1e6, linear scaling 4): both ropes and the window bite.
+    "gemma3": dict(model_type="gemma3_text", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                   vocab_size=96, max_position_embeddings=64, sliding_window=6, initializer_range=0.2,
+                   layer_types=["sliding_attention", "full_attention"],
+                   rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
+                                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                   pad_token_id=0, bos_token_id=1, eos_token_id=2),
     "gpt2": dict(model_type="gpt2", n_embd=16, n_layer=2, n_head=4, vocab_size=96, n_positions=32),
     "gpt_neox": dict(model_type="gpt_neox", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                      num_attention_heads=4, vocab_size=96, max_position_embeddings=64, rotary_pct=0.5),
@@ -107,6 +116,7 @@ CASES = [
     ("phi3", "phi3", torch.float32, "single"),
     ("phi3-window", "phi3window", torch.float32, "single"),
     ("gemma2", "gemma2", torch.float32, "single"),
+    ("gemma3", "gemma3", torch.float32, "single"),
     ("gpt2", "gpt2", torch.float32, "single"),
     ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),
     ("gpt_neox-sharded", "gpt_neox", torch.float16, "sharded"),

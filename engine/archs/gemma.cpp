@@ -2,6 +2,10 @@
 // (1 + weight) in float32, sandwich norms around attention and MLP, attention scaled by
 // query_pre_attn_scalar with its scores soft-capped, every other layer attending over a local
 // window, and soft-capped output logits. transformers' modeling_gemma2.
+// Gemma 3's text model (Gemma3ForCausalLM, model_type gemma3_text) adds RMSNorms over each head of
+// q and k, and rotates its local layers with their own base (rope_local_base_freq, 10000) while
+// the global ones use rope_theta and its scaling; five local layers to one global, no soft caps.
+// transformers' modeling_gemma3.
 #include "archs/architectures.h"
 
 #include "core/error.h"
@@ -17,7 +21,7 @@
 
 namespace layerwise {
 namespace {
-namespace gemma2_arch {
+namespace gemma_arch {
 
 using Shape = std::vector<std::int64_t>;
 using C = ModelConfig;
@@ -31,18 +35,23 @@ Shape o_w(const C& c) { return {c.hidden_size, c.num_heads * c.head_dim}; }
 Shape up_w(const C& c) { return {c.intermediate_size, c.hidden_size}; }
 Shape down_w(const C& c) { return {c.hidden_size, c.intermediate_size}; }
 
-ArchSpec spec()
+Shape head_norm(const C& c) { return {c.head_dim}; }
+Shape inv_freq(const C& c) { return {c.rotary_dim() / 2}; }
+bool always(const C&) { return true; }
+bool never(const C&) { return false; }
+
+ArchSpec spec(bool gemma3)
 {
     ArchSpec a;
-    a.model_type = "gemma2";
-    a.class_prefix = "Gemma2";
-    a.causal_lm_class = "Gemma2ForCausalLM";
+    a.model_type = gemma3 ? "gemma3_text" : "gemma2";
+    a.class_prefix = gemma3 ? "Gemma3" : "Gemma2";
+    a.causal_lm_class = a.class_prefix + "ForCausalLM";
     a.base_prefix = "model";
     a.layer_class = "{P}DecoderLayer";
     const TensorSpec rms{"weight", hidden};
     const auto linear = [](const std::string& path, ShapeFn w) { return ModuleSpec{path, "Linear", {{"weight", w}}}; };
     a.modules = {
-        {"model", "{P}Model", {}},
+        {"model", gemma3 ? "{P}TextModel" : "{P}Model", {}},
         {"model.embed_tokens", "{P}TextScaledWordEmbedding", {{"weight", embed_shape}, {"embed_scale", scalar, nullptr, true, false}}},
         {"model.layers", "ModuleList", {}},
         {"model.layers.{i}", "{P}DecoderLayer", {}},
@@ -51,6 +60,8 @@ ArchSpec spec()
         linear("model.layers.{i}.self_attn.k_proj", kv_w),
         linear("model.layers.{i}.self_attn.v_proj", kv_w),
         linear("model.layers.{i}.self_attn.o_proj", o_w),
+        {"model.layers.{i}.self_attn.q_norm", "{P}RMSNorm", {{"weight", head_norm}}, gemma3 ? always : never},
+        {"model.layers.{i}.self_attn.k_norm", "{P}RMSNorm", {{"weight", head_norm}}, gemma3 ? always : never},
         {"model.layers.{i}.mlp", "{P}MLP", {}},
         linear("model.layers.{i}.mlp.gate_proj", up_w),
         linear("model.layers.{i}.mlp.up_proj", up_w),
@@ -61,7 +72,13 @@ ArchSpec spec()
         {"model.layers.{i}.pre_feedforward_layernorm", "{P}RMSNorm", {rms}},
         {"model.layers.{i}.post_feedforward_layernorm", "{P}RMSNorm", {rms}},
         {"model.norm", "{P}RMSNorm", {rms}},
-        rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
+        gemma3 ? ModuleSpec{"model.rotary_emb",
+                            "{P}RotaryEmbedding",
+                            {{"full_attention_inv_freq", inv_freq, nullptr, true, false, DType::f32},
+                             {"full_attention_original_inv_freq", inv_freq, nullptr, true, false, DType::f32},
+                             {"sliding_attention_inv_freq", inv_freq, nullptr, true, false, DType::f32},
+                             {"sliding_attention_original_inv_freq", inv_freq, nullptr, true, false, DType::f32}}}
+               : rotary_embedding_module("model.rotary_emb", "{P}RotaryEmbedding"),
         {"lm_head", "Linear", {{"weight", embed_shape}}},
     };
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
@@ -93,6 +110,26 @@ void read_config(const ConfigReader& r, ModelConfig& c)
     } else {
         for (std::size_t i = 0; i < c.local_layers.size(); i += 2) // Gemma 2: even layers are local
             c.local_layers[i] = true;
+    }
+}
+
+void read_config3(const ConfigReader& r, ModelConfig& c)
+{
+    read_config(r, c);
+    // Five local layers to one global (transformers' default layer_types for Gemma 3).
+    const nlohmann::json& raw = r.raw();
+    if (!raw.contains("layer_types") || !raw["layer_types"].is_array())
+        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
+            c.local_layers[i] = (i + 1) % static_cast<std::size_t>(r.positive_or("sliding_window_pattern", 6)) != 0;
+    // The local layers' rotary base: rope_parameters' sliding_attention (transformers 5), else
+    // rope_local_base_freq (4.x).
+    c.local_rope_theta = r.number_or("rope_local_base_freq", 10000.0);
+    if (raw.contains("rope_parameters") && raw["rope_parameters"].is_object() && raw["rope_parameters"].contains("sliding_attention")) {
+        const ConfigReader local(raw["rope_parameters"]["sliding_attention"], c.described_by + " rope_parameters.sliding_attention");
+        if (local.string_or("rope_type", "default") != "default")
+            throw UnsupportedError(c.described_by + ": Gemma 3's local layers rotate with a '" + local.string_or("rope_type", "") +
+                                   "' rope; only the default one is supported there");
+        c.local_rope_theta = local.number_or("rope_theta", c.local_rope_theta);
     }
 }
 
@@ -136,6 +173,24 @@ at::Tensor embed(const ForwardStep& step, const at::Tensor& ids)
     return h * scale.to(h.device());
 }
 
+// Gemma 3's local layers: cos and sin of the default rope with the local base, at the step's
+// positions, shaped as the step's own ([tokens, dim], or [rows, 1, 1, dim] with batched rows).
+std::pair<at::Tensor, at::Tensor> local_rotary(const ForwardStep& step, at::ScalarType dtype, at::Device dev)
+{
+    ModelConfig local = step.config();
+    local.rope = RopeConfig{};
+    local.rope.theta = step.config().local_rope_theta;
+    const at::Tensor inv = rope_inv_freq(local);
+    const at::Tensor positions = step.positions().reshape({-1}).to(at::kCPU);
+    at::Tensor cos = rotary_cos_sin_at(inv, positions, dtype, false), sin = rotary_cos_sin_at(inv, positions, dtype, true);
+    if (!step.rows.empty()) {
+        cos = cos.view({step.batch, 1, 1, -1});
+        sin = sin.view({step.batch, 1, 1, -1});
+    }
+    return {cos.to(dev), sin.to(dev)};
+}
+
+template <bool gemma3>
 at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
 {
     const ModelConfig& c = step.config();
@@ -144,14 +199,23 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
     at::Tensor h = input.device() == dev ? input : input.to(dev);
     at::Tensor x = norm(c, h, w["input_layernorm.weight"]);
     const std::vector<at::Tensor> qkv = step.linears(w, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, x);
-    const at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
-    const at::Tensor q = apply_rotary(qkv[0].view({b, n, c.num_heads, c.head_dim}).transpose(1, 2), cos, sin);
-    const at::Tensor k = apply_rotary(qkv[1].view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2), cos, sin);
+    const bool local = index < c.local_layers.size() && c.local_layers[index];
+    at::Tensor cos = step.cos.to(dev), sin = step.sin.to(dev);
+    at::Tensor q = qkv[0].view({b, n, c.num_heads, c.head_dim});
+    at::Tensor k = qkv[1].view({b, n, c.num_kv_heads, c.head_dim});
+    if (gemma3) {
+        q = norm(c, q, w["self_attn.q_norm.weight"]);
+        k = norm(c, k, w["self_attn.k_norm.weight"]);
+        if (local)
+            std::tie(cos, sin) = local_rotary(step, cos.scalar_type(), dev);
+    }
+    q = apply_rotary(q.transpose(1, 2), cos, sin);
+    k = apply_rotary(k.transpose(1, 2), cos, sin);
     const at::Tensor v = qkv[2].view({b, n, c.num_kv_heads, c.head_dim}).transpose(1, 2);
     AttentionOptions o;
     o.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
     o.softcap = c.attn_logit_softcapping;
-    o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
+    o.window = local ? c.local_window : 0;
     const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
     h = h + norm(c, step.linear(w, "self_attn.o_proj", attn), w["post_attention_layernorm.weight"]);
     x = norm(c, h, w["pre_feedforward_layernorm.weight"]);
@@ -171,17 +235,17 @@ at::Tensor head(const ForwardStep& step, const at::Tensor& hidden_states)
 }
 #endif
 
-} // namespace gemma2_arch
-} // namespace
+} // namespace gemma_arch
 
-Architecture gemma2_architecture()
+Architecture gemma_architecture(bool gemma3)
 {
-    using namespace gemma2_arch;
+    using namespace gemma_arch;
     Architecture a;
-    a.spec = spec();
-    a.read_config = read_config;
+    a.spec = spec(gemma3);
+    a.read_config = gemma3 ? read_config3 : read_config;
     a.quirks.rotary = true;
-    a.gguf = gguf_names();
+    if (!gemma3)
+        a.gguf = gguf_names();
     a.layers_path = "model.layers";
     // AutoGPTQ's GemmaGPTQForCausalLM.inside_layer_modules (the llama order).
     a.gptq_sequential = {
@@ -192,10 +256,15 @@ Architecture gemma2_architecture()
     };
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
     a.embed = embed;
-    a.layer = layer;
+    a.layer = gemma3 ? layer<true> : layer<false>;
     a.head = head;
 #endif
     return a;
 }
+
+} // namespace
+
+Architecture gemma2_architecture() { return gemma_architecture(false); }
+Architecture gemma3_text_architecture() { return gemma_architecture(true); }
 
 } // namespace layerwise
