@@ -1,8 +1,9 @@
-// Mixtures of experts with the llama layout's attention: Mixtral and Qwen3-MoE. A decoder
+// Mixtures of experts with the llama layout's attention: Mixtral, Qwen2-MoE and Qwen3-MoE. A decoder
 // layer's MLP is a router (a linear to one logit per expert) and num_experts MLPs; each token
 // runs the experts_per_token best-scored ones and sums their outputs weighted by the softmax of
 // the router's logits (renormalised over the chosen ones: always for Mixtral, with
-// norm_topk_prob for Qwen3-MoE). Modules are those of the checkpoints (one module per expert, as
+// norm_topk_prob for the Qwen ones). Qwen2-MoE adds a shared expert every token passes through,
+// scaled by the sigmoid of its own one-output gate, and biases on q, k and v. Modules are those of the checkpoints (one module per expert, as
 // transformers 4.x builds them and every published checkpoint stores them); the forward computes
 // what modeling_mixtral / modeling_qwen3_moe compute.
 //
@@ -28,7 +29,12 @@ Shape hidden(const C& c) { return {c.hidden_size}; }
 Shape router_w(const C& c) { return {c.num_experts, c.hidden_size}; }
 Shape expert_up(const C& c) { return {c.expert_intermediate_size, c.hidden_size}; }
 Shape expert_down(const C& c) { return {c.hidden_size, c.expert_intermediate_size}; }
+Shape shared_up(const C& c) { return {c.shared_expert_intermediate_size, c.hidden_size}; }
+Shape shared_down(const C& c) { return {c.hidden_size, c.shared_expert_intermediate_size}; }
+Shape shared_gate(const C& c) { return {1, c.hidden_size}; }
 bool attn_bias(const C& c) { return c.attention_bias; }
+bool always(const C&) { return true; }
+bool never(const C&) { return false; }
 
 // How one family names its MoE modules inside a decoder layer.
 struct MoeNaming {
@@ -44,7 +50,7 @@ struct MoeNaming {
 constexpr MoeNaming qwen_naming{"mlp", "{P}SparseMoeBlock", "{P}MLP", "gate_proj", "up_proj", "down_proj", false};
 constexpr MoeNaming mixtral_naming{"block_sparse_moe", "{P}SparseMoeBlock", "{P}BlockSparseTop2MLP", "w1", "w3", "w2", true};
 
-ArchSpec spec(const char* model_type, const char* prefix, const MoeNaming& n, bool qk_norm)
+ArchSpec spec(const char* model_type, const char* prefix, const MoeNaming& n, bool qk_norm, bool shared = false)
 {
     ArchSpec a;
     a.model_type = model_type;
@@ -61,7 +67,8 @@ ArchSpec spec(const char* model_type, const char* prefix, const MoeNaming& n, bo
         {"model.layers", "ModuleList", {}},
         {"model.layers.{i}", "{P}DecoderLayer", {}},
     };
-    for (ModuleSpec& m : llama_attention_specs(attn_bias, attn_bias, qk_norm))
+    // Qwen2-MoE: q, k and v always carry a bias, o never.
+    for (ModuleSpec& m : llama_attention_specs(shared ? always : attn_bias, shared ? never : attn_bias, qk_norm))
         a.modules.push_back(std::move(m));
     const std::vector<ModuleSpec> moe = {
         {block, n.block_class, {}},
@@ -72,10 +79,24 @@ ArchSpec spec(const char* model_type, const char* prefix, const MoeNaming& n, bo
         {expert + "." + (n.down_before_up ? n.down : n.up), "Linear", {{"weight", n.down_before_up ? expert_down : expert_up}}},
         {expert + "." + (n.down_before_up ? n.up : n.down), "Linear", {{"weight", n.down_before_up ? expert_up : expert_down}}},
         {expert + ".act_fn", "{act}", {}},
+    };
+    a.modules.insert(a.modules.end(), moe.begin(), moe.end());
+    if (shared) {
+        const std::vector<ModuleSpec> one = {
+            {block + ".shared_expert", "{P}MLP", {}},
+            {block + ".shared_expert.gate_proj", "Linear", {{"weight", shared_up}}},
+            {block + ".shared_expert.up_proj", "Linear", {{"weight", shared_up}}},
+            {block + ".shared_expert.down_proj", "Linear", {{"weight", shared_down}}},
+            {block + ".shared_expert.act_fn", "{act}", {}},
+            {block + ".shared_expert_gate", "Linear", {{"weight", shared_gate}}},
+        };
+        a.modules.insert(a.modules.end(), one.begin(), one.end());
+    }
+    const std::vector<ModuleSpec> norms = {
         {layer + "input_layernorm", "{P}RMSNorm", {{"weight", hidden}}},
         {layer + "post_attention_layernorm", "{P}RMSNorm", {{"weight", hidden}}},
     };
-    a.modules.insert(a.modules.end(), moe.begin(), moe.end());
+    a.modules.insert(a.modules.end(), norms.begin(), norms.end());
     for (ModuleSpec& m : llama_output_specs())
         a.modules.push_back(std::move(m));
     a.tied = {{"lm_head.weight", "model.embed_tokens.weight"}};
@@ -106,7 +127,7 @@ void read_mixtral(const ConfigReader& r, ModelConfig& c)
     }
 }
 
-void read_qwen3_moe(const ConfigReader& r, ModelConfig& c)
+void read_qwen_moe(const ConfigReader& r, ModelConfig& c)
 {
     read_experts(r, c, "num_experts", "moe_intermediate_size");
     c.norm_topk_prob = r.flag_or("norm_topk_prob", false);
@@ -116,21 +137,33 @@ void read_qwen3_moe(const ConfigReader& r, ModelConfig& c)
                                !r.raw()["mlp_only_layers"].empty()) ||
                               r.positive_or("decoder_sparse_step", 1) != 1;
     if (dense_layers)
-        throw UnsupportedError("qwen3_moe with dense layers among the expert layers (mlp_only_layers, "
+        throw UnsupportedError(c.model_type + " with dense layers among the expert layers (mlp_only_layers, "
                                "decoder_sparse_step > 1) is not supported; every layer must hold experts");
     if (r.flag_or("use_sliding_window", false))
-        throw UnsupportedError("qwen3_moe with use_sliding_window is not supported");
+        throw UnsupportedError(c.model_type + " with use_sliding_window is not supported");
+}
+
+void read_qwen2_moe(const ConfigReader& r, ModelConfig& c)
+{
+    read_qwen_moe(r, c);
+    c.shared_expert_intermediate_size = r.positive("shared_expert_intermediate_size");
 }
 
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
-template <const MoeNaming& naming, bool qk_norm>
+template <const MoeNaming& naming, bool qk_norm, bool shared = false>
 at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights& w, const at::Tensor& input)
 {
     const at::Tensor h = llama_attention(step, index, w, input, qk_norm);
     const at::Tensor x = rms_norm(h, w["post_attention_layernorm.weight"], step.config().norm_eps);
     static const ExpertNames names{std::string(naming.block) + ".gate", std::string(naming.block) + ".experts.", naming.gate,
                                    naming.up, naming.down};
-    return h + run_experts(step, w, x, names);
+    at::Tensor out = run_experts(step, w, x, names);
+    if (shared) { // Qwen2-MoE's shared expert, scaled by sigmoid(shared_expert_gate(x))
+        const std::vector<at::Tensor> gate_up = step.linears(w, {"mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj"}, x);
+        const at::Tensor y = step.linear(w, "mlp.shared_expert.down_proj", activation(gate_up[0], step.config().hidden_act) * gate_up[1]);
+        out = out + at::sigmoid(step.linear(w, "mlp.shared_expert_gate", x)) * y;
+    }
+    return h + out;
 }
 #endif
 
@@ -148,6 +181,10 @@ GgufNaming gguf_names(const char* arch, bool qk_norm, const MoeNaming& n, bool r
     g.blocks.push_back({"ffn_gate_exps", block + ".experts.{e}." + n.gate});
     g.blocks.push_back({"ffn_up_exps", block + ".experts.{e}." + n.up});
     g.blocks.push_back({"ffn_down_exps", block + ".experts.{e}." + n.down});
+    g.blocks.push_back({"ffn_gate_inp_shexp", block + ".shared_expert_gate"});
+    g.blocks.push_back({"ffn_gate_shexp", block + ".shared_expert.gate_proj"});
+    g.blocks.push_back({"ffn_up_shexp", block + ".shared_expert.up_proj"});
+    g.blocks.push_back({"ffn_down_shexp", block + ".shared_expert.down_proj"});
     return g;
 }
 
@@ -172,12 +209,31 @@ Architecture mixtral_architecture()
     return a;
 }
 
+Architecture qwen2_moe_architecture()
+{
+    using namespace moe_arch;
+    Architecture a;
+    a.spec = spec("qwen2_moe", "Qwen2Moe", qwen_naming, false, /*shared=*/true);
+    a.read_config = read_qwen2_moe;
+    a.quirks.qkv_bias = true;
+    a.gguf = gguf_names("qwen2moe", false, qwen_naming, false);
+    a.gguf.experts = true;
+    a.gguf.experts_renormalised = false; // llama.cpp's qwen2moe sums the chosen softmax weights as they are
+    a.layers_path = "model.layers";
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+    a.embed = llama_embed;
+    a.layer = layer<qwen_naming, false, true>;
+    a.head = llama_head;
+#endif
+    return a;
+}
+
 Architecture qwen3_moe_architecture()
 {
     using namespace moe_arch;
     Architecture a;
     a.spec = spec("qwen3_moe", "Qwen3Moe", qwen_naming, true);
-    a.read_config = read_qwen3_moe;
+    a.read_config = read_qwen_moe;
     a.quirks.qk_norm = true;
     a.quirks.fused_decode = true; // runtime/decode_fused.cpp runs its experts too
     a.gguf = gguf_names("qwen3moe", true, qwen_naming, false);

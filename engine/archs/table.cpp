@@ -11,6 +11,7 @@ Architecture gpt2_architecture();     // archs/gpt2.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
 Architecture mixtral_architecture();  // archs/moe.cpp
 Architecture phi3_architecture();     // archs/phi3.cpp
+Architecture qwen2_moe_architecture(); // archs/moe.cpp
 Architecture qwen3_moe_architecture(); // archs/moe.cpp
 
 const std::vector<Architecture>& builtin_architectures()
@@ -25,6 +26,7 @@ const std::vector<Architecture>& builtin_architectures()
         mixtral_architecture(),
         phi3_architecture(),
         llama_family_architecture({"qwen2", "Qwen2", "qwen2", false, /*qkv_bias=*/true}),
+        qwen2_moe_architecture(),
         llama_family_architecture({"qwen3", "Qwen3", "qwen3", false, false, /*qk_norm=*/true}),
         qwen3_moe_architecture(),
     };

@@ -75,6 +75,7 @@ struct ArchQuirks {
 struct GgufNaming {
     std::string arch;                                        // general.architecture
     bool experts = false;                                    // the form with experts (<arch>.expert_count): llama's is Mixtral
+    bool experts_renormalised = true; // the chosen experts' weights sum to 1 unless <arch>.expert_weights_norm says
     bool windowed = false;                                   // <arch>.attention.sliding_window > 0: every layer attends over it
     // Gemma: the hidden activation, local layers every `local_every` (layer i local when
     // i % local_every < local_every - 1, llama.cpp's swa pattern), norm weights stored as 1 + w,
@@ -127,7 +128,7 @@ const Architecture* find_architecture(const std::string& model_type);
 const Architecture* find_gguf_architecture(const std::string& gguf_arch, bool experts = false);
 const ArchSpec* find_arch(const std::string& model_type);
 std::string supported_arch_list();  // "gemma2, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
-std::string supported_gguf_list();  // "gemma2, llama, phi3, qwen2, qwen3, qwen3moe"
+std::string supported_gguf_list();  // "gemma2, llama, phi3, qwen2, qwen2moe, qwen3, qwen3moe"
 
 // The class transformers uses for an activation name ("silu" -> "SiLUActivation").
 std::string activation_class(const std::string& hidden_act);

@@ -160,7 +160,8 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
         c.expert_intermediate_size = k.optional_positive("expert_feed_forward_length").value_or(c.intermediate_size);
         // llama.cpp renormalises the chosen experts' weights for these architectures unless the
         // file says otherwise.
-        c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(1) != 0;
+        c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(arch->gguf.experts_renormalised ? 1 : 0) != 0;
+        c.shared_expert_intermediate_size = k.optional_positive("expert_shared_feed_forward_length").value_or(0);
         if (c.experts_per_token > c.num_experts)
             throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
                               ") is more than the " + std::to_string(c.num_experts) + " experts");

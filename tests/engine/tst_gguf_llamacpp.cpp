@@ -62,6 +62,9 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // same bounds and reasons as above.
     QTest::newRow("moe f32") << "tiny-qwen3moe-f32" << 2e-3;
     QTest::newRow("moe q8_0") << "tiny-qwen3moe-q8_0" << 0.1;
+    // Qwen2-MoE: a shared expert beside the routed ones, chosen weights not renormalised.
+    QTest::newRow("qwen2moe f32") << "tiny-qwen2moe-f32" << 2e-3;
+    QTest::newRow("qwen2moe q8_0") << "tiny-qwen2moe-q8_0" << 0.1;
     // Mixtral, which llama.cpp writes as a llama with experts (q/k rows permuted): the same bounds.
     QTest::newRow("mixtral f32") << "tiny-mixtral-f32" << 2e-3;
     QTest::newRow("mixtral q8_0") << "tiny-mixtral-q8_0" << 0.1;

@@ -150,6 +150,7 @@ void TestRuntime::expertsElsewhereMatchTransformers_data()
     QTest::addColumn<QString>("checkpoint");
     QTest::newRow("qwen3_moe") << "qwen3_moe";
     QTest::newRow("mixtral") << "mixtral";
+    QTest::newRow("qwen2_moe") << "qwen2_moe";
 }
 
 void TestRuntime::expertsElsewhereMatchTransformers()

@@ -83,6 +83,10 @@ TINY = {
                      num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, vocab_size=96,
                      max_position_embeddings=64, initializer_range=0.2, tie_word_embeddings=False),
+    "qwen2moe": dict(model_type="qwen2_moe", hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+                     shared_expert_intermediate_size=24, num_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, vocab_size=96, max_position_embeddings=64,
+                     initializer_range=0.2, tie_word_embeddings=False),
     "mixtral": dict(model_type="mixtral", hidden_size=32, intermediate_size=24, num_local_experts=4,
                     num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                     vocab_size=96, max_position_embeddings=64, initializer_range=0.2),
@@ -130,6 +134,7 @@ CASES = [
 # (make_logits.py then loads them with transformers 5, which reads the same files).
 MOE_CASES = [
     ("qwen3_moe", "qwen3moe", torch.float32, "single"),
+    ("qwen2_moe", "qwen2moe", torch.float32, "single"),
     ("mixtral", "mixtral", torch.float32, "single"),
 ]
 
@@ -203,7 +208,10 @@ def make_case(name, key, dtype, layout):
     for extra in ("generation_config.json",):
         (folder / extra).unlink(missing_ok=True)
     # Reload the way a user would, to record what transformers reports for the files.
-    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype="auto")
+    # 4.x names some attention classes after the attention kernel (Qwen2MoeSdpaAttention); eager
+    # gives the plain name 5.x uses.
+    eager = {"attn_implementation": "eager"} if transformers.__version__.startswith("4.") else {}
+    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype="auto", **eager)
     f = facts(loaded)
     f["dtype_auto"] = dtype_name(loaded.dtype)
     f["files"] = sorted(p.name for p in folder.iterdir())

@@ -9,9 +9,10 @@
    llama checkpoint written by transformers with a SentencePiece tokenizer trained here by
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
    prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
-   a small Mixtral (4 experts, 2 per token), a small Phi-3 (partial rotary) and a small Gemma 2.
+   a small Qwen2-MoE (a shared expert), a small Mixtral (4 experts, 2 per token), a small Phi-3
+   (partial rotary) and a small Gemma 2.
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,mixtral,phi3,gemma2}-*.gguf, tiny-*-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,qwen2moe,mixtral,phi3,gemma2}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -94,13 +95,14 @@ def make_smollm2():
 # llama.cpp's converter, run as its own script would run. Qwen3-MoE models carry a byte-level BPE
 # tokenizer the converter recognises by hashing its output; the toy models here carry the
 # SentencePiece tokenizer trained below, which the converter writes for llama-family models
-# (_set_vocab_sentencepiece): Qwen3-MoE's converter is pointed at that writer.
+# (_set_vocab_sentencepiece): the Qwen MoE converters are pointed at that writer.
 CONVERT = """
 import sys
 root = sys.argv.pop(1)
 sys.path[0:0] = [root, root + "/gguf-py"]
 import conversion.qwen as qwen
 qwen.Qwen3MoeModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
+qwen.Qwen2MoeModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
 sys.argv[0] = root + "/convert_hf_to_gguf.py"
 import convert_hf_to_gguf
 convert_hf_to_gguf.main()
@@ -123,6 +125,16 @@ def tiny_qwen3moe(vocab):
                          num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
                          rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
     return Qwen3MoeForCausalLM(cfg)
+
+
+def tiny_qwen2moe(vocab):
+    # Qwen1.5-MoE's shape in small: 8 experts, 2 per token (not renormalised), a shared expert.
+    from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
+    cfg = Qwen2MoeConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+                         shared_expert_intermediate_size=48, num_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return Qwen2MoeForCausalLM(cfg)
 
 
 def tiny_mixtral(vocab):
@@ -160,7 +172,7 @@ def tiny_gemma2(vocab):
 
 
 TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3,
-        "tiny-gemma2": tiny_gemma2}
+        "tiny-gemma2": tiny_gemma2, "tiny-qwen2moe": tiny_qwen2moe}
 # llama.cpp looks Phi-3's <|endoftext|> up in the vocabulary of any model named phi3.
 SPM_EXTRA = {"tiny-phi3": ["--user_defined_symbols=<|endoftext|>"]}
 
