@@ -338,16 +338,17 @@ DeviceMap move_experts(const ModuleTree& tree, const DeviceMap& map, const std::
     for (auto& [k, d] : units)
         if (experts.count(k))
             d = device;
-    // Keys in the model's module order (cleaning appends the merged ones), so that a block's keys
-    // read together.
-    DeviceMap cleaned = clean_device_map(std::move(units));
+    return in_model_order(tree, clean_device_map(std::move(units)));
+}
+
+DeviceMap in_model_order(const ModuleTree& tree, DeviceMap map)
+{
     auto position = [&](const std::string& key) {
         const int node = tree.find(key);
         return node >= 0 ? node : tree.find(key.substr(0, key.rfind('.')));
     };
-    std::stable_sort(cleaned.begin(), cleaned.end(),
-                     [&](const auto& a, const auto& b) { return position(a.first) < position(b.first); });
-    return cleaned;
+    std::stable_sort(map.begin(), map.end(), [&](const auto& a, const auto& b) { return position(a.first) < position(b.first); });
+    return map;
 }
 
 } // namespace layerwise

@@ -47,6 +47,9 @@ DeviceMap move_layers(const ModuleTree& tree, const DeviceMap& map, int first_la
 // Moves the experts of decoder blocks `layers` (a mixture of experts) to `device`, the rest of
 // each block staying where it is: llama.cpp's --cpu-moe / --n-cpu-moe as a map.
 DeviceMap move_experts(const ModuleTree& tree, const DeviceMap& map, const std::vector<int>& layers, const Device& device);
+// The keys in the model's module order (cleaning appends the keys it merges), so that a block's
+// keys read together.
+DeviceMap in_model_order(const ModuleTree& tree, DeviceMap map);
 // Moves one module (not a layer: embeddings, norm, head; an expert or a layer's experts) to `device`.
 DeviceMap move_module(const ModuleTree& tree, const DeviceMap& map, const std::string& module, const Device& device);
 

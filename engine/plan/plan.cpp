@@ -92,7 +92,12 @@ struct CostModel {
         logits = r.batch * c.vocab_size * 4;
         attention_flops_per_token = 4.0 * static_cast<double>(r.context * c.num_heads * c.head_dim);
 
+        // The units of the tensors tied weights name (the only lookups needed).
         std::map<std::string, int> unit_of_tensor;
+        for (const auto& [tied, source] : tree.tied()) {
+            unit_of_tensor.emplace(tied, -1);
+            unit_of_tensor.emplace(source, -1);
+        }
         std::vector<int> stack{0};
         while (!stack.empty()) {
             const int i = stack.back();
@@ -116,7 +121,7 @@ struct CostModel {
         // Tied weights: the head reads the embedding; both live on one device.
         for (const auto& [tied, source] : tree.tied()) {
             auto a = unit_of_tensor.find(tied), b = unit_of_tensor.find(source);
-            if (a == unit_of_tensor.end() || b == unit_of_tensor.end())
+            if (a == unit_of_tensor.end() || b == unit_of_tensor.end() || a->second < 0 || b->second < 0)
                 continue;
             Unit& head = units[static_cast<std::size_t>(a->second)];
             Unit& embed = units[static_cast<std::size_t>(b->second)];
@@ -170,7 +175,8 @@ struct CostModel {
             u.weight += static_cast<std::int64_t>(tensor_bytes(tree, *t, r.weights));
             if (t->is_parameter() && t->tied_to.empty())
                 u.params += static_cast<double>(t->numel());
-            unit_of_tensor[t->full_name] = static_cast<int>(units.size());
+            if (auto it = unit_of_tensor.find(t->full_name); it != unit_of_tensor.end())
+                it->second = static_cast<int>(units.size());
         }
         u.read = u.weight;
         if (u.embedding && !tensors.empty() && tensors.front()->shape.size() == 2)
@@ -715,19 +721,44 @@ private:
     DeviceMap map_of(const std::vector<Device>& where) const
     {
         DeviceMap map;
-        for (std::size_t i = 0; i < m_k; ++i)
-            map.emplace_back(unit(i).name, where[i]);
+        for (std::size_t i = 0; i < m_k; ++i) {
+            // A block whose experts stay on the CPU: its other children where the block goes,
+            // its experts' list in RAM or on disk (already what cleaning the map would give).
+            const int layer = unit(i).layer;
+            const bool in_ram = std::find(m_pinned_in_ram.begin(), m_pinned_in_ram.end(), layer) != m_pinned_in_ram.end();
+            const bool on_disk = !in_ram && std::find(m_pinned_on_disk.begin(), m_pinned_on_disk.end(), layer) != m_pinned_on_disk.end();
+            const Device experts = in_ram ? Device::cpu() : Device::disk();
+            if (layer < 0 || (!in_ram && !on_disk) || where[i] == experts) {
+                map.emplace_back(unit(i).name, (in_ram || on_disk) && where[i] == experts ? experts : where[i]);
+                continue;
+            }
+            const int block = m_tree.find(unit(i).name);
+            std::vector<int> stack{block};
+            while (!stack.empty()) {
+                const ModuleNode& n = m_tree.nodes()[static_cast<std::size_t>(stack.back())];
+                stack.pop_back();
+                if (n.expert_list) {
+                    map.emplace_back(n.name, experts);
+                    continue;
+                }
+                const bool holds_experts = n.no_split || !m_tree.experts_under(m_tree.find(n.name)).empty();
+                if (!holds_experts) {
+                    map.emplace_back(n.name, where[i]);
+                    continue;
+                }
+                for (const auto& t : n.tensors)
+                    map.emplace_back(t.full_name, where[i]);
+                stack.insert(stack.end(), n.children.rbegin(), n.children.rend());
+            }
+        }
         for (std::size_t u = 0; u < m_model.units.size(); ++u)
             if (m_model.units[u].tied_to_unit >= 0)
                 for (std::size_t i = 0; i < m_k; ++i)
                     if (m_order[i] == m_model.units[u].tied_to_unit)
                         map.emplace_back(m_model.units[u].name, where[i]);
+        const bool pinned_any = !m_pinned_in_ram.empty() || !m_pinned_on_disk.empty();
         map = clean_device_map(std::move(map));
-        if (!m_pinned_in_ram.empty())
-            map = move_experts(m_tree, map, m_pinned_in_ram, Device::cpu());
-        if (!m_pinned_on_disk.empty())
-            map = move_experts(m_tree, map, m_pinned_on_disk, Device::disk());
-        return map;
+        return pinned_any ? in_model_order(m_tree, std::move(map)) : map;
     }
 
     const ModuleTree& m_tree;
