@@ -113,7 +113,6 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
         std::map<std::string, int> count;
         qint64 bytes = 0;
         for (int e : experts) {
-            const ModuleNode& n = d.tree().nodes()[static_cast<std::size_t>(e)];
             std::vector<int> stack{e};
             std::string first;
             while (!stack.empty()) {
@@ -126,7 +125,6 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
                 }
                 stack.insert(stack.end(), m.children.begin(), m.children.end());
             }
-            (void)n;
             if (const Device* dev = device_of(plan.device_map, first))
                 count[dev->map_key()] += 1;
         }
