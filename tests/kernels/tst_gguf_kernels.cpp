@@ -61,6 +61,7 @@ private Q_SLOTS:
     void panelsWithinActivationRounding();
     void levelsAgree();
     void groupEqualsOneByOne();
+    void eachEqualsOneByOne();
     void embeddingDecodesRows();
     void badInput();
 
@@ -280,6 +281,27 @@ void TestGgufKernels::groupEqualsOneByOne()
         }
     }
     QVERIFY_THROWS_EXCEPTION(c10::Error, gguf_linear_group(at::randn({1, in}), {}, in));
+}
+
+void TestGgufKernels::eachEqualsOneByOne()
+{
+    // A mixture of experts' pass: each weight over its own rows (1 or 3 of them), five formats of
+    // three activation formats in one call; each output equals gguf_linear's on its own rows.
+    const std::int64_t in = 768;
+    const std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_0};
+    for (std::int64_t m : {1, 3}) {
+        std::vector<at::Tensor> xs, ys, ws;
+        std::vector<GgufEach> items;
+        for (GgmlType t : types) {
+            ws.push_back(bytes_of(gguf_type_name(t) + ".weight", 6));
+            xs.push_back(at::randn({m, in}));
+            ys.push_back(at::full({m, 6}, std::nan(""), at::kFloat));
+            items.push_back({ws.back().data_ptr<std::uint8_t>(), t, 6, xs.back().data_ptr<float>(), m, ys.back().data_ptr<float>()});
+        }
+        gguf_matmul_each(items.data(), items.size(), in);
+        for (std::size_t i = 0; i < types.size(); ++i)
+            QVERIFY2(at::equal(ys[i], gguf_linear(xs[i], ws[i], types[i], in)), gguf_type_name(types[i]).c_str());
+    }
 }
 
 void TestGgufKernels::embeddingDecodesRows()
