@@ -477,12 +477,17 @@ void give_verdict(Plan& plan, const std::vector<DeviceFootprint>& fp, const Reso
     plan.reason = fit_summary(plan, fp, res, exec_gpu, request);
 }
 
-// Footprints, verdict (with what is short, without advice) and estimate of a map.
-Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode)
+// Footprints, verdict (with what is short, without advice) and estimate of a map; `built`: the
+// request's cost model when the caller has it already.
+Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode,
+           const CostModel* built = nullptr)
 {
     validate_device_map(tree, map);
     const Resolved res = resolve_devices(request);
-    const CostModel model(tree, config, request);
+    std::optional<CostModel> own;
+    if (!built)
+        own.emplace(tree, config, request);
+    const CostModel& model = built ? *built : *own;
     Plan plan;
     plan.mode = std::move(mode);
     plan.context = request.context;
@@ -502,8 +507,9 @@ class LayerwiseSearch {
 public:
     // `cpu_moe_layers`: the decoder blocks whose experts stay on the CPU (the first ones); the
     // experts of the others are placed with their block.
-    LayerwiseSearch(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r, std::int64_t cpu_moe_layers)
-        : m_tree(tree), m_r(r), m_res(resolve_devices(r)), m_model(tree, config, r), m_pinned_layers(cpu_moe_layers)
+    LayerwiseSearch(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r, const CostModel& model,
+                    std::int64_t cpu_moe_layers)
+        : m_tree(tree), m_r(r), m_res(resolve_devices(r)), m_model(model), m_pinned_layers(cpu_moe_layers)
     {
         m_expert_weight.assign(static_cast<std::size_t>(std::max<std::int64_t>(config.num_layers, 0)), 0);
         for (std::size_t u = 0; u < m_model.units.size(); ++u) {
@@ -764,7 +770,7 @@ private:
     const ModuleTree& m_tree;
     const PlanRequest& m_r;
     const Resolved m_res;
-    const CostModel m_model;
+    const CostModel& m_model; // of the request: the same for every candidate of a search
     std::vector<int> m_order;
     std::size_t m_k = 0;
     std::vector<std::int64_t> m_prefix;
@@ -785,20 +791,19 @@ private:
 // per token is lowest (auto; among equal times earlier GPUs first), or the strategy's
 // preference holds first and speed second (balanced: the fullest GPU as empty as possible;
 // sequential: earlier GPUs first; balanced_low_0: GPU 0 as empty as possible).
-Plan judge(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, DeviceMap map, std::string mode);
-
 // Mixtures of experts without a --n-cpu-moe of the user's: the fewest blocks (the first ones)
 // whose experts stay on the CPU such that every block's attention and router fit on the GPUs;
 // when none does, the faster of no experts and all experts on the CPU.
 std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& r)
 {
+    const CostModel model(tree, config, r);
     if (!config.is_moe() || r.cpu_moe_layers)
-        return LayerwiseSearch(tree, config, r, r.cpu_moe_layers.value_or(0)).run();
-    auto search = [&](std::int64_t n) { return LayerwiseSearch(tree, config, r, n).run(); };
+        return LayerwiseSearch(tree, config, r, model, r.cpu_moe_layers.value_or(0)).run();
+    auto search = [&](std::int64_t n) { return LayerwiseSearch(tree, config, r, model, n).run(); };
     auto all_blocks_on_gpus = [&](const std::optional<DeviceMap>& map) {
         if (!map)
             return false;
-        const Plan p = judge(tree, config, r, *map, "");
+        const Plan p = judge(tree, config, r, *map, "", &model);
         return p.verdict != Verdict::does_not_fit &&
                std::all_of(p.layer_devices.begin(), p.layer_devices.end(), [](const Device& d) { return d.is_gpu(); });
     };
@@ -810,8 +815,8 @@ std::optional<DeviceMap> layerwise_map(const ModuleTree& tree, const ModelConfig
     if (!all_blocks_on_gpus(all)) {
         if (!none || !all)
             return none ? none : all;
-        const double t_none = judge(tree, config, r, *none, "").estimate.seconds_per_token;
-        const double t_all = judge(tree, config, r, *all, "").estimate.seconds_per_token;
+        const double t_none = judge(tree, config, r, *none, "", &model).estimate.seconds_per_token;
+        const double t_all = judge(tree, config, r, *all, "", &model).estimate.seconds_per_token;
         return t_all < t_none ? all : none;
     }
     // Fewer CPU experts are faster: bisect for the fewest blocks that still fit.
