@@ -242,15 +242,20 @@ QPair<qreal, qreal> PlacementMap::span(int item) const
     return {0, 0};
 }
 
+QPair<qreal, qreal> PlacementMap::layerSpan(int layer) const
+{
+    int before = 0;
+    for (const MapModule& m : m_plan.modules)
+        before += m.beforeLayers ? 1 : 0;
+    return span(before + layer);
+}
+
 QRectF PlacementMap::blockRect(int layer) const
 {
     const int lane = laneOf(layer);
     if (lane < 0)
         return {};
-    int before = 0;
-    for (const MapModule& m : m_plan.modules)
-        before += m.beforeLayers ? 1 : 0;
-    const auto [x, w] = span(before + layer);
+    const auto [x, w] = layerSpan(layer);
     const QRectF lr = laneRect(lane);
     const qreal height = hasExperts() ? (lr.height() - 6) * 0.55 : lr.height() - 6;
     return {lr.left() + x, lr.top() + 3, std::max<qreal>(2.0, w - 1), height};
@@ -266,10 +271,7 @@ QRectF PlacementMap::expertsRect(int layer) const
     const int lane = expertsLane(layer);
     if (lane < 0)
         return {};
-    int before = 0;
-    for (const MapModule& m : m_plan.modules)
-        before += m.beforeLayers ? 1 : 0;
-    const auto [x, w] = span(before + layer);
+    const auto [x, w] = layerSpan(layer);
     const QRectF lr = laneRect(lane);
     const qreal top = lr.top() + 3 + (lr.height() - 6) * 0.6;
     return {lr.left() + x, top, std::max<qreal>(2.0, w - 1), lr.bottom() - 3 - top};

@@ -75,6 +75,7 @@ private:
     int laneOfKey(const QString& key) const;
     // x offset and width of item i: modules before the layers, layers, modules after.
     QPair<qreal, qreal> span(int item) const;
+    QPair<qreal, qreal> layerSpan(int layer) const; // span() of decoder block `layer`
     int itemOfModule(int module) const;
 
     void paintLegend(QPainter& p);

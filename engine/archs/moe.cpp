@@ -191,59 +191,64 @@ GgufNaming gguf_names(const char* arch, bool qk_norm, const MoeNaming& n, bool r
 } // namespace moe_arch
 } // namespace
 
-Architecture mixtral_architecture()
+namespace {
+
+// What the three families share: the llama layout's embedding and head, their experts' GGUF
+// tensors, and the layer of `naming` with or without q/k norms and a shared expert.
+Architecture moe_architecture(ArchSpec spec, void (*read)(const ConfigReader&, ModelConfig&), GgufNaming gguf,
+                              DecoderLayerFn layer)
 {
-    using namespace moe_arch;
     Architecture a;
-    a.spec = spec("mixtral", "Mixtral", mixtral_naming, false);
-    a.read_config = read_mixtral;
-    // llama.cpp writes Mixtral as a llama with experts, q/k rows permuted as for llama.
-    a.gguf = gguf_names("llama", false, mixtral_naming, true);
+    a.spec = std::move(spec);
+    a.read_config = read;
+    a.gguf = std::move(gguf);
     a.gguf.experts = true;
     a.layers_path = "model.layers";
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
     a.embed = llama_embed;
-    a.layer = layer<mixtral_naming, false>;
+    a.layer = layer;
     a.head = llama_head;
+#else
+    (void)layer;
 #endif
     return a;
+}
+
+#ifndef LAYERWISE_ARCH_TABLES_ONLY
+template <const moe_arch::MoeNaming& naming, bool qk_norm, bool shared = false>
+constexpr DecoderLayerFn layer_of = moe_arch::layer<naming, qk_norm, shared>;
+#else
+template <const moe_arch::MoeNaming&, bool, bool = false>
+constexpr DecoderLayerFn layer_of = nullptr;
+#endif
+
+} // namespace
+
+Architecture mixtral_architecture()
+{
+    using namespace moe_arch;
+    // llama.cpp writes Mixtral as a llama with experts, q/k rows permuted as for llama.
+    return moe_architecture(spec("mixtral", "Mixtral", mixtral_naming, false), read_mixtral,
+                            gguf_names("llama", false, mixtral_naming, true), layer_of<mixtral_naming, false>);
 }
 
 Architecture qwen2_moe_architecture()
 {
     using namespace moe_arch;
-    Architecture a;
-    a.spec = spec("qwen2_moe", "Qwen2Moe", qwen_naming, false, /*shared=*/true);
-    a.read_config = read_qwen2_moe;
+    Architecture a = moe_architecture(spec("qwen2_moe", "Qwen2Moe", qwen_naming, false, /*shared=*/true), read_qwen2_moe,
+                                      gguf_names("qwen2moe", false, qwen_naming, false), layer_of<qwen_naming, false, true>);
     a.quirks.qkv_bias = true;
-    a.gguf = gguf_names("qwen2moe", false, qwen_naming, false);
-    a.gguf.experts = true;
     a.gguf.experts_renormalised = false; // llama.cpp's qwen2moe sums the chosen softmax weights as they are
-    a.layers_path = "model.layers";
-#ifndef LAYERWISE_ARCH_TABLES_ONLY
-    a.embed = llama_embed;
-    a.layer = layer<qwen_naming, false, true>;
-    a.head = llama_head;
-#endif
     return a;
 }
 
 Architecture qwen3_moe_architecture()
 {
     using namespace moe_arch;
-    Architecture a;
-    a.spec = spec("qwen3_moe", "Qwen3Moe", qwen_naming, true);
-    a.read_config = read_qwen_moe;
+    Architecture a = moe_architecture(spec("qwen3_moe", "Qwen3Moe", qwen_naming, true), read_qwen_moe,
+                                      gguf_names("qwen3moe", true, qwen_naming, false), layer_of<qwen_naming, true>);
     a.quirks.qk_norm = true;
     a.quirks.fused_decode = true; // runtime/decode_fused.cpp runs its experts too
-    a.gguf = gguf_names("qwen3moe", true, qwen_naming, false);
-    a.gguf.experts = true;
-    a.layers_path = "model.layers";
-#ifndef LAYERWISE_ARCH_TABLES_ONLY
-    a.embed = llama_embed;
-    a.layer = layer<qwen_naming, true>;
-    a.head = llama_head;
-#endif
     return a;
 }
 

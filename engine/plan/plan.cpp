@@ -741,13 +741,14 @@ private:
             const int block = m_tree.find(unit(i).name);
             std::vector<int> stack{block};
             while (!stack.empty()) {
-                const ModuleNode& n = m_tree.nodes()[static_cast<std::size_t>(stack.back())];
+                const int node = stack.back();
+                const ModuleNode& n = m_tree.nodes()[static_cast<std::size_t>(node)];
                 stack.pop_back();
                 if (n.expert_list) {
                     map.emplace_back(n.name, experts);
                     continue;
                 }
-                const bool holds_experts = n.no_split || !m_tree.experts_under(m_tree.find(n.name)).empty();
+                const bool holds_experts = n.no_split || !m_tree.experts_under(node).empty();
                 if (!holds_experts) {
                     map.emplace_back(n.name, where[i]);
                     continue;
