@@ -2,6 +2,7 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "model/arch.h"
 #include "model/gguf_model.h"
 #include "model/presets.h"
 
@@ -143,6 +144,8 @@ ModelDescription describe_model(const std::string& what, std::optional<DType> dt
     try {
         // A GPTQ folder's weights are the file its config names (unless a file was given).
         d.checkpoint = Checkpoint::open(d.gptq && fs::is_directory(status) ? d.gptq->weights : path);
+        if (const Architecture* arch = find_architecture(d.config.model_type); arch && arch->adopt_checkpoint)
+            arch->adopt_checkpoint(*d.checkpoint, d.config);
         d.tree = ModuleTree::from_checkpoint(d.config, *d.checkpoint, dtype, log);
     } catch (...) {
         rethrow_with_context("reading the weights");

@@ -155,6 +155,8 @@ at::Tensor attention_half(const ForwardStep& step, std::size_t index, const Laye
     AttentionOptions o;
     o.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     o.window = index < c.local_layers.size() && c.local_layers[index] ? c.local_window : 0;
+    if (const at::Tensor* sinks = w.find("self_attn.sinks")) // gpt-oss
+        o.sinks = *sinks;
     const at::Tensor attn = step.attend(index, q, k, v, o).transpose(1, 2).reshape({b, n, c.num_heads * c.head_dim});
     return h + step.linear(w, "self_attn.o_proj", attn);
 }

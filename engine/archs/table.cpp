@@ -8,6 +8,7 @@ namespace layerwise {
 Architecture gemma2_architecture();   // archs/gemma.cpp
 Architecture gemma3_text_architecture(); // archs/gemma.cpp
 Architecture gpt2_architecture();     // archs/gpt2.cpp
+Architecture gpt_oss_architecture();  // archs/gpt_oss.cpp
 Architecture gpt_neox_architecture(); // archs/gpt_neox.cpp
 Architecture mixtral_architecture();  // archs/moe.cpp
 Architecture phi3_architecture();     // archs/phi3.cpp
@@ -21,6 +22,7 @@ const std::vector<Architecture>& builtin_architectures()
         gemma3_text_architecture(),
         gpt2_architecture(),
         gpt_neox_architecture(),
+        gpt_oss_architecture(),
         llama_family_architecture({"llama", "Llama", "llama", /*rope_permuted=*/true}),
         llama_family_architecture({"mistral", "Mistral", nullptr, false, false, false, /*sliding_window=*/true}),
         mixtral_architecture(),

@@ -17,6 +17,19 @@ struct GgufEncoding {
     std::uint32_t ggml_type = 0;
     bool block_quantized = false;          // blocks of several elements (Q8_0, Q4_K...)
     std::int64_t rope_permuted_heads = 0;
+    // Hugging Face's MXFP4 (gpt-oss's `*_blocks` and `*_scales`), described as ggml's MXFP4
+    // (type 39) whose two parts lie apart: the entry's offset holds 16 bytes of codes per 32
+    // elements (element 2j in the low nibble of byte j, 2j + 1 in the high one) and these the
+    // E8M0 scales, one byte per 32 elements. `size` counts both. They are joined into ggml's
+    // 17-byte blocks when read (checkpoint/tensor_view.h stored_blocks).
+    // `row_step`: the stored rows between two of this tensor's (2: every other row, as gpt-oss's
+    // gate and up rows alternate in one stored tensor).
+    struct SplitScales {
+        std::size_t file = 0;
+        std::uint64_t offset = 0;
+        std::int64_t row_step = 1;
+    };
+    std::optional<SplitScales> hf_mxfp4_scales;
 };
 
 struct TensorEntry {

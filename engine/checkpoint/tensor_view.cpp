@@ -36,12 +36,52 @@ c10::ScalarType scalar_type(DType dtype)
 
 namespace {
 
+// Hugging Face's MXFP4 codes and scales of `rows` rows joined into ggml's blocks: the scale byte
+// first, then element j of the block in the low nibble of byte j and element j + 16 in its high
+// nibble. Both use the same E8M0 exponent and FP4 (E2M1) code values, so only nibbles move.
+at::Tensor join_mxfp4(const Checkpoint& checkpoint, const TensorEntry& entry)
+{
+    const GgufEncoding::SplitScales& at_scales = *entry.gguf->hf_mxfp4_scales;
+    const std::int64_t rows = entry.shape.at(0), blocks = entry.shape.at(1) / 32;
+    const std::uint64_t scale_bytes = static_cast<std::uint64_t>(rows * blocks), code_bytes = scale_bytes * 16;
+    if (entry.size != code_bytes + scale_bytes || entry.shape.at(1) % 32 != 0)
+        throw FormatError(checkpoint.folder().string() + ": MXFP4 tensor '" + entry.name + "' of shape " +
+                          shape_string(entry.shape) + " holds " + std::to_string(entry.size) + " bytes of codes and scales, not " +
+                          std::to_string(code_bytes + scale_bytes) + "; the checkpoint is corrupt");
+    // Row r of this tensor is stored row r * step: its codes and scales lie that far in.
+    const std::int64_t step = at_scales.row_step;
+    const auto span = static_cast<std::uint64_t>(((rows - 1) * step + 1) * blocks);
+    const auto* codes = reinterpret_cast<const std::uint8_t*>(checkpoint.files().at(entry.file)->data(entry.offset, span * 16));
+    const auto* scales = reinterpret_cast<const std::uint8_t*>(checkpoint.files().at(at_scales.file)->data(at_scales.offset, span));
+    at::Tensor out = at::empty({rows, blocks * 17}, at::TensorOptions().dtype(at::kByte));
+    std::uint8_t* o = out.data_ptr<std::uint8_t>();
+    kernels::parallel_for(0, rows * blocks, 4096, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t b = begin; b < end; ++b) {
+            const std::int64_t stored = (b / blocks) * step * blocks + b % blocks; // the block's index in the stored tensor
+            const std::uint8_t* c = codes + stored * 16;
+            std::uint8_t* block = o + b * 17;
+            block[0] = scales[stored];
+            for (int j = 0; j < 16; ++j) {
+                // Element j sits in byte j / 2 (low nibble when j is even); element j + 16 in byte 8 + j / 2.
+                const int lo = (c[j / 2] >> (4 * (j % 2))) & 0x0f;
+                const int hi = (c[8 + j / 2] >> (4 * (j % 2))) & 0x0f;
+                block[1 + j] = static_cast<std::uint8_t>(lo | (hi << 4));
+            }
+        }
+    });
+    return out;
+}
+
 // A GGUF tensor that is block-quantized or whose q/k rows llama.cpp reordered: decoded into a
 // new tensor (float32 for quantized data, else its own dtype) in Hugging Face's row order.
 at::Tensor decoded_gguf_tensor(const Checkpoint& checkpoint, const TensorEntry& entry)
 {
     const MappedFile& file = *checkpoint.files().at(entry.file);
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(file.data(entry.offset, entry.size));
+    at::Tensor joined;
+    if (entry.gguf->hf_mxfp4_scales)
+        joined = join_mxfp4(checkpoint, entry);
+    const auto* bytes = joined.defined() ? joined.data_ptr<std::uint8_t>()
+                                         : reinterpret_cast<const std::uint8_t*>(file.data(entry.offset, entry.size));
     at::Tensor t;
     if (entry.gguf->block_quantized) {
         t = at::empty(entry.shape, at::TensorOptions().dtype(at::kFloat));
@@ -85,6 +125,20 @@ at::Tensor tensor_view(const Checkpoint& checkpoint, const TensorEntry& entry)
     if (entry.strides.empty())
         return at::from_blob(data, entry.shape, options);
     return at::from_blob(data, entry.shape, entry.strides, options);
+}
+
+at::Tensor stored_blocks(const Checkpoint& checkpoint, const TensorEntry& entry, bool* joined)
+{
+    if (joined)
+        *joined = entry.gguf && entry.gguf->hf_mxfp4_scales.has_value();
+    if (entry.gguf && entry.gguf->hf_mxfp4_scales)
+        return join_mxfp4(checkpoint, entry);
+    const gguf::BlockLayout layout = *gguf::block_layout(entry.gguf->ggml_type);
+    const std::int64_t rows = entry.shape.at(0);
+    const auto row_bytes = static_cast<std::int64_t>(entry.shape.at(1) / layout.block_elements * layout.block_bytes);
+    const MappedFile& file = *checkpoint.files().at(entry.file);
+    return at::from_blob(const_cast<std::byte*>(file.data(entry.offset, entry.size)), {rows, row_bytes},
+                         at::TensorOptions().dtype(at::kByte));
 }
 
 at::Tensor tensor_view(const Checkpoint& checkpoint, const std::string& name)

@@ -14,5 +14,9 @@ enum class DType : std::uint8_t;
 c10::ScalarType scalar_type(DType dtype); // UnsupportedError for int4
 at::Tensor tensor_view(const Checkpoint& checkpoint, const TensorEntry& entry);
 at::Tensor tensor_view(const Checkpoint& checkpoint, const std::string& name); // FormatError if absent
+// A block-quantized GGUF-encoded 2-D tensor's blocks as uint8 [rows, row bytes]: a zero-copy view
+// of the mapping, or, for Hugging Face's MXFP4 (codes and scales apart), ggml's MXFP4 blocks
+// joined into a new tensor. `joined` says which.
+at::Tensor stored_blocks(const Checkpoint& checkpoint, const TensorEntry& entry, bool* joined = nullptr);
 
 } // namespace layerwise

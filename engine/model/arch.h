@@ -26,6 +26,7 @@ class Tensor;
 
 namespace layerwise {
 
+class Checkpoint;
 class ConfigReader;
 struct ForwardStep;
 struct LayerWeights;
@@ -108,6 +109,9 @@ struct Architecture {
     // The linears of a decoder layer GPTQ quantizes, in AutoGPTQ's inside_layer_modules order:
     // each group sees the groups before it already quantized (true_sequential).
     std::vector<std::vector<std::string>> gptq_sequential;
+    // Rewrites a Hugging Face checkpoint's entries into the tree's names before they are matched
+    // (gpt-oss: one entry per expert out of its fused tensors); nullptr: none. Not for GGUF files.
+    void (*adopt_checkpoint)(Checkpoint& checkpoint, const ModelConfig& config) = nullptr;
     EmbedFn embed = nullptr;
     DecoderLayerFn layer = nullptr;
     HeadFn head = nullptr;

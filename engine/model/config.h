@@ -65,8 +65,8 @@ struct ModelConfig {
     double attn_logit_softcapping = 0;  // tanh(score / cap) * cap before the softmax (Gemma 2); 0: none
     double final_logit_softcapping = 0; // the same on the output logits
     double query_pre_attn_scalar = 0;   // attention scale 1 / sqrt(this) instead of 1 / sqrt(head_dim); 0: head_dim
-    bool norms_hold_one = false;
-    double local_rope_theta = 0;        // Gemma 3: the local layers rotate with the default rope of this base        // Gemma's (1 + w) norm weights stored with the 1 added (llama.cpp's GGUF)
+    bool norms_hold_one = false;        // Gemma's (1 + w) norm weights stored with the 1 added (llama.cpp's GGUF)
+    double local_rope_theta = 0;        // Gemma 3: the local layers rotate with the default rope of this base
     // A mixture of experts (num_experts 0: dense): each token's MLP is the weighted sum of
     // experts_per_token experts of num_experts, chosen by a router; each expert is an MLP of
     // expert_intermediate_size. Qwen2-MoE adds one shared expert every token passes through.
@@ -75,6 +75,10 @@ struct ModelConfig {
     std::int64_t expert_intermediate_size = 0;
     std::int64_t shared_expert_intermediate_size = 0;
     bool norm_topk_prob = true; // the chosen experts' weights renormalised to sum to 1
+    // gpt-oss's experts: gate clamped above at swiglu_limit, up to [-limit, limit], and
+    // (up + 1) * gate * sigmoid(swiglu_alpha * gate); 0: the plain gated activation.
+    double swiglu_limit = 0;
+    double swiglu_alpha = 0;
     std::optional<DType> dtype;    // declared torch_dtype / dtype
     std::vector<std::int64_t> bos_token_ids;
     std::vector<std::int64_t> eos_token_ids;

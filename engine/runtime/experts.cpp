@@ -39,15 +39,27 @@ Chosen group_by_expert(const at::Tensor& chosen)
     return c;
 }
 
-// The blocks of one expert linear on the CPU, or null when it is not a GGUF weight there.
-const at::Tensor* cpu_blocks(const LayerWeights& w, const std::string& module, kernels::GgmlType& type)
+// The blocks of one expert linear on the CPU, or null when it is not a GGUF weight there; its
+// bias (null when none) into `bias`.
+const at::Tensor* cpu_blocks(const LayerWeights& w, const std::string& module, kernels::GgmlType& type, const at::Tensor*& bias)
 {
     const QuantInfo* q = w.find_quant(module);
     const at::Tensor* weight = w.find(module + ".weight");
-    if (!q || q->method != QuantMethod::gguf || !weight || !weight->device().is_cpu() || w.find(module + ".bias"))
+    if (!q || q->method != QuantMethod::gguf || !weight || !weight->device().is_cpu())
+        return nullptr;
+    bias = w.find(module + ".bias");
+    if (bias && !bias->device().is_cpu())
         return nullptr;
     type = static_cast<kernels::GgmlType>(q->ggml_type);
     return weight;
+}
+
+// Each expert's bias added to its rows of y (grouped by expert as in `c`).
+void add_biases(at::Tensor& y, const Chosen& c, const std::vector<const at::Tensor*>& biases)
+{
+    for (std::size_t i = 0; i < biases.size(); ++i)
+        if (biases[i])
+            y.narrow(0, c.first[i], c.first[i + 1] - c.first[i]).add_(biases[i]->to(y.scalar_type()));
 }
 
 // Every chosen expert over its rows in two parallel passes (gate and up, then down): y [picks, hidden]
@@ -70,14 +82,17 @@ at::Tensor few_tokens_on_blocks(const ForwardStep& step, const LayerWeights& w, 
         kernels::GgmlType gate_type, up_type, down_type;
     };
     std::vector<Blocks> blocks(used);
+    std::vector<const at::Tensor*> gate_bias(used), up_bias(used), down_bias(used);
+    bool biased = false;
     for (std::size_t i = 0; i < used; ++i) {
         const std::string prefix = n.experts + std::to_string(c.experts[i]) + ".";
         Blocks& b = blocks[i];
-        b.gate = cpu_blocks(w, prefix + n.gate, b.gate_type);
-        b.up = cpu_blocks(w, prefix + n.up, b.up_type);
-        b.down = cpu_blocks(w, prefix + n.down, b.down_type);
+        b.gate = cpu_blocks(w, prefix + n.gate, b.gate_type, gate_bias[i]);
+        b.up = cpu_blocks(w, prefix + n.up, b.up_type, up_bias[i]);
+        b.down = cpu_blocks(w, prefix + n.down, b.down_type, down_bias[i]);
         if (!b.gate || !b.up || !b.down)
             return {};
+        biased = biased || gate_bias[i] || up_bias[i] || down_bias[i];
     }
     std::vector<kernels::GgufEach> items;
     items.reserve(2 * used);
@@ -88,7 +103,11 @@ at::Tensor few_tokens_on_blocks(const ForwardStep& step, const LayerWeights& w, 
         items.push_back({blocks[i].up->data_ptr<std::uint8_t>(), blocks[i].up_type, inter, xi, m, up.data_ptr<float>() + row * inter});
     }
     kernels::gguf_matmul_each(items.data(), items.size(), hidden);
-    const at::Tensor h = activation(gate, cfg.hidden_act).mul_(up).contiguous();
+    if (biased) {
+        add_biases(gate, c, gate_bias);
+        add_biases(up, c, up_bias);
+    }
+    const at::Tensor h = expert_activation(gate, up, cfg).contiguous();
     items.clear();
     for (std::size_t i = 0; i < used; ++i) {
         const std::int64_t row = c.first[i], m = c.first[i + 1] - c.first[i];
@@ -96,10 +115,21 @@ at::Tensor few_tokens_on_blocks(const ForwardStep& step, const LayerWeights& w, 
                          y.data_ptr<float>() + row * hidden});
     }
     kernels::gguf_matmul_each(items.data(), items.size(), inter);
+    if (biased)
+        add_biases(y, c, down_bias);
     return y.to(flat.scalar_type());
 }
 
 } // namespace
+
+at::Tensor expert_activation(const at::Tensor& gate, const at::Tensor& up, const ModelConfig& c)
+{
+    if (c.swiglu_limit <= 0.0)
+        return activation(gate, c.hidden_act) * up;
+    // gpt-oss (GptOssExperts._apply_gate): both halves clamped, then (up + 1) * gate * sigmoid(alpha gate).
+    const at::Tensor g = gate.clamp_max(c.swiglu_limit);
+    return (up.clamp(-c.swiglu_limit, c.swiglu_limit) + 1) * (g * at::sigmoid(g * c.swiglu_alpha));
+}
 
 at::Tensor run_experts(const ForwardStep& step, const LayerWeights& w, const at::Tensor& x, const ExpertNames& n)
 {
@@ -128,7 +158,7 @@ at::Tensor run_experts(const ForwardStep& step, const LayerWeights& w, const at:
         if (xe.device() != where)
             xe = xe.to(where);
         const std::vector<at::Tensor> gate_up = step.linears(w, {prefix + n.gate, prefix + n.up}, xe);
-        at::Tensor ye = step.linear(w, prefix + n.down, activation(gate_up[0], c.hidden_act) * gate_up[1]);
+        at::Tensor ye = step.linear(w, prefix + n.down, expert_activation(gate_up[0], gate_up[1], c));
         if (ye.device() != flat.device())
             ye = ye.to(flat.device());
         out.index_add_(0, mine, ye * pick_weights.slice(0, groups.first[i], groups.first[i + 1]));

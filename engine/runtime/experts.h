@@ -18,8 +18,13 @@ struct ExpertNames {
     std::string gate, up, down; // inside an expert: "gate_proj", "up_proj", "down_proj"
 };
 
+// An expert's hidden activation from its gate and up projections: act(gate) * up, or gpt-oss's
+// clamped form when config.swiglu_limit is set.
+at::Tensor expert_activation(const at::Tensor& gate, const at::Tensor& up, const ModelConfig& config);
+
 // x [batch, n, hidden] on the layer's device -> the experts' weighted sum, same shape. The router
-// softmax runs in float32; the chosen weights are renormalised when config.norm_topk_prob.
+// softmax runs in float32; the chosen weights are renormalised when config.norm_topk_prob (which
+// makes it gpt-oss's softmax over the chosen experts' logits). Linears with biases add them.
 at::Tensor run_experts(const ForwardStep& step, const LayerWeights& weights, const at::Tensor& x, const ExpertNames& names);
 
 } // namespace layerwise

@@ -126,9 +126,9 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
     GgufBlocks b;
     b.format = kernels::gguf_type_name(type);
     const MappedFile& file = *ck.files()[entry.file];
-    b.weight = at::from_blob(const_cast<std::byte*>(file.data(entry.offset, entry.size)), {rows, row_bytes},
-                             at::TensorOptions().dtype(at::kByte));
-    b.mapped = true;
+    bool joined = false; // Hugging Face's MXFP4: codes and scales joined into ggml's blocks, held in RAM
+    b.weight = stored_blocks(ck, entry, &joined);
+    b.mapped = !joined;
     if (const std::int64_t heads = entry.gguf->rope_permuted_heads) {
         if (heads <= 0 || rows % (2 * heads) != 0)
             throw FormatError(where + " has " + std::to_string(rows) + " rows, not divisible into " + std::to_string(heads) +
@@ -137,8 +137,9 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
     }
     if (d.is_gpu()) { // the same bytes on the GPU; the source pages are dropped again
         b.weight = b.weight.to(torch_device(d));
+        if (b.mapped)
+            file.release(entry.offset, entry.size);
         b.mapped = false;
-        file.release(entry.offset, entry.size);
     }
     b.info.method = QuantMethod::gguf;
     b.info.shape = t.shape;

@@ -284,7 +284,7 @@ at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at:
 at::Tensor ForwardStep::attend(std::size_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const AttentionOptions& options) const
 {
-    const bool plain = options.softcap == 0.0 && options.window == 0;
+    const bool plain = options.softcap == 0.0 && options.window == 0 && !options.sinks.defined();
     if (pool)
         return attend_pooled(layer, q, k, v, options);
     if (rows.empty()) {
@@ -582,14 +582,20 @@ at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tens
     if (options.window > 0)
         allowed = allowed.logical_and(qp - kp < options.window);
     allowed = allowed.unsqueeze(1); // [b, 1, n, total]
-    if (options.softcap == 0.0)
+    if (options.softcap == 0.0 && !options.sinks.defined())
         return attention_masked(q, k, v, allowed, options.scale);
     // transformers' eager attention: scores in the input dtype, capped, masked, softmax in float32.
     const at::Tensor keys = repeat_kv(k, q.size(1)), values = repeat_kv(v, q.size(1));
     at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * options.scale;
-    scores = at::tanh(scores / options.softcap) * options.softcap;
+    if (options.softcap != 0.0)
+        scores = at::tanh(scores / options.softcap) * options.softcap;
     scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
-    return at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), values);
+    if (!options.sinks.defined())
+        return at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), values);
+    // The sink is one more column of each head's scores; its probability is dropped.
+    const at::Tensor sink = options.sinks.to(scores.device(), at::kFloat).view({1, -1, 1, 1}).expand({scores.size(0), -1, scores.size(2), 1});
+    const at::Tensor probs = at::softmax(at::cat({scores.to(at::kFloat), sink}, -1), -1).narrow(-1, 0, total);
+    return at::matmul(probs.to(q.scalar_type()), values);
 }
 
 at::Tensor attention_masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale)

@@ -40,6 +40,9 @@ struct AttentionOptions {
     double scale = 1.0;
     double softcap = 0.0;    // scores become tanh(score / softcap) * softcap before the mask (Gemma 2); 0: none
     std::int64_t window = 0; // a query sees its last `window` positions only, itself included; 0: all
+    // gpt-oss's attention sinks [heads]: one more logit per head in each softmax, whose share
+    // of the probability goes to no value (transformers' eager_attention_forward). Undefined: none.
+    at::Tensor sinks;
 };
 
 // One forward over `tokens` new positions from `start`: what an architecture's embed, decoder

@@ -149,10 +149,18 @@ void TestCheckpoint::fixturesMatchTransformers()
     QCOMPARE(std::string(torch_name(tree.dtype())), ref["dtype_auto"].get<std::string>());
     QCOMPARE(tree.no_split_class(), ref["no_split_modules"][0].get<std::string>());
 
+    // gpt-oss: transformers holds a layer's experts in four parameters of mlp.experts (gate_up_proj
+    // [experts, hidden, 2 * intermediate], gate and up columns alternating; its bias; down_proj
+    // [experts, intermediate, hidden]; its bias), where Layerwise gives each expert its own modules.
+    // Ours are folded into that form below: no modules under mlp.experts, the four parameters.
+    const bool fused_experts = ref["class"] == "GptOssForCausalLM";
+    auto inside_expert = [&](const std::string& name) { return fused_experts && name.find(".mlp.experts.") != std::string::npos; };
+
     // Modules: same names, classes and order as named_modules().
     std::vector<std::pair<std::string, std::string>> modules;
     for (std::size_t i = 1; i < tree.nodes().size(); ++i)
-        modules.emplace_back(tree.nodes()[i].name, tree.nodes()[i].class_name);
+        if (!inside_expert(tree.nodes()[i].name))
+            modules.emplace_back(tree.nodes()[i].name, tree.nodes()[i].class_name);
     std::vector<std::pair<std::string, std::string>> ref_modules;
     for (const auto& m : ref["modules"])
         if (!v4_legacy(m[0].get<std::string>()))
@@ -166,6 +174,19 @@ void TestCheckpoint::fixturesMatchTransformers()
             if (t.buffer) {
                 if (!v4_lacks(t))
                     buffers.push_back({t.full_name, t.shape, torch_name(t.dtype), t.persistent});
+            } else if (inside_expert(t.full_name)) {
+                // Expert 0's gate_proj and down_proj stand for their fused parameters.
+                const std::string experts = t.full_name.substr(0, t.full_name.find(".mlp.experts.") + 12);
+                const std::string local = t.full_name.substr(experts.size() + 1);
+                const std::int64_t e = d.config.num_experts;
+                if (local == "0.gate_proj.weight")
+                    params.push_back({experts + ".gate_up_proj", {e, t.shape[1], 2 * t.shape[0]}, torch_name(t.dtype)});
+                else if (local == "0.gate_proj.bias")
+                    params.push_back({experts + ".gate_up_proj_bias", {e, 2 * t.shape[0]}, torch_name(t.dtype)});
+                else if (local == "0.down_proj.weight")
+                    params.push_back({experts + ".down_proj", {e, t.shape[1], t.shape[0]}, torch_name(t.dtype)});
+                else if (local == "0.down_proj.bias")
+                    params.push_back({experts + ".down_proj_bias", {e, t.shape[0]}, torch_name(t.dtype)});
             } else if (t.tied_to.empty())
                 params.push_back({t.full_name, t.shape, torch_name(t.dtype)});
         }

@@ -4,6 +4,8 @@
 #include "engine/reference_logits.h"
 #include "engine/test_architecture.h"
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/tensor_view.h"
 #include "core/error.h"
 #include "inspect.h"
 #include "model/arch.h"
@@ -17,6 +19,9 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <QTemporaryDir>
+#include <fstream>
+#include <functional>
 
 using namespace layerwise;
 using layerwise::test::throws_with;
@@ -44,6 +49,8 @@ private Q_SLOTS:
     void registeredArchitectureRuns();
     void expertsElsewhereMatchTransformers_data();
     void expertsElsewhereMatchTransformers();
+    void mxfp4ExpertsMatchTransformers();
+    void mxfp4CheckpointErrors();
 };
 
 namespace {
@@ -151,6 +158,7 @@ void TestRuntime::expertsElsewhereMatchTransformers_data()
     QTest::newRow("qwen3_moe") << "qwen3_moe";
     QTest::newRow("mixtral") << "mixtral";
     QTest::newRow("qwen2_moe") << "qwen2_moe";
+    QTest::newRow("gpt_oss") << "gpt_oss"; // experts on disk are strided views of transformers' fused tensors
 }
 
 void TestRuntime::expertsElsewhereMatchTransformers()
@@ -164,6 +172,11 @@ void TestRuntime::expertsElsewhereMatchTransformers()
     ModelDescription d = describe_model(folder.string());
     DeviceMap map = move_experts(d.tree, parse_device_map(R"({"": "cpu"})"), {0}, Device::disk());
     const int expert = d.tree.experts_under(d.tree.no_split_blocks()[1])[2];
+    std::size_t expert_tensors = 0; // layer 0's: three linears an expert, with biases for gpt-oss
+    for (int e : d.tree.experts_under(d.tree.no_split_blocks()[0]))
+        for (const auto& n : d.tree.nodes())
+            if (n.name.starts_with(d.tree.nodes()[static_cast<std::size_t>(e)].name + "."))
+                expert_tensors += n.tensors.size();
     map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(expert)].name, Device::disk());
     QVERIFY(std::any_of(map.begin(), map.end(), [](const auto& e) { return e.first.ends_with("layers.1.mlp.experts.2") ||
                                                                            e.first.ends_with("layers.1.block_sparse_moe.experts.2"); }));
@@ -173,8 +186,94 @@ void TestRuntime::expertsElsewhereMatchTransformers()
     o.offload_folder = fs::temp_directory_path();
     auto model = load_model(std::move(d), o);
     QCOMPARE(model->layers[0].home, Device::cpu()); // a block lives where its attention does
-    QCOMPARE(model->layers[0].disk_ranges.size(), std::size_t(3 * model->config.num_experts));
+    QCOMPARE(model->layers[0].disk_ranges.size(), expert_tensors);
+    QVERIFY(expert_tensors >= std::size_t(3 * model->config.num_experts));
     test::compare_logits(*model, ref, 1e-4, true);
+}
+
+void TestRuntime::mxfp4ExpertsMatchTransformers()
+{
+    // gpt-oss's published form: expert weights as MXFP4 codes and scales (`*_blocks`, `*_scales`),
+    // read per expert as ggml's MXFP4 blocks. The reference (tests/reference/make_logits.py) runs
+    // transformers over the same blocks decoded by its own MXFP4 decoder.
+    const fs::path folder = test::fixtures() / "mxfp4" / "gpt_oss-mxfp4";
+    const json ref = test::read_json(test::fixtures() / "mxfp4" / "gpt_oss-mxfp4-float32.json");
+    ModelDescription d = describe_model(folder.string());
+    QVERIFY(d.tree.unused_tensors().empty());
+    const Checkpoint& ck = *d.checkpoint;
+    // Decoded, each expert's weight is transformers' decoding exactly (FP4 values times powers of
+    // two are exact in float32): the nibbles, scales and alternating gate / up rows are in place.
+    for (auto it = ref["weights_sample"].begin(); it != ref["weights_sample"].end(); ++it) {
+        const TensorEntry* e = ck.find(it.key());
+        QVERIFY2(e && e->gguf && e->gguf->hf_mxfp4_scales, it.key().c_str());
+        const at::Tensor decoded = tensor_view(ck, *e);
+        const at::Tensor expected = test::tensor_of(it.value());
+        QVERIFY2(at::equal(decoded.narrow(0, 0, expected.size(0)), expected), it.key().c_str());
+    }
+    // Held as stored: 17 bytes per 32 weights (16 of codes, 1 of scale), never dequantized.
+    const ModuleTensor* gate = d.tree.find_tensor("model.layers.0.mlp.experts.2.gate_proj.weight");
+    QVERIFY(gate);
+    QCOMPARE(gate->quantized_bytes, std::uint64_t(32 * 64 / 32 * 17));
+    auto model = load_model(std::move(d), [] {
+        LoadOptions o;
+        o.dtype = DType::f32;
+        o.device_map = parse_device_map(R"({"": "cpu"})");
+        return o;
+    }());
+    // The expert linears run through the MXFP4 block kernels, which round each activation row to
+    // 8 bits per 32 values (Q8_0: a step of 1/127 of a block's largest value) where transformers
+    // multiplies in float32. The same rounding emulated inside transformers' experts moves this
+    // model's prefill logits (largest magnitude 5.9) by 2.4e-2; 5e-2 allows that twice over, and is
+    // still far below what a misplaced nibble or scale does (the weights are checked exactly above).
+    test::compare_logits(*model, ref, 5e-2, true);
+}
+
+void TestRuntime::mxfp4CheckpointErrors()
+{
+    // A checkpoint whose MXFP4 codes lack their scales (or the reverse, or a wrong shape) is
+    // refused with the tensor named, before anything loads.
+    const fs::path folder = test::fixtures() / "mxfp4" / "gpt_oss-mxfp4";
+    QTemporaryDir tmp;
+    const fs::path bad = tmp.path().toStdString();
+    fs::copy_file(folder / "config.json", bad / "config.json");
+    const json header = [&] {
+        std::ifstream in(folder / "model.safetensors", std::ios::binary);
+        std::uint64_t n = 0;
+        in.read(reinterpret_cast<char*>(&n), 8);
+        std::string text(n, '\0');
+        in.read(text.data(), static_cast<std::streamsize>(n));
+        return json::parse(text);
+    }();
+    // Rewrites the safetensors header with `edit` applied, the data as it was.
+    auto write_with = [&](const std::function<void(json&)>& edit) {
+        json h = header;
+        edit(h);
+        std::ifstream in(folder / "model.safetensors", std::ios::binary);
+        std::uint64_t n = 0;
+        in.read(reinterpret_cast<char*>(&n), 8);
+        in.seekg(static_cast<std::streamoff>(8 + n));
+        const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::string text = h.dump();
+        text.append((8 - text.size() % 8) % 8, ' ');
+        std::ofstream out(bad / "model.safetensors", std::ios::binary | std::ios::trunc);
+        const std::uint64_t size = text.size();
+        out.write(reinterpret_cast<const char*>(&size), 8);
+        out << text << data;
+    };
+    // Renamed, not removed: the bytes stay covered (safetensors leaves no holes).
+    auto rename = [](json& h, const std::string& from, const std::string& to) {
+        h[to] = h[from];
+        h.erase(from);
+    };
+    write_with([&](json& h) { rename(h, "model.layers.1.mlp.experts.down_proj_scales", "model.layers.1.mlp.experts.down_proj_scale"); });
+    QVERIFY(throws_with<FormatError>([&] { describe_model(bad.string()); },
+                                     {"model.layers.1.mlp.experts.down_proj_blocks", "scales", "missing"}));
+    write_with([&](json& h) { rename(h, "model.layers.0.mlp.experts.gate_up_proj_blocks", "model.layers.0.mlp.experts.gate_up_blocks"); });
+    QVERIFY(throws_with<FormatError>([&] { describe_model(bad.string()); },
+                                     {"model.layers.0.mlp.experts.gate_up_proj_scales", "codes", "missing"}));
+    write_with([](json& h) { h["model.layers.0.mlp.experts.down_proj_scales"]["shape"] = {4, 32, 2}; }); // same bytes
+    QVERIFY(throws_with<FormatError>([&] { describe_model(bad.string()); },
+                                     {"model.layers.0.mlp.experts.down_proj_scales", "[4, 32, 2]", "uint8 [4, 64, 1]"}));
 }
 
 void TestRuntime::longropeFactorCount()

@@ -7,8 +7,9 @@ Outputs (committed as fixtures, so CI needs none of these packages):
   tests/fixtures/checkpoints/<name>/   config.json + weights (single, sharded, .bin)
   tests/fixtures/checkpoints/<name>/reference.json   transformers' facts about the model
   tests/fixtures/presets_reference.json              the same facts for resources/presets
+  tests/fixtures/mxfp4/gpt_oss-mxfp4/                the gpt_oss checkpoint with MXFP4 experts
 
-Run: .venv/bin/python tests/reference/make_checkpoints.py
+Run: .venv/bin/python tests/reference/make_checkpoints.py [checkpoints|presets|moe|mxfp4|FIXTURE...]
 """
 import json
 import os
@@ -16,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 import accelerate
@@ -99,6 +101,16 @@ TINY = {
                    rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
                                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
                    pad_token_id=0, bos_token_id=1, eos_token_id=2),
+    # gpt-oss in small: layer 0 local (6-position window), layer 1 global, yarn rotary, sinks; a
+    # swiglu_limit of 1 so the clamps bite; hidden and intermediate sizes multiples of 32 (MXFP4
+    # blocks). The expert and router biases are drawn too (transformers starts them at zero).
+    "gptoss": dict(model_type="gpt_oss", hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4,
+                   num_experts_per_tok=2, vocab_size=96, max_position_embeddings=64, sliding_window=6,
+                   layer_types=["sliding_attention", "full_attention"], swiglu_limit=1.0, initializer_range=0.2,
+                   rope_parameters={"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                    "truncate": False, "original_max_position_embeddings": 16, "rope_theta": 150000.0},
+                   tie_word_embeddings=False),
     "gpt2": dict(model_type="gpt2", n_embd=16, n_layer=2, n_head=4, vocab_size=96, n_positions=32),
     "gpt_neox": dict(model_type="gpt_neox", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                      num_attention_heads=4, vocab_size=96, max_position_embeddings=64, rotary_pct=0.5),
@@ -122,6 +134,7 @@ CASES = [
     ("gemma2", "gemma2", torch.float32, "single"),
     ("gemma3", "gemma3", torch.float32, "single"),
     ("gpt2", "gpt2", torch.float32, "single"),
+    ("gpt_oss", "gptoss", torch.float32, "single"),
     ("gpt2-bin-sharded", "gpt2", torch.float32, "bin-sharded"),
     ("gpt_neox-sharded", "gpt_neox", torch.float16, "sharded"),
 ]
@@ -195,6 +208,11 @@ def make_case(name, key, dtype, layout):
     model_type = cfg.pop("model_type")
     config = AutoConfig.for_model(model_type, **cfg)
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    if model_type == "gpt_oss":
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n.endswith("_bias") or n.endswith("router.bias"):
+                    p.normal_(0.0, 0.2)
     folder = OUT / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -219,6 +237,52 @@ def make_case(name, key, dtype, layout):
     print(f"{name}: {f['num_parameters']} parameters, footprint {f['memory_footprint']}, files {f['files']}")
 
 
+FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0], dtype=np.float32)
+
+
+def mxfp4(w):
+    """[experts, rows, cols] float32 -> the published gpt-oss MXFP4 form: codes uint8
+    [experts, rows, cols / 32, 16] (element 2j in the low nibble of byte j) and E8M0 scales uint8
+    [experts, rows, cols / 32]. Each block's scale puts its largest magnitude in [4, 8) (gguf-py's
+    rule); every element takes the nearest of the 16 FP4 values."""
+    e, rows, cols = w.shape
+    blocks = w.reshape(e, rows, cols // 32, 32)
+    amax = np.abs(blocks).max(axis=-1)
+    with np.errstate(divide="ignore"):
+        exp = np.where(amax > 0, np.floor(np.log2(amax)) - 2 + 127, 0).astype(np.int32)
+    scale = np.ldexp(np.float32(1.0), exp - 127).astype(np.float32)
+    codes = np.abs(blocks[..., None] - scale[..., None, None] * FP4_VALUES).argmin(axis=-1).astype(np.uint8)
+    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    return packed, exp.astype(np.uint8)
+
+
+def make_mxfp4():
+    """tests/fixtures/mxfp4/gpt_oss-mxfp4: the gpt_oss fixture with its expert weights in the
+    published MXFP4 form (`*_blocks`, `*_scales`, quantization_config quant_method mxfp4), the rest
+    as it is. make_logits.py computes its reference through transformers' own MXFP4 decoder."""
+    from safetensors.numpy import load_file, save_file
+    src = OUT / "gpt_oss"
+    dst = ROOT / "tests" / "fixtures" / "mxfp4" / "gpt_oss-mxfp4"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    tensors = load_file(src / "model.safetensors")
+    out = {}
+    for name, t in tensors.items():
+        if name.endswith("mlp.experts.gate_up_proj") or name.endswith("mlp.experts.down_proj"):
+            # transformers' [experts, in, out] -> the checkpoint's rows = outputs
+            blocks, scales = mxfp4(np.ascontiguousarray(t.transpose(0, 2, 1)))
+            out[name + "_blocks"] = blocks
+            out[name + "_scales"] = scales
+        else:
+            out[name] = t
+    save_file(out, dst / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((src / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    print("gpt_oss-mxfp4:", sorted(k for k in out if "layers.0.mlp.experts" in k))
+
+
 def make_presets():
     out = {}
     for path in sorted((ROOT / "resources" / "presets").glob("*.json")):
@@ -239,9 +303,11 @@ def make_presets():
 
 if __name__ == "__main__":
     what = sys.argv[1:] or ["checkpoints", "presets"]
-    if "checkpoints" in what:
-        for case in CASES:
+    for case in CASES:  # all, or the ones named
+        if "checkpoints" in what or case[0] in what:
             make_case(*case)
+    if "checkpoints" in what or "mxfp4" in what:
+        make_mxfp4()
     if "moe" in what:
         assert transformers.__version__.startswith("4."), "MoE checkpoints are made with transformers 4.x"
         for case in MOE_CASES:
