@@ -116,6 +116,7 @@ void read_config(const ConfigReader& r, ModelConfig& c)
         if (method != "mxfp4")
             throw UnsupportedError(c.described_by + ": gpt-oss quantized as '" + method +
                                    "' is not supported (its own MXFP4 experts are; so are the unquantized weights)");
+        c.mxfp4_experts = true;
     }
 }
 

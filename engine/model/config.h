@@ -79,6 +79,9 @@ struct ModelConfig {
     // (up + 1) * gate * sigmoid(swiglu_alpha * gate); 0: the plain gated activation.
     double swiglu_limit = 0;
     double swiglu_alpha = 0;
+    // The experts' weights are stored as MXFP4, 17 bytes per 32 weights (gpt-oss's
+    // quantization_config quant_method "mxfp4"): what they hold, also when planned from a config.
+    bool mxfp4_experts = false;
     std::optional<DType> dtype;    // declared torch_dtype / dtype
     std::vector<std::int64_t> bos_token_ids;
     std::vector<std::int64_t> eos_token_ids;

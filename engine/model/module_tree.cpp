@@ -91,6 +91,9 @@ ModuleTree ModuleTree::build(const ModelConfig& config, const ArchSpec& arch, DT
                 mt.buffer = t.buffer;
                 mt.persistent = t.persistent;
                 mt.dtype = t.fixed_dtype ? *t.fixed_dtype : dtype;
+                // gpt-oss's MXFP4 experts: 16 bytes of codes and one of scale per 32 weights.
+                if (config.mxfp4_experts && expert >= 0 && mt.name == "weight" && mt.shape.size() == 2 && mt.shape[1] % 32 == 0)
+                    mt.quantized_bytes = static_cast<std::uint64_t>(mt.shape[0] * mt.shape[1] / 32 * 17);
                 for (auto d : mt.shape)
                     if (d <= 0)
                         throw FormatError(config.described_by + " gives " + mt.full_name + " the shape " +

@@ -36,6 +36,7 @@ private Q_SLOTS:
     void badRequests();
     void expertsStayOnTheCpu();
     void expertsAreMovableOneByOne();
+    void gptOss120bOnOneGpu();
 };
 
 namespace {
@@ -571,6 +572,50 @@ void TestPlanner::expertsStayOnTheCpu()
     const Plan on_cpu = make_plan(m.tree, m.config, cpu_only);
     QCOMPARE(on_cpu.verdict, Verdict::fits_with_cpu_offload);
     QCOMPARE(on_cpu.device_map.size(), std::size_t(1));
+}
+
+void TestPlanner::gptOss120bOnOneGpu()
+{
+    // gpt-oss-120b (116.8B parameters: 114.7B in 36 x 128 experts, stored as MXFP4 at 17 bytes per
+    // 32 weights, the rest bfloat16) on one 24 GiB GPU and 96 GiB of RAM. 65 GB in all: it fits
+    // only with experts in RAM, every block's attention and router on the GPU.
+    const Model m = preset("gpt-oss-120b");
+    QCOMPARE(m.config.num_experts, std::int64_t(128));
+    QVERIFY(m.config.mxfp4_experts);
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(96 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    r.context = 8192;
+    const Plan plan = make_plan(m.tree, m.config, r);
+    QCOMPARE(plan.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(std::all_of(plan.layer_devices.begin(), plan.layer_devices.end(), [](const Device& d) { return d.is_gpu(); }));
+    const DeviceFootprint& gpu = plan.devices[0];
+    const DeviceFootprint& cpu = plan.devices[1];
+    QCOMPARE(cpu.device.id, Device::cpu());
+    QVERIFY(cpu.experts > 0 && cpu.experts % 128 == 0 && cpu.experts < 36 * 128);
+    QCOMPARE(gpu.experts + cpu.experts, 36 * 128);
+    // By hand: an expert is three 2880 x 2880 MXFP4 weights (2880 * 2880 / 32 * 17 bytes each) and
+    // three bfloat16 biases of 2880; a token reads 4 of a block's 128 experts.
+    const std::int64_t expert_bytes = 3 * (2880ll * 2880 / 32 * 17) + 3 * 2880 * 2;
+    QCOMPARE(cpu.weights, cpu.experts * expert_bytes);
+    QCOMPARE(cpu.read_per_token, cpu.experts * expert_bytes / 32);
+    // The verdict says so, with the numbers.
+    QVERIFY2(plan.reason.find(std::to_string(cpu.experts) + " experts in CPU RAM") != std::string::npos, plan.reason.c_str());
+    // The GPU with 1 GiB of RAM beside it holds it only by reading experts from the disk; and the
+    // blocks with their experts whole (no expert split) leave blocks to the CPU, estimated slower.
+    PlanRequest gpu_only = r;
+    gpu_only.devices = {gpu_device(0, 24 * GiB), cpu_device(1 * GiB)};
+    QCOMPARE(make_plan(m.tree, m.config, gpu_only).verdict, Verdict::fits_with_disk_offload);
+    PlanRequest blocks = r;
+    blocks.cpu_moe_layers = 0;
+    const Plan by_blocks = make_plan(m.tree, m.config, blocks);
+    QVERIFY(!std::all_of(by_blocks.layer_devices.begin(), by_blocks.layer_devices.end(), [](const Device& d) { return d.is_gpu(); }));
+    QVERIFY(plan.estimate.decode_tokens_per_s > by_blocks.estimate.decode_tokens_per_s);
+    // gpt-oss-20b (21 GB, 13 GB of it experts) fits on the GPU whole.
+    const Model small = preset("gpt-oss-20b");
+    const Plan whole = make_plan(small.tree, small.config, r);
+    QCOMPARE(whole.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(whole.devices[1].experts, 0);
 }
 
 void TestPlanner::expertsAreMovableOneByOne()

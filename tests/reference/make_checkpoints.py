@@ -289,6 +289,9 @@ def make_presets():
         cfg = json.loads(path.read_text())
         model_type = cfg.pop("model_type")
         cfg.pop("layerwise", None)
+        # How the weights are stored (gpt-oss: MXFP4 experts) is not the model: from_config builds
+        # it unquantized, and the sizes below are bfloat16 ones.
+        cfg.pop("quantization_config", None)
         config = AutoConfig.for_model(model_type, **cfg)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
