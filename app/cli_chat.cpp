@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 #include <tuple>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 namespace layerwise::app {
@@ -117,10 +118,29 @@ void runChat(Session& session, const GenerationOptions& g, std::string system)
                 conversation.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
             g_stop = false;
             g_generating = true;
-            const ChatAnswer answer = chat->chat(conversation, g, [](std::string_view piece) {
-                std::cout << piece << std::flush;
-                return true;
-            }, &g_stop);
+            // A harmony model's (gpt-oss's) reasoning comes first, dimmed on a terminal, then its answer.
+            bool reasoning = false;
+            const bool tty = isatty(STDOUT_FILENO) != 0;
+            const ChatAnswer answer = chat->chat(
+                conversation, g,
+                [&](std::string_view piece) {
+                    if (reasoning) {
+                        std::cout << (tty ? "\x1b[0m" : "") << "\n[answer]\n";
+                        reasoning = false;
+                    }
+                    std::cout << piece << std::flush;
+                    return true;
+                },
+                &g_stop,
+                [&](std::string_view piece) {
+                    if (!reasoning)
+                        std::cout << "[reasoning]\n" << (tty ? "\x1b[2m" : "");
+                    reasoning = true;
+                    std::cout << piece << std::flush;
+                    return true;
+                });
+            if (reasoning && tty)
+                std::cout << "\x1b[0m";
             g_generating = false;
             messages.push_back({{"role", "assistant"}, {"content", answer.text}});
             const GenerationResult& r = answer.generation;

@@ -4,6 +4,7 @@
 #include "peer_socket.h"
 #include "protocol.h"
 #include "stop_text.h"
+#include "text/harmony.h"
 
 #include <httplib.h>
 
@@ -75,6 +76,7 @@ std::int64_t unix_now()
 // What one generation produced, for the response and the log.
 struct Outcome {
     std::string text;
+    std::string reasoning; // a harmony model's (gpt-oss's) analysis channel: message.reasoning_content
     std::string finish; // stop, length, disconnected, error
     std::string error;  // finish "error": what failed
     std::int64_t prompt_tokens = 0, completion_tokens = 0;
@@ -88,7 +90,9 @@ struct Answer {
     StopText stops;
     std::optional<text::IncrementalDecoder> decoder;
     std::vector<std::int64_t> hidden;                 // ids never shown (a chat's end-of-turn ids)
+    std::optional<text::HarmonyReader> harmony;       // a harmony model's chat: only the final channel is the answer
     std::function<void(const std::string&)> emit;     // gets the text as it becomes final
+    std::function<void(const std::string&)> emit_reasoning;
     Outcome outcome;
 
     void show(const std::string& text)
@@ -101,8 +105,20 @@ struct Answer {
     }
     void take(std::int64_t id)
     {
-        if (decoder && std::find(hidden.begin(), hidden.end(), id) == hidden.end())
-            show(stops.push(decoder->push(static_cast<text::TokenId>(id))));
+        if (!decoder || std::find(hidden.begin(), hidden.end(), id) != hidden.end())
+            return;
+        const std::string piece = decoder->push(static_cast<text::TokenId>(id));
+        if (harmony) {
+            const auto part = harmony->push(static_cast<text::TokenId>(id), piece);
+            if (part == text::HarmonyReader::Part::reasoning && !piece.empty()) {
+                outcome.reasoning += piece;
+                if (emit_reasoning)
+                    emit_reasoning(piece);
+            }
+            if (part != text::HarmonyReader::Part::answer)
+                return;
+        }
+        show(stops.push(piece));
     }
     void end()
     {
@@ -214,8 +230,12 @@ struct ApiServer::Impl {
             for (std::size_t i = ids.size() - prime; i < ids.size(); ++i)
                 a->decoder->push(static_cast<text::TokenId>(ids[i]));
         }
-        if (chat)
+        if (chat) {
             a->hidden = session.eos_ids();
+            if (const text::Tokenizer* tok = session.tokenizer())
+                if (const auto ids = text::harmony_ids(*tok))
+                    a->harmony.emplace(*ids);
+        }
         return a;
     }
 
@@ -354,8 +374,10 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
     const std::shared_ptr<Answer> a = answer(r.options, ids, true);
     if (!r.options.stream) {
         const Outcome o = whole(req, a, r.options, ids, max_new);
-        res.set_content(chat_completion(id, created, model, o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens)).dump(),
-                        "application/json");
+        json body = chat_completion(id, created, model, o.text, o.finish, usage_object(o.prompt_tokens, o.completion_tokens));
+        if (!o.reasoning.empty()) // the field llama.cpp's and vLLM's servers use for a model's reasoning
+            body["choices"][0]["message"]["reasoning_content"] = o.reasoning;
+        res.set_content(body.dump(), "application/json");
         log(req, 200, &o, std::chrono::duration<double>(Clock::now() - t0).count());
         return;
     }
@@ -363,6 +385,9 @@ void ApiServer::Impl::handle_chat(const httplib::Request& req, httplib::Response
     channel->push(sse(chat_chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, "")));
     a->emit = [channel, id, created, model](const std::string& text) {
         channel->push(sse(chat_chunk(id, created, model, {{"content", text}}, "")));
+    };
+    a->emit_reasoning = [channel, id, created, model](const std::string& text) {
+        channel->push(sse(chat_chunk(id, created, model, {{"reasoning_content", text}}, "")));
     };
     const auto usage = [id, created, model](const json& u) { return usage_chunk("chat.completion.chunk", id, created, model, u); };
     generator.submit(sequence(a, r.options, ids, max_new, &channel->cancel,

@@ -91,12 +91,13 @@ GenerationResult Session::generate(const std::vector<std::int64_t>& prompt, cons
 }
 
 ChatAnswer Session::chat(const Conversation& conversation, GenerationOptions options,
-                         const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop)
+                         const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop,
+                         const std::function<bool(std::string_view)>& on_reasoning)
 {
     std::lock_guard lock(m_state->mutex);
     ChatSession& chat = m_state->chat_session(); // eos_ids empty: reply() uses the model's and the template's
     try {
-        return chat.reply(conversation, options, on_text, stop);
+        return chat.reply(conversation, options, on_text, stop, on_reasoning);
     } catch (...) {
         chat.reset(); // a failed turn leaves no half-written cache behind
         throw;

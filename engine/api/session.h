@@ -66,8 +66,10 @@ public:
     // Chat (needs the tokenizer): answers the conversation's last message, streaming whole UTF-8
     // characters to on_text (false stops). The cache of the previous turn is reused where the
     // new prompt starts the same way. eos_ids empty: the model's and the template's.
+    // A harmony model's (gpt-oss's) reasoning streams to `on_reasoning`, its answer to `on_text`.
     ChatAnswer chat(const Conversation& conversation, GenerationOptions options,
-                    const std::function<bool(std::string_view)>& on_text = {}, const std::atomic<bool>* stop = nullptr);
+                    const std::function<bool(std::string_view)>& on_text = {}, const std::atomic<bool>* stop = nullptr,
+                    const std::function<bool(std::string_view)>& on_reasoning = {});
     std::string prompt_text(const Conversation& conversation) const;
     std::vector<std::int64_t> prompt_ids(const Conversation& conversation) const;
     bool has_template() const;     // false: the ChatML fallback

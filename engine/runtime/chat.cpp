@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_read.h"
+#include "text/harmony.h"
 #include "text/tokenizer.h"
 
 #include <algorithm>
@@ -24,9 +25,15 @@ ChatSession::ChatSession(LoadedModel& model, std::int64_t context, const Logger&
     m_eos = eos_token_ids(model.checkpoint->folder(), model.config);
     if (m_tokenizer->eos_id())
         m_eos.push_back(*m_tokenizer->eos_id());
+    m_harmony = text::harmony_ids(*m_tokenizer);
     for (const char* end : end_of_turn_tokens)
-        if (auto id = m_tokenizer->token_to_id(end))
+        if (auto id = m_tokenizer->token_to_id(end); id && !(m_harmony && *id == m_harmony->end))
             m_eos.push_back(*id);
+    if (m_harmony) { // harmony: <|end|> closes one message of several; the answer ends at <|return|> or <|call|>
+        std::erase(m_eos, static_cast<std::int64_t>(m_harmony->end));
+        m_eos.push_back(m_harmony->return_);
+        m_eos.push_back(m_harmony->call);
+    }
 }
 
 ChatSession::~ChatSession() = default;
@@ -63,7 +70,8 @@ std::vector<std::int64_t> ChatSession::prompt_ids(const Conversation& conversati
 }
 
 ChatAnswer ChatSession::reply(const Conversation& conversation, const GenerationOptions& options,
-                              const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop)
+                              const std::function<bool(std::string_view)>& on_text, const std::atomic<bool>* stop,
+                              const std::function<bool(std::string_view)>& on_reasoning)
 {
     const std::vector<std::int64_t> ids = prompt_ids(conversation);
     if (ids.empty())
@@ -100,19 +108,34 @@ ChatAnswer ChatSession::reply(const Conversation& conversation, const Generation
     ChatAnswer answer;
     answer.prompt_tokens = static_cast<std::int64_t>(ids.size());
     answer.reused_tokens = static_cast<std::int64_t>(keep);
+    // A harmony model's messages: the final channel is the answer, the analysis channel the
+    // reasoning; headers and other channels are not shown.
+    std::optional<text::HarmonyReader> harmony;
+    if (m_harmony)
+        harmony.emplace(*m_harmony);
+    auto route = [&](text::HarmonyReader::Part part, const std::string& piece) {
+        if (piece.empty())
+            return true;
+        if (part == text::HarmonyReader::Part::answer) {
+            answer.text += piece;
+            return !on_text || on_text(piece);
+        }
+        if (part == text::HarmonyReader::Part::reasoning) {
+            answer.reasoning += piece;
+            return !on_reasoning || on_reasoning(piece);
+        }
+        return true;
+    };
+    text::HarmonyReader::Part last = text::HarmonyReader::Part::answer;
     answer.generation = generate(m_runner, fresh, g, [&](std::int64_t id) {
         if (std::find(g.eos_ids.begin(), g.eos_ids.end(), id) != g.eos_ids.end())
             return true;
         const std::string piece = decoder.push(static_cast<text::TokenId>(id));
-        answer.text += piece;
-        return piece.empty() || !on_text || on_text(piece);
+        if (harmony)
+            last = harmony->push(static_cast<text::TokenId>(id), piece);
+        return route(last, piece);
     }, stop);
-    const std::string rest = decoder.flush();
-    if (!rest.empty()) {
-        answer.text += rest;
-        if (on_text)
-            on_text(rest);
-    }
+    route(last, decoder.flush());
     m_cached = ids;
     m_cached.insert(m_cached.end(), answer.generation.tokens.begin(), answer.generation.tokens.end());
     m_cached.resize(std::min<std::size_t>(m_cached.size(), static_cast<std::size_t>(m_runner.position())));

@@ -7,6 +7,7 @@
 #include "runtime/runner.h"
 #include "runtime/session.h"
 #include "text/chat_template.h"
+#include "text/harmony.h"
 
 #include <atomic>
 #include <functional>
@@ -16,9 +17,6 @@
 
 namespace layerwise {
 
-namespace text {
-class Tokenizer;
-}
 
 class ChatSession {
 public:
@@ -36,9 +34,12 @@ public:
     // characters only) and returns false to stop; `stop` is polled between tokens. A stopped
     // answer is returned as far as it got (stop_reason "stopped"). PlanError when the prompt
     // does not fit the context.
+    // A harmony model's (gpt-oss's) answer is its final channel; its analysis channel goes to
+    // `on_reasoning` and ChatAnswer::reasoning.
     ChatAnswer reply(const Conversation& conversation, const GenerationOptions& options,
                      const std::function<bool(std::string_view)>& on_text = {},
-                     const std::atomic<bool>* stop = nullptr);
+                     const std::atomic<bool>* stop = nullptr,
+                     const std::function<bool(std::string_view)>& on_reasoning = {});
 
     // Forgets the cached prefix.
     void reset();
@@ -56,6 +57,7 @@ private:
     ChatTemplate m_template;
     Runner m_runner;
     std::vector<std::int64_t> m_eos;
+    std::optional<text::HarmonyIds> m_harmony; // the model writes harmony messages (gpt-oss)
     std::vector<std::int64_t> m_cached; // the ids whose keys and values the runner holds
 };
 

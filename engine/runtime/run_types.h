@@ -74,6 +74,7 @@ struct Conversation {
 
 struct ChatAnswer {
     std::string text;            // the answer, special tokens skipped
+    std::string reasoning;       // what a harmony model (gpt-oss) wrote in its analysis channel, apart from the answer
     GenerationResult generation; // tokens, stop reason, time to first token, tokens/s
     std::int64_t prompt_tokens = 0;
     std::int64_t reused_tokens = 0;  // prompt tokens whose cache was kept from the last turn

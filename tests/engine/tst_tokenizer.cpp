@@ -5,6 +5,7 @@
 #include "testdata.h"
 
 #include "core/error.h"
+#include "text/harmony.h"
 #include "text/tokenizer.h"
 #include "text/unicode.h"
 
@@ -155,6 +156,7 @@ private Q_SLOTS:
     void hfDecodeOnly();
     void streamingNeverSplitsCharacters();
     void addedTokenFlags();
+    void harmonyAnswers();
     void pipelineVariants();
     void configOverrides();
     void vocabularyLookups();
@@ -308,6 +310,41 @@ void TestTokenizer::addedTokenFlags()
                                                     .c_str());
         QCOMPARE(tok->decode(expected, false), c["decoded"].get<std::string>());
         QCOMPARE(tok->decode(expected, true), c["decoded_skip"].get<std::string>());
+    }
+}
+
+void TestTokenizer::harmonyAnswers()
+{
+    // gpt-oss's answers (several messages, each a channel's): the reader follows the ids HF gives
+    // and the incremental decoder's pieces, and splits the analysis channel (reasoning) from the
+    // final one (the answer), as the harmony format defines them (make_harmony_fixture.py).
+    const auto ref = test::read_json(test::fixtures() / "tokenizers" / "harmony.json");
+    auto j = test::read_json(test::shared_data() / ref["base"].get<std::string>());
+    for (const auto& t : ref["added_tokens"])
+        j["added_tokens"].push_back(t);
+    test::TempDir dir;
+    const auto file = dir.path() / "tokenizer.json";
+    test::write_file(file, j.dump());
+    const auto tok = load_tokenizer(file);
+    const auto ids = harmony_ids(*tok);
+    QVERIFY(ids);
+    QVERIFY(!harmony_ids(*load_tokenizer(test::shared_data() / ref["base"].get<std::string>()))); // Qwen3 itself: not harmony
+    QCOMPARE(ref["cases"].size(), std::size_t(5));
+    for (const auto& c : ref["cases"]) {
+        const auto expected = ids_of(c["ids"]);
+        QCOMPARE(tok->encode(c["text"].get<std::string>(), false), expected);
+        HarmonyReader reader(*ids);
+        IncrementalDecoder decoder(*tok, /*skip_special_tokens=*/true);
+        std::string reasoning, answer, other;
+        for (TokenId id : expected) {
+            const std::string piece = decoder.push(id);
+            const HarmonyReader::Part part = reader.push(id, piece);
+            (part == HarmonyReader::Part::reasoning ? reasoning : part == HarmonyReader::Part::answer ? answer : other) += piece;
+        }
+        QCOMPARE(reasoning, c["reasoning"].get<std::string>());
+        QCOMPARE(answer, c["answer"].get<std::string>());
+        QCOMPARE(reader.done(), c["done"].get<bool>());
+        QCOMPARE(reader.channel(), c["last_channel"].get<std::string>());
     }
 }
 
