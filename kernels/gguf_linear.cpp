@@ -177,6 +177,7 @@ std::string gguf_type_name(GgmlType type)
     case GgmlType::Q6_K: return "Q6_K";
     case GgmlType::Q8_K: return "Q8_K";
     case GgmlType::BF16: return "BF16";
+    case GgmlType::MXFP4: return "MXFP4";
     }
     return "type " + std::to_string(static_cast<int>(type));
 }

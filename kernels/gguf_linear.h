@@ -18,8 +18,8 @@ namespace layerwise::kernels {
 
 using cpu::GgmlType;
 
-// Whether `type` has a dot-product kernel (and a decoder): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
-// Q4_K Q5_K Q6_K F16 BF16 F32.
+// Whether `type` has a dot-product kernel (and a decoder): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 MXFP4 Q2_K
+// Q3_K Q4_K Q5_K Q6_K F16 BF16 F32.
 bool gguf_has_kernel(GgmlType type);
 std::string gguf_type_name(GgmlType type); // "Q4_K"
 // Bytes of one row of `in` elements (in a multiple of the block elements).

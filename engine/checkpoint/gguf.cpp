@@ -54,6 +54,7 @@ std::string_view tensor_type_name(TensorType type)
     case TensorType::I64: return "I64";
     case TensorType::F64: return "F64";
     case TensorType::BF16: return "BF16";
+    case TensorType::MXFP4: return "MXFP4";
     }
     return "?";
 }
@@ -75,6 +76,7 @@ std::optional<BlockLayout> block_layout(std::uint32_t type)
     case TensorType::Q5_0: return BlockLayout{32, 2 + 4 + 16};
     case TensorType::Q5_1: return BlockLayout{32, 2 + 2 + 4 + 16};
     case TensorType::Q8_0: return BlockLayout{32, 2 + 32};
+    case TensorType::MXFP4: return BlockLayout{32, 1 + 16};
     case TensorType::Q2_K: return BlockLayout{256, 16 + 64 + 2 + 2};
     case TensorType::Q3_K: return BlockLayout{256, 32 + 64 + 12 + 2};
     case TensorType::Q4_K: return BlockLayout{256, 2 + 2 + 12 + 128};
@@ -365,7 +367,7 @@ private:
         if (!layout)
             fail(type_at, "has tensor type " + std::to_string(type) +
                               ", which this program does not know (known: F32, F16, BF16, F64, I8-I64, Q4_0, "
-                              "Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q8_K); convert or quantize the model to one of "
+                              "Q4_1, Q5_0, Q5_1, Q8_0, MXFP4, Q2_K-Q8_K); convert or quantize the model to one of "
                               "those types");
         t.type = static_cast<TensorType>(type);
         if (static_cast<std::uint64_t>(t.dims[0]) % layout->block_elements != 0)

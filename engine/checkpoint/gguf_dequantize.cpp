@@ -33,8 +33,8 @@ void dequantize(TensorType type, const std::uint8_t* src, std::uint64_t numel, f
     if (!can_dequantize(type) ||
         !kernels::cpu::dequantize_row(static_cast<kernels::cpu::GgmlType>(type), src, dst, static_cast<std::int64_t>(numel)))
         throw UnsupportedError("GGUF tensor type " + std::string(tensor_type_name(type)) +
-                               " cannot be decoded (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
-                               "Q4_K, Q5_K, Q6_K); re-quantize the model to one of those");
+                               " cannot be decoded (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4, Q2_K, "
+                               "Q3_K, Q4_K, Q5_K, Q6_K); re-quantize the model to one of those");
 }
 
 } // namespace layerwise::gguf

@@ -7,8 +7,8 @@
 
 namespace layerwise::gguf {
 
-// Whether dequantize() can decode `type`: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K
-// (the decoders of kernels/cpu/gguf_blocks.h).
+// Whether dequantize() can decode `type`: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4,
+// Q2_K..Q6_K (the decoders of kernels/cpu/gguf_blocks.h).
 bool can_dequantize(TensorType type);
 
 // Decodes `numel` elements (a whole number of blocks) of `type` from `src` into `dst`.

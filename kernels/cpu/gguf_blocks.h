@@ -11,6 +11,7 @@
 //   Q5_1  {half d, m; u32 qh; u8 qs[16]}             (q | h << 4) * d + m
 //   Q8_0  {half d; i8 qs[32]}                        q * d
 //   Q8_1  {half d, s; i8 qs[32]}                     activation side: s = d * sum(qs)
+//   MXFP4 {u8 e; u8 qs[16]}                          kvalues[q] * 2^(e - 128); nibbles as Q4_0's
 //   Q2_K  {u8 scales[16]; u8 qs[64]; half d, dmin}   256 values
 //   Q3_K  {u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d}
 //   Q4_K  {half d, dmin; u8 scales[12]; u8 qs[128]}
@@ -20,17 +21,31 @@
 #include "cpu/cpu_features.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace layerwise::kernels::cpu {
 
 // ggml's type numbers (ggml.h).
 enum class GgmlType : std::uint32_t {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
+    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30, MXFP4 = 39,
 };
 
-inline constexpr int kQK = 32;   // elements of a Q4_0..Q8_1 block
+inline constexpr int kQK = 32;   // elements of a Q4_0..Q8_1 (and MXFP4) block
 inline constexpr int kQKK = 256; // elements of a K-quant super-block
+
+// MXFP4 (OCP microscaling FP4, ggml's block_mxfp4): the sixteen E2M1 values a code stands for,
+// doubled so they are integers (ggml's kvalues_mxfp4), and the block's E8M0 exponent byte as
+// half its power of two, 2^(e - 128) (ggml_e8m0_to_fp32_half: the bits 0x00200000 << e, a
+// subnormal, for e < 2); a value is the float32 product kvalues[q] * e8m0_half(e), as in ggml.
+inline constexpr std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+inline float e8m0_half(std::uint8_t e)
+{
+    const std::uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<std::uint32_t>(e - 1) << 23;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
 
 // ---- the 32-element family (gguf_quants.cpp) ----------------------------------------------
 // Activations: n (a multiple of 32) floats -> n / 32 blocks of Q8_0 / Q8_1, each block's
@@ -68,7 +83,7 @@ VecDot4x4 vec_dot4x4_kernel(GgmlType weight, CpuLevel level); // nullptr: none f
 VecDot4 vec_dot4_k_family(GgmlType weight, CpuLevel level);
 VecDot4x4 vec_dot4x4_k_family(GgmlType weight, CpuLevel level);
 
-// The activation block type the dot products for `weight` take: Q8_0 (Q4_0, Q5_0, Q8_0),
+// The activation block type the dot products for `weight` take: Q8_0 (Q4_0, Q5_0, Q8_0, MXFP4),
 // Q8_1 (Q4_1, Q5_1), Q8_K (Q2_K..Q6_K), F32 (F32, F16, BF16: float activations).
 GgmlType activation_type(GgmlType weight);
 
@@ -77,7 +92,7 @@ GgmlType activation_type(GgmlType weight);
 VecDot vec_dot_kernel(GgmlType weight, CpuLevel level);
 
 // Per-family tables behind vec_dot_kernel (nullptr for a type the family does not hold).
-VecDot vec_dot_q32_family(GgmlType weight, CpuLevel level); // gguf_quants.cpp: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 F32 F16 BF16
+VecDot vec_dot_q32_family(GgmlType weight, CpuLevel level); // gguf_quants.cpp: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 MXFP4 F32 F16 BF16
 VecDot vec_dot_k_family(GgmlType weight, CpuLevel level);   // gguf_kquants.cpp: Q2_K Q3_K Q4_K Q5_K Q6_K
 
 // Decodes n elements (whole blocks) of `type` into float32, exactly as gguf-py's

@@ -86,6 +86,18 @@ void decode_q8_0(const std::uint8_t* b, Decoded& out)
     out.offset[0] = -128.0f * d;
 }
 
+// MXFP4 {u8 e; u8 qs[16]}: c = kvalues[q] + 12 (0..24), s = e8m0_half(e), o = -12 s.
+void decode_mxfp4(const std::uint8_t* b, Decoded& out)
+{
+    const float d = e8m0_half(b[0]);
+    for (int j = 0; j < 16; ++j) {
+        out.codes[j] = static_cast<std::uint8_t>(kMxfp4Values[b[1 + j] & 0x0f] + 12);
+        out.codes[j + 16] = static_cast<std::uint8_t>(kMxfp4Values[b[1 + j] >> 4] + 12);
+    }
+    out.scale[0] = d;
+    out.offset[0] = -12.0f * d;
+}
+
 // Q4_K / Q5_K scales and mins (6 bits each, eight of them in 12 bytes; see gguf_kquants.cpp).
 void scales_mins(const std::uint8_t* q, int j, int& scale, int& min)
 {
@@ -207,7 +219,8 @@ struct Format {
 const Format kFormats[] = {
     {GgmlType::Q4_0, decode_q4_0, 32, 18, 32},   {GgmlType::Q4_1, decode_q4_1, 32, 20, 32},
     {GgmlType::Q5_0, decode_q5_0, 32, 22, 32},   {GgmlType::Q5_1, decode_q5_1, 32, 24, 32},
-    {GgmlType::Q8_0, decode_q8_0, 32, 34, 32},   {GgmlType::Q2_K, decode_q2_k, 256, 84, 16},
+    {GgmlType::Q8_0, decode_q8_0, 32, 34, 32},   {GgmlType::MXFP4, decode_mxfp4, 32, 17, 32},
+    {GgmlType::Q2_K, decode_q2_k, 256, 84, 16},
     {GgmlType::Q3_K, decode_q3_k, 256, 110, 16}, {GgmlType::Q4_K, decode_q4_k, 256, 144, 32},
     {GgmlType::Q5_K, decode_q5_k, 256, 176, 32}, {GgmlType::Q6_K, decode_q6_k, 256, 210, 16},
 };

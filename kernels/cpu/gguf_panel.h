@@ -11,6 +11,7 @@
 // offset o, so that the weight is s * c + o:
 //   Q4_0 (q - 8) d: c = q, s = d, o = -8 d       Q8_0 q d: c = q + 128, s = d, o = -128 d
 //   Q4_1 / Q5_1: o = m                          Q5_0: o = -16 d
+//   MXFP4 kvalues[q] e8m0_half(e): c = kvalues[q] + 12, s = e8m0_half(e), o = -12 s
 //   Q4_K / Q5_K: s = d * scale_j, o = -dmin * min_j     Q6_K: s = d * scale_j, o = -32 s
 //   Q3_K: s = d * scale_j, o = -4 s                      Q2_K: s = d * (sc & 15), o = -dmin * (sc >> 4)
 // The activation rows are the same 8-bit blocks the row kernels take (Q8_0, Q8_1 or Q8_K), with

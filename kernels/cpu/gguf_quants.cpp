@@ -1,12 +1,13 @@
-// ggml's 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and the plain ones (F32, F16,
-// BF16) on the CPU: decoding, the 8-bit activation blocks (Q8_0 / Q8_1) and the dot products of
+// ggml's 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4) and the plain ones (F32,
+// F16, BF16) on the CPU: decoding, the 8-bit activation blocks (Q8_0 / Q8_1) and the dot products of
 // a weight row with an activation row, each as a portable loop and AVX2 / AVX-512 VNNI paths
 // (see gguf_blocks.h). Inside a block the products are summed exactly as integers; blocks are
 // combined in float32, so the levels differ only in that float summation order.
 //
 // Signed x signed byte products go through the unsigned x signed instructions (maddubs /
 // dpbusd) as |w| times y with w's sign: |w| <= 128 and |y| <= 127 keep a pair's int16 sum
-// within range (2 * 128 * 127 = 32512), so every product is exact.
+// within range (2 * 128 * 127 = 32512), so every product is exact. MXFP4's codes are looked up
+// as their signed integer values (-12..12, ggml's doubled E2M1 values) and taken the same way.
 #include "cpu/gguf_blocks.h"
 #include "cpu/simd.h"
 
@@ -36,7 +37,7 @@ float bf16_to_float(std::uint16_t b)
 }
 
 // ---- block sizes ---------------------------------------------------------------------------
-constexpr int kQ4_0 = 18, kQ4_1 = 20, kQ5_0 = 22, kQ5_1 = 24, kQ8_0 = 34, kQ8_1 = 36;
+constexpr int kQ4_0 = 18, kQ4_1 = 20, kQ5_0 = 22, kQ5_1 = 24, kQ8_0 = 34, kQ8_1 = 36, kMxfp4 = 17;
 
 // ---- decoding (gguf-py's dequantize, element for element) ----------------------------------
 void decode_q4_0(const std::uint8_t* b, float* y)
@@ -93,6 +94,17 @@ void decode_q8_0(const std::uint8_t* b, float* y)
     const float d = f16_at(b);
     for (int j = 0; j < 32; ++j)
         y[j] = static_cast<float>(static_cast<std::int8_t>(b[2 + j])) * d;
+}
+
+// MXFP4 {u8 e; u8 qs[16]}: kvalues[q] * e8m0_half(e), the nibbles placed as Q4_0's.
+void decode_mxfp4(const std::uint8_t* b, float* y)
+{
+    const float d = e8m0_half(b[0]);
+    const std::uint8_t* qs = b + 1;
+    for (int j = 0; j < 16; ++j) {
+        y[j] = static_cast<float>(kMxfp4Values[qs[j] & 0x0f]) * d;
+        y[j + 16] = static_cast<float>(kMxfp4Values[qs[j] >> 4]) * d;
+    }
 }
 
 // ---- activation quantization ---------------------------------------------------------------
@@ -207,6 +219,22 @@ float dot_q8_0_scalar(std::int64_t n, const void* wv, const void* av)
         for (int j = 0; j < kQK; ++j)
             s += qw[j] * qa[j];
         sum += static_cast<float>(s) * (f16_at(w) * f16_at(a));
+    }
+    return sum;
+}
+
+// Q8_0 activations, as ggml_vec_dot_mxfp4_q8_0: the integer sum times e8m0_half(e) * d.
+float dot_mxfp4_scalar(std::int64_t n, const void* wv, const void* av)
+{
+    const auto* w = static_cast<const std::uint8_t*>(wv);
+    const auto* a = static_cast<const std::uint8_t*>(av);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < n / kQK; ++b, w += kMxfp4, a += kQ8_0) {
+        const auto* q8 = reinterpret_cast<const std::int8_t*>(a + 2);
+        int s = 0;
+        for (int j = 0; j < 16; ++j)
+            s += kMxfp4Values[w[1 + j] & 0x0f] * q8[j] + kMxfp4Values[w[1 + j] >> 4] * q8[j + 16];
+        sum += static_cast<float>(s) * (e8m0_half(w[0]) * f16_at(a));
     }
     return sum;
 }
@@ -482,8 +510,9 @@ struct FormatKernels {
 const FormatKernels kScalar[] = {
     {GgmlType::Q4_0, dot_q4_0_scalar, nullptr, nullptr}, {GgmlType::Q4_1, dot_q4_1_scalar, nullptr, nullptr},
     {GgmlType::Q5_0, dot_q5_0_scalar, nullptr, nullptr}, {GgmlType::Q5_1, dot_q5_1_scalar, nullptr, nullptr},
-    {GgmlType::Q8_0, dot_q8_0_scalar, nullptr, nullptr}, {GgmlType::F32, dot_f32_scalar, nullptr, nullptr},
-    {GgmlType::F16, dot_f16_scalar, nullptr, nullptr},   {GgmlType::BF16, dot_bf16_scalar, nullptr, nullptr},
+    {GgmlType::Q8_0, dot_q8_0_scalar, nullptr, nullptr}, {GgmlType::MXFP4, dot_mxfp4_scalar, nullptr, nullptr},
+    {GgmlType::F32, dot_f32_scalar, nullptr, nullptr},   {GgmlType::F16, dot_f16_scalar, nullptr, nullptr},
+    {GgmlType::BF16, dot_bf16_scalar, nullptr, nullptr},
 };
 
 #ifdef LAYERWISE_SIMD_X86
@@ -493,7 +522,9 @@ const FormatKernels kScalar[] = {
             {GgmlType::Q4_1, ns::dot_q4_1, ns::dot4_q4_1, ns::dot4x4_q4_1},                                        \
             {GgmlType::Q5_0, ns::dot_q5_0, ns::dot4_q5_0, ns::dot4x4_q5_0},                                        \
             {GgmlType::Q5_1, ns::dot_q5_1, ns::dot4_q5_1, ns::dot4x4_q5_1},                                        \
-            {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0}, {GgmlType::F32, dot_f32_avx2, dot4_f32_avx2, nullptr}, \
+            {GgmlType::Q8_0, ns::dot_q8_0, ns::dot4_q8_0, ns::dot4x4_q8_0},                                        \
+            {GgmlType::MXFP4, ns::dot_mxfp4, ns::dot4_mxfp4, ns::dot4x4_mxfp4},                                    \
+            {GgmlType::F32, dot_f32_avx2, dot4_f32_avx2, nullptr},                                                   \
             {GgmlType::F16, dot_f16_avx2, dot4_f16_avx2, nullptr},                                                   \
             {GgmlType::BF16, dot_bf16_avx2, dot4_bf16_avx2, nullptr},                                                \
     }
@@ -560,6 +591,7 @@ bool dequantize_row_q32_family(GgmlType type, const void* src, float* dst, std::
     case GgmlType::Q5_0: decode = decode_q5_0, bytes = kQ5_0; break;
     case GgmlType::Q5_1: decode = decode_q5_1, bytes = kQ5_1; break;
     case GgmlType::Q8_0: decode = decode_q8_0, bytes = kQ8_0; break;
+    case GgmlType::MXFP4: decode = decode_mxfp4, bytes = kMxfp4; break;
     default: return false;
     }
     for (std::int64_t b = 0; b < n / kQK; ++b)
@@ -572,7 +604,8 @@ GgmlType activation_type(GgmlType weight)
     switch (weight) {
     case GgmlType::Q4_0:
     case GgmlType::Q5_0:
-    case GgmlType::Q8_0: return GgmlType::Q8_0;
+    case GgmlType::Q8_0:
+    case GgmlType::MXFP4: return GgmlType::Q8_0;
     case GgmlType::Q4_1:
     case GgmlType::Q5_1: return GgmlType::Q8_1;
     case GgmlType::Q2_K:
@@ -614,6 +647,7 @@ bool block_geometry(GgmlType type, int& elements, int& bytes)
     case GgmlType::Q5_K: elements = kQKK, bytes = 176; return true;
     case GgmlType::Q6_K: elements = kQKK, bytes = 210; return true;
     case GgmlType::Q8_K: elements = kQKK, bytes = 292; return true;
+    case GgmlType::MXFP4: elements = kQK, bytes = kMxfp4; return true;
     }
     return false;
 }

@@ -11,9 +11,9 @@
 // round-to-nearest intrinsics (__fmul_rn, __fadd_rn, __fsub_rn), which are never contracted.
 //
 // Loads: a row starts 16-byte aligned and its blocks follow one another, so a block is aligned
-// to the largest power of two dividing its size (Q4_0 18 bytes: 2; Q4_1 20: 4; Q5_1 24: 8;
-// Q4_K 144 and Q5_K 176: 16; ...). Each decoder reads its bytes with the widest loads that
-// alignment allows; fully unrolled, the byte arrays below live in registers.
+// to the largest power of two dividing its size (MXFP4 17 bytes: 1; Q4_0 18: 2; Q4_1 20: 4;
+// Q5_1 24: 8; Q4_K 144 and Q5_K 176: 16; ...). Each decoder reads its bytes with the widest
+// loads that alignment allows; fully unrolled, the byte arrays below live in registers.
 #include "cpu/gguf_blocks.h"
 
 #include <cstdint>
@@ -67,6 +67,7 @@ template <> struct Format<GgmlType::Q4_1> { static constexpr int bytes = 20, chu
 template <> struct Format<GgmlType::Q5_0> { static constexpr int bytes = 22, chunks = 1; };
 template <> struct Format<GgmlType::Q5_1> { static constexpr int bytes = 24, chunks = 1; };
 template <> struct Format<GgmlType::Q8_0> { static constexpr int bytes = 34, chunks = 1; };
+template <> struct Format<GgmlType::MXFP4> { static constexpr int bytes = 17, chunks = 1; };
 template <> struct Format<GgmlType::Q2_K> { static constexpr int bytes = 84, chunks = 8; };
 template <> struct Format<GgmlType::Q3_K> { static constexpr int bytes = 110, chunks = 8; };
 template <> struct Format<GgmlType::Q4_K> { static constexpr int bytes = 144, chunks = 8; };
@@ -115,13 +116,17 @@ LAYERWISE_HD void load_bytes(const std::uint8_t* p, std::uint8_t* out)
             for (int k = 0; k < 4; ++k)
                 out[4 * i + k] = static_cast<std::uint8_t>(w >> (8 * k));
         }
-    } else {
+    } else if constexpr (Align >= 2) {
 #pragma unroll
         for (int i = 0; i < N / 2; ++i) {
             const std::uint16_t w = reinterpret_cast<const std::uint16_t*>(p)[i];
             out[2 * i] = static_cast<std::uint8_t>(w);
             out[2 * i + 1] = static_cast<std::uint8_t>(w >> 8);
         }
+    } else {
+#pragma unroll
+        for (int i = 0; i < N; ++i)
+            out[i] = p[i];
     }
 }
 
@@ -192,6 +197,40 @@ LAYERWISE_HD void decode_q8_0(const std::uint8_t* b, float* v)
 #pragma unroll
     for (int j = 0; j < 32; ++j)
         v[j] = mul_rn(static_cast<float>(static_cast<std::int8_t>(qs[j])), d);
+}
+
+// MXFP4 {u8 e; u8 qs[16]}: nibbles as Q4_0's, each an index into the doubled E2M1 values;
+// kvalues[q] * e8m0_half(e). The block is only byte aligned (17 bytes).
+LAYERWISE_HD float e8m0_half(std::uint8_t e)
+{
+    const std::uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<std::uint32_t>(e - 1) << 23;
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(bits);
+#else
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+// Code q's value in registers, not from a table in local memory: the magnitudes of codes 0..7
+// (0 1 2 3 4 6 8 12) are the nibbles of 0xC8643210; bit 3 is the sign (code 8 is 0).
+LAYERWISE_HD int mxfp4_value(int q)
+{
+    const int magnitude = static_cast<int>((0xC8643210u >> (4 * (q & 7))) & 0x0f);
+    return q & 8 ? -magnitude : magnitude;
+}
+
+LAYERWISE_HD void decode_mxfp4(const std::uint8_t* b, float* v)
+{
+    const float d = e8m0_half(b[0]);
+    std::uint8_t qs[16];
+    load_bytes<1, 16>(b + 1, qs);
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+        v[j] = mul_rn(static_cast<float>(mxfp4_value(qs[j] & 0x0f)), d);
+        v[j + 16] = mul_rn(static_cast<float>(mxfp4_value(qs[j] >> 4)), d);
+    }
 }
 
 // ---- the K family: chunk c (0..7) of a 256-value super-block ------------------------------------
@@ -360,6 +399,7 @@ LAYERWISE_HD void decode_chunk(const std::uint8_t* row, std::int64_t chunk, floa
     else if constexpr (T == GgmlType::Q5_0) decode_q5_0(b, v);
     else if constexpr (T == GgmlType::Q5_1) decode_q5_1(b, v);
     else if constexpr (T == GgmlType::Q8_0) decode_q8_0(b, v);
+    else if constexpr (T == GgmlType::MXFP4) decode_mxfp4(b, v);
     else if constexpr (T == GgmlType::Q2_K) decode_q2_k(b, c, v);
     else if constexpr (T == GgmlType::Q3_K) decode_q3_k(b, c, v);
     else if constexpr (T == GgmlType::Q4_K) decode_q4_k(b, c, v);

@@ -123,6 +123,7 @@ std::int64_t row_bytes_of(GgmlType type, std::int64_t in)
     case GgmlType::Q5_0: CALL(GgmlType::Q5_0); break;                                                 \
     case GgmlType::Q5_1: CALL(GgmlType::Q5_1); break;                                                 \
     case GgmlType::Q8_0: CALL(GgmlType::Q8_0); break;                                                 \
+    case GgmlType::MXFP4: CALL(GgmlType::MXFP4); break;                                               \
     case GgmlType::Q2_K: CALL(GgmlType::Q2_K); break;                                                 \
     case GgmlType::Q3_K: CALL(GgmlType::Q3_K); break;                                                 \
     case GgmlType::Q4_K: CALL(GgmlType::Q4_K); break;                                                 \

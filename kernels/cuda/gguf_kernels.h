@@ -12,8 +12,8 @@
 
 namespace layerwise::kernels::cuda {
 
-// Whether the kernels below handle `type`: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K
-// F16 BF16 F32 (the formats the CPU kernels run).
+// Whether the kernels below handle `type`: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 MXFP4 Q2_K Q3_K Q4_K Q5_K
+// Q6_K F16 BF16 F32 (the formats the CPU kernels run).
 bool gguf_cuda_supports(cpu::GgmlType type);
 
 enum class OutType { f32, f16, bf16 };

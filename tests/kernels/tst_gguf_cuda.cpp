@@ -52,8 +52,8 @@ const at::Device kGpu("cuda:0");
 const std::vector<GgmlType>& formats()
 {
     static const std::vector<GgmlType> f{GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                                         GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                                         GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+                                         GgmlType::MXFP4, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                                         GgmlType::Q6_K, GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
     return f;
 }
 
@@ -339,7 +339,7 @@ void TestGgufCuda::groupAndEmbedding()
 {
     const std::int64_t in = 768;
     std::vector<GgufWeight> group;
-    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q5_1})
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q5_1, GgmlType::MXFP4})
         group.push_back({bytes_of(t).to(kGpu), t});
     for (int rows : {1, 12}) {
         const at::Tensor x = at::randn({1, rows, in}, at::TensorOptions().device(kGpu));
@@ -351,7 +351,7 @@ void TestGgufCuda::groupAndEmbedding()
         }
     }
     // The embedding decodes the rows asked for, ids on the CPU or the GPU, exactly.
-    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q3_K, GgmlType::Q8_0, GgmlType::BF16}) {
+    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q3_K, GgmlType::Q8_0, GgmlType::BF16, GgmlType::MXFP4}) {
         const at::Tensor wf = floats_of(t);
         const at::Tensor w = bytes_of(t).to(kGpu);
         const at::Tensor ids = at::tensor({3, 0, 5, 3}, at::kLong).view({2, 2});

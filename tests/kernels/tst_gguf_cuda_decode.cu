@@ -5,7 +5,8 @@
 // to the float64 product of the decoded weights within the float32 summation bound. This checks
 // the device code's bit layouts, operation order and indexing on any machine with the toolkit;
 // on the GPU, tst_gguf_cuda checks the compiled kernels themselves. Random bytes are valid blocks of every format; only
-// the scales are drawn as finite halves (a NaN's payload is not a decoding question).
+// the scales are drawn as finite halves (a NaN's payload is not a decoding question), and MXFP4's
+// E8M0 bytes below 160 (subnormal scales included; 12 * 2^127 would overflow the sums).
 #include "cpu/gguf_blocks.h"
 #include "cuda/gguf_decode.cuh"
 
@@ -70,6 +71,8 @@ int check(const char* name)
             block[1] &= 0xbf; // exponent below all ones: finite
         else if (T == GgmlType::F32)
             block[3] &= 0xbf;
+        else if (T == GgmlType::MXFP4)
+            block[0] = static_cast<std::uint8_t>(rng() % 160);
         for (int off : half_offsets(T))
             put16(block + off, finite_half());
     }
@@ -137,6 +140,7 @@ int main()
     failures += check<GgmlType::Q5_0>("Q5_0");
     failures += check<GgmlType::Q5_1>("Q5_1");
     failures += check<GgmlType::Q8_0>("Q8_0");
+    failures += check<GgmlType::MXFP4>("MXFP4");
     failures += check<GgmlType::Q2_K>("Q2_K");
     failures += check<GgmlType::Q3_K>("Q3_K");
     failures += check<GgmlType::Q4_K>("Q4_K");
@@ -145,6 +149,6 @@ int main()
     failures += check<GgmlType::F16>("F16");
     failures += check<GgmlType::BF16>("BF16");
     failures += check<GgmlType::F32>("F32");
-    std::printf("%d of 13 formats differ\n", failures);
+    std::printf("%d of 14 formats differ\n", failures);
     return failures ? 1 : 0;
 }

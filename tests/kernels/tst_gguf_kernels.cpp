@@ -29,8 +29,8 @@ namespace {
 const std::vector<GgmlType>& formats()
 {
     static const std::vector<GgmlType> f{GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                                         GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                                         GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+                                         GgmlType::MXFP4, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                                         GgmlType::Q6_K, GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
     return f;
 }
 
@@ -264,11 +264,11 @@ void TestGgufKernels::levelsAgree()
 
 void TestGgufKernels::groupEqualsOneByOne()
 {
-    // Weights of three activation formats (Q8_0, Q8_K, float) read one input: the group runs the
-    // same kernels on the same quantized rows, so each output equals gguf_linear's exactly.
+    // Weights of four activation formats (Q8_0, Q8_K, float, Q8_1) read one input: the group runs
+    // the same kernels on the same quantized rows, so each output equals gguf_linear's exactly.
     const std::int64_t in = 768;
     std::vector<GgufWeight> group;
-    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_0})
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::MXFP4})
         group.push_back({bytes_of(gguf_type_name(t) + ".weight", 6), t});
     for (int rows : {1, 9}) {
         const at::Tensor x = at::randn({rows, in});
@@ -285,10 +285,11 @@ void TestGgufKernels::groupEqualsOneByOne()
 
 void TestGgufKernels::eachEqualsOneByOne()
 {
-    // A mixture of experts' pass: each weight over its own rows (1 or 3 of them), five formats of
-    // three activation formats in one call; each output equals gguf_linear's on its own rows.
+    // A mixture of experts' pass: each weight over its own rows (1 or 3 of them), six formats of
+    // four activation formats in one call; each output equals gguf_linear's on its own rows.
     const std::int64_t in = 768;
-    const std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_0};
+    const std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16,
+                                         GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::MXFP4};
     for (std::int64_t m : {1, 3}) {
         std::vector<at::Tensor> xs, ys, ws;
         std::vector<GgufEach> items;
@@ -306,7 +307,7 @@ void TestGgufKernels::eachEqualsOneByOne()
 
 void TestGgufKernels::embeddingDecodesRows()
 {
-    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q6_K, GgmlType::Q8_0}) {
+    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::MXFP4}) {
         const at::Tensor wf = floats_of(gguf_type_name(t) + ".expected");
         const at::Tensor w = bytes_of(gguf_type_name(t) + ".weight", wf.size(0));
         const at::Tensor ids = at::tensor({3, 0, 5, 3}, at::kLong).view({2, 2});
@@ -338,6 +339,9 @@ void TestGgufKernels::badInput()
     }
     QVERIFY(!gguf_has_kernel(GgmlType::Q8_K));
     QVERIFY(gguf_has_kernel(GgmlType::Q3_K));
+    QVERIFY(gguf_has_kernel(GgmlType::MXFP4));
+    QCOMPARE(cpu::activation_type(GgmlType::MXFP4), GgmlType::Q8_0);
+    QCOMPARE(gguf_row_bytes(GgmlType::MXFP4, 768), std::int64_t{24 * 17});
 }
 
 QTEST_GUILESS_MAIN(TestGgufKernels)
