@@ -241,6 +241,33 @@ at::Tensor layer(const ForwardStep& step, std::size_t index, const LayerWeights&
 }
 #endif
 
+// llama.cpp's names ("gpt-oss"): its converter splits gate_up into gate and up (the even and odd
+// outputs) and keeps MXFP4 experts as ggml's MXFP4 blocks, one tensor per projection over all
+// experts (split per expert on load), their biases beside them.
+GgufNaming gguf_names()
+{
+    GgufNaming g;
+    g.arch = "gpt-oss";
+    g.experts = true;
+    g.local_every = 2; // llama.cpp's swa pattern 2: even layers local
+    g.swiglu_limit = 7.0;
+    g.blocks = {
+        {"attn_norm", "input_layernorm"},
+        {"post_attention_norm", "post_attention_layernorm"},
+        {"attn_q", "self_attn.q_proj"},
+        {"attn_k", "self_attn.k_proj"},
+        {"attn_v", "self_attn.v_proj"},
+        {"attn_output", "self_attn.o_proj"},
+        {"attn_sinks.weight", "self_attn.sinks"},
+        {"ffn_gate_inp", "mlp.router"},
+        {"ffn_gate_exps", "mlp.experts.{e}.gate_proj"},
+        {"ffn_up_exps", "mlp.experts.{e}.up_proj"},
+        {"ffn_down_exps", "mlp.experts.{e}.down_proj"},
+    };
+    g.globals = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+    return g;
+}
+
 } // namespace gpt_oss_arch
 } // namespace
 
@@ -251,6 +278,7 @@ Architecture gpt_oss_architecture()
     a.spec = spec();
     a.read_config = read_config;
     a.layers_path = "model.layers";
+    a.gguf = gguf_names();
 #ifndef LAYERWISE_ARCH_TABLES_ONLY
     a.adopt_checkpoint = adopt_checkpoint;
     a.embed = llama_embed;

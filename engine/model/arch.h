@@ -85,6 +85,7 @@ struct GgufNaming {
     int local_every = 0;
     bool norms_hold_one = false;
     bool gemma_query_scale = false;
+    double swiglu_limit = 0; // gpt-oss: the experts' clamped gate (ModelConfig::swiglu_limit), fixed in llama.cpp
     bool rope_permuted = false;                              // q/k rows reordered by llama.cpp's converter
     std::vector<std::pair<std::string, std::string>> blocks; // "attn_q" -> "self_attn.q_proj" (inside a layer)
     std::vector<std::pair<std::string, std::string>> globals; // "token_embd" -> "model.embed_tokens"

@@ -65,9 +65,12 @@ std::optional<std::string> hf_tensor_name(const Architecture& arch, const std::s
         if (c < '0' || c > '9')
             return std::nullopt;
     const std::string rest = base.substr(dot2 + 1);
-    for (const auto& [from, to] : arch.gguf.blocks)
+    for (const auto& [from, to] : arch.gguf.blocks) {
         if (rest == from)
             return arch.layers_path + "." + layer + "." + to + "." + param;
+        if (rest + "." + param == from) // a tensor named in full ("attn_sinks.weight" -> "self_attn.sinks")
+            return arch.layers_path + "." + layer + "." + to;
+    }
     return std::nullopt;
 }
 
@@ -167,6 +170,10 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
                               ") is more than the " + std::to_string(c.num_experts) + " experts");
     }
     c.hidden_act = arch->gguf.hidden_act;
+    if (arch->gguf.swiglu_limit > 0) { // gpt-oss: llama.cpp's fixed clamp and slope (GGUF stores neither)
+        c.swiglu_limit = arch->gguf.swiglu_limit;
+        c.swiglu_alpha = 1.702;
+    }
     c.attn_logit_softcapping = k.number("attn_logit_softcapping").value_or(0.0);
     c.final_logit_softcapping = k.number("final_logit_softcapping").value_or(0.0);
     c.norms_hold_one = arch->gguf.norms_hold_one;
@@ -219,22 +226,24 @@ void adopt_gguf_tensors(Checkpoint& checkpoint, const ModelConfig& config)
             t.gguf->rope_permuted_heads = config.num_kv_heads;
         return true;
     });
-    // One tensor over all experts ("mlp.experts.{e}.gate_proj.weight", [experts, rows, columns]):
-    // one entry per expert, each its contiguous share of the bytes (whole rows of blocks).
+    // One tensor over all experts ("mlp.experts.{e}.gate_proj.weight", [experts, rows, columns], or
+    // a bias [experts, rows]): one entry per expert, each its contiguous share of the bytes (whole
+    // rows of blocks).
     checkpoint.split_entries([&](const TensorEntry& t) {
         std::vector<TensorEntry> parts;
         const auto at = t.name.find("{e}");
         if (at == std::string::npos)
             return parts;
-        if (t.shape.size() != 3 || t.shape[0] != config.num_experts || t.size % static_cast<std::uint64_t>(t.shape[0]) != 0)
+        if (t.shape.size() < 2 || t.shape.size() > 3 || t.shape[0] != config.num_experts ||
+            t.size % static_cast<std::uint64_t>(t.shape[0]) != 0)
             throw FormatError(checkpoint.folder().string() + ": tensor '" + t.name + "' has shape " + shape_string(t.shape) +
                               "; a tensor of all experts must be [" + std::to_string(config.num_experts) +
-                              " experts, rows, columns]");
+                              " experts, rows, columns] (or [experts, rows] for their biases)");
         const std::uint64_t share = t.size / static_cast<std::uint64_t>(t.shape[0]);
         for (std::int64_t e = 0; e < t.shape[0]; ++e) {
             TensorEntry p = t;
             p.name = t.name.substr(0, at) + std::to_string(e) + t.name.substr(at + 3);
-            p.shape = {t.shape[1], t.shape[2]};
+            p.shape = std::vector<std::int64_t>(t.shape.begin() + 1, t.shape.end());
             p.offset = t.offset + static_cast<std::uint64_t>(e) * share;
             p.size = share;
             parts.push_back(std::move(p));

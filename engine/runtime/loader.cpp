@@ -112,7 +112,7 @@ std::optional<GgufBlocks> gguf_blocks(const Checkpoint& ck, const TensorEntry& e
     const std::string where = ck.files()[entry.file]->path().string() + ": tensor '" + entry.name + "'";
     if (!kernels::gguf_has_kernel(type))
         throw UnsupportedError(where + " is stored as GGUF " + kernels::gguf_type_name(type) +
-                               ", which Layerwise has no kernel for (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+                               ", which Layerwise has no kernel for (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4, Q2_K, Q3_K, "
                                "Q4_K, Q5_K, Q6_K, F16, BF16, F32); re-quantize the model to one of those");
     const std::int64_t rows = t.shape[0], in = t.shape[1];
     const std::int64_t row_bytes = kernels::gguf_row_bytes(type, in);

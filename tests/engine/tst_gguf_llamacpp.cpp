@@ -78,6 +78,12 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // 42 positions outgrow; the same bounds.
     QTest::newRow("gemma2 f32") << "tiny-gemma2-f32" << 2e-3;
     QTest::newRow("gemma2 q8_0") << "tiny-gemma2-q8_0" << 0.1;
+    // gpt-oss: sinks, biases, yarn rotary, a local layer whose 12-position window the 42 positions
+    // outgrow, the clamped gate; F32 as above. MXFP4 experts (the published form, kept as ggml's
+    // MXFP4 blocks by the converter and by Layerwise): the same 8-bit activation blocks on both
+    // sides, so the Q8_0 bound and reasons.
+    QTest::newRow("gpt-oss f32") << "tiny-gptoss-f32" << 2e-3;
+    QTest::newRow("gpt-oss mxfp4") << "tiny-gptoss-mxfp4" << 0.1;
 }
 
 void TestGgufLlamaCpp::converterGgufs()

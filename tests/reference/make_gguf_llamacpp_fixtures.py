@@ -10,9 +10,10 @@
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
    prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
    a small Qwen2-MoE (a shared expert), a small Mixtral (4 experts, 2 per token), a small Phi-3
-   (partial rotary) and a small Gemma 2.
+   (partial rotary), a small Gemma 2 and a small gpt-oss (F32, and MXFP4 experts from the published
+   safetensors form instead of Q8_0).
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,qwen2moe,mixtral,phi3,gemma2}-*.gguf, tiny-*-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,qwen2moe,mixtral,phi3,gemma2,gptoss}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -103,6 +104,8 @@ sys.path[0:0] = [root, root + "/gguf-py"]
 import conversion.qwen as qwen
 qwen.Qwen3MoeModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
 qwen.Qwen2MoeModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
+import conversion.gpt_oss as gpt_oss
+gpt_oss.GptOssModel.set_vocab = lambda self: self._set_vocab_sentencepiece()
 sys.argv[0] = root + "/convert_hf_to_gguf.py"
 import convert_hf_to_gguf
 convert_hf_to_gguf.main()
@@ -171,10 +174,49 @@ def tiny_gemma2(vocab):
     return Gemma2ForCausalLM(cfg)
 
 
+def tiny_gptoss(vocab):
+    # gpt-oss in small: sinks, layer 0 local over a 12-position window the prompt and its 32 steps
+    # outgrow, yarn rotary as the published models have it, 4 experts (2 per token) with biases.
+    from transformers import GptOssConfig, GptOssForCausalLM
+    cfg = GptOssConfig(vocab_size=vocab, hidden_size=64, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       max_position_embeddings=256, sliding_window=12, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                       pad_token_id=0, tie_word_embeddings=False,
+                       rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                        "truncate": False, "original_max_position_embeddings": 4096, "rope_theta": 150000.0})
+    model = GptOssForCausalLM(cfg)
+    with torch.no_grad():  # transformers starts the biases at zero: draw them, and the experts' 3-D weights
+        for n, p in model.named_parameters():
+            if n.endswith("_bias") or n.endswith(".bias") or n.endswith("sinks") or p.dim() == 3:
+                p.normal_(0.0, 0.08)
+    return model
+
+
 TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3,
-        "tiny-gemma2": tiny_gemma2, "tiny-qwen2moe": tiny_qwen2moe}
+        "tiny-gemma2": tiny_gemma2, "tiny-qwen2moe": tiny_qwen2moe, "tiny-gptoss": tiny_gptoss}
 # llama.cpp looks Phi-3's <|endoftext|> up in the vocabulary of any model named phi3.
 SPM_EXTRA = {"tiny-phi3": ["--user_defined_symbols=<|endoftext|>"]}
+
+
+def mxfp4_folder(model_dir, out):
+    """A copy of a gpt-oss folder with its expert weights in the published MXFP4 form
+    (make_checkpoints.py's mxfp4())."""
+    from safetensors.numpy import load_file, save_file
+    sys.path.insert(0, str(ROOT / "tests" / "reference"))
+    from make_checkpoints import mxfp4
+    out.mkdir()
+    tensors, saved = load_file(model_dir / "model.safetensors"), {}
+    for name, t in tensors.items():
+        if name.endswith("mlp.experts.gate_up_proj") or name.endswith("mlp.experts.down_proj"):
+            saved[name + "_blocks"], saved[name + "_scales"] = mxfp4(np.ascontiguousarray(t.transpose(0, 2, 1)))
+        else:
+            saved[name] = t
+    save_file(saved, out / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((model_dir / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "mxfp4"}
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "tokenizer.model").write_bytes((model_dir / "tokenizer.model").read_bytes())
+    return out
 
 
 def make_tiny(name, build):
@@ -199,17 +241,22 @@ def make_tiny(name, build):
         (model_dir / "tokenizer.model").write_bytes((tmp / "tokenizer.model").read_bytes())
         env = dict(os.environ, PYTHONPATH=str(LLAMA_CPP / "gguf-py"))
         prompt = [1, 40, 77, 150, 9, 230, 12, 300, 64, 500]
-        for outtype in ("f32", "q8_0"):
-            gguf_file = OUT / f"{name}-{outtype}.gguf"
-            subprocess.run([sys.executable, "-c", CONVERT, str(LLAMA_CPP), str(model_dir),
+        variants = [("f32", model_dir), ("q8_0", model_dir)]
+        if name == "tiny-gptoss":
+            # The published form: MXFP4 experts (the converter keeps them MXFP4), the rest float32.
+            variants = [("f32", model_dir), ("f32", mxfp4_folder(model_dir, tmp / "mxfp4"))]
+        for outtype, source in variants:
+            suffix = "mxfp4" if source != model_dir else outtype
+            gguf_file = OUT / f"{name}-{suffix}.gguf"
+            subprocess.run([sys.executable, "-c", CONVERT, str(LLAMA_CPP), str(source),
                             "--outtype", outtype, "--outfile", str(gguf_file)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
             llm = Llama(model_path=str(gguf_file), n_ctx=64, n_threads=THREADS, logits_all=True, verbose=False)
             tokens, logits = greedy(llm, prompt, 32)
-            (OUT / f"{name}-{outtype}.json").write_text(json.dumps({
+            (OUT / f"{name}-{suffix}.json").write_text(json.dumps({
                 "file": gguf_file.name, "prompt": prompt, "tokens": tokens,
                 "step_logits": [[round(float(v), 6) for v in l] for l in logits]}) + "\n")
-            print(name, outtype, tokens[:10], gguf_file.stat().st_size, "bytes")
+            print(name, suffix, tokens[:10], gguf_file.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":
