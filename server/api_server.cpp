@@ -4,7 +4,6 @@
 #include "peer_socket.h"
 #include "protocol.h"
 #include "stop_text.h"
-#include "text/harmony.h"
 
 #include <httplib.h>
 

@@ -16,4 +16,5 @@
 #include "core/json_read.h"
 #include "model/presets.h"
 #include "quant/gptq_calibration.h"
+#include "text/harmony.h"
 #include "text/tokenizer.h"

@@ -61,11 +61,22 @@ peer = {"load_s": load_s, "peak_rss_after_load_bytes": rss_load, "ttft_s": stati
         "first_ttft_s": ttft[0],
         "prefill_tokens_per_s": statistics.median(prefill), "decode_tokens_per_s": statistics.median(decode)}
 # The memory-bandwidth bound of decode: the weight bytes one token reads (every tensor but the
-# embedding table, of which a token reads one row, unless the head is tied to it) against the
-# read bandwidth `layerwise bench kernels` measures in the same run.
+# embedding table, of which a token reads one row, unless the head is tied to it; of a mixture of
+# experts' expert tensors, the share its chosen experts hold) against the read bandwidth
+# `layerwise bench kernels` measures in the same run.
 reader = gguf.GGUFReader(args.model)
 names = {t.name for t in reader.tensors}
-bytes_per_token = sum(int(t.n_bytes) for t in reader.tensors
+
+
+def field_int(key):
+    f = reader.fields.get(key)
+    return int(f.parts[f.data[0]][0]) if f is not None else None
+
+
+arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+experts, used = field_int(f"{arch}.expert_count"), field_int(f"{arch}.expert_used_count")
+expert_share = used / experts if experts and used else 1.0
+bytes_per_token = sum(int(t.n_bytes) * (expert_share if "_exps." in t.name else 1.0) for t in reader.tensors
                       if t.name != "token_embd.weight" or "output.weight" not in names)
 bw = json.loads(subprocess.run([args.layerwise, "bench", "kernels", "--shapes", "128x128", "--levels", "automatic",
                                 "--runs", "3", "--oracle-runs", "1", "--threads", str(threads)],

@@ -203,7 +203,7 @@ void TestCore::configRejects_data()
     QTest::addColumn<QString>("needle");
     QTest::addColumn<bool>("unsupported");
     QTest::newRow("unknown arch") << R"({"model_type":"mamba"})"
-                                  << "unsupported architecture 'mamba'; supported: gemma2, gemma3_text, gpt2, gpt_neox, llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe"
+                                  << "unsupported architecture 'mamba'; supported: gemma2, gemma3_text, gpt2, gpt_neox, gpt_oss, llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe"
                                   << true;
     QTest::newRow("no model_type") << R"({"hidden_size":3})" << "'model_type' is missing" << false;
     QTest::newRow("missing field") << R"({"model_type":"llama","intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2})"
