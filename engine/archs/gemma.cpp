@@ -5,7 +5,7 @@
 // Gemma 3's text model (Gemma3ForCausalLM, model_type gemma3_text) adds RMSNorms over each head of
 // q and k, and rotates its local layers with their own base (rope_local_base_freq, 10000) while
 // the global ones use rope_theta and its scaling; five local layers to one global, no soft caps.
-// transformers' modeling_gemma3.
+// transformers' modeling_gemma3. Both read from llama.cpp's GGUF too ("gemma2", "gemma3").
 #include "archs/architectures.h"
 
 #include "core/error.h"
@@ -134,11 +134,17 @@ void read_config3(const ConfigReader& r, ModelConfig& c)
 }
 
 // llama.cpp's names: the sandwich norms are post_attention_norm, ffn_norm (before the MLP) and
-// post_ffw_norm; the head is tied to the embedding.
-GgufNaming gguf_names()
+// post_ffw_norm; the head is tied to the embedding. Its converter adds 1 to every norm weight,
+// Gemma 3's q/k norms (attn_q_norm, attn_k_norm) included. llama.cpp's Gemma 2
+// (src/models/gemma2.cpp): swa pattern 2, a 4096-position window unless the file gives one, the
+// 27B (46 layers) scaling queries by hidden / heads. Its Gemma 3 (src/models/gemma3.cpp): swa
+// pattern 6, no local layer at all unless the file gives a window, the local layers rotating
+// with rope.freq_base_swa (else 10000) and no scaling while the global ones use rope.freq_base
+// and rope.scaling, no attention soft cap, the 27B (62 layers) scaling by hidden / heads.
+GgufNaming gguf_names(bool gemma3)
 {
     GgufNaming g;
-    g.arch = "gemma2";
+    g.arch = gemma3 ? "gemma3" : "gemma2";
     g.blocks = {
         {"attn_norm", "input_layernorm"},          {"attn_q", "self_attn.q_proj"},
         {"attn_k", "self_attn.k_proj"},            {"attn_v", "self_attn.v_proj"},
@@ -147,11 +153,16 @@ GgufNaming gguf_names()
         {"ffn_up", "mlp.up_proj"},                 {"ffn_down", "mlp.down_proj"},
         {"post_ffw_norm", "post_feedforward_layernorm"},
     };
+    if (gemma3)
+        g.blocks.insert(g.blocks.end(), {{"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"}});
     g.globals = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
     g.hidden_act = "gelu_pytorch_tanh";
-    g.local_every = 2;
+    g.local_every = gemma3 ? 6 : 2;
+    g.default_window = gemma3 ? 0 : 4096;
+    g.local_rope = gemma3;
     g.norms_hold_one = true;
     g.gemma_query_scale = true;
+    g.gemma_hidden_scale_layers = gemma3 ? 62 : 46;
     return g;
 }
 
@@ -244,8 +255,7 @@ Architecture gemma_architecture(bool gemma3)
     a.spec = spec(gemma3);
     a.read_config = gemma3 ? read_config3 : read_config;
     a.quirks.rotary = true;
-    if (!gemma3)
-        a.gguf = gguf_names();
+    a.gguf = gguf_names(gemma3);
     a.layers_path = "model.layers";
     // AutoGPTQ's GemmaGPTQForCausalLM.inside_layer_modules (the llama order).
     a.gptq_sequential = {

@@ -79,12 +79,20 @@ struct GgufNaming {
     bool experts_renormalised = true; // the chosen experts' weights sum to 1 unless <arch>.expert_weights_norm says
     bool windowed = false;                                   // <arch>.attention.sliding_window > 0: every layer attends over it
     // Gemma: the hidden activation, local layers every `local_every` (layer i local when
-    // i % local_every < local_every - 1, llama.cpp's swa pattern), norm weights stored as 1 + w,
-    // and the attention scale llama.cpp derives from the model's size.
+    // i % local_every < local_every - 1, llama.cpp's swa pattern, unless
+    // <arch>.attention.sliding_window_pattern says otherwise) over <arch>.attention.sliding_window
+    // positions, else `default_window` (0: no layer is local without the key, as llama.cpp's Gemma 3),
+    // local layers rotating with their own base (<arch>.rope.freq_base_swa, else llama.cpp's
+    // 10000: Gemma 3), norm weights stored as 1 + w, and the attention scale llama.cpp derives from
+    // the model's size: 1 / sqrt(head size), but hidden / heads for the one size whose layer count
+    // is `gemma_hidden_scale_layers` (27B).
     std::string hidden_act = "silu";
     int local_every = 0;
+    std::int64_t default_window = 4096;
+    bool local_rope = false;
     bool norms_hold_one = false;
     bool gemma_query_scale = false;
+    std::int64_t gemma_hidden_scale_layers = 0;
     double swiglu_limit = 0; // gpt-oss: the experts' clamped gate (ModelConfig::swiglu_limit), fixed in llama.cpp
     bool rope_permuted = false;                              // q/k rows reordered by llama.cpp's converter
     std::vector<std::pair<std::string, std::string>> blocks; // "attn_q" -> "self_attn.q_proj" (inside a layer)
@@ -133,7 +141,7 @@ const Architecture* find_architecture(const std::string& model_type);
 const Architecture* find_gguf_architecture(const std::string& gguf_arch, bool experts = false);
 const ArchSpec* find_arch(const std::string& model_type);
 std::string supported_arch_list();  // "gemma2, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3"
-std::string supported_gguf_list();  // "gemma2, llama, phi3, qwen2, qwen2moe, qwen3, qwen3moe"
+std::string supported_gguf_list();  // "gemma2, gemma3, llama, phi3, qwen2, qwen2moe, qwen3, qwen3moe, ..."
 
 // The class transformers uses for an activation name ("silu" -> "SiLUActivation").
 std::string activation_class(const std::string& hidden_act);

@@ -4,8 +4,10 @@
 #include "core/error.h"
 #include "model/arch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <variant>
 
 namespace layerwise {
 namespace {
@@ -178,13 +180,47 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     c.final_logit_softcapping = k.number("final_logit_softcapping").value_or(0.0);
     c.norms_hold_one = arch->gguf.norms_hold_one;
     if (arch->gguf.local_every > 0) {
-        c.local_window = k.optional_positive("attention.sliding_window").value_or(4096);
+        // As llama.cpp: the window the file gives, else the architecture's default (none for
+        // Gemma 3, whose layers are then all global); its swa pattern unless the file gives one
+        // (<arch>.attention.sliding_window_pattern: a period, or a flag per layer).
+        const std::int64_t window = arch->gguf.default_window > 0
+                                        ? k.optional_positive("attention.sliding_window").value_or(arch->gguf.default_window)
+                                        : std::max<std::int64_t>(m.get_int(k.key("attention.sliding_window")).value_or(0), 0);
         c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
-        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
-            c.local_layers[i] = static_cast<int>(i % static_cast<std::size_t>(arch->gguf.local_every)) < arch->gguf.local_every - 1;
+        if (window > 0) {
+            c.local_window = window;
+            const std::string pattern_key = k.key("attention.sliding_window_pattern");
+            const gguf::Value* pattern = m.find(pattern_key);
+            if (pattern && pattern->type == gguf::ValueType::array) {
+                const auto& flags = std::get<gguf::Array>(pattern->data);
+                if (static_cast<std::int64_t>(flags.size()) != c.num_layers)
+                    throw FormatError(where + ": '" + pattern_key + "' flags " + std::to_string(flags.size()) +
+                                      " layers but the model has " + std::to_string(c.num_layers));
+                for (std::size_t i = 0; i < flags.size(); ++i) {
+                    if (flags[i].type == gguf::ValueType::boolean)
+                        c.local_layers[i] = std::get<bool>(flags[i].data);
+                    else if (const auto* u = std::get_if<std::uint64_t>(&flags[i].data))
+                        c.local_layers[i] = *u != 0;
+                    else if (const auto* n = std::get_if<std::int64_t>(&flags[i].data))
+                        c.local_layers[i] = *n != 0;
+                    else
+                        throw FormatError(where + ": '" + pattern_key + "' must hold a flag (bool or integer) per layer, not " +
+                                          std::string(gguf::value_type_name(flags[i].type)) + " values");
+                }
+            } else {
+                const std::int64_t every = m.get_int(pattern_key).value_or(arch->gguf.local_every);
+                if (every < 0)
+                    throw FormatError(where + ": '" + pattern_key + "' = " + std::to_string(every) + " must not be negative");
+                for (std::size_t i = 0; i < c.local_layers.size(); ++i) // 0: every layer local
+                    c.local_layers[i] = every == 0 || static_cast<std::int64_t>(i) % every < every - 1;
+            }
+        }
+        if (arch->gguf.local_rope) // Gemma 3: llama.cpp's default base for the local layers
+            c.local_rope_theta = k.number("rope.freq_base_swa").value_or(10000.0);
     }
-    if (arch->gguf.gemma_query_scale) // as llama.cpp: Gemma 2 27B (46 layers) scales by hidden / heads
-        c.query_pre_attn_scalar = static_cast<double>(c.num_layers == 46 ? c.hidden_size / c.num_heads : c.head_dim);
+    if (arch->gguf.gemma_query_scale) // as llama.cpp: the 27B (Gemma 2: 46 layers, Gemma 3: 62) scales by hidden / heads
+        c.query_pre_attn_scalar = static_cast<double>(
+            c.num_layers == arch->gguf.gemma_hidden_scale_layers ? c.hidden_size / c.num_heads : c.head_dim);
     // Every layer attends over a sliding window (Phi-3-mini; 0: none).
     if (auto window = m.get_int(k.key("attention.sliding_window")); arch->gguf.windowed && window && *window > 0) {
         c.sliding_window = *window;

@@ -16,7 +16,7 @@ class Checkpoint;
 struct Architecture;
 
 // general.architecture: those of the architecture table with a GGUF naming (llama — also
-// Mistral, SmolLM... —, qwen2, qwen3). `checkpoint` (GGUF
+// Mistral, SmolLM... —, qwen2, qwen3, gemma2, gemma3...). `checkpoint` (GGUF
 // names) tells whether output.weight exists (tied embeddings otherwise), the vocabulary size
 // when no key gives it and whether the attention has biases. UnsupportedError for another
 // architecture, FormatError for missing or contradictory keys (naming the key).

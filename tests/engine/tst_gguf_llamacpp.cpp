@@ -8,7 +8,10 @@
 #include "testdata.h"
 #include "engine/reference_logits.h"
 
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
 #include "inspect.h"
+#include "model/gguf_model.h"
 #include "plan/device_map.h"
 #include "runtime/loaded_model.h"
 #include "runtime/runner.h"
@@ -26,6 +29,7 @@ class TestGgufLlamaCpp : public QObject {
 private Q_SLOTS:
     void converterGgufs_data();
     void converterGgufs();
+    void gemma3Layout();
     void converterVocabulary();
     void smolLM2();
 };
@@ -78,6 +82,15 @@ void TestGgufLlamaCpp::converterGgufs_data()
     // 42 positions outgrow; the same bounds.
     QTest::newRow("gemma2 f32") << "tiny-gemma2-f32" << 2e-3;
     QTest::newRow("gemma2 q8_0") << "tiny-gemma2-q8_0" << 0.1;
+    // Gemma 3 (text): q/k norms (stored as 1 + w too), no soft caps, llama.cpp's fixed pattern of
+    // five local layers to one global (six layers), the local ones over a 12-position window the
+    // 42 positions outgrow and rotating with their own base, the global one with linear rope
+    // scaling. F32: 2.2e-3 measured over six layers, and transformers' own logits of the same
+    // weights differ from llama.cpp's by the same 2.2e-3 (ours from transformers' by 1.8e-6);
+    // llama.cpp with a float32 cache comes within 1.1e-3 of ours; bound 4e-3 as Phi-3's. Q8_0 as
+    // above.
+    QTest::newRow("gemma3 f32") << "tiny-gemma3-f32" << 4e-3;
+    QTest::newRow("gemma3 q8_0") << "tiny-gemma3-q8_0" << 0.1;
     // gpt-oss: sinks, biases, yarn rotary, a local layer whose 12-position window the 42 positions
     // outgrow, the clamped gate; F32 as above. MXFP4 experts (the published form, kept as ggml's
     // MXFP4 blocks by the converter and by Layerwise): the same 8-bit activation blocks on both
@@ -116,6 +129,69 @@ void TestGgufLlamaCpp::converterGgufs()
     }
     qInfo("%s: %d of %zu greedy tokens equal llama.cpp's; largest logit difference %.2e", qPrintable(name), same,
           tokens.size(), worst);
+}
+
+void TestGgufLlamaCpp::gemma3Layout()
+{
+    // What llama.cpp reads from a Gemma 3 GGUF (src/models/gemma3.cpp), the converter's file and
+    // edits of it: swa pattern 6 unless attention.sliding_window_pattern gives a period or a flag
+    // per layer; no local layer without a window; the local base rope.freq_base_swa, else 10000.
+    const fs::path file = fixture_dir() / "tiny-gemma3-f32.gguf";
+    const auto checkpoint = Checkpoint::open(file);
+    const gguf::Metadata& written = *checkpoint->gguf_metadata();
+    const auto read = [&](const std::vector<gguf::KeyValue>& changes, const std::vector<std::string>& removed = {}) {
+        std::vector<gguf::KeyValue> entries;
+        for (const gguf::KeyValue& kv : written.entries())
+            if (std::find(removed.begin(), removed.end(), kv.key) == removed.end())
+                entries.push_back(kv);
+        for (const gguf::KeyValue& change : changes) {
+            auto it = std::find_if(entries.begin(), entries.end(), [&](const gguf::KeyValue& kv) { return kv.key == change.key; });
+            if (it == entries.end())
+                entries.push_back(change);
+            else
+                *it = change;
+        }
+        return config_from_gguf(gguf::Metadata(entries, file.string()), *checkpoint, file.string());
+    };
+    const auto value = [](gguf::ValueType type, auto data) {
+        gguf::Value v;
+        v.type = type;
+        v.data = data;
+        return v;
+    };
+    const auto flags = [&](std::vector<bool> f) {
+        gguf::Value v;
+        v.type = gguf::ValueType::array;
+        v.element_type = gguf::ValueType::boolean;
+        gguf::Array a;
+        for (bool b : f)
+            a.push_back(value(gguf::ValueType::boolean, b));
+        v.data = a;
+        return v;
+    };
+    const ModelConfig c = read({});
+    QCOMPARE(c.model_type, std::string("gemma3_text"));
+    QCOMPARE(c.local_layers, (std::vector<bool>{true, true, true, true, true, false}));
+    QCOMPARE(c.local_window, std::int64_t(12));
+    QCOMPARE(c.local_rope_theta, 10000.0);
+    QCOMPARE(c.rope.theta, 1e6);
+    QCOMPARE(c.rope.type, std::string("linear"));
+    QCOMPARE(c.rope.factor, 4.0);
+    QCOMPARE(c.query_pre_attn_scalar, 16.0);
+    QVERIFY(c.norms_hold_one && c.tie_word_embeddings);
+    QCOMPARE(c.attn_logit_softcapping, 0.0);
+    QCOMPARE(c.final_logit_softcapping, 0.0);
+
+    const std::string pattern = "gemma3.attention.sliding_window_pattern";
+    QCOMPARE(read({{pattern, value(gguf::ValueType::u32, std::uint64_t(2))}}).local_layers,
+             (std::vector<bool>{true, false, true, false, true, false}));
+    QCOMPARE(read({{pattern, value(gguf::ValueType::u32, std::uint64_t(0))}}).local_layers, std::vector<bool>(6, true));
+    QCOMPARE(read({{pattern, flags({false, true, true, false, false, true})}}).local_layers,
+             (std::vector<bool>{false, true, true, false, false, true}));
+    QVERIFY(test::throws_with<FormatError>([&] { read({{pattern, flags({true, false})}}); }, {pattern.c_str(), "2 layers", "6"}));
+    QCOMPARE(read({}, {"gemma3.attention.sliding_window"}).local_layers, std::vector<bool>(6, false));
+    QCOMPARE(read({}, {"gemma3.rope.freq_base_swa"}).local_rope_theta, 10000.0);
+    QCOMPARE(read({{"gemma3.rope.freq_base_swa", value(gguf::ValueType::f32, 20000.0)}}).local_rope_theta, 20000.0);
 }
 
 void TestGgufLlamaCpp::converterVocabulary()

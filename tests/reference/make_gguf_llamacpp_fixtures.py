@@ -10,10 +10,10 @@
    sentencepiece: F32 and Q8_0 files (committed, small), and llama.cpp's logits of the last
    prompt position and of 32 greedy steps. The same for a small Qwen3-MoE (8 experts, 2 per token) and
    a small Qwen2-MoE (a shared expert), a small Mixtral (4 experts, 2 per token), a small Phi-3
-   (partial rotary), a small Gemma 2 and a small gpt-oss (F32, and MXFP4 experts from the published
-   safetensors form instead of Q8_0).
+   (partial rotary), a small Gemma 2, a small Gemma 3 (text) and a small gpt-oss (F32, and MXFP4
+   experts from the published safetensors form instead of Q8_0).
 
-Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,qwen2moe,mixtral,phi3,gemma2,gptoss}-*.gguf, tiny-*-*.json}
+Output: tests/fixtures/gguf_llamacpp/{smollm2.json, tiny-{llama,qwen3moe,qwen2moe,mixtral,phi3,gemma2,gemma3,gptoss}-*.gguf, tiny-*-*.json}
 Run:    .venv/bin/python tests/reference/make_gguf_llamacpp_fixtures.py LLAMA_CPP_SOURCE_DIR
         (LLAMA_CPP_SOURCE_DIR: the llama.cpp tree, e.g. vendor/llama.cpp of the llama-cpp-python sdist)
 """
@@ -174,6 +174,23 @@ def tiny_gemma2(vocab):
     return Gemma2ForCausalLM(cfg)
 
 
+def tiny_gemma3(vocab):
+    # Gemma 3's text model in small: q/k norms, no soft caps, six layers because llama.cpp's
+    # converter writes no layer types and llama.cpp lays out Gemma 3 in its fixed swa pattern of 6
+    # (layers 0-4 local, 5 global: transformers' default layer_types, given here too), the local
+    # ones over a 12-position window the prompt and its 32 steps outgrow and rotating with their
+    # own base (rope.freq_base_swa), the global one with linear rope scaling (factor 4).
+    from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+    cfg = Gemma3TextConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+                           max_position_embeddings=256, sliding_window=12,
+                           layer_types=["sliding_attention"] * 5 + ["full_attention"],
+                           rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
+                                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                           rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return Gemma3ForCausalLM(cfg)
+
+
 def tiny_gptoss(vocab):
     # gpt-oss in small: sinks, layer 0 local over a 12-position window the prompt and its 32 steps
     # outgrow, yarn rotary as the published models have it, 4 experts (2 per token) with biases.
@@ -193,7 +210,7 @@ def tiny_gptoss(vocab):
 
 
 TINY = {"tiny-llama": tiny_llama, "tiny-qwen3moe": tiny_qwen3moe, "tiny-mixtral": tiny_mixtral, "tiny-phi3": tiny_phi3,
-        "tiny-gemma2": tiny_gemma2, "tiny-qwen2moe": tiny_qwen2moe, "tiny-gptoss": tiny_gptoss}
+        "tiny-gemma2": tiny_gemma2, "tiny-qwen2moe": tiny_qwen2moe, "tiny-gptoss": tiny_gptoss, "tiny-gemma3": tiny_gemma3}
 # llama.cpp looks Phi-3's <|endoftext|> up in the vocabulary of any model named phi3.
 SPM_EXTRA = {"tiny-phi3": ["--user_defined_symbols=<|endoftext|>"]}
 
