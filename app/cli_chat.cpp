@@ -173,6 +173,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
         int threads = 0;
         QuantCli quant;
         MoeCli moe;
+        PipelineCli pipeline;
     };
     auto o = std::make_shared<Options>();
     o->sampling.temperature = 0.7;
@@ -181,6 +182,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--system", o->system, "System prompt");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential or an hf_device_map file")->capture_default_str();
     addMoeOptions(cmd, o->moe);
+    addPipelineOptions(cmd, o->pipeline);
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--context", o->context, "Context length")->capture_default_str();
@@ -214,6 +216,7 @@ void addChatCommand(CLI::App& app, int& exitCode)
                                        o->moe);
         load.context = o->context;
         load.log = log;
+        applyPipeline(o->pipeline, model.config().num_layers, load);
         const auto chat = Session::load(std::move(model), load);
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;

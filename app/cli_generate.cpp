@@ -55,6 +55,7 @@ struct GenerateOptions {
     bool json = false;
     QuantCli quant;
     MoeCli moe;
+    PipelineCli pipeline;
 };
 
 // Loads the model by its plan and generates, printing as it goes (or one JSON object).
@@ -92,6 +93,7 @@ void runGenerate(GenerateOptions& o)
     load.offload_folder = o.offloadFolder;
     load.context = context;
     load.require_tokenizer = false;
+    applyPipeline(o.pipeline, model.config().num_layers, load);
     const std::vector<std::int64_t> eos = model.eos_ids();
     const auto t0 = std::chrono::steady_clock::now();
     const auto session = Session::load(std::move(model), load);
@@ -209,6 +211,7 @@ void addGenerateCommand(CLI::App& app, int& exitCode)
     cmd->add_option("--ids", o->ids, "Prompt token ids, comma-separated (default: the BOS id)");
     cmd->add_option("--device-map", o->deviceMap, "auto, balanced, balanced_low_0, sequential, or an hf_device_map file")->capture_default_str();
     addMoeOptions(cmd, o->moe);
+    addPipelineOptions(cmd, o->pipeline);
     cmd->add_option("--max-memory", o->maxMemory, "Limits per device: 0=20GiB,cpu=8GB");
     cmd->add_option("--dtype", o->dtype, "auto, float32, bfloat16, float16")->capture_default_str();
     cmd->add_option("--max-new-tokens", o->maxNewTokens, "Tokens to generate")->capture_default_str();

@@ -39,6 +39,17 @@ DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::s
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none",
                        std::int64_t sequences = 1, const MoeCli& moe = {});
 
+// --host HOST:PORT (repeatable), --token, --remote-timeout: decoder layers split evenly between
+// this machine and `layerwise worker` processes on others (cli_worker.cpp).
+struct PipelineCli {
+    std::vector<std::string> hosts;
+    std::string token;
+    double timeoutSeconds = 60;
+};
+void addPipelineOptions(CLI::App* cmd, PipelineCli& p);
+// Sets load's remote stages from the options (none without --host) and says the split on stderr.
+void applyPipeline(const PipelineCli& p, std::int64_t layers, SessionOptions& load);
+
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
 // does not say (files saved by other tools).
 struct GptqCli {
@@ -77,6 +88,7 @@ void addTokenizeCommand(CLI::App& app, int& exitCode);
 void addQuantizeCommand(CLI::App& app, int& exitCode);
 void addEvalCommand(CLI::App& app, int& exitCode);
 void addServeCommand(CLI::App& app, int& exitCode);
+void addWorkerCommand(CLI::App& app, int& exitCode);
 int runGui(int argc, char** argv);
 
 } // namespace layerwise::app

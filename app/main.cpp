@@ -31,6 +31,7 @@ int main(int argc, char** argv)
     layerwise::app::addQuantizeCommand(app, exitCode);
     layerwise::app::addEvalCommand(app, exitCode);
     layerwise::app::addServeCommand(app, exitCode);
+    layerwise::app::addWorkerCommand(app, exitCode);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 # Bottom to top.
-ORDER = ["core", "checkpoint", "text", "model", "devices", "plan", "quant", "runtime", "archs", "jobs"]
+ORDER = ["core", "remote", "checkpoint", "text", "model", "devices", "plan", "quant", "runtime", "archs", "jobs"]
 TOP = "engine"  # files directly in engine/ (inspect.*)
 API = "api"     # the engine API, on top of everything
 

@@ -3,6 +3,9 @@
 #include "api/batch_state.h"
 #include "api/model_access.h"
 #include "core/error.h"
+#include "plan/device_map.h"
+#include "remote/stage_link.h"
+#include "remote/wire.h"
 #include "runtime/chat.h"
 #include "runtime/loaded_model.h"
 #include "runtime/perplexity.h"
@@ -27,6 +30,7 @@ struct Session::State {
     // Calls from several threads (the GUI's chat and the local server) take turns.
     mutable std::recursive_mutex mutex;
     std::set<const SequenceBatch*> batches; // live batches, whose caches the footprint counts
+    std::vector<std::unique_ptr<remote::StageClient>> links; // the pipeline's workers, one per remote stage
 
     Runner& run() { return chat ? chat->runner() : *runner; }
     const Runner& run() const { return chat ? const_cast<ChatSession&>(*chat).runner() : *runner; }
@@ -54,15 +58,50 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
                                "config.json or a folder without weights). Open a model folder with a checkpoint to load it.");
     auto state = std::make_unique<State>();
     state->model_eos = eos_token_ids(d.checkpoint->folder(), d.config);
+    const std::vector<int> blocks = d.tree.no_split_blocks();
+    DeviceMap map = options.device_map;
+    for (const RemoteStage& stage : options.remote_stages) {
+        // Join every worker first (a wrong token or an unreachable host fails before any loading),
+        // then have it load its layers from its own copy while this machine loads the rest; the
+        // remote layers' weights here stay mapped on disk, never read.
+        if (stage.first < 0 || stage.end <= stage.first || stage.end > static_cast<std::int64_t>(blocks.size()))
+            throw PlanError("remote stage " + stage.address + ": layers " + std::to_string(stage.first) + "-" + std::to_string(stage.end - 1) +
+                            " are not layers of this model (" + std::to_string(blocks.size()) + " decoder layers)");
+        state->links.push_back(std::make_unique<remote::StageClient>(stage.address, options.remote_token, options.remote_timeout));
+        for (std::int64_t l = stage.first; l < stage.end; ++l)
+            map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(blocks[static_cast<std::size_t>(l)])].name, Device::disk());
+    }
+    for (std::size_t i = 0; i < options.remote_stages.size(); ++i) {
+        const RemoteStage& stage = options.remote_stages[i];
+        nlohmann::json load{{"op", "load"}, {"model", std::filesystem::absolute(d.source).string()}, {"first", stage.first},
+                            {"end", stage.end}, {"layers", blocks.size()}, {"context", options.context}};
+        if (options.dtype)
+            load["dtype"] = std::string(torch_name(*options.dtype));
+        state->links[i]->call({load, {}}, std::max(options.remote_timeout, std::chrono::milliseconds(std::chrono::minutes(10))));
+    }
     LoadOptions load;
     load.dtype = options.dtype;
-    load.device_map = options.device_map;
+    load.device_map = map;
     load.offload_folder = options.offload_folder;
     load.quant = options.quant;
     load.gguf_decode = options.gguf_decode;
     load.progress = options.progress;
     load.log = options.log;
     state->model = load_model(std::move(d), load);
+    for (std::size_t i = 0; i < options.remote_stages.size(); ++i) {
+        remote::StageClient* link = state->links[i].get();
+        LoadedModel::RemoteLayers r;
+        r.begin = static_cast<std::size_t>(options.remote_stages[i].first);
+        r.end = static_cast<std::size_t>(options.remote_stages[i].end);
+        r.where = link->address();
+        r.forward = [link](const at::Tensor& hidden, std::int64_t start) {
+            remote::Message m = remote::tensor_to_wire(hidden);
+            m.header["op"] = "forward";
+            m.header["start"] = start;
+            return remote::tensor_from_wire(link->call(m));
+        };
+        state->model->remote.push_back(std::move(r));
+    }
     try {
         state->chat = std::make_unique<ChatSession>(*state->model, options.context, options.log);
     } catch (const Error&) {

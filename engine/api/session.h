@@ -6,6 +6,7 @@
 // several threads take turns (the desktop app's chat and its local server share one session);
 // cancel through the progress callback (load, perplexity) or the stop flag (generation).
 #include "api/batch.h"
+#include "api/remote.h"
 #include "api/model.h"
 #include "core/progress.h"
 #include "model/quant_config.h"
@@ -37,6 +38,12 @@ struct SessionOptions {
     ProgressCallback progress;                  // bytes done / total; false cancels (CancelledError)
     Logger log;
     std::function<void(int layer, LayerState state)> on_layer_state; // live placement, from the running thread
+    // Pipeline stages on other machines (api/remote.h): each worker loads its layers from its own
+    // copy of the model (the same path there) and runs them; this machine keeps the rest. Every
+    // call to a worker waits at most remote_timeout; RemoteError names a worker that fails.
+    std::vector<RemoteStage> remote_stages;
+    std::string remote_token;
+    std::chrono::milliseconds remote_timeout = std::chrono::seconds(60);
 };
 
 // What a loaded model holds where (the plan's DeviceFootprint is what it expects to hold).

@@ -40,6 +40,13 @@ public:
     using Error::Error;
 };
 
+// Another machine of a pipeline (a `layerwise worker`) cannot be reached, refused to join, or
+// stopped answering; the message names it.
+class RemoteError : public Error {
+public:
+    using Error::Error;
+};
+
 class CancelledError : public Error {
 public:
     using Error::Error;

@@ -57,6 +57,15 @@ struct LoadedModel {
     std::unordered_map<std::string, at::Tensor> globals; // tensors outside decoder blocks, by full name
     std::unordered_map<std::string, QuantInfo> global_quant; // GGUF blocks outside decoder blocks, by module ("lm_head")
     std::vector<LayerWeights> layers;
+    // Decoder layers [begin, end) that another process runs (a pipeline stage on another machine,
+    // engine/remote/): the hidden states of a step go there at `start` and come back. Their own
+    // weights here stay unread (mapped on "disk").
+    struct RemoteLayers {
+        std::size_t begin = 0, end = 0;
+        std::string where; // "host:port"
+        std::function<at::Tensor(const at::Tensor& hidden, std::int64_t start)> forward;
+    };
+    std::vector<RemoteLayers> remote;
     Device execution_device;                            // where offloaded layers run
     std::function<void(int layer, LayerState state)> on_layer_state;
 

@@ -237,7 +237,7 @@ at::Tensor Runner::inv_freq_for_length(std::int64_t seq_len)
 
 bool Runner::fused_decode_ready()
 {
-    if (!m_fused)
+    if (!m_fused || !m_model.remote.empty())
         return false;
     if (!m_fused_applies)
         m_fused_applies = m_arch->quirks.fused_decode && !m_streamer && llama_decode_fused_applies(m_model);
@@ -437,6 +437,9 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
 at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
                                         const std::vector<std::int64_t>& pool_slots)
 {
+    if (!m_model.remote.empty())
+        throw UnsupportedError("several sequences at once over a pipeline of machines is not supported yet; serve one "
+                               "sequence at a time (batch 1) when layers run on " + m_model.remote.front().where);
     for (const KvCache* cache : caches)
         if (cache->length + 1 > cache->capacity)
             throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
@@ -488,11 +491,47 @@ at::Tensor Runner::run_forward(const at::Tensor& ids, bool all_positions)
     ForwardStep step = begin_step(ids);
     at::Tensor h = m_arch->embed(step, ids);
     set_rotary(step, h.scalar_type());
-    for (std::size_t l = 0; l < m_model.layers.size(); ++l)
+    for (std::size_t l = 0; l < m_model.layers.size(); ++l) {
+        if (const LoadedModel::RemoteLayers* r = remote_from(l)) { // a stage on another machine
+            h = r->forward(h, step.start).to(h.device());
+            l = r->end - 1;
+            continue;
+        }
         run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+    }
     if (!all_positions)
         h = h.narrow(1, step.tokens - 1, 1);
     return m_arch->head(step, h);
+}
+
+const LoadedModel::RemoteLayers* Runner::remote_from(std::size_t layer) const
+{
+    for (const auto& r : m_model.remote)
+        if (r.begin == layer)
+            return &r;
+    return nullptr;
+}
+
+at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start)
+{
+    TORCH_CHECK(hidden.dim() == 3 && begin < end && end <= m_model.layers.size(), "forward_layers: hidden [batch, n, size], layers in range");
+    const std::int64_t n = hidden.size(1);
+    if (start > m_cache.length)
+        throw PlanError("a pipeline step starts at position " + std::to_string(start) + " but this stage holds " +
+                        std::to_string(m_cache.length) + " positions; the stages lost step (start the generation again)");
+    if (start + n > m_cache.capacity)
+        throw PlanError("the prompt and the answer need " + std::to_string(start + n) + " tokens but this stage's context holds " +
+                        std::to_string(m_cache.capacity));
+    m_cache.length = start; // a rewound or restarted sequence: its later positions are forgotten
+    if (m_arch->quirks.rotary)
+        update_rope(start + n);
+    ForwardStep step{m_model, m_exec, hidden.size(0), n, start, {}, {}, &m_cache, nullptr};
+    set_rotary(step, hidden.scalar_type());
+    at::Tensor h = hidden.to(m_exec);
+    for (std::size_t l = begin; l < end; ++l)
+        run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+    m_cache.length = start + n;
+    return h;
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps)

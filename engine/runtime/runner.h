@@ -98,6 +98,10 @@ public:
                             const std::vector<std::int64_t>& pool_slots = {});
     // An empty cache of this runner's capacity for one sequence, on the layers' devices.
     KvCache make_cache() const;
+    // A pipeline stage's share of a step (engine/remote/): hidden states [batch, n, hidden] of
+    // positions start..start+n through decoder layers [begin, end), with this runner's cache (its
+    // positions from `start` on are replaced). The hidden states after layer end - 1.
+    at::Tensor forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start);
     // `slots` such caches in one pool.
     KvPool make_pool(std::size_t slots) const;
     void reset() { m_cache.length = 0; }
@@ -131,6 +135,7 @@ public:
     // cache), its rotary factors in `dtype`, and embed -> every layer -> head without the cache
     // length advancing (forward() advances it).
     ForwardStep begin_step(const at::Tensor& ids);
+    const LoadedModel::RemoteLayers* remote_from(std::size_t layer) const; // the remote stage starting at `layer`
     void set_rotary(ForwardStep& step, at::ScalarType dtype) const;
     at::Tensor run_forward(const at::Tensor& ids, bool all_positions);
 

@@ -1,0 +1,139 @@
+// Pipelines across machines, the engine API's side (api/remote.h); the link itself is remote/.
+// `layerwise worker`: one machine's stage of a pipeline. A coordinator joins (remote/stage_link.h),
+// asks it to load decoder layers [first, end) of a model from this machine's own copy (the rest of
+// the model stays unread: mapped on "disk" and never touched), then sends each step's hidden
+// states, which run through those layers with this worker's KV cache and go back.
+#include "api/remote.h"
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "devices/inventory.h"
+#include "inspect.h"
+#include "plan/device_map.h"
+#include "remote/stage_link.h"
+#include "remote/wire.h"
+#include "runtime/loaded_model.h"
+#include "runtime/runner.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Logging.h>
+#include <filesystem>
+
+namespace layerwise {
+namespace {
+
+struct WorkerState {
+    std::unique_ptr<LoadedModel> model;
+    std::unique_ptr<Runner> runner;
+    std::size_t first = 0, end = 0;
+};
+
+remote::Message describe()
+{
+    DetectOptions o;
+    o.offload_folder = std::filesystem::temp_directory_path();
+    o.probe_bandwidth = false;
+    nlohmann::json devices = nlohmann::json::array();
+    for (const DeviceInfo& d : detect_devices(o))
+        devices.push_back({{"id", d.id.name()}, {"name", d.name}, {"total_bytes", d.total_bytes}, {"available_bytes", d.available_bytes}});
+    return {{{"devices", devices}}, {}};
+}
+
+remote::Message load(WorkerState& s, const nlohmann::json& h)
+{
+    s.runner.reset();
+    s.model.reset();
+    const std::string source = h.at("model").get<std::string>();
+    ModelDescription d = describe_model(source);
+    const auto blocks = d.tree.no_split_blocks();
+    const auto first = h.at("first").get<std::int64_t>(), end = h.at("end").get<std::int64_t>();
+    if (static_cast<std::int64_t>(blocks.size()) != h.at("layers").get<std::int64_t>())
+        throw PlanError("'" + source + "' here has " + std::to_string(blocks.size()) + " decoder layers, the coordinator's " +
+                        std::to_string(h.at("layers").get<std::int64_t>()) + ": the two machines hold different models");
+    if (first < 0 || end <= first || end > static_cast<std::int64_t>(blocks.size()))
+        throw PlanError("layers " + std::to_string(first) + "-" + std::to_string(end - 1) + " are not layers of '" + source + "'");
+    // Only this stage's layers are read; everything else stays mapped, never touched.
+    DeviceMap map = parse_device_map(R"({"": "disk"})");
+    for (std::int64_t l = first; l < end; ++l)
+        map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(blocks[static_cast<std::size_t>(l)])].name, Device::cpu());
+    LoadOptions o;
+    if (h.contains("dtype") && h["dtype"].is_string())
+        o.dtype = dtype_from_torch_name(h["dtype"].get<std::string>());
+    o.device_map = map;
+    o.offload_folder = std::filesystem::temp_directory_path();
+    s.model = load_model(std::move(d), o);
+    s.runner = std::make_unique<Runner>(*s.model, h.value("context", std::int64_t(2048)));
+    s.first = static_cast<std::size_t>(first);
+    s.end = static_cast<std::size_t>(end);
+    return {{{"loaded", true}}, {}};
+}
+
+remote::Message forward(WorkerState& s, const remote::Message& m)
+{
+    if (!s.runner)
+        throw PlanError("no model is loaded on this worker yet (the coordinator sends 'load' first)");
+    const at::Tensor hidden = remote::tensor_from_wire(m);
+    const at::Tensor out = s.runner->forward_layers(hidden, s.first, s.end, m.header.at("start").get<std::int64_t>());
+    return remote::tensor_to_wire(out);
+}
+
+} // namespace
+
+void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, const std::function<void(std::uint16_t)>& on_listening)
+{
+    // A waiting worker's store waits time out every fraction of a second by design; c10d warns
+    // about each one. Only errors are worth a worker's log.
+    FLAGS_caffe2_log_level = std::max(FLAGS_caffe2_log_level, 2);
+    remote::StageServer server(options.listen, options.token);
+    if (on_listening)
+        on_listening(server.port());
+    WorkerState state;
+    const auto log = [&](const std::string& line) {
+        if (options.log)
+            options.log(line);
+    };
+    server.serve(
+        [&](const remote::Message& m) {
+            const std::string op = m.header.value("op", std::string());
+            if (op == "describe")
+                return describe();
+            if (op == "load") {
+                log("loading layers " + std::to_string(m.header.value("first", 0)) + "-" + std::to_string(m.header.value("end", 0) - 1) +
+                    " of " + m.header.value("model", std::string()));
+                return load(state, m.header);
+            }
+            if (op == "forward")
+                return forward(state, m);
+            throw FormatError("unknown request '" + op + "'");
+        },
+        stop, log);
+}
+
+std::vector<std::string> describe_worker(const std::string& address, const std::string& token, std::chrono::milliseconds timeout)
+{
+    remote::StageClient link(address, token, timeout);
+    const remote::Message m = link.call({{{"op", "describe"}}, {}});
+    std::vector<std::string> lines;
+    for (const auto& d : m.header.at("devices"))
+        lines.push_back(address + "/" + d.value("id", std::string()) + "  " + d.value("name", std::string()) + "  " +
+                        std::to_string(d.value("total_bytes", std::uint64_t(0)) >> 20) + " MiB");
+    return lines;
+}
+
+std::vector<RemoteStage> even_stages(std::int64_t layers, const std::vector<std::string>& hosts)
+{
+    const auto stages = static_cast<std::int64_t>(hosts.size()) + 1;
+    if (stages > layers)
+        throw PlanError("the model has " + std::to_string(layers) + " decoder layers, fewer than the " + std::to_string(stages) +
+                        " machines (this one and " + std::to_string(hosts.size()) + " hosts); give fewer --host");
+    std::vector<RemoteStage> out;
+    std::int64_t at = layers * 1 / stages; // this machine's share comes first
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const std::int64_t end = layers * static_cast<std::int64_t>(i + 2) / stages;
+        out.push_back({hosts[i], at, end});
+        at = end;
+    }
+    return out;
+}
+
+} // namespace layerwise

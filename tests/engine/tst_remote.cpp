@@ -1,0 +1,256 @@
+// Pipelines across processes (api/remote.h): `layerwise worker` processes on 127.0.0.1 run a
+// share of a model's layers for a coordinator, which must give the single-process output; a
+// wrong token is refused; a worker killed mid-generation is a RemoteError naming it, within the
+// timeout, and the coordinator stays usable. Also SHA-256 / HMAC-SHA256 on the standards' vectors.
+#include "testdata.h"
+
+#include "api/layerwise.h"
+#include "api/remote.h"
+#include "remote/sha256.h"
+#include "remote/stage_link.h"
+
+#include <QProcess>
+#include <QRegularExpression>
+#include <QtTest>
+#include <chrono>
+#include <thread>
+
+using namespace layerwise;
+using layerwise::test::throws_with;
+namespace fs = std::filesystem;
+
+class TestRemote : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void sha256Vectors();
+    void addresses();
+    void pipelineMatchesOneProcess_data();
+    void pipelineMatchesOneProcess();
+    void storiesGoldenOverThreeProcesses();
+    void wrongTokenIsRefused();
+    void deadWorkerIsAnErrorNotAHang();
+};
+
+namespace {
+
+// One `layerwise worker` on 127.0.0.1 (port chosen by the system), stopped with the object.
+struct Worker {
+    QProcess process;
+    std::string address;
+
+    explicit Worker(const std::string& token)
+    {
+        process.setProcessChannelMode(QProcess::SeparateChannels);
+        process.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+                      {"worker", "--listen", "127.0.0.1:0", "--token", QString::fromStdString(token), "--threads", "1"});
+        QString out;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        static const QRegularExpression listening(R"(listening on (127\.0\.0\.1:\d+))");
+        while (std::chrono::steady_clock::now() < until) {
+            process.waitForReadyRead(200);
+            out += QString::fromLocal8Bit(process.readAllStandardOutput());
+            const auto m = listening.match(out);
+            if (m.hasMatch()) {
+                address = m.captured(1).toStdString();
+                return;
+            }
+            if (process.state() == QProcess::NotRunning)
+                break;
+        }
+        qWarning("worker did not start: %s %s", qPrintable(out), process.readAllStandardError().constData());
+    }
+    ~Worker()
+    {
+        process.kill();
+        process.waitForFinished(5000);
+    }
+};
+
+struct Run {
+    std::vector<std::int64_t> tokens;
+    std::string error;
+};
+
+// Greedy tokens of `model` from `prompt`, the layers split with `stages`.
+Run greedy(const fs::path& model, const std::vector<std::int64_t>& prompt, std::int64_t n, const std::vector<RemoteStage>& stages,
+           const std::string& token, std::chrono::milliseconds timeout = std::chrono::seconds(30))
+{
+    test::TempDir offload;
+    SessionOptions o;
+    o.dtype = DType::f32;
+    o.device_map = parse_device_map(R"({"": "cpu"})");
+    o.offload_folder = offload.path();
+    o.context = 256;
+    o.require_tokenizer = false;
+    o.remote_stages = stages;
+    o.remote_token = token;
+    o.remote_timeout = timeout;
+    Run r;
+    try {
+        auto session = Session::load(Model::open(model.string()), o);
+        GenerationOptions g;
+        g.sampling.greedy = true;
+        g.max_new_tokens = n;
+        r.tokens = session->generate(prompt, g).tokens;
+    } catch (const RemoteError& e) {
+        r.error = e.what();
+    }
+    return r;
+}
+
+} // namespace
+
+void TestRemote::sha256Vectors()
+{
+    // FIPS 180-4 examples and RFC 4231's HMAC-SHA256 test cases 1, 2 and 6.
+    using remote::hex;
+    QCOMPARE(hex(remote::sha256("")), std::string("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    QCOMPARE(hex(remote::sha256("abc")), std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    QCOMPARE(hex(remote::sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+             std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    QCOMPARE(hex(remote::sha256(std::string(1000000, 'a'))),
+             std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+    QCOMPARE(hex(remote::hmac_sha256(std::string(20, '\x0b'), "Hi There")),
+             std::string("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"));
+    QCOMPARE(hex(remote::hmac_sha256("Jefe", "what do ya want for nothing?")),
+             std::string("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+    QCOMPARE(hex(remote::hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
+             std::string("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"));
+    QVERIFY(remote::same_digest("abc", "abc"));
+    QVERIFY(!remote::same_digest("abc", "abd"));
+    QVERIFY(!remote::same_digest("abc", "abcd"));
+}
+
+void TestRemote::addresses()
+{
+    QCOMPARE(remote::parse_address("127.0.0.1:7070"), (std::pair<std::string, std::uint16_t>{"127.0.0.1", 7070}));
+    QCOMPARE(remote::parse_address("[::1]:80"), (std::pair<std::string, std::uint16_t>{"::1", 80}));
+    for (const char* bad : {"host", ":7070", "host:"})
+        QVERIFY2(throws_with<FormatError>([&] { remote::parse_address(bad); }, {bad, "HOST:PORT"}), bad);
+    for (const char* bad : {"host:70000", "host:7x"})
+        QVERIFY2(throws_with<FormatError>([&] { remote::parse_address(bad); }, {bad, "port must be a number"}), bad);
+    // Even stages: this machine first, then each host in order; never more stages than layers.
+    const auto stages = even_stages(5, {"a:1", "b:2"});
+    QCOMPARE(stages.size(), std::size_t(2));
+    QCOMPARE(stages[0].first, std::int64_t(1));
+    QCOMPARE(stages[0].end, std::int64_t(3));
+    QCOMPARE(stages[1].first, std::int64_t(3));
+    QCOMPARE(stages[1].end, std::int64_t(5));
+    QVERIFY(throws_with<PlanError>([] { even_stages(2, {"a:1", "b:2"}); }, {"2 decoder layers", "fewer"}));
+    // A worker needs a token; an address it cannot bind is an IoError saying so.
+    std::atomic<bool> stop{true};
+    QVERIFY(throws_with<FormatError>([&] { run_worker({"127.0.0.1:0", "", {}}, stop); }, {"token"}));
+    QVERIFY(throws_with<IoError>([&] { run_worker({"192.0.2.1:7070", "t", {}}, stop); }, {"cannot listen on 192.0.2.1:7070"}));
+    // Nobody listening: a RemoteError naming the address, not a hang.
+    QVERIFY(throws_with<RemoteError>([] { describe_worker("127.0.0.1:1", "t", std::chrono::seconds(2)); },
+                                     {"127.0.0.1:1", "layerwise worker"}));
+}
+
+void TestRemote::pipelineMatchesOneProcess_data()
+{
+    QTest::addColumn<QString>("model");
+    QTest::newRow("stories260K") << QString::fromStdString((test::shared_data() / "models" / "stories260K").string());
+    QTest::newRow("GGUF Q8_0 llama") << QString::fromStdString((test::fixtures() / "gguf_llamacpp" / "tiny-llama-q8_0.gguf").string());
+}
+
+void TestRemote::pipelineMatchesOneProcess()
+{
+    // The same greedy tokens, one process or the layers split with a worker process; the worker
+    // reports its devices.
+    QFETCH(QString, model);
+    Worker worker("secret");
+    QVERIFY(!worker.address.empty());
+    const std::vector<std::int64_t> prompt{1, 40, 77, 150, 9, 230};
+    const Run alone = greedy(model.toStdString(), prompt, 40, {}, "");
+    QVERIFY(alone.error.empty());
+    const std::int64_t layers = Model::open(model.toStdString()).config().num_layers;
+    const Run split = greedy(model.toStdString(), prompt, 40, even_stages(layers, {worker.address}), "secret");
+    QVERIFY2(split.error.empty(), split.error.c_str());
+    QCOMPARE(split.tokens, alone.tokens);
+    const auto devices = describe_worker(worker.address, "secret");
+    QVERIFY(!devices.empty());
+    QVERIFY(devices.front().starts_with(worker.address + "/cpu"));
+}
+
+void TestRemote::storiesGoldenOverThreeProcesses()
+{
+    // llama2.c's own greedy continuation of BOS (../shared/data/models/stories260K-llama2c) with
+    // the 5 layers over this process and two workers.
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    Worker a("secret"), b("secret");
+    QVERIFY(!a.address.empty() && !b.address.empty());
+    // BOS and 199 fed tokens: 200 generated (the last position's token is printed too).
+    const Run r = greedy(hf, {1}, 200, even_stages(5, {a.address, b.address}), "secret");
+    QVERIFY2(r.error.empty(), r.error.c_str());
+    const auto tokenizer = Model::open(hf.string()).tokenizer();
+    std::vector<text::TokenId> all{1};
+    all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+    auto rstrip = [](std::string s) {
+        while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+            s.pop_back();
+        return s;
+    };
+    QCOMPARE(rstrip(tokenizer->decode(all, true)),
+             rstrip(test::read_file(test::shared_data() / "models" / "stories260K-llama2c" / "expected_greedy_bos_200.txt")));
+}
+
+void TestRemote::wrongTokenIsRefused()
+{
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    Worker worker("right");
+    QVERIFY(!worker.address.empty());
+    const Run r = greedy(hf, {1}, 5, even_stages(5, {worker.address}), "wrong");
+    QVERIFY(r.error.find(worker.address) != std::string::npos);
+    QVERIFY2(r.error.find("refused") != std::string::npos && r.error.find("token") != std::string::npos, r.error.c_str());
+    // The worker goes on serving: the right token works at once.
+    const Run ok = greedy(hf, {1}, 5, even_stages(5, {worker.address}), "right");
+    QVERIFY2(ok.error.empty(), ok.error.c_str());
+    QCOMPARE(ok.tokens.size(), std::size_t(5));
+}
+
+void TestRemote::deadWorkerIsAnErrorNotAHang()
+{
+    // The worker is killed while the coordinator generates: the next step's call fails with a
+    // RemoteError naming the worker well within the timeout, and the coordinator stays usable
+    // (the same model loads and runs again on this machine alone).
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    auto worker = std::make_unique<Worker>("secret");
+    QVERIFY(!worker->address.empty());
+    const std::string address = worker->address;
+    test::TempDir offload;
+    SessionOptions o;
+    o.dtype = DType::f32;
+    o.device_map = parse_device_map(R"({"": "cpu"})");
+    o.offload_folder = offload.path();
+    o.context = 256;
+    o.remote_stages = even_stages(5, {address});
+    o.remote_token = "secret";
+    o.remote_timeout = std::chrono::seconds(5);
+    auto session = Session::load(Model::open(hf.string()), o);
+    GenerationOptions g;
+    g.sampling.greedy = true;
+    g.max_new_tokens = 200;
+    int steps = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string error;
+    try {
+        session->generate({1}, g, [&](std::int64_t) {
+            if (++steps == 10)
+                worker.reset(); // killed mid-generation
+            return true;
+        });
+    } catch (const RemoteError& e) {
+        error = e.what();
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    QVERIFY2(error.find(address) != std::string::npos, error.c_str());
+    QVERIFY(seconds < 5.0 + 3.0);
+    QCOMPARE(steps, 10);
+    session.reset();
+    const Run alone = greedy(hf, {1}, 5, {}, "");
+    QVERIFY(alone.error.empty());
+    QCOMPARE(alone.tokens.size(), std::size_t(5));
+}
+
+QTEST_GUILESS_MAIN(TestRemote)
+#include "tst_remote.moc"
