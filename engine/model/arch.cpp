@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 
 namespace layerwise {
 namespace {
@@ -69,10 +70,14 @@ std::string supported_arch_list()
 
 std::string supported_gguf_list()
 {
-    std::string out;
+    // Each GGUF name once (llama's form with experts is Mixtral), in order.
+    std::set<std::string> names;
     for (const auto& a : builtin_architectures())
-        if (!a.gguf.arch.empty() && !a.gguf.experts)
-            out += (out.empty() ? "" : ", ") + a.gguf.arch;
+        if (!a.gguf.arch.empty())
+            names.insert(a.gguf.arch);
+    std::string out;
+    for (const std::string& n : names)
+        out += (out.empty() ? "" : ", ") + n;
     return out;
 }
 

@@ -76,6 +76,109 @@ std::optional<std::string> hf_tensor_name(const Architecture& arch, const std::s
     return std::nullopt;
 }
 
+namespace {
+
+// The steps of config_from_gguf.
+
+void read_rope(const Keys& k, const gguf::Metadata& m, const Checkpoint& checkpoint, const std::string& where, ModelConfig& c)
+{
+    if (auto rope_dims = k.optional_positive("rope.dimension_count")) {
+        if (*rope_dims > c.head_dim || *rope_dims % 2 != 0)
+            throw FormatError(where + ": '" + k.key("rope.dimension_count") + "' = " + std::to_string(*rope_dims) +
+                              " must be even and at most the head size " + std::to_string(c.head_dim));
+        c.rope.partial_rotary_factor = static_cast<double>(*rope_dims) / static_cast<double>(c.head_dim);
+    }
+    if (auto type = m.get_string(k.key("rope.scaling.type")); type && *type != "none") {
+        if (*type != "linear" && *type != "yarn")
+            throw UnsupportedError(where + ": rope scaling '" + *type + "' ('" + k.key("rope.scaling.type") +
+                                   "') is not supported (supported: none, linear, yarn)");
+        c.rope.type = *type;
+        c.rope.factor = k.number("rope.scaling.factor").value_or(1.0);
+        c.rope.original_max_position_embeddings =
+            k.optional_positive("rope.scaling.original_context_length").value_or(0);
+    }
+    if (const TensorEntry* f = checkpoint.find("rope_freqs.weight")) {
+        // Llama 3.x rope scaling as llama.cpp stores it: one divisor per rotary frequency. Read with
+        // pread (a few bytes), so describing the model still maps no tensor data.
+        const std::int64_t expected = c.rotary_dim() / 2;
+        if (f->gguf->ggml_type != static_cast<std::uint32_t>(gguf::TensorType::F32) ||
+            static_cast<std::int64_t>(f->numel()) != expected)
+            throw FormatError(where + ": tensor 'rope_freqs.weight' must be " + std::to_string(expected) +
+                              " float32 values (one per rotary frequency), not " + shape_string(f->shape) + " " +
+                              std::string(gguf::tensor_type_name(static_cast<gguf::TensorType>(f->gguf->ggml_type))));
+        const std::string bytes = checkpoint.files()[f->file]->read(f->offset, f->size);
+        c.rope.freq_factors.resize(static_cast<std::size_t>(expected));
+        std::memcpy(c.rope.freq_factors.data(), bytes.data(), bytes.size());
+        for (float v : c.rope.freq_factors)
+            if (!(v > 0) || !std::isfinite(v))
+                throw FormatError(where + ": tensor 'rope_freqs.weight' holds " + std::to_string(v) +
+                                  "; rope frequency factors must be positive");
+    }
+}
+
+void read_experts(const Keys& k, const gguf::Metadata& m, const Architecture& arch_ref, const std::string& where, ModelConfig& c)
+{
+    if (auto experts = k.optional_positive("expert_count")) {
+        c.num_experts = *experts;
+        c.experts_per_token = k.positive("expert_used_count");
+        // Mixtral's experts are the feed-forward length; Qwen3-MoE's have their own.
+        c.expert_intermediate_size = k.optional_positive("expert_feed_forward_length").value_or(c.intermediate_size);
+        // llama.cpp renormalises the chosen experts' weights for these architectures unless the
+        // file says otherwise.
+        c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(arch_ref.gguf.experts_renormalised ? 1 : 0) != 0;
+        c.shared_expert_intermediate_size = k.optional_positive("expert_shared_feed_forward_length").value_or(0);
+        if (c.experts_per_token > c.num_experts)
+            throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
+                              ") is more than the " + std::to_string(c.num_experts) + " experts");
+    }
+}
+
+// Which layers attend over a local window, and over which.
+void read_local_layers(const Keys& k, const gguf::Metadata& m, const Architecture& arch_ref, const std::string& where, ModelConfig& c)
+{
+    if (arch_ref.gguf.local_every > 0) {
+        // As llama.cpp: the window the file gives, else the architecture's default (none for
+        // Gemma 3, whose layers are then all global); its swa pattern unless the file gives one
+        // (<arch>.attention.sliding_window_pattern: a period, or a flag per layer).
+        const std::int64_t window = arch_ref.gguf.default_window > 0
+                                        ? k.optional_positive("attention.sliding_window").value_or(arch_ref.gguf.default_window)
+                                        : std::max<std::int64_t>(m.get_int(k.key("attention.sliding_window")).value_or(0), 0);
+        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
+        if (window > 0) {
+            c.local_window = window;
+            const std::string pattern_key = k.key("attention.sliding_window_pattern");
+            const gguf::Value* pattern = m.find(pattern_key);
+            if (pattern && pattern->type == gguf::ValueType::array) {
+                const auto& flags = std::get<gguf::Array>(pattern->data);
+                if (static_cast<std::int64_t>(flags.size()) != c.num_layers)
+                    throw FormatError(where + ": '" + pattern_key + "' flags " + std::to_string(flags.size()) +
+                                      " layers but the model has " + std::to_string(c.num_layers));
+                for (std::size_t i = 0; i < flags.size(); ++i) {
+                    if (flags[i].type == gguf::ValueType::boolean)
+                        c.local_layers[i] = std::get<bool>(flags[i].data);
+                    else if (const auto* u = std::get_if<std::uint64_t>(&flags[i].data))
+                        c.local_layers[i] = *u != 0;
+                    else if (const auto* n = std::get_if<std::int64_t>(&flags[i].data))
+                        c.local_layers[i] = *n != 0;
+                    else
+                        throw FormatError(where + ": '" + pattern_key + "' must hold a flag (bool or integer) per layer, not " +
+                                          std::string(gguf::value_type_name(flags[i].type)) + " values");
+                }
+            } else {
+                const std::int64_t every = m.get_int(pattern_key).value_or(arch_ref.gguf.local_every);
+                if (every < 0)
+                    throw FormatError(where + ": '" + pattern_key + "' = " + std::to_string(every) + " must not be negative");
+                for (std::size_t i = 0; i < c.local_layers.size(); ++i) // 0: every layer local
+                    c.local_layers[i] = every == 0 || static_cast<std::int64_t>(i) % every < every - 1;
+            }
+        }
+        if (arch_ref.gguf.local_rope) // Gemma 3: llama.cpp's default base for the local layers
+            c.local_rope_theta = k.number("rope.freq_base_swa").value_or(10000.0);
+    }
+}
+
+} // namespace
+
 ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoint, const std::string& where,
                              const Logger& log)
 {
@@ -114,38 +217,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
                               " heads and no attention.key_length is given");
         c.head_dim = c.hidden_size / c.num_heads;
     }
-    if (auto rope_dims = k.optional_positive("rope.dimension_count")) {
-        if (*rope_dims > c.head_dim || *rope_dims % 2 != 0)
-            throw FormatError(where + ": '" + k.key("rope.dimension_count") + "' = " + std::to_string(*rope_dims) +
-                              " must be even and at most the head size " + std::to_string(c.head_dim));
-        c.rope.partial_rotary_factor = static_cast<double>(*rope_dims) / static_cast<double>(c.head_dim);
-    }
-    if (auto type = m.get_string(k.key("rope.scaling.type")); type && *type != "none") {
-        if (*type != "linear" && *type != "yarn")
-            throw UnsupportedError(where + ": rope scaling '" + *type + "' ('" + k.key("rope.scaling.type") +
-                                   "') is not supported (supported: none, linear, yarn)");
-        c.rope.type = *type;
-        c.rope.factor = k.number("rope.scaling.factor").value_or(1.0);
-        c.rope.original_max_position_embeddings =
-            k.optional_positive("rope.scaling.original_context_length").value_or(0);
-    }
-    if (const TensorEntry* f = checkpoint.find("rope_freqs.weight")) {
-        // Llama 3.x rope scaling as llama.cpp stores it: one divisor per rotary frequency. Read with
-        // pread (a few bytes), so describing the model still maps no tensor data.
-        const std::int64_t expected = c.rotary_dim() / 2;
-        if (f->gguf->ggml_type != static_cast<std::uint32_t>(gguf::TensorType::F32) ||
-            static_cast<std::int64_t>(f->numel()) != expected)
-            throw FormatError(where + ": tensor 'rope_freqs.weight' must be " + std::to_string(expected) +
-                              " float32 values (one per rotary frequency), not " + shape_string(f->shape) + " " +
-                              std::string(gguf::tensor_type_name(static_cast<gguf::TensorType>(f->gguf->ggml_type))));
-        const std::string bytes = checkpoint.files()[f->file]->read(f->offset, f->size);
-        c.rope.freq_factors.resize(static_cast<std::size_t>(expected));
-        std::memcpy(c.rope.freq_factors.data(), bytes.data(), bytes.size());
-        for (float v : c.rope.freq_factors)
-            if (!(v > 0) || !std::isfinite(v))
-                throw FormatError(where + ": tensor 'rope_freqs.weight' holds " + std::to_string(v) +
-                                  "; rope frequency factors must be positive");
-    }
+    read_rope(k, m, checkpoint, where, c);
     (void)log;
 
     const TensorEntry* embed = checkpoint.find("token_embd.weight");
@@ -158,19 +230,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     else
         throw FormatError(where + ": the vocabulary size is unknown: no '" + k.key("vocab_size") +
                           "', no tokenizer.ggml.tokens and no token_embd.weight");
-    if (auto experts = k.optional_positive("expert_count")) {
-        c.num_experts = *experts;
-        c.experts_per_token = k.positive("expert_used_count");
-        // Mixtral's experts are the feed-forward length; Qwen3-MoE's have their own.
-        c.expert_intermediate_size = k.optional_positive("expert_feed_forward_length").value_or(c.intermediate_size);
-        // llama.cpp renormalises the chosen experts' weights for these architectures unless the
-        // file says otherwise.
-        c.norm_topk_prob = m.get_int(k.key("expert_weights_norm")).value_or(arch->gguf.experts_renormalised ? 1 : 0) != 0;
-        c.shared_expert_intermediate_size = k.optional_positive("expert_shared_feed_forward_length").value_or(0);
-        if (c.experts_per_token > c.num_experts)
-            throw FormatError(where + ": '" + k.key("expert_used_count") + "' (" + std::to_string(c.experts_per_token) +
-                              ") is more than the " + std::to_string(c.num_experts) + " experts");
-    }
+    read_experts(k, m, *arch, where, c);
     c.hidden_act = arch->gguf.hidden_act;
     if (arch->gguf.swiglu_limit > 0) { // gpt-oss: llama.cpp's fixed clamp and slope (GGUF stores neither)
         c.swiglu_limit = arch->gguf.swiglu_limit;
@@ -179,45 +239,7 @@ ModelConfig config_from_gguf(const gguf::Metadata& m, const Checkpoint& checkpoi
     c.attn_logit_softcapping = k.number("attn_logit_softcapping").value_or(0.0);
     c.final_logit_softcapping = k.number("final_logit_softcapping").value_or(0.0);
     c.norms_hold_one = arch->gguf.norms_hold_one;
-    if (arch->gguf.local_every > 0) {
-        // As llama.cpp: the window the file gives, else the architecture's default (none for
-        // Gemma 3, whose layers are then all global); its swa pattern unless the file gives one
-        // (<arch>.attention.sliding_window_pattern: a period, or a flag per layer).
-        const std::int64_t window = arch->gguf.default_window > 0
-                                        ? k.optional_positive("attention.sliding_window").value_or(arch->gguf.default_window)
-                                        : std::max<std::int64_t>(m.get_int(k.key("attention.sliding_window")).value_or(0), 0);
-        c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
-        if (window > 0) {
-            c.local_window = window;
-            const std::string pattern_key = k.key("attention.sliding_window_pattern");
-            const gguf::Value* pattern = m.find(pattern_key);
-            if (pattern && pattern->type == gguf::ValueType::array) {
-                const auto& flags = std::get<gguf::Array>(pattern->data);
-                if (static_cast<std::int64_t>(flags.size()) != c.num_layers)
-                    throw FormatError(where + ": '" + pattern_key + "' flags " + std::to_string(flags.size()) +
-                                      " layers but the model has " + std::to_string(c.num_layers));
-                for (std::size_t i = 0; i < flags.size(); ++i) {
-                    if (flags[i].type == gguf::ValueType::boolean)
-                        c.local_layers[i] = std::get<bool>(flags[i].data);
-                    else if (const auto* u = std::get_if<std::uint64_t>(&flags[i].data))
-                        c.local_layers[i] = *u != 0;
-                    else if (const auto* n = std::get_if<std::int64_t>(&flags[i].data))
-                        c.local_layers[i] = *n != 0;
-                    else
-                        throw FormatError(where + ": '" + pattern_key + "' must hold a flag (bool or integer) per layer, not " +
-                                          std::string(gguf::value_type_name(flags[i].type)) + " values");
-                }
-            } else {
-                const std::int64_t every = m.get_int(pattern_key).value_or(arch->gguf.local_every);
-                if (every < 0)
-                    throw FormatError(where + ": '" + pattern_key + "' = " + std::to_string(every) + " must not be negative");
-                for (std::size_t i = 0; i < c.local_layers.size(); ++i) // 0: every layer local
-                    c.local_layers[i] = every == 0 || static_cast<std::int64_t>(i) % every < every - 1;
-            }
-        }
-        if (arch->gguf.local_rope) // Gemma 3: llama.cpp's default base for the local layers
-            c.local_rope_theta = k.number("rope.freq_base_swa").value_or(10000.0);
-    }
+    read_local_layers(k, m, *arch, where, c);
     if (arch->gguf.gemma_query_scale) // as llama.cpp: the 27B (Gemma 2: 46 layers, Gemma 3: 62) scales by hidden / heads
         c.query_pre_attn_scalar = static_cast<double>(
             c.num_layers == arch->gguf.gemma_hidden_scale_layers ? c.hidden_size / c.num_heads : c.head_dim);
