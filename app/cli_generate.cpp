@@ -143,7 +143,8 @@ void runGenerate(GenerateOptions& o)
                          {"peak_rss_bytes", peakRssBytes()},
                          {"device_map", session->hf_device_map()},
                          {"plan", verdict}};
-        std::cout << j.dump(1) << "\n";
+        // Text cut inside a character (a byte-fallback token mid-sequence) is shown with U+FFFD.
+        std::cout << j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
         std::cout << "\n" << r.tokens.size() << " tokens (" << r.stop_reason << "), first after " << r.ttft_s * 1e3
                   << " ms, " << r.decode_tokens_per_s << " tokens/s; peak RSS " << format_bytes(peakRssBytes()) << "\n";
