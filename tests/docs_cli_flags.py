@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 exe, root = sys.argv[1], Path(sys.argv[2])
-COMMANDS = [["inspect"], ["devices"], ["plan"], ["generate"], ["chat"], ["tokenize"], ["quantize"], ["eval"], ["serve"],
+COMMANDS = [["inspect"], ["devices"], ["plan"], ["generate"], ["chat"], ["tokenize"], ["quantize"], ["eval"], ["serve"], ["worker"],
             ["bench"], ["bench", "model"], ["bench", "kernels"], ["bench", "plan"], ["bench", "peer"]]
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 

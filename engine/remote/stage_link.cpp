@@ -242,16 +242,17 @@ void StageServer::serve(const std::function<Message(const Message&)>& handle, co
     while (!stop.load()) {
         // The newest coordinator that said hello (one that took a number and vanished is skipped).
         const std::int64_t taken = m_store->add("sessions", 0);
-        for (std::int64_t s = taken; s >= next; --s)
-            if (m_store->check({"s" + std::to_string(s) + "/hello"})) {
-                serve_session(s, handle, stop, log);
-                next = s + 1;
-                break;
-            }
-        if (next <= taken)
+        std::int64_t found = 0;
+        for (std::int64_t s = taken; s >= next && !found; --s)
+            if (m_store->check({"s" + std::to_string(s) + "/hello"}))
+                found = s;
+        if (found) {
+            serve_session(found, handle, stop, log);
+            next = found + 1;
             continue;
-        try {
-            m_store->wait({"s" + std::to_string(next) + "/hello"}, kSlice);
+        }
+        try { // until the latest number's hello (or the next one's), a slice at a time
+            m_store->wait({"s" + std::to_string(std::max(taken, next)) + "/hello"}, kSlice);
         } catch (const std::exception&) {
         }
     }
