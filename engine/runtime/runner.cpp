@@ -528,6 +528,11 @@ at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, s
     ForwardStep step{m_model, m_exec, hidden.size(0), n, start, {}, {}, &m_cache, nullptr};
     set_rotary(step, hidden.scalar_type());
     at::Tensor h = hidden.to(m_exec);
+    m_run_end = end;
+    struct ResetEnd {
+        std::size_t& end;
+        ~ResetEnd() { end = static_cast<std::size_t>(-1); }
+    } reset_end{m_run_end};
     for (std::size_t l = begin; l < end; ++l)
         run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
     m_cache.length = start + n;

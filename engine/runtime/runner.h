@@ -136,6 +136,7 @@ public:
     // length advancing (forward() advances it).
     ForwardStep begin_step(const at::Tensor& ids);
     const LoadedModel::RemoteLayers* remote_from(std::size_t layer) const; // the remote stage starting at `layer`
+    std::size_t m_run_end = static_cast<std::size_t>(-1); // forward_layers: the end of this stage's layers
     void set_rotary(ForwardStep& step, at::ScalarType dtype) const;
     at::Tensor run_forward(const at::Tensor& ids, bool all_positions);
 
@@ -213,7 +214,9 @@ template <typename F>
 void Runner::run_layer(std::size_t index, F&& body)
 {
     LayerWeights& layer = m_model.layers[index];
-    if (index + 1 < m_model.layers.size()) {
+    // The next layer's bytes are asked for ahead, unless it runs elsewhere (a pipeline stage:
+    // another machine's, or past this stage's end), whose weights here must stay unread.
+    if (index + 1 < std::min(m_model.layers.size(), m_run_end) && !remote_from(index + 1)) {
         prefetch(index + 1);
         if (m_model.on_layer_state && m_model.layers[index + 1].home.kind == Device::Kind::disk)
             m_model.on_layer_state(static_cast<int>(index + 1), LayerState::streaming_in);
