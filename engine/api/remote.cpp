@@ -62,6 +62,13 @@ remote::Message load(WorkerState& s, const nlohmann::json& h)
     o.device_map = map;
     o.offload_folder = std::filesystem::temp_directory_path();
     s.model = load_model(std::move(d), o);
+    // The layers before and after this stage run elsewhere: no KV cache here for them.
+    for (const auto& [begin, stop] : {std::pair<std::int64_t, std::int64_t>{0, first}, {end, static_cast<std::int64_t>(blocks.size())}})
+        if (begin < stop)
+            s.model->remote.push_back({static_cast<std::size_t>(begin), static_cast<std::size_t>(stop), "the coordinator",
+                                       [](const at::Tensor&, std::int64_t) -> at::Tensor {
+                                           throw PlanError("a worker runs only its own stage's layers");
+                                       }});
     s.runner = std::make_unique<Runner>(*s.model, h.value("context", std::int64_t(2048)));
     s.first = static_cast<std::size_t>(first);
     s.end = static_cast<std::size_t>(end);

@@ -153,6 +153,11 @@ KvCache Runner::allocate_cache(std::int64_t batch, std::int64_t capacity, bool z
     cache.capacity = capacity;
     const auto dtype = at::TensorOptions().dtype(scalar_type(m_model.dtype)); // quantized weights compute in it too
     for (std::size_t l = 0; l < m_model.layers.size(); ++l) {
+        if (std::any_of(m_model.remote.begin(), m_model.remote.end(), [&](const auto& r) { return r.begin <= l && l < r.end; })) {
+            cache.k.emplace_back(); // a pipeline stage elsewhere keeps this layer's keys and values
+            cache.v.emplace_back();
+            continue;
+        }
         const LayerWeights& lw = m_model.layers[l];
         const at::Device where = lw.home.is_gpu() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lw.home.index)) : m_exec;
         translating_out_of_memory("the KV cache of layer " + std::to_string(l) + " (" + std::to_string(capacity) + " tokens)",
@@ -177,6 +182,11 @@ KvPool Runner::make_pool(std::size_t slots) const
         KvCache view;
         view.capacity = m_cache.capacity;
         for (std::size_t l = 0; l < pool.storage.k.size(); ++l) {
+            if (!pool.storage.k[l].defined()) { // a layer another pipeline stage runs
+                view.k.emplace_back();
+                view.v.emplace_back();
+                continue;
+            }
             view.k.push_back(pool.storage.k[l].narrow(0, static_cast<std::int64_t>(i), 1));
             view.v.push_back(pool.storage.v[l].narrow(0, static_cast<std::int64_t>(i), 1));
         }

@@ -227,6 +227,12 @@ void TestRemote::deadWorkerIsAnErrorNotAHang()
     o.remote_token = "secret";
     o.remote_timeout = std::chrono::seconds(5);
     auto session = Session::load(Model::open(hf.string()), o);
+    // This machine holds the KV cache of its own 2 layers only (of 5; 256 positions, 4 KV heads
+    // of 8 dimensions, float32 keys and values): the worker keeps the other 3 layers'.
+    std::uint64_t kv = 0;
+    for (const LoadedFootprint& f : session->footprint())
+        kv += f.kv_cache_bytes;
+    QCOMPARE(kv, std::uint64_t(2) * 2 * 256 * 4 * 8 * 4);
     GenerationOptions g;
     g.sampling.greedy = true;
     g.max_new_tokens = 200;
