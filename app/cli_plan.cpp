@@ -61,10 +61,13 @@ void addDevicesCommand(CLI::App& app, int& exitCode)
     auto opts = std::make_shared<DeviceOptions>();
     auto json = std::make_shared<bool>(false);
     auto profiles = std::make_shared<bool>(false);
+    auto pipeline = std::make_shared<PipelineCli>();
     addDeviceOptions(cmd, *opts);
+    cmd->add_option("--host", pipeline->hosts, "Also list the devices of a machine running `layerwise worker` (HOST:PORT; repeat for more)");
+    cmd->add_option("--token", pipeline->token, "The workers' shared secret (default: $LAYERWISE_TOKEN)");
     cmd->add_flag("--json", *json, "Print JSON");
     cmd->add_flag("--profiles", *profiles, "List the GPU profiles for hypothetical devices");
-    cmd->callback([opts, json, profiles, &exitCode]() {
+    cmd->callback([opts, json, profiles, pipeline, &exitCode]() {
         if (*profiles) {
             for (const auto& p : gpu_profiles())
                 std::cout << p.key << "\t" << p.name << "\t" << format_bytes(p.memory) << "\t" << p.bandwidth / 1e9
@@ -99,6 +102,8 @@ void addDevicesCommand(CLI::App& app, int& exitCode)
             }
             if (!gpu)
                 std::cout << "no CUDA GPU found: models run on the CPU (add hypothetical GPUs with --device cuda:0=RTX-4090)\n";
+            for (const std::string& line : remoteDeviceLines(*pipeline))
+                std::cout << line << "\n";
         }
         exitCode = 0;
     });

@@ -50,6 +50,19 @@ void applyPipeline(const PipelineCli& p, std::int64_t layers, SessionOptions& lo
     std::cerr << "\n";
 }
 
+std::vector<std::string> remoteDeviceLines(const PipelineCli& p)
+{
+    std::vector<std::string> lines;
+    for (const std::string& host : p.hosts) {
+        const std::string token = tokenOrEnvironment(p.token);
+        if (token.empty())
+            throw PlanError("--host needs the workers' token: give --token or set LAYERWISE_TOKEN");
+        for (std::string& line : describe_worker(host, token, std::chrono::milliseconds(static_cast<std::int64_t>(p.timeoutSeconds * 1000))))
+            lines.push_back(std::move(line));
+    }
+    return lines;
+}
+
 void addWorkerCommand(CLI::App& app, int& exitCode)
 {
     auto* cmd = app.add_subcommand("worker", "Serve a share of a model's layers to a coordinator on another machine (pipeline stage)");

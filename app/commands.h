@@ -49,6 +49,8 @@ struct PipelineCli {
 void addPipelineOptions(CLI::App* cmd, PipelineCli& p);
 // Sets load's remote stages from the options (none without --host) and says the split on stderr.
 void applyPipeline(const PipelineCli& p, std::int64_t layers, SessionOptions& load);
+// The devices each --host reports, a line each ("HOST:PORT/cpu  name  N MiB"); RemoteError when one fails.
+std::vector<std::string> remoteDeviceLines(const PipelineCli& p);
 
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
 // does not say (files saved by other tools).
