@@ -28,6 +28,9 @@ void llama_read_config(const ConfigReader& reader, ModelConfig& config);
 ModuleSpec rotary_embedding_module(const std::string& path, const std::string& class_name);
 // The llama layout's attention modules of a decoder layer (self_attn and its q/k/v/o, q/k norms
 // when `qk_norm`), its output modules (model.norm, the rotary embedding, lm_head) and its GGUF names.
+// Which layers attend over a local window: config.json's layer_types ("sliding_attention" /
+// "full_attention", one per layer), else every even layer (Gemma 2's and gpt-oss's default).
+void read_layer_types(const ConfigReader& reader, ModelConfig& config);
 std::vector<ModuleSpec> llama_attention_specs(ConditionFn qkv_bias, ConditionFn o_bias, bool qk_norm);
 std::vector<ModuleSpec> llama_output_specs();
 GgufNaming llama_gguf_names(const LlamaVariant& variant);

@@ -99,18 +99,7 @@ void read_config(const ConfigReader& r, ModelConfig& c)
                                     ? r.raw()["final_logit_softcapping"].get<double>()
                                     : 0.0;
     c.query_pre_attn_scalar = r.number_or("query_pre_attn_scalar", 256.0);
-    c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
-    const nlohmann::json& raw = r.raw();
-    if (raw.contains("layer_types") && raw["layer_types"].is_array()) {
-        if (raw["layer_types"].size() != c.local_layers.size())
-            throw FormatError(c.described_by + ": layer_types lists " + std::to_string(raw["layer_types"].size()) +
-                              " layers but num_hidden_layers is " + std::to_string(c.num_layers));
-        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
-            c.local_layers[i] = raw["layer_types"][i] == "sliding_attention";
-    } else {
-        for (std::size_t i = 0; i < c.local_layers.size(); i += 2) // Gemma 2: even layers are local
-            c.local_layers[i] = true;
-    }
+    read_layer_types(r, c); // Gemma 2 without layer_types: even layers local
 }
 
 void read_config3(const ConfigReader& r, ModelConfig& c)

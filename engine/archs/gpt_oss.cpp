@@ -99,18 +99,8 @@ void read_config(const ConfigReader& r, ModelConfig& c)
     // Local layers: layer_types, else transformers' default (even layers local).
     c.sliding_window.reset();
     c.local_window = r.positive_or("sliding_window", 128);
-    c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
+    read_layer_types(r, c);
     const nlohmann::json& raw = r.raw();
-    if (raw.contains("layer_types") && raw["layer_types"].is_array()) {
-        if (raw["layer_types"].size() != c.local_layers.size())
-            throw FormatError(c.described_by + ": layer_types lists " + std::to_string(raw["layer_types"].size()) +
-                              " layers but num_hidden_layers is " + std::to_string(c.num_layers));
-        for (std::size_t i = 0; i < c.local_layers.size(); ++i)
-            c.local_layers[i] = raw["layer_types"][i] == "sliding_attention";
-    } else {
-        for (std::size_t i = 0; i < c.local_layers.size(); i += 2)
-            c.local_layers[i] = true;
-    }
     if (raw.contains("quantization_config") && raw["quantization_config"].is_object()) {
         const std::string method = raw["quantization_config"].value("quant_method", std::string());
         if (method != "mxfp4")

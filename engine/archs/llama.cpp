@@ -203,6 +203,22 @@ GgufNaming gguf_names(const LlamaVariant& v)
 } // namespace
 
 void llama_read_config(const ConfigReader& reader, ModelConfig& config) { llama_arch::read_config(reader, config); }
+
+void read_layer_types(const ConfigReader& r, ModelConfig& c)
+{
+    c.local_layers.assign(static_cast<std::size_t>(c.num_layers), false);
+    const nlohmann::json& raw = r.raw();
+    if (!raw.contains("layer_types") || !raw["layer_types"].is_array()) {
+        for (std::size_t i = 0; i < c.local_layers.size(); i += 2)
+            c.local_layers[i] = true;
+        return;
+    }
+    if (raw["layer_types"].size() != c.local_layers.size())
+        throw FormatError(c.described_by + ": layer_types lists " + std::to_string(raw["layer_types"].size()) +
+                          " layers but num_hidden_layers is " + std::to_string(c.num_layers));
+    for (std::size_t i = 0; i < c.local_layers.size(); ++i)
+        c.local_layers[i] = raw["layer_types"][i] == "sliding_attention";
+}
 std::vector<ModuleSpec> llama_attention_specs(ConditionFn qkv_bias, ConditionFn o_bias, bool qk_norm)
 {
     return llama_arch::attention_specs(qkv_bias, o_bias, qk_norm);

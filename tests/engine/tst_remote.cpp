@@ -71,20 +71,28 @@ struct Run {
     std::string error;
 };
 
-// Greedy tokens of `model` from `prompt`, the layers split with `stages`.
-Run greedy(const fs::path& model, const std::vector<std::int64_t>& prompt, std::int64_t n, const std::vector<RemoteStage>& stages,
-           const std::string& token, std::chrono::milliseconds timeout = std::chrono::seconds(30))
+// Float32 on this machine's CPU, 256 positions, the layers split with `stages`.
+SessionOptions pipeline_options(const fs::path& offload, const std::vector<RemoteStage>& stages, const std::string& token,
+                                std::chrono::milliseconds timeout)
 {
-    test::TempDir offload;
     SessionOptions o;
     o.dtype = DType::f32;
     o.device_map = parse_device_map(R"({"": "cpu"})");
-    o.offload_folder = offload.path();
+    o.offload_folder = offload;
     o.context = 256;
     o.require_tokenizer = false;
     o.remote_stages = stages;
     o.remote_token = token;
     o.remote_timeout = timeout;
+    return o;
+}
+
+// Greedy tokens of `model` from `prompt`, the layers split with `stages`.
+Run greedy(const fs::path& model, const std::vector<std::int64_t>& prompt, std::int64_t n, const std::vector<RemoteStage>& stages,
+           const std::string& token, std::chrono::milliseconds timeout = std::chrono::seconds(30))
+{
+    test::TempDir offload;
+    const SessionOptions o = pipeline_options(offload.path(), stages, token, timeout);
     Run r;
     try {
         auto session = Session::load(Model::open(model.string()), o);
@@ -218,14 +226,7 @@ void TestRemote::deadWorkerIsAnErrorNotAHang()
     QVERIFY(!worker->address.empty());
     const std::string address = worker->address;
     test::TempDir offload;
-    SessionOptions o;
-    o.dtype = DType::f32;
-    o.device_map = parse_device_map(R"({"": "cpu"})");
-    o.offload_folder = offload.path();
-    o.context = 256;
-    o.remote_stages = even_stages(5, {address});
-    o.remote_token = "secret";
-    o.remote_timeout = std::chrono::seconds(5);
+    const SessionOptions o = pipeline_options(offload.path(), even_stages(5, {address}), "secret", std::chrono::seconds(5));
     auto session = Session::load(Model::open(hf.string()), o);
     // This machine holds the KV cache of its own 2 layers only (of 5; 256 positions, 4 KV heads
     // of 8 dimensions, float32 keys and values): the worker keeps the other 3 layers'.
