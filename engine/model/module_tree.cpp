@@ -375,4 +375,26 @@ std::uint64_t ModuleTree::largest_no_split_bytes(SizeRule rule) const
     return largest;
 }
 
+int ModuleTree::layer_of(int node) const
+{
+    for (int n = node; n >= 0; n = m_nodes[static_cast<std::size_t>(n)].parent)
+        if (m_nodes[static_cast<std::size_t>(n)].no_split)
+            return m_nodes[static_cast<std::size_t>(n)].layer;
+    return -1;
+}
+
+ModuleTree ModuleTree::only_layers(std::int64_t first, std::int64_t end, bool with_rest) const
+{
+    ModuleTree out = *this;
+    for (std::size_t i = 0; i < out.m_nodes.size(); ++i) {
+        const int layer = layer_of(static_cast<int>(i));
+        if (layer < 0 ? !with_rest : layer < first || layer >= end)
+            out.m_nodes[i].tensors.clear();
+    }
+    std::erase_if(out.m_tied, [&](const std::pair<std::string, std::string>& t) {
+        return !out.find_tensor(t.first) || !out.find_tensor(t.second);
+    });
+    return out;
+}
+
 } // namespace layerwise

@@ -99,6 +99,12 @@ public:
     // The expert modules under `node` (all of a layer's, say), in order.
     std::vector<int> experts_under(int node) const;
     std::uint64_t largest_no_split_bytes(SizeRule rule) const;
+    // The decoder block index `node` lies in (it or an ancestor is a no-split block), -1 outside any.
+    int layer_of(int node) const;
+    // The same skeleton holding only the tensors of decoder blocks [first, end), and with
+    // `with_rest` those outside any block too (embeddings, final norm, head): one pipeline
+    // stage's share of the model, to plan it on one machine's devices.
+    ModuleTree only_layers(std::int64_t first, std::int64_t end, bool with_rest) const;
 
 private:
     static ModuleTree build(const ModelConfig& config, const ArchSpec& arch, DType dtype);

@@ -903,6 +903,8 @@ PlanRequest with_limit(PlanRequest r, const Device& device, std::int64_t bytes)
 void advise(Plan& plan, const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request,
             const std::function<bool(const PlanRequest&)>& replan)
 {
+    if (!request.advise)
+        return;
     const DeviceFootprint* worst = nullptr;
     for (const auto& f : plan.devices)
         if (f.used() > f.limit && (!worst || f.used() - f.limit > worst->used() - worst->limit))
@@ -1068,6 +1070,31 @@ nlohmann::json plan_to_json(const Plan& plan)
               {"seconds_per_token", plan.estimate.seconds_per_token}}}};
 }
 
+std::string device_table(const Plan& plan, const std::function<std::string(const Device&)>& label)
+{
+    const auto name_of = [&](const Device& d) { return label ? label(d) : d.name(); };
+    int width = 8;
+    for (const auto& f : plan.devices)
+        width = std::max(width, static_cast<int>(name_of(f.device.id).size()));
+    std::ostringstream o;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%-*s %-28s %10s %10s %10s %10s %10s %10s %10s %6s\n", width, "device", "name", "limit", "weights",
+                  "read/tok", "kv cache", "activ.", "overhead", "free", "layers");
+    o << buf;
+    for (const auto& f : plan.devices) {
+        if (f.used() == 0 && f.device.id.kind == Device::Kind::disk)
+            continue;
+        std::string name = f.device.name.substr(0, 28);
+        std::snprintf(buf, sizeof buf, "%-*s %-28s %10s %10s %10s %10s %10s %10s %10s %6d%s\n", width, name_of(f.device.id).c_str(),
+                      name.c_str(), gib(f.limit).c_str(), gib(f.weights).c_str(), gib(f.read_per_token).c_str(), gib(f.kv_cache).c_str(),
+                      gib(f.activations).c_str(), gib(f.overhead + f.staging).c_str(),
+                      f.free() < 0 ? ("-" + gib(-f.free())).c_str() : gib(f.free()).c_str(), f.layers,
+                      f.used() > f.limit ? "  OVER" : "");
+        o << buf;
+    }
+    return o.str();
+}
+
 std::string plan_to_text(const Plan& plan)
 {
     std::ostringstream o;
@@ -1076,20 +1103,7 @@ std::string plan_to_text(const Plan& plan)
     std::snprintf(buf, sizeof buf, "estimate  %.3g tokens/s decode, %.3g tokens/s prefill (%s)\n",
                   plan.estimate.decode_tokens_per_s, plan.estimate.prefill_tokens_per_s, plan.mode.c_str());
     o << buf;
-    std::snprintf(buf, sizeof buf, "\n%-8s %-28s %10s %10s %10s %10s %10s %10s %10s %6s\n", "device", "name", "limit", "weights",
-                  "read/tok", "kv cache", "activ.", "overhead", "free", "layers");
-    o << buf;
-    for (const auto& f : plan.devices) {
-        if (f.used() == 0 && f.device.id.kind == Device::Kind::disk)
-            continue;
-        std::string name = f.device.name.substr(0, 28);
-        std::snprintf(buf, sizeof buf, "%-8s %-28s %10s %10s %10s %10s %10s %10s %10s %6d%s\n", f.device.id.name().c_str(),
-                      name.c_str(), gib(f.limit).c_str(), gib(f.weights).c_str(), gib(f.read_per_token).c_str(), gib(f.kv_cache).c_str(),
-                      gib(f.activations).c_str(), gib(f.overhead + f.staging).c_str(),
-                      f.free() < 0 ? ("-" + gib(-f.free())).c_str() : gib(f.free()).c_str(), f.layers,
-                      f.used() > f.limit ? "  OVER" : "");
-        o << buf;
-    }
+    o << "\n" << device_table(plan);
     // Consecutive numbered modules on one device print as a range: model.layers.0-11: 0
     o << "\ndevice map (" << plan.device_map.size() << " keys)\n";
     auto split = [](const std::string& k) -> std::pair<std::string, int> {

@@ -10,6 +10,7 @@
 #include "plan/device_map.h"
 #include "plan/weight_format.h"
 
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ struct PlanRequest {
     // the number of blocks: --cpu-moe). nullopt: the planner chooses the fewest such blocks that
     // keep everything else on the GPUs.
     std::optional<std::int64_t> cpu_moe_layers;
+    // false: a plan that does not fit comes without advice (what would fit takes many more
+    // plans to find; a search over many candidate plans does not need it).
+    bool advise = true;
 };
 
 struct DeviceFootprint {
@@ -88,5 +92,7 @@ Plan move_module_in_plan(const ModuleTree& tree, const ModelConfig& config, cons
 
 nlohmann::json plan_to_json(const Plan& plan);
 std::string plan_to_text(const Plan& plan);
+// The footprint table of plan_to_text, a row per device; `label` names the devices (default: "cuda:0", "cpu", "disk").
+std::string device_table(const Plan& plan, const std::function<std::string(const Device&)>& label = {});
 
 } // namespace layerwise

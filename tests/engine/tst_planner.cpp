@@ -8,6 +8,7 @@
 #include "model/presets.h"
 #include "inspect.h"
 #include "plan/device_map.h"
+#include "plan/pipeline.h"
 #include "plan/plan.h"
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,12 @@ private Q_SLOTS:
     void expertsStayOnTheCpu();
     void expertsAreMovableOneByOne();
     void gptOss120bOnOneGpu();
+    void pipelineStaysHomeWhenItFits();
+    void pipelineSplitsOverTwoMachines();
+    void pipelineUsesTheFewestMachines();
+    void pipelineSlowLinkOffloadsInstead();
+    void pipelineNothingFits();
+    void pipelineStageMapsCoverTheModel();
 };
 
 namespace {
@@ -643,6 +650,186 @@ void TestPlanner::expertsAreMovableOneByOne()
     QCOMPARE(plan.devices[2].weights, expert_bytes);
     QCOMPARE(plan.devices[2].read_per_token, expert_bytes / 4);
     QCOMPARE(plan.devices[2].experts, 1);
+}
+
+namespace {
+
+Machine remote_machine(const std::string& name, std::int64_t gpu_bytes, double bandwidth, double latency)
+{
+    Machine m;
+    m.name = name;
+    m.address = "10.0.0." + name.substr(4) + ":7070";
+    m.devices = {gpu_device(0, gpu_bytes), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    m.link = {bandwidth, latency, "assumed"};
+    return m;
+}
+
+// One crossing of a decode step's hidden state (batch 1, bfloat16) over a link, by hand: the
+// latency plus hidden_size x 2 bytes and the 512 bytes of a message's header and signature.
+double crossing(const ModelConfig& c, const MachineLink& link)
+{
+    return link.latency + static_cast<double>(c.hidden_size * 2 + 512) / link.bandwidth;
+}
+
+} // namespace
+
+void TestPlanner::pipelineStaysHomeWhenItFits()
+{
+    // Llama-3.1-8B in bfloat16 (16 GB) fits this machine's 24 GiB GPU: another machine's GPU, as
+    // fast, would only add link time.
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const PipelinePlan p = make_pipeline_plan(m.tree, m.config, r, {remote_machine("host2", 24 * GiB, 1.25e9, 1e-4)});
+    QCOMPARE(p.stages.size(), std::size_t(1));
+    QCOMPARE(p.stages[0].machine, -1);
+    QCOMPARE(p.stages[0].end, std::int64_t(32));
+    QCOMPARE(p.crossings, 0);
+    QCOMPARE(p.verdict, Verdict::fits_on_gpu);
+    // The same as planning this machine alone.
+    const Plan alone = make_plan(m.tree, m.config, r);
+    QCOMPARE(p.stages[0].plan.device_map, alone.device_map);
+    QCOMPARE(p.estimate.seconds_per_token, alone.estimate.seconds_per_token);
+    QVERIFY2(p.reason.find("only add link time") != std::string::npos, p.reason.c_str());
+    QVERIFY(pipeline_plan_to_text(p).find("not used: host2 (10.0.0.2:7070)") != std::string::npos);
+}
+
+void TestPlanner::pipelineSplitsOverTwoMachines()
+{
+    // Llama-3.1-70B in bfloat16 (131 GiB) over this machine's 80 GiB GPU and host2's, linked at
+    // 10 Gb/s with 0.1 ms latency: every block on a GPU, two contiguous stages.
+    const Model m = preset("Llama-3.1-70B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 80 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Machine host2 = remote_machine("host2", 80 * GiB, 1.25e9, 1e-4);
+    const PipelinePlan p = make_pipeline_plan(m.tree, m.config, r, {host2});
+    QCOMPARE(p.stages.size(), std::size_t(2));
+    QCOMPARE(p.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(p.stages[0].machine, -1);
+    QCOMPARE(p.stages[1].machine, 0);
+    QCOMPARE(p.stages[0].first, std::int64_t(0));
+    QCOMPARE(p.stages[0].end, p.stages[1].first);
+    QCOMPARE(p.stages[1].end, std::int64_t(80));
+    for (const PipelineStage& s : p.stages) {
+        QCOMPARE(s.plan.verdict, Verdict::fits_on_gpu);
+        QCOMPARE(static_cast<std::int64_t>(s.plan.layer_devices.size()), s.end - s.first);
+    }
+    // The remote stage holds its blocks only: no embedding, no head.
+    const std::int64_t block = static_cast<std::int64_t>(m.tree.module_bytes(m.tree.no_split_blocks()[0], SizeRule::as_loaded(DType::bf16)));
+    QCOMPARE(p.stages[1].plan.devices[0].weights, block * (p.stages[1].end - p.stages[1].first));
+    // Time: the stages' own plus a hidden state there and back.
+    QCOMPARE(p.crossings, 2);
+    const double link = 2 * crossing(m.config, host2.link);
+    QVERIFY(std::abs(p.link_seconds_per_token - link) < 1e-12);
+    QVERIFY(std::abs(p.estimate.seconds_per_token - (p.stages[0].plan.estimate.seconds_per_token +
+                                                     p.stages[1].plan.estimate.seconds_per_token + link)) < 1e-12);
+    // Faster than this machine alone, which streams the blocks that do not fit from RAM.
+    const Plan alone = make_plan(m.tree, m.config, r);
+    QCOMPARE(alone.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(p.estimate.seconds_per_token < alone.estimate.seconds_per_token / 5);
+    // Devices read by machine.
+    const std::string text = pipeline_plan_to_text(p);
+    QVERIFY2(text.find("host2/cuda:0") != std::string::npos, text.c_str());
+    const json j = pipeline_plan_to_json(p);
+    QCOMPARE(j["stages"][1]["devices"][0]["device"].get<std::string>(), std::string("host2/cuda:0"));
+    QCOMPARE(j["stages"][1]["address"].get<std::string>(), std::string("10.0.0.2:7070"));
+}
+
+void TestPlanner::pipelineUsesTheFewestMachines()
+{
+    // Three more machines as able as host2: the 70B model needs one of them. More stages would not
+    // be faster (the blocks' time is the same on any of these GPUs) and would add crossings.
+    const Model m = preset("Llama-3.1-70B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 80 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const PipelinePlan p = make_pipeline_plan(m.tree, m.config, r,
+                                              {remote_machine("host2", 80 * GiB, 1.25e9, 1e-4), remote_machine("host3", 80 * GiB, 1.25e9, 1e-4),
+                                               remote_machine("host4", 80 * GiB, 1.25e9, 1e-4)});
+    QCOMPARE(p.stages.size(), std::size_t(2));
+    QCOMPARE(p.crossings, 2);
+    // Three 40 GiB machines beside this one's 40 GiB: all four are needed.
+    PlanRequest small = r;
+    small.devices[0] = gpu_device(0, 40 * GiB);
+    const PipelinePlan q = make_pipeline_plan(m.tree, m.config, small,
+                                              {remote_machine("host2", 40 * GiB, 1.25e9, 1e-4), remote_machine("host3", 40 * GiB, 1.25e9, 1e-4),
+                                               remote_machine("host4", 40 * GiB, 1.25e9, 1e-4)});
+    QCOMPARE(q.verdict, Verdict::fits_on_gpu);
+    QCOMPARE(q.stages.size(), std::size_t(4));
+    QCOMPARE(q.crossings, 6);
+    for (std::size_t i = 1; i < q.stages.size(); ++i)
+        QCOMPARE(q.stages[i].first, q.stages[i - 1].end);
+}
+
+void TestPlanner::pipelineSlowLinkOffloadsInstead()
+{
+    // Llama-3.1-8B on a 12 GiB GPU streams a few blocks from RAM; another machine's GPU behind a
+    // link with 1 s latency would cost 2 s a token, far more than the streaming: it stays home.
+    const Model m = preset("Llama-3.1-8B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 12 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const Plan alone = make_plan(m.tree, m.config, r);
+    QCOMPARE(alone.verdict, Verdict::fits_with_cpu_offload);
+    QVERIFY(alone.estimate.seconds_per_token < 2.0);
+    const PipelinePlan slow = make_pipeline_plan(m.tree, m.config, r, {remote_machine("host2", 24 * GiB, 1.25e9, 1.0)});
+    QCOMPARE(slow.stages.size(), std::size_t(1));
+    QCOMPARE(slow.verdict, Verdict::fits_with_cpu_offload);
+    // Over a fast link the remote GPU takes the blocks that do not fit here.
+    const PipelinePlan fast = make_pipeline_plan(m.tree, m.config, r, {remote_machine("host2", 24 * GiB, 1.25e9, 1e-4)});
+    QCOMPARE(fast.stages.size(), std::size_t(2));
+    QCOMPARE(fast.verdict, Verdict::fits_on_gpu);
+    QVERIFY(fast.estimate.seconds_per_token < alone.estimate.seconds_per_token);
+}
+
+void TestPlanner::pipelineNothingFits()
+{
+    // Llama-3.1-405B in bfloat16 (756 GiB) on two machines with 8 GiB of RAM, 24 GiB GPUs and
+    // 100 GiB disks: no split fits; the plan says where it is short.
+    const Model m = preset("Llama-3.1-405B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 24 * GiB), cpu_device(8 * GiB), disk_device(100 * GiB)};
+    r.weights.dtype = DType::bf16;
+    Machine host2 = remote_machine("host2", 24 * GiB, 1.25e9, 1e-4);
+    host2.devices = {gpu_device(0, 24 * GiB), cpu_device(8 * GiB), disk_device(100 * GiB)};
+    const PipelinePlan p = make_pipeline_plan(m.tree, m.config, r, {host2});
+    QCOMPARE(p.verdict, Verdict::does_not_fit);
+    QCOMPARE(p.stages.size(), std::size_t(2));
+    QVERIFY2(p.reason.find("no split over these 2 machines fits") != std::string::npos, p.reason.c_str());
+    QVERIFY2(p.reason.find("disk") != std::string::npos, p.reason.c_str());
+    // A map file cannot place several machines.
+    PlanRequest custom = r;
+    custom.strategy = Strategy::custom;
+    QVERIFY(throws_with<PlanError>([&] { make_pipeline_plan(m.tree, m.config, custom, {host2}); }, {"use a strategy"}));
+}
+
+void TestPlanner::pipelineStageMapsCoverTheModel()
+{
+    // Each stage's map over the whole model: its own blocks where its plan puts them, the rest on
+    // disk; a valid map of the whole model, and the stages together place every block once.
+    const Model m = preset("Llama-3.1-70B");
+    PlanRequest r;
+    r.devices = {gpu_device(0, 80 * GiB), cpu_device(64 * GiB), disk_device(1000 * GiB)};
+    r.weights.dtype = DType::bf16;
+    const PipelinePlan p = make_pipeline_plan(m.tree, m.config, r, {remote_machine("host2", 80 * GiB, 1.25e9, 1e-4)});
+    QCOMPARE(p.stages.size(), std::size_t(2));
+    std::vector<int> owners(80, 0);
+    for (const PipelineStage& s : p.stages) {
+        const DeviceMap whole = whole_model_map(m.tree, s.plan.device_map, s.first, s.end, s.machine < 0);
+        validate_device_map(m.tree, whole);
+        for (int l = 0; l < 80; ++l) {
+            const Device* d = device_of(whole, "model.layers." + std::to_string(l) + ".self_attn.q_proj.weight");
+            QVERIFY(d);
+            const bool mine = l >= s.first && l < s.end;
+            QCOMPARE(*d == Device::disk(), !mine);
+            owners[static_cast<std::size_t>(l)] += mine;
+        }
+        QCOMPARE(*device_of(whole, "lm_head.weight") == Device::disk(), s.machine >= 0);
+        QCOMPARE(*device_of(whole, "model.embed_tokens.weight") == Device::disk(), s.machine >= 0);
+    }
+    QVERIFY(std::all_of(owners.begin(), owners.end(), [](int n) { return n == 1; }));
 }
 
 QTEST_GUILESS_MAIN(TestPlanner)
