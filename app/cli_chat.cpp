@@ -212,11 +212,12 @@ void addChatCommand(CLI::App& app, int& exitCode)
         load.dtype = dtype;
         std::string verdict;
         load.quant = quantOptions(o->quant);
-        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant), 1,
-                                       o->moe);
+        const PlanRequest request =
+            planRequestFor(model, o->deviceMap, o->maxMemory, o->context, dtype, quantFormatName(o->quant), 1, o->moe);
+        if (!applyPipeline(o->pipeline, model, request, load, &verdict))
+            load.device_map = deviceMapOf(model, request, &verdict);
         load.context = o->context;
         load.log = log;
-        applyPipeline(o->pipeline, model.config().num_layers, load);
         const auto chat = Session::load(std::move(model), load);
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;

@@ -89,11 +89,12 @@ void runGenerate(GenerateOptions& o)
     SessionOptions load;
     load.dtype = dtype;
     load.quant = quantOptions(o.quant);
-    load.device_map = deviceMapFor(model, o.deviceMap, o.maxMemory, context, dtype, &verdict, quantFormatName(o.quant), 1, o.moe);
+    const PlanRequest request = planRequestFor(model, o.deviceMap, o.maxMemory, context, dtype, quantFormatName(o.quant), 1, o.moe);
+    if (!applyPipeline(o.pipeline, model, request, load, &verdict))
+        load.device_map = deviceMapOf(model, request, &verdict);
     load.offload_folder = o.offloadFolder;
     load.context = context;
     load.require_tokenizer = false;
-    applyPipeline(o.pipeline, model.config().num_layers, load);
     const std::vector<std::int64_t> eos = model.eos_ids();
     const auto t0 = std::chrono::steady_clock::now();
     const auto session = Session::load(std::move(model), load);
@@ -169,9 +170,8 @@ void addMoeOptions(CLI::App* cmd, MoeCli& m)
     cmd->add_option("--n-cpu-moe", m.layers, "Mixtures of experts: keep the experts of the first N layers in CPU RAM");
 }
 
-DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
-                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant,
-                       std::int64_t sequences, const MoeCli& moe)
+PlanRequest planRequestFor(const Model& model, const std::string& spec, const std::string& maxMemory, std::int64_t context,
+                           DType dtype, const std::string& quant, std::int64_t sequences, const MoeCli& moe)
 {
     PlanRequest r;
     r.batch = sequences;
@@ -195,12 +195,24 @@ DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::s
     } else {
         r.strategy = parse_strategy(spec);
     }
-    const Plan plan = plan_model(model, r);
+    return r;
+}
+
+DeviceMap deviceMapOf(const Model& model, const PlanRequest& request, std::string* verdictOut)
+{
+    const Plan plan = plan_model(model, request);
     if (verdictOut)
         *verdictOut = std::string(verdict_name(plan.verdict)) + ": " + plan.reason;
     if (plan.verdict == Verdict::does_not_fit)
         throw PlanError("the model does not fit: " + plan.reason);
     return plan.device_map;
+}
+
+DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
+                       std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant,
+                       std::int64_t sequences, const MoeCli& moe)
+{
+    return deviceMapOf(model, planRequestFor(model, spec, maxMemory, context, dtype, quant, sequences, moe), verdictOut);
 }
 
 void addGenerateCommand(CLI::App& app, int& exitCode)

@@ -42,17 +42,6 @@ std::vector<DeviceInfo> devicesFor(const DeviceOptions& o)
     return apply_device_specs(detect_devices(d), o.specs);
 }
 
-nlohmann::json deviceJson(const DeviceInfo& d)
-{
-    return {{"device", d.id.name()},         {"name", d.name},
-            {"hypothetical", d.hypothetical}, {"total_bytes", d.total_bytes},
-            {"available_bytes", d.available_bytes}, {"bandwidth_bytes_per_s", d.bandwidth},
-            {"bandwidth_source", d.bandwidth_source}, {"link_bandwidth_bytes_per_s", d.link_bandwidth},
-            {"flops", d.flops},              {"compute_capability", d.compute_capability},
-            {"cores", d.cores},              {"isa", d.isa},
-            {"path", d.path}};
-}
-
 } // namespace
 
 void addDevicesCommand(CLI::App& app, int& exitCode)
@@ -78,7 +67,17 @@ void addDevicesCommand(CLI::App& app, int& exitCode)
         if (*json) {
             nlohmann::json out = nlohmann::json::array();
             for (const auto& d : devices)
-                out.push_back(deviceJson(d));
+                out.push_back(device_info_to_json(d));
+            for (const Machine& m : pipeline->hosts.empty() ? std::vector<Machine>{} : remoteMachines(*pipeline))
+                for (const DeviceInfo& d : m.devices) {
+                    nlohmann::json j = device_info_to_json(d);
+                    j["device"] = m.name + "/" + d.id.name();
+                    j["machine"] = m.name;
+                    j["address"] = m.address;
+                    j["link_latency_s"] = m.link.latency;
+                    j["link_bytes_per_s"] = m.link.bandwidth;
+                    out.push_back(std::move(j));
+                }
             std::cout << out.dump(1) << "\n";
         } else {
             bool gpu = false;
@@ -102,8 +101,14 @@ void addDevicesCommand(CLI::App& app, int& exitCode)
             }
             if (!gpu)
                 std::cout << "no CUDA GPU found: models run on the CPU (add hypothetical GPUs with --device cuda:0=RTX-4090)\n";
-            for (const std::string& line : remoteDeviceLines(*pipeline))
-                std::cout << line << "\n";
+            for (const Machine& m : pipeline->hosts.empty() ? std::vector<Machine>{} : remoteMachines(*pipeline)) {
+                std::cout << "\n" << m.name << " (" << m.address << "): link " << m.link.bandwidth * 8 / 1e9 << " Gb/s, "
+                          << m.link.latency * 1e3 << " ms latency (measured)\n";
+                for (const DeviceInfo& d : m.devices)
+                    std::cout << m.name << "/" << d.id.name() << "  " << d.name << "\n    memory " << format_bytes(d.available_bytes)
+                              << " available of " << format_bytes(d.total_bytes) << ", bandwidth " << d.bandwidth / 1e9 << " GB/s ("
+                              << d.bandwidth_source << ")\n";
+            }
         }
         exitCode = 0;
     });
@@ -130,6 +135,7 @@ void addPlanCommand(CLI::App& app, int& exitCode)
         DeviceOptions devices;
         GptqCli gptq;
         MoeCli moe;
+        PipelineCli pipeline;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder, a config.json or a preset")->required();
@@ -147,6 +153,10 @@ void addPlanCommand(CLI::App& app, int& exitCode)
     cmd->add_flag("--accelerate", o->accelerate, "The device_map from_pretrained(device_map=STRATEGY, max_memory=..., dtype=...) gives (KV cache not counted)");
     cmd->add_option("--map", o->mapFile, "A custom hf_device_map (JSON or a Python dict printout) to evaluate");
     addMoeOptions(cmd, o->moe);
+    cmd->add_option("--host", o->pipeline.hosts,
+                    "Plan over this machine and a machine running `layerwise worker` too (HOST:PORT; repeat for more): "
+                    "pipeline stages, the link measured and counted");
+    cmd->add_option("--token", o->pipeline.token, "The workers' shared secret (default: $LAYERWISE_TOKEN)");
     cmd->add_flag("--json", o->json, "Print one JSON object");
     addDeviceOptions(cmd, o->devices);
     cmd->callback([o, &exitCode]() {
@@ -183,6 +193,21 @@ void addPlanCommand(CLI::App& app, int& exitCode)
                 rethrow_with_context(o->mapFile);
             }
             r.strategy = Strategy::custom;
+        }
+        if (!o->pipeline.hosts.empty()) {
+            const PipelinePlan plan = plan_pipeline(d, r, remoteMachines(o->pipeline));
+            if (o->json) {
+                auto j = pipeline_plan_to_json(plan);
+                j["model"] = d.source();
+                j["weights"] = r.weights.name();
+                std::cout << j.dump(1) << "\n";
+            } else {
+                std::cout << "model     " << d.source() << " (" << d.config().architecture << ", " << d.config().num_layers
+                          << " layers, " << r.weights.name() << ")\n"
+                          << pipeline_plan_to_text(plan);
+            }
+            exitCode = plan.verdict == Verdict::does_not_fit ? 3 : 0;
+            return;
         }
         const Plan plan = plan_model(d, r);
         if (o->json) {

@@ -28,39 +28,55 @@ std::string tokenOrEnvironment(const std::string& token)
 void addPipelineOptions(CLI::App* cmd, PipelineCli& p)
 {
     cmd->add_option("--host", p.hosts,
-                    "A machine running `layerwise worker` (HOST:PORT; repeat for more): the model's layers are split evenly, "
-                    "this machine first, then each host in order");
+                    "A machine running `layerwise worker` (HOST:PORT; repeat for more): the model's layers are planned in "
+                    "stages over this machine and the hosts, in order");
     cmd->add_option("--token", p.token, "The workers' shared secret (default: $LAYERWISE_TOKEN)");
     cmd->add_option("--remote-timeout", p.timeoutSeconds, "Seconds to wait for a worker's answer before giving up on it")
         ->capture_default_str();
+    cmd->add_option("--split", p.split,
+                    "plan: the stages the pipeline planner chooses (a host only where it makes the model fit or run faster); "
+                    "even: equal shares of the layers on every machine, in RAM")
+        ->check(CLI::IsMember({"plan", "even"}))
+        ->capture_default_str();
 }
 
-void applyPipeline(const PipelineCli& p, std::int64_t layers, SessionOptions& load)
+std::vector<Machine> remoteMachines(const PipelineCli& p)
+{
+    const std::string token = tokenOrEnvironment(p.token);
+    if (token.empty())
+        throw PlanError("--host needs the workers' token: give --token or set LAYERWISE_TOKEN");
+    std::vector<Machine> machines;
+    for (std::size_t i = 0; i < p.hosts.size(); ++i)
+        machines.push_back(describe_machine(p.hosts[i], token, "host" + std::to_string(i + 2),
+                                            std::chrono::milliseconds(static_cast<std::int64_t>(p.timeoutSeconds * 1000))));
+    return machines;
+}
+
+bool applyPipeline(const PipelineCli& p, const Model& model, const PlanRequest& request, SessionOptions& load, std::string* verdictOut)
 {
     if (p.hosts.empty())
-        return;
+        return false;
     load.remote_token = tokenOrEnvironment(p.token);
     if (load.remote_token.empty())
         throw PlanError("--host needs the workers' token: give --token or set LAYERWISE_TOKEN");
-    load.remote_stages = even_stages(layers, p.hosts);
     load.remote_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(p.timeoutSeconds * 1000));
-    std::cerr << "pipeline: layers 0-" << load.remote_stages.front().first - 1 << " here";
-    for (const RemoteStage& s : load.remote_stages)
-        std::cerr << ", " << s.first << "-" << s.end - 1 << " on " << s.address;
-    std::cerr << "\n";
-}
-
-std::vector<std::string> remoteDeviceLines(const PipelineCli& p)
-{
-    std::vector<std::string> lines;
-    for (const std::string& host : p.hosts) {
-        const std::string token = tokenOrEnvironment(p.token);
-        if (token.empty())
-            throw PlanError("--host needs the workers' token: give --token or set LAYERWISE_TOKEN");
-        for (std::string& line : describe_worker(host, token, std::chrono::milliseconds(static_cast<std::int64_t>(p.timeoutSeconds * 1000))))
-            lines.push_back(std::move(line));
+    if (p.split == "even") {
+        load.device_map = deviceMapOf(model, request, verdictOut);
+        load.remote_stages = even_stages(static_cast<std::int64_t>(model.tree().no_split_blocks().size()), p.hosts);
+        std::cerr << "pipeline (even split): layers 0-" << load.remote_stages.front().first - 1 << " here";
+        for (const RemoteStage& s : load.remote_stages)
+            std::cerr << ", " << s.first << "-" << s.end - 1 << " on " << s.address;
+        std::cerr << "\n";
+        return true;
     }
-    return lines;
+    const PipelinePlan plan = plan_pipeline(model, request, remoteMachines(p));
+    if (verdictOut)
+        *verdictOut = std::string(verdict_name(plan.verdict)) + ": " + plan.reason;
+    if (plan.verdict == Verdict::does_not_fit)
+        throw PlanError("the model does not fit: " + plan.reason);
+    use_pipeline(model, plan, load);
+    std::cerr << "pipeline: " << plan.reason << "\n";
+    return true;
 }
 
 void addWorkerCommand(CLI::App& app, int& exitCode)

@@ -35,22 +35,31 @@ struct MoeCli {
 };
 void addMoeOptions(CLI::App* cmd, MoeCli& m);
 
+// The request behind deviceMapFor (this machine's devices, the limits, the strategy or map file),
+// and its plan's map.
+PlanRequest planRequestFor(const Model& model, const std::string& spec, const std::string& maxMemory, std::int64_t context,
+                           DType dtype, const std::string& quant, std::int64_t sequences, const MoeCli& moe);
+DeviceMap deviceMapOf(const Model& model, const PlanRequest& request, std::string* verdictOut);
 DeviceMap deviceMapFor(const Model& model, const std::string& spec, const std::string& maxMemory,
                        std::int64_t context, DType dtype, std::string* verdictOut, const std::string& quant = "none",
                        std::int64_t sequences = 1, const MoeCli& moe = {});
 
-// --host HOST:PORT (repeatable), --token, --remote-timeout: decoder layers split evenly between
-// this machine and `layerwise worker` processes on others (cli_worker.cpp).
+// --host HOST:PORT (repeatable), --token, --remote-timeout, --split: the decoder layers in
+// pipeline stages over this machine and `layerwise worker` processes on others (cli_worker.cpp).
 struct PipelineCli {
     std::vector<std::string> hosts;
     std::string token;
     double timeoutSeconds = 60;
+    std::string split = "plan"; // "plan": the pipeline planner's; "even": equal shares, in RAM
 };
 void addPipelineOptions(CLI::App* cmd, PipelineCli& p);
-// Sets load's remote stages from the options (none without --host) and says the split on stderr.
-void applyPipeline(const PipelineCli& p, std::int64_t layers, SessionOptions& load);
-// The devices each --host reports, a line each ("HOST:PORT/cpu  name  N MiB"); RemoteError when one fails.
-std::vector<std::string> remoteDeviceLines(const PipelineCli& p);
+// The machines behind --host, described and their links measured ("host2", "host3"... in order).
+std::vector<Machine> remoteMachines(const PipelineCli& p);
+// With --host: plans the pipeline for `request` (this machine's part) and the hosts, says the
+// split on stderr and sets load's map and remote stages; PlanError when it does not fit. false
+// without --host (nothing set).
+bool applyPipeline(const PipelineCli& p, const Model& model, const PlanRequest& request, SessionOptions& load,
+                   std::string* verdictOut);
 
 // --gptq-config, --gptq-basename: where a GPTQ model's config and weights are when the folder
 // does not say (files saved by other tools).

@@ -9,6 +9,11 @@ Plan plan_model(const Model& model, const PlanRequest& request)
     return make_plan(model.tree(), model.config(), request);
 }
 
+PipelinePlan plan_pipeline(const Model& model, const PlanRequest& request, const std::vector<Machine>& machines)
+{
+    return make_pipeline_plan(model.tree(), model.config(), request, machines);
+}
+
 Plan plan_with_layers_moved(const Model& model, const PlanRequest& request, const Plan& plan, int first, int last,
                             const Device& device)
 {

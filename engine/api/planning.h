@@ -4,6 +4,7 @@
 // detect_devices() (devices/inventory.h).
 #include "api/model.h"
 #include "devices/inventory.h"
+#include "plan/pipeline.h"
 #include "plan/plan.h"
 #include "plan/weight_format.h"
 
@@ -14,6 +15,10 @@
 namespace layerwise {
 
 Plan plan_model(const Model& model, const PlanRequest& request);
+
+// The model's layers over this machine (`request`'s devices) and `machines` running
+// `layerwise worker` (describe_machine() in api/remote.h gives them): plan/pipeline.h.
+PipelinePlan plan_pipeline(const Model& model, const PlanRequest& request, const std::vector<Machine>& machines);
 
 // Layers first..last (decoder blocks) moved to `device` in `plan`, re-judged.
 Plan plan_with_layers_moved(const Model& model, const PlanRequest& request, const Plan& plan, int first, int last,

@@ -10,6 +10,7 @@
 #include "devices/inventory.h"
 #include "inspect.h"
 #include "plan/device_map.h"
+#include "plan/pipeline.h"
 #include "remote/stage_link.h"
 #include "remote/wire.h"
 #include "runtime/loaded_model.h"
@@ -17,7 +18,9 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Logging.h>
+#include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 namespace layerwise {
 namespace {
@@ -28,15 +31,15 @@ struct WorkerState {
     std::size_t first = 0, end = 0;
 };
 
-remote::Message describe()
+// This machine's devices, with RAM and disk bandwidth measured once (then the cached figure).
+nlohmann::json describe_devices()
 {
     DetectOptions o;
     o.offload_folder = std::filesystem::temp_directory_path();
-    o.probe_bandwidth = false;
     nlohmann::json devices = nlohmann::json::array();
     for (const DeviceInfo& d : detect_devices(o))
-        devices.push_back({{"id", d.id.name()}, {"name", d.name}, {"total_bytes", d.total_bytes}, {"available_bytes", d.available_bytes}});
-    return {{{"devices", devices}}, {}};
+        devices.push_back(device_info_to_json(d));
+    return devices;
 }
 
 remote::Message load(WorkerState& s, const nlohmann::json& h)
@@ -52,10 +55,12 @@ remote::Message load(WorkerState& s, const nlohmann::json& h)
                         std::to_string(h.at("layers").get<std::int64_t>()) + ": the two machines hold different models");
     if (first < 0 || end <= first || end > static_cast<std::int64_t>(blocks.size()))
         throw PlanError("layers " + std::to_string(first) + "-" + std::to_string(end - 1) + " are not layers of '" + source + "'");
-    // Only this stage's layers are read; everything else stays mapped, never touched.
-    DeviceMap map = parse_device_map(R"({"": "disk"})");
-    for (std::int64_t l = first; l < end; ++l)
-        map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(blocks[static_cast<std::size_t>(l)])].name, Device::cpu());
+    // Only this stage's layers are read (where the coordinator's plan puts them; else in RAM);
+    // everything else stays mapped, never touched.
+    DeviceMap stage_map;
+    if (h.contains("map"))
+        stage_map = device_map_from_json(h["map"]);
+    const DeviceMap map = whole_model_map(d.tree, stage_map, first, end, false);
     LoadOptions o;
     if (h.contains("dtype") && h["dtype"].is_string())
         o.dtype = dtype_from_torch_name(h["dtype"].get<std::string>());
@@ -95,6 +100,7 @@ void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, con
     if (on_listening)
         on_listening(server.port());
     WorkerState state;
+    const nlohmann::json devices = describe_devices();
     const auto log = [&](const std::string& line) {
         if (options.log)
             options.log(line);
@@ -103,7 +109,9 @@ void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, con
         [&](const remote::Message& m) {
             const std::string op = m.header.value("op", std::string());
             if (op == "describe")
-                return describe();
+                return remote::Message{{{"devices", devices}}, {}};
+            if (op == "echo") // the link's probe: answers at once
+                return remote::Message{{{"echo", true}}, {}};
             if (op == "load") {
                 log("loading layers " + std::to_string(m.header.value("first", 0)) + "-" + std::to_string(m.header.value("end", 0) - 1) +
                     " of " + m.header.value("model", std::string()));
@@ -116,15 +124,47 @@ void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, con
         stop, log);
 }
 
-std::vector<std::string> describe_worker(const std::string& address, const std::string& token, std::chrono::milliseconds timeout)
+namespace {
+
+// The median seconds of `n` echo round trips carrying `bytes` there.
+double median_round_trip(remote::StageClient& link, std::size_t bytes, int n)
+{
+    std::vector<double> t;
+    const std::string payload(bytes, '\x5a');
+    for (int i = 0; i < n; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        link.call({{{"op", "echo"}}, payload});
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::nth_element(t.begin(), t.begin() + n / 2, t.end());
+    return t[static_cast<std::size_t>(n / 2)];
+}
+
+} // namespace
+
+Machine describe_machine(const std::string& address, const std::string& token, const std::string& name, std::chrono::milliseconds timeout)
 {
     remote::StageClient link(address, token, timeout);
     const remote::Message m = link.call({{{"op", "describe"}}, {}});
-    std::vector<std::string> lines;
-    for (const auto& d : m.header.at("devices"))
-        lines.push_back(address + "/" + d.value("id", std::string()) + "  " + d.value("name", std::string()) + "  " +
-                        std::to_string(d.value("total_bytes", std::uint64_t(0)) >> 20) + " MiB");
-    return lines;
+    Machine machine;
+    machine.name = name;
+    machine.address = address;
+    try {
+        for (const auto& d : m.header.at("devices"))
+            machine.devices.push_back(device_info_from_json(d));
+    } catch (const Error& e) {
+        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what());
+    }
+    constexpr std::size_t probe_bytes = 4u << 20;
+    const double empty = median_round_trip(link, 0, 5);
+    const double full = median_round_trip(link, probe_bytes, 5);
+    machine.link.latency = empty / 2;
+    // A link too fast to tell the two apart on this message is at least as fast as memory copies.
+    machine.link.bandwidth = static_cast<double>(probe_bytes) / std::max(full - empty, 1e-5);
+    machine.link.source = "measured";
+    return machine;
 }
 
 std::vector<RemoteStage> even_stages(std::int64_t layers, const std::vector<std::string>& hosts)

@@ -4,6 +4,7 @@
 #include "api/model_access.h"
 #include "core/error.h"
 #include "plan/device_map.h"
+#include "plan/pipeline.h"
 #include "remote/stage_link.h"
 #include "remote/wire.h"
 #include "runtime/chat.h"
@@ -77,6 +78,8 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
                             {"end", stage.end}, {"layers", blocks.size()}, {"context", options.context}};
         if (options.dtype)
             load["dtype"] = std::string(torch_name(*options.dtype));
+        if (!stage.device_map.empty())
+            load["map"] = device_map_to_json(stage.device_map);
         state->links[i]->call({load, {}}, std::max(options.remote_timeout, std::chrono::milliseconds(std::chrono::minutes(10))));
     }
     LoadOptions load;
@@ -111,6 +114,17 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
     }
     state->model->on_layer_state = options.on_layer_state;
     return std::unique_ptr<Session>(new Session(std::move(state)));
+}
+
+void use_pipeline(const Model& model, const PipelinePlan& plan, SessionOptions& options)
+{
+    options.remote_stages.clear();
+    for (const PipelineStage& s : plan.stages) {
+        if (const Machine* m = plan.machine_of(s))
+            options.remote_stages.push_back({m->address, s.first, s.end, s.plan.device_map});
+        else
+            options.device_map = whole_model_map(model.tree(), s.plan.device_map, s.first, s.end, true);
+    }
 }
 
 GenerationResult Session::generate(const std::vector<std::int64_t>& prompt, const GenerationOptions& options,

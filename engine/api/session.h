@@ -46,6 +46,10 @@ struct SessionOptions {
     std::chrono::milliseconds remote_timeout = std::chrono::seconds(60);
 };
 
+// Loads by a pipeline plan: this machine's stage becomes options.device_map (the other stages'
+// layers mapped on disk, never read), each other stage a remote stage with its plan's map.
+void use_pipeline(const Model& model, const PipelinePlan& plan, SessionOptions& options);
+
 // What a loaded model holds where (the plan's DeviceFootprint is what it expects to hold).
 struct LoadedFootprint {
     Device device;

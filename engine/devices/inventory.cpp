@@ -312,4 +312,38 @@ std::vector<DeviceInfo> apply_device_specs(std::vector<DeviceInfo> devices, cons
     return devices;
 }
 
+nlohmann::json device_info_to_json(const DeviceInfo& d)
+{
+    return {{"device", d.id.name()},         {"name", d.name},
+            {"hypothetical", d.hypothetical}, {"total_bytes", d.total_bytes},
+            {"available_bytes", d.available_bytes}, {"bandwidth_bytes_per_s", d.bandwidth},
+            {"bandwidth_source", d.bandwidth_source}, {"link_bandwidth_bytes_per_s", d.link_bandwidth},
+            {"flops", d.flops},              {"compute_capability", d.compute_capability},
+            {"cores", d.cores},              {"isa", d.isa},
+            {"path", d.path}};
+}
+
+DeviceInfo device_info_from_json(const nlohmann::json& j)
+{
+    try {
+        DeviceInfo d;
+        d.id = parse_device(j.at("device").get<std::string>());
+        d.name = j.value("name", std::string());
+        d.hypothetical = j.value("hypothetical", false);
+        d.total_bytes = j.at("total_bytes").get<std::uint64_t>();
+        d.available_bytes = j.at("available_bytes").get<std::uint64_t>();
+        d.bandwidth = j.value("bandwidth_bytes_per_s", 0.0);
+        d.bandwidth_source = j.value("bandwidth_source", std::string());
+        d.link_bandwidth = j.value("link_bandwidth_bytes_per_s", 0.0);
+        d.flops = j.value("flops", 0.0);
+        d.compute_capability = j.value("compute_capability", std::string());
+        d.cores = j.value("cores", 0);
+        d.isa = j.value("isa", std::vector<std::string>());
+        d.path = j.value("path", std::string());
+        return d;
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(std::string("a device description is malformed: ") + e.what());
+    }
+}
+
 } // namespace layerwise

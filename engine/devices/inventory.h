@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,10 @@ std::vector<DeviceInfo> detect_devices(const DetectOptions& options);
 // "--device" specs: "cuda:0=24GiB", "cuda:1=RTX-4090", "1=H100-80GB", "cpu=64GiB", "disk=2TB".
 // A hypothetical device replaces the real one with the same id. PlanError for bad specs.
 std::vector<DeviceInfo> apply_device_specs(std::vector<DeviceInfo> devices, const std::vector<std::string>& specs);
+
+// A device as JSON ({"device": "cuda:0", "name": ..., "total_bytes": ...}), as `layerwise devices
+// --json` prints it and a pipeline worker reports it; and back (FormatError for a bad object).
+nlohmann::json device_info_to_json(const DeviceInfo& d);
+DeviceInfo device_info_from_json(const nlohmann::json& j);
 
 } // namespace layerwise

@@ -43,7 +43,7 @@ def run(extra):
 
 
 try:
-    pipeline = [a for h in hosts for a in ("--host", h)] + ["--token", TOKEN]
+    pipeline = [a for h in hosts for a in ("--host", h)] + ["--token", TOKEN, "--split", "even"]
     alone, split, same = [], [], True
     for _ in range(args.repeats):  # interleaved, so both see the same machine state
         a, s = run([]), run(pipeline)

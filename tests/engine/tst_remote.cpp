@@ -10,6 +10,7 @@
 #include "remote/stage_link.h"
 
 #include <QProcess>
+#include <nlohmann/json.hpp>
 #include <QRegularExpression>
 #include <QtTest>
 #include <chrono>
@@ -29,6 +30,7 @@ private Q_SLOTS:
     void storiesGoldenOverThreeProcesses();
     void wrongTokenIsRefused();
     void deadWorkerIsAnErrorNotAHang();
+    void plannedSplitFromTheCommandLine();
 };
 
 namespace {
@@ -150,7 +152,7 @@ void TestRemote::addresses()
     QVERIFY(throws_with<FormatError>([&] { run_worker({"127.0.0.1:0", "", {}}, stop); }, {"token"}));
     QVERIFY(throws_with<IoError>([&] { run_worker({"192.0.2.1:7070", "t", {}}, stop); }, {"cannot listen on 192.0.2.1:7070"}));
     // Nobody listening: a RemoteError naming the address, not a hang.
-    QVERIFY(throws_with<RemoteError>([] { describe_worker("127.0.0.1:1", "t", std::chrono::seconds(2)); },
+    QVERIFY(throws_with<RemoteError>([] { describe_machine("127.0.0.1:1", "t", "host2", std::chrono::seconds(2)); },
                                      {"127.0.0.1:1", "layerwise worker"}));
 }
 
@@ -175,9 +177,15 @@ void TestRemote::pipelineMatchesOneProcess()
     const Run split = greedy(model.toStdString(), prompt, 40, even_stages(layers, {worker.address}), "secret");
     QVERIFY2(split.error.empty(), split.error.c_str());
     QCOMPARE(split.tokens, alone.tokens);
-    const auto devices = describe_worker(worker.address, "secret");
-    QVERIFY(!devices.empty());
-    QVERIFY(devices.front().starts_with(worker.address + "/cpu"));
+    // Its machine as the planner sees it: this machine's CPU and disk (the same machine here), and
+    // the link measured.
+    const Machine m = describe_machine(worker.address, "secret", "host2");
+    QCOMPARE(m.address, worker.address);
+    QVERIFY(std::any_of(m.devices.begin(), m.devices.end(), [](const DeviceInfo& d) { return d.id == Device::cpu() && d.total_bytes > 0 && d.bandwidth > 0; }));
+    QVERIFY(std::any_of(m.devices.begin(), m.devices.end(), [](const DeviceInfo& d) { return d.id == Device::disk(); }));
+    QCOMPARE(m.link.source, std::string("measured"));
+    QVERIFY(m.link.latency > 0 && m.link.latency < 1.0);
+    QVERIFY(m.link.bandwidth > 1e6);
 }
 
 void TestRemote::storiesGoldenOverThreeProcesses()
@@ -257,6 +265,37 @@ void TestRemote::deadWorkerIsAnErrorNotAHang()
     const Run alone = greedy(hf, {1}, 5, {}, "");
     QVERIFY(alone.error.empty());
     QCOMPARE(alone.tokens.size(), std::size_t(5));
+}
+
+void TestRemote::plannedSplitFromTheCommandLine()
+{
+    // `layerwise generate --host`: the pipeline planner splits the layers. This machine's RAM is
+    // limited to 4 MiB (and no disk), room for at most one of stories260K's blocks with their
+    // activations: the worker takes the others, as the plan's map says, and the greedy tokens are
+    // the single process's.
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    Worker worker("secret");
+    QVERIFY(!worker.address.empty());
+    const Run alone = greedy(hf, {1}, 40, {}, "");
+    QProcess p;
+    p.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+            {"generate", QString::fromStdString(hf.string()), "--greedy", "--max-new-tokens", "40", "--context", "256", "--json",
+             "--host", QString::fromStdString(worker.address), "--token", "secret", "--max-memory", "cpu=4MiB,disk=0", "--threads", "1"});
+    QVERIFY(p.waitForFinished(120000));
+    const QByteArray err = p.readAllStandardError();
+    QVERIFY2(p.exitCode() == 0, err.constData());
+    QVERIFY2(err.contains(QByteArray("on host2 (") + worker.address.c_str() + ")"), err.constData());
+    const auto j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
+    QCOMPARE(j["token_ids"].get<std::vector<std::int64_t>>(), alone.tokens);
+    // With no room anywhere, the plan says so before anything loads.
+    QProcess q;
+    q.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+            {"generate", QString::fromStdString(hf.string()), "--max-new-tokens", "4", "--context", "256", "--host",
+             QString::fromStdString(worker.address), "--token", "secret", "--max-memory", "cpu=1MiB,disk=0"});
+    QVERIFY(q.waitForFinished(120000));
+    QVERIFY(q.exitCode() != 0);
+    const QByteArray why = q.readAllStandardError();
+    QVERIFY2(why.contains("does not fit") && why.contains("no split over these 2 machines fits"), why.constData());
 }
 
 QTEST_GUILESS_MAIN(TestRemote)
