@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <tuple>
@@ -67,16 +68,46 @@ std::pair<std::string, nlohmann::ordered_json> loadConversation(const std::strin
     return {j.value("system", ""), j["messages"]};
 }
 
-// The read-answer loop with its commands, until /quit or the end of input.
-void runChat(Session& session, const GenerationOptions& g, std::string system)
+// Loads the model again without the pipeline worker at `address` (nullptr: declined or failed).
+using Replan = std::function<std::unique_ptr<Session>(const std::string& address)>;
+
+// After a pipeline worker failed: offers to plan again without it. Yes: the old session is freed
+// first (its pipeline is broken) and `session` becomes the new one; true. Anything else: false,
+// `session` as it was (or empty when loading again failed: the error is said).
+bool offerReplan(const RemoteError& e, const Replan& replan, std::unique_ptr<Session>& session)
 {
-    Session* chat = &session;
+    if (!replan || e.address().empty())
+        return false;
+    std::cout << "\nPlan again without " << e.address() << " and go on? [Y/n] " << std::flush;
+    std::string answer;
+    if (!std::getline(std::cin, answer) || !(answer.empty() || answer == "y" || answer == "Y" || answer == "yes"))
+        return false;
+    session.reset();
+    try {
+        session = replan(e.address());
+        return true;
+    } catch (const Error& again) {
+        std::cout << "error: " << again.what() << "\n";
+        return false;
+    }
+}
+
+// The read-answer loop with its commands, until /quit or the end of input. A pipeline worker
+// that fails mid-answer: `replan` may load the model again without it, and the question is asked again.
+void runChat(std::unique_ptr<Session> session, const GenerationOptions& g, std::string system, const Replan& replan)
+{
+    Session* chat = session.get();
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-    std::string line;
+    std::string line, again;
     while (true) {
-        std::cout << "\n> " << std::flush;
-        if (!std::getline(std::cin, line))
-            break;
+        if (!again.empty()) {
+            line = std::move(again);
+            again.clear();
+        } else {
+            std::cout << "\n> " << std::flush;
+            if (!std::getline(std::cin, line))
+                break;
+        }
         if (line.empty())
             continue;
         if (line == "/quit" || line == "/exit")
@@ -147,6 +178,16 @@ void runChat(Session& session, const GenerationOptions& g, std::string system)
             std::cout << "\n[" << r.tokens.size() << " tokens, " << r.stop_reason << ", first after "
                       << static_cast<int>(r.ttft_s * 1000) << " ms, " << static_cast<int>(r.decode_tokens_per_s * 10) / 10.0
                       << " tokens/s; context " << answer.context_used << "/" << answer.context_length << "]\n";
+        } catch (const RemoteError& e) {
+            g_generating = false;
+            if (!messages.empty() && messages.back()["role"] == "user")
+                messages.erase(messages.size() - 1);
+            std::cout << "\nerror: " << e.what() << "\n";
+            if (offerReplan(e, replan, session))
+                again = line;
+            chat = session.get();
+            if (!chat)
+                break; // no model left to chat with
         } catch (const Error& e) {
             g_generating = false;
             if (!messages.empty() && messages.back()["role"] == "user")
@@ -204,21 +245,25 @@ void addChatCommand(CLI::App& app, int& exitCode)
         o->model = modelOrDefault(o->model);
         OpenOptions open;
         open.gptq = gptqSource(o->quant.gptq);
-        Model model = Model::open(o->model, open);
-        if (!model.has_weights())
-            throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");
-        const DType dtype = dtypeOption(o->dtype, model.dtype());
-        SessionOptions load;
-        load.dtype = dtype;
         std::string verdict;
-        load.quant = quantOptions(o->quant);
-        const PlanRequest request =
-            planRequestFor(model, o->deviceMap, o->maxMemory, o->context, dtype, quantFormatName(o->quant), 1, o->moe);
-        if (!applyPipeline(o->pipeline, model, request, load, &verdict))
-            load.device_map = deviceMapOf(model, request, &verdict);
-        load.context = o->context;
-        load.log = log;
-        const auto chat = Session::load(std::move(model), load);
+        // Opens, plans (over the --host machines too) and loads the model.
+        auto load = [o, log, open, &verdict]() {
+            Model model = Model::open(o->model, open);
+            if (!model.has_weights())
+                throw UnsupportedError("'" + o->model + "' has no weights to chat with (a preset can only be planned)");
+            const DType dtype = dtypeOption(o->dtype, model.dtype());
+            SessionOptions options;
+            options.dtype = dtype;
+            options.quant = quantOptions(o->quant);
+            const PlanRequest request =
+                planRequestFor(model, o->deviceMap, o->maxMemory, o->context, dtype, quantFormatName(o->quant), 1, o->moe);
+            if (!applyPipeline(o->pipeline, model, request, options, &verdict))
+                options.device_map = deviceMapOf(model, request, &verdict);
+            options.context = o->context;
+            options.log = log;
+            return Session::load(std::move(model), options);
+        };
+        auto chat = load();
         GenerationOptions g;
         g.max_new_tokens = o->maxNewTokens;
         g.sampling = o->sampling;
@@ -227,7 +272,12 @@ void addChatCommand(CLI::App& app, int& exitCode)
         std::signal(SIGINT, onInterrupt);
         std::cerr << "Layerwise chat with " << o->model << " (" << verdict << ")\n"
                   << "Commands: /system TEXT, /reset, /save FILE, /load FILE, /params, /quit. Ctrl-C stops an answer.\n";
-        runChat(*chat, g, o->system);
+        const Replan replan = [o, &load](const std::string& address) {
+            std::erase(o->pipeline.hosts, address);
+            std::cout << "(planning again over this machine" << (o->pipeline.hosts.empty() ? "" : " and the other hosts") << ")\n";
+            return load();
+        };
+        runChat(std::move(chat), g, o->system, o->pipeline.hosts.empty() ? Replan() : replan);
         exitCode = 0;
     });
 }

@@ -153,9 +153,9 @@ Machine describe_machine(const std::string& address, const std::string& token, c
         for (const auto& d : m.header.at("devices"))
             machine.devices.push_back(device_info_from_json(d));
     } catch (const Error& e) {
-        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what());
+        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what(), address);
     } catch (const nlohmann::json::exception& e) {
-        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what());
+        throw RemoteError("the worker at " + address + " described its devices wrongly: " + e.what(), address);
     }
     constexpr std::size_t probe_bytes = 4u << 20;
     const double empty = median_round_trip(link, 0, 5);

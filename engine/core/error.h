@@ -44,7 +44,12 @@ public:
 // stopped answering; the message names it.
 class RemoteError : public Error {
 public:
-    using Error::Error;
+    RemoteError(const std::string& what, std::string address = {}) : Error(what), m_address(std::move(address)) {}
+    // "host:port" of the worker at fault ("" when none is known).
+    const std::string& address() const { return m_address; }
+
+private:
+    std::string m_address;
 };
 
 class CancelledError : public Error {

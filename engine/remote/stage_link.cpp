@@ -19,6 +19,16 @@
 namespace layerwise::remote {
 namespace {
 
+// c10d logs every failed connection attempt and broken socket (with a backtrace); the
+// RemoteError thrown says it once, so c10d is quiet meanwhile.
+struct QuietC10d {
+    int level = FLAGS_caffe2_log_level;
+    QuietC10d() { FLAGS_caffe2_log_level = std::max(level, 3); }
+    ~QuietC10d() { FLAGS_caffe2_log_level = level; }
+    QuietC10d(const QuietC10d&) = delete;
+    QuietC10d& operator=(const QuietC10d&) = delete;
+};
+
 using std::chrono::milliseconds;
 constexpr milliseconds kSlice{200};         // how often a waiting worker looks up for a stop or a newer coordinator
 constexpr milliseconds kJoinTimeout{30000}; // a coordinator's handshake
@@ -120,18 +130,12 @@ StageClient::StageClient(const std::string& address, std::string token, millisec
     o.isServer = false;
     o.waitWorkers = false;
     o.timeout = std::min(timeout, milliseconds(10000));
-    // c10d logs every failed connection attempt (with a backtrace); the error below says it once.
-    const int level = FLAGS_caffe2_log_level;
-    FLAGS_caffe2_log_level = std::max(level, 3);
-    struct Restore {
-        int level;
-        ~Restore() { FLAGS_caffe2_log_level = level; }
-    } restore{level};
+    const QuietC10d quiet;
     try {
         m_store = std::make_shared<c10d::TCPStore>(host, o);
     } catch (const std::exception& e) {
         throw RemoteError("cannot reach the worker at " + address + " (" + reason(e) + "): is `layerwise worker --listen " +
-                          address + "` running there, and is the port open?");
+                          address + "` running there, and is the port open?", address);
     }
     try {
         m_store->setTimeout(kJoinTimeout);
@@ -143,14 +147,14 @@ StageClient::StageClient(const std::string& address, std::string token, millisec
         const std::string welcome = to_string(m_store->get(m_prefix + "welcome"));
         if (welcome == "refused")
             throw RemoteError("the worker at " + address + " refused to join: the token does not match its own (give the same "
-                              "--token, or LAYERWISE_TOKEN, to the worker and here)");
+                              "--token, or LAYERWISE_TOKEN, to the worker and here)", address);
         if (!same_digest(welcome, "ok:" + hex(hmac_sha256(m_token, "welcome:" + m_server_nonce + ":" + m_client_nonce))))
-            throw RemoteError("the worker at " + address + " could not prove it holds the token; not sending it anything");
+            throw RemoteError("the worker at " + address + " could not prove it holds the token; not sending it anything", address);
     } catch (const RemoteError&) {
         throw;
     } catch (const std::exception& e) {
         throw RemoteError("joining the worker at " + address + " failed: " + reason(e) +
-                          " (is another coordinator using it, or is it busy loading?)");
+                          " (is another coordinator using it, or is it busy loading?)", address);
     }
 }
 
@@ -170,6 +174,7 @@ Message StageClient::call(const Message& request, milliseconds timeout)
     const std::string session = m_prefix + m_client_nonce + m_server_nonce;
     const std::string op = request.header.value("op", std::string("?"));
     std::vector<std::uint8_t> answer;
+    const QuietC10d quiet;
     try {
         m_store->set(m_prefix + "req/" + std::to_string(seq), encode(r, m_token, session, "req"));
         m_store->setTimeout(timeout.count() > 0 ? timeout : m_timeout);
@@ -178,14 +183,14 @@ Message StageClient::call(const Message& request, milliseconds timeout)
     } catch (const std::exception& e) {
         throw RemoteError("the worker at " + m_address + " did not answer '" + op + "' (" + reason(e) +
                           "): it stopped, hung or lost its network; run again without --host " + m_address +
-                          " to use the other machines");
+                          " to use the other machines", m_address);
     }
     std::optional<Message> a = decode(answer, m_token, session, "res", seq);
     if (!a)
         throw RemoteError("the answer of the worker at " + m_address + " to '" + op +
-                          "' failed its check (wrong code or sequence); something else is writing to its port");
+                          "' failed its check (wrong code or sequence); something else is writing to its port", m_address);
     if (a->header.contains("error"))
-        throw RemoteError("the worker at " + m_address + ": " + a->header["error"].get<std::string>());
+        throw RemoteError("the worker at " + m_address + ": " + a->header["error"].get<std::string>(), m_address);
     return std::move(*a);
 }
 

@@ -31,6 +31,7 @@ private Q_SLOTS:
     void wrongTokenIsRefused();
     void deadWorkerIsAnErrorNotAHang();
     void plannedSplitFromTheCommandLine();
+    void chatOffersToPlanAgain();
 };
 
 namespace {
@@ -296,6 +297,44 @@ void TestRemote::plannedSplitFromTheCommandLine()
     QVERIFY(q.exitCode() != 0);
     const QByteArray why = q.readAllStandardError();
     QVERIFY2(why.contains("does not fit") && why.contains("no split over these 2 machines fits"), why.constData());
+}
+
+void TestRemote::chatOffersToPlanAgain()
+{
+    // `layerwise chat --host`: the worker dies between two questions; the chat says which worker
+    // failed, offers to plan again without it, and on "y" loads on this machine alone and answers
+    // the question that failed.
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    auto worker = std::make_unique<Worker>("secret");
+    QVERIFY(!worker->address.empty());
+    const QString address = QString::fromStdString(worker->address);
+    QProcess chat;
+    chat.setProcessChannelMode(QProcess::MergedChannels);
+    chat.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),
+               {"chat", QString::fromStdString(hf.string()), "--host", address, "--token", "secret", "--split", "even",
+                "--max-new-tokens", "8", "--context", "256", "--remote-timeout", "5", "--threads", "1"});
+    QString out;
+    auto waitFor = [&](const QString& text, int count = 1) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (out.count(text) < count && std::chrono::steady_clock::now() < until && chat.state() != QProcess::NotRunning) {
+            chat.waitForReadyRead(200);
+            out += QString::fromLocal8Bit(chat.readAll());
+        }
+        return out.count(text) >= count;
+    };
+    QVERIFY2(waitFor("> "), qPrintable(out));
+    chat.write("Once upon a time\n");
+    QVERIFY2(waitFor(" tokens, "), qPrintable(out));
+    worker.reset(); // killed
+    chat.write("The cat\n");
+    QVERIFY2(waitFor("Plan again without " + address), qPrintable(out));
+    QVERIFY2(out.contains("the worker at " + address), qPrintable(out));
+    chat.write("y\n");
+    QVERIFY2(waitFor(" tokens, ", 2), qPrintable(out));
+    QVERIFY(out.contains("planning again over this machine"));
+    chat.write("/quit\n");
+    QVERIFY(chat.waitForFinished(30000));
+    QCOMPARE(chat.exitCode(), 0);
 }
 
 QTEST_GUILESS_MAIN(TestRemote)
