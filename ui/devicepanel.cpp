@@ -4,6 +4,7 @@
 #include "moduletreemodel.h"
 
 #include <QFrame>
+#include <algorithm>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPainter>
@@ -75,7 +76,20 @@ void DevicePanel::setDevices(const QVector<DeviceRow>& devices)
     for (auto& c : m_cards)
         delete c.frame;
     m_cards.clear();
+    qDeleteAll(m_headers);
+    m_headers.clear();
+    // With other machines (a pipeline), each machine's cards come under a heading of its own.
+    const bool machines = std::any_of(devices.begin(), devices.end(), [](const DeviceRow& d) { return !d.machine.isEmpty(); });
+    QString group = QStringLiteral("-");
     for (const DeviceRow& d : devices) {
+        if (machines && d.machine != group) {
+            group = d.machine;
+            auto* heading = new QLabel(group.isEmpty() ? tr("<b>This machine</b>") : QStringLiteral("<b>%1</b>").arg(d.machineCaption.toHtmlEscaped()), this);
+            heading->setObjectName(QStringLiteral("machine-") + (group.isEmpty() ? QStringLiteral("local") : group));
+            heading->setWordWrap(true);
+            m_layout->insertWidget(m_layout->count() - 1, heading);
+            m_headers.push_back(heading);
+        }
         Card c;
         c.key = d.key;
         c.total = static_cast<qint64>(d.total);

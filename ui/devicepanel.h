@@ -61,6 +61,7 @@ private:
     Card* card(const QString& key);
     QVBoxLayout* m_layout = nullptr;
     QVector<Card> m_cards;
+    QVector<QWidget*> m_headers; // one per machine when there are several
 };
 
 } // namespace layerwise::ui

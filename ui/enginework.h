@@ -28,13 +28,15 @@ struct ModelSummary {
 };
 
 struct DeviceRow {
-    QString key;        // "0", "cpu", "disk" (hf_device_map spelling)
+    QString key;        // "0", "cpu", "disk" (hf_device_map spelling); "host2/0", "host2/cpu" on another machine
     QString name;       // "cuda:0  NVIDIA GeForce RTX 4090"
     QString model;
     bool hypothetical = false;
     quint64 total = 0;
     quint64 available = 0;
     double bandwidth = 0;
+    QString machine;    // "" for this machine, "host2"... for another (its group in the device panel)
+    QString machineCaption; // "host2 · 10.0.0.2:7070 · link 9.4 Gb/s, 0.1 ms"
 };
 
 // What the user set: limits per device, strategy, context, weights format.
@@ -52,6 +54,7 @@ struct PlanSettings {
 struct FootprintRow {
     QString key;
     QString name;
+    QString machine; // "" for this machine; "host2"... for another one (a pipeline stage)
     qint64 limit = 0, weights = 0, kvCache = 0, activations = 0, overhead = 0;
     int layers = 0;
     qint64 readPerToken = 0; // weight bytes a decode step reads here (a mixture of experts: its chosen experts)
@@ -87,6 +90,9 @@ struct PlanView {
     QVector<bool> expertsSplit;
     QVector<qint64> expertBytes;
     QString quant = QStringLiteral("none"); // weights format of the decoder linears ("int8", "nf4-dq", ...)
+    // A pipeline over several machines: each other machine's caption ("host2 · 10.0.0.2:7070 ·
+    // link 9.4 Gb/s, 0.1 ms"), by name; the map groups its lanes under it.
+    QVector<QPair<QString, QString>> machines;
     qint64 weightBytes() const
     {
         qint64 sum = 0;

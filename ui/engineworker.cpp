@@ -55,6 +55,26 @@ ModelSummary summarize(const Model& d)
     return s;
 }
 
+} // namespace
+
+FootprintRow footprintRow(const DeviceFootprint& f, const Machine* machine)
+{
+    const std::string prefix = machine ? machine->name + "/" : std::string();
+    FootprintRow row;
+    row.key = QString::fromStdString(prefix + f.device.id.map_key());
+    row.name = QString::fromStdString(prefix + f.device.id.name() + "  " + f.device.name);
+    row.machine = machine ? QString::fromStdString(machine->name) : QString();
+    row.limit = f.limit;
+    row.weights = f.weights;
+    row.kvCache = f.kv_cache;
+    row.activations = f.activations;
+    row.overhead = f.overhead + f.staging;
+    row.layers = f.layers;
+    row.readPerToken = f.read_per_token;
+    row.experts = f.experts;
+    return row;
+}
+
 PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& detected, const Model& d)
 {
     PlanRequest r;
@@ -63,7 +83,8 @@ PlanRequest requestFrom(const PlanSettings& s, const std::vector<DeviceInfo>& de
         specs.push_back(h.toStdString());
     r.devices = apply_device_specs(detected, specs);
     for (const auto& [key, bytes] : s.limits)
-        r.max_memory.push_back({parse_device(key.toStdString()), bytes});
+        if (!key.contains(QLatin1Char('/'))) // another machine's device: applied to that machine (limitedMachines)
+            r.max_memory.push_back({parse_device(key.toStdString()), bytes});
     r.strategy = parse_strategy(s.strategy.toStdString());
     r.accelerate = s.accelerate;
     r.context = s.context;
@@ -84,22 +105,9 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
     v.mode = QString::fromStdString(plan.mode);
     v.decodeTokensPerSecond = plan.estimate.decode_tokens_per_s;
     v.prefillTokensPerSecond = plan.estimate.prefill_tokens_per_s;
-    for (const auto& f : plan.devices) {
-        if (f.device.id.kind == Device::Kind::disk && f.used() == 0 && f.limit > (std::int64_t(1) << 50))
-            continue;
-        FootprintRow row;
-        row.key = QString::fromStdString(f.device.id.map_key());
-        row.name = QString::fromStdString(f.device.id.name() + "  " + f.device.name);
-        row.limit = f.limit;
-        row.weights = f.weights;
-        row.kvCache = f.kv_cache;
-        row.activations = f.activations;
-        row.overhead = f.overhead + f.staging;
-        row.layers = f.layers;
-        row.readPerToken = f.read_per_token;
-        row.experts = f.experts;
-        v.devices.push_back(row);
-    }
+    for (const auto& f : plan.devices)
+        if (!(f.device.id.kind == Device::Kind::disk && f.used() == 0 && f.limit > (std::int64_t(1) << 50)))
+            v.devices.push_back(footprintRow(f, nullptr));
     for (const auto& dev : plan.layer_devices)
         v.layerDevices.push_back(QString::fromStdString(dev.map_key()));
     for (std::uint64_t bytes : layer_bytes(d, r.weights))
@@ -177,7 +185,6 @@ PlanView viewOf(const Plan& plan, const Model& d, const PlanRequest& r)
     return v;
 }
 
-} // namespace
 
 void EngineWorker::describe(const QString& what)
 {
@@ -209,6 +216,7 @@ void EngineWorker::detectDevices(const PlanSettings& settings)
             r.bandwidth = d.bandwidth;
             rows.push_back(r);
         }
+        rows += machineDeviceRows(m_state->machines);
         Q_EMIT devicesDetected(rows);
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("devices"), QString::fromUtf8(e.what()));
@@ -222,7 +230,13 @@ void EngineWorker::plan(const PlanSettings& settings)
     try {
         m_state->devices(probeBandwidth);
         m_state->request = requestFrom(settings, m_state->detected, *m_state->model);
-        m_state->plan = plan_model(*m_state->model, m_state->request);
+        m_state->pipeline.reset();
+        if (!m_state->machines.empty()) {
+            m_state->pipeline = plan_pipeline(*m_state->model, m_state->request, limitedMachines(m_state->machines, settings));
+            m_state->plan = m_state->pipeline->stages.front().plan;
+        } else {
+            m_state->plan = plan_model(*m_state->model, m_state->request);
+        }
         publish();
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("plan"), QString::fromUtf8(e.what()));
@@ -250,6 +264,8 @@ void EngineWorker::moveLayers(int first, int last, const QString& key)
 {
     if (!m_state->model || !m_state->plan)
         return;
+    if (refusedWithMachines(tr("move layers")))
+        return;
     try {
         m_state->plan = plan_with_layers_moved(*m_state->model, m_state->request, *m_state->plan, first, last,
                                                parse_device(key.toStdString()));
@@ -265,6 +281,8 @@ void EngineWorker::moveModule(const QString& module, const QString& key)
 {
     if (!m_state->model || !m_state->plan)
         return;
+    if (refusedWithMachines(tr("move module")))
+        return;
     try {
         m_state->plan = plan_with_module_moved(*m_state->model, m_state->request, *m_state->plan, module.toStdString(),
                                                parse_device(key.toStdString()));
@@ -277,6 +295,8 @@ void EngineWorker::moveModule(const QString& module, const QString& key)
 void EngineWorker::useDeviceMap(const QString& text)
 {
     if (!m_state->model)
+        return;
+    if (refusedWithMachines(tr("device map")))
         return;
     try {
         PlanRequest r = m_state->request;
@@ -294,6 +314,10 @@ void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
 {
     if (!m_state->model)
         return;
+    if (!m_state->machines.empty()) { // the pipeline planner places the layers: the settings say it all
+        plan(settings);
+        return;
+    }
     try {
         m_state->devices(probeBandwidth);
         PlanRequest r = requestFrom(settings, m_state->detected, *m_state->model);
@@ -311,7 +335,8 @@ void EngineWorker::restorePlan(const PlanSettings& settings, const QString& map)
 
 void EngineWorker::publish()
 {
-    Q_EMIT planned(viewOf(*m_state->plan, *m_state->model, m_state->request));
+    Q_EMIT planned(m_state->pipeline ? viewOfPipeline(*m_state->pipeline, *m_state->model, m_state->request)
+                                     : viewOf(*m_state->plan, *m_state->model, m_state->request));
 }
 
 } // namespace layerwise::ui

@@ -44,7 +44,14 @@ public Q_SLOTS:
     void useDeviceMap(const QString& text);
     // Plans with `settings` and, when `map` is not empty, that hf_device_map (undo and redo).
     void restorePlan(const layerwise::ui::PlanSettings& settings, const QString& map);
-    // Loads the described model with the current plan's device map and dtype.
+    // Another machine running `layerwise worker` joins the plan (its devices become cards and
+    // lanes "host2/cpu"..., the layers are planned in pipeline stages); machinesChanged says so,
+    // failed says why not (unreachable, wrong token). All machines share one token.
+    void addMachine(const QString& address, const QString& token);
+    // That machine leaves the plan (after it failed, say).
+    void removeMachine(const QString& address);
+    // Loads the described model with the current plan's device map and dtype (a pipeline: each
+    // other machine loads its stage).
     void load();
     void unload();
     // Answers the last message; pieces stream through answerPiece.
@@ -66,6 +73,10 @@ Q_SIGNALS:
     void devicesDetected(const QVector<layerwise::ui::DeviceRow>& devices);
     void planned(const layerwise::ui::PlanView& plan);
     void failed(const QString& what, const QString& message);
+    // The machines in the plan besides this one, "host2  10.0.0.2:7070" each.
+    void machinesChanged(const QStringList& machines);
+    // A machine of the loaded pipeline stopped answering (the answer failed too).
+    void machineFailed(const QString& address, const QString& message);
     void loadProgress(const layerwise::ui::LoadProgressView& progress);
     void loaded(const layerwise::ui::LoadedView& view);
     void loadFailed(const QString& message, bool cancelled);
@@ -97,6 +108,10 @@ private:
     void schedulePump();
     std::atomic<bool> m_pumpQueued{false};
     void publish();
+    // With other machines in the plan the pipeline planner places the layers: hand placement
+    // (`what`) is refused with a `failed` saying so; false without machines.
+    bool refusedWithMachines(const QString& what);
+    void publishMachines();
     void publishLayerStates(bool force);
     std::unique_ptr<WorkerState> m_state;
     std::atomic<bool> m_cancelLoad{false};

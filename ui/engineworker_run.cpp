@@ -73,6 +73,10 @@ void EngineWorker::load()
         o.dtype = m_state->request.weights.dtype;
         o.quant = quant;
         o.device_map = m_state->plan->device_map;
+        if (m_state->pipeline) { // each other machine loads its stage from its own copy
+            use_pipeline(*m_state->model, *m_state->pipeline, o);
+            o.remote_token = m_state->machineToken;
+        }
         o.context = m_state->request.context;
         o.offload_folder = (offloadFolder.isEmpty() ? QDir::tempPath() : offloadFolder).toStdString();
         qint64 lastEmit = -1000;
@@ -107,6 +111,14 @@ void EngineWorker::load()
             m_layerStates.push_back(static_cast<int>(home.kind == Device::Kind::disk ? LayerActivity::evicted
                                                                                      : LayerActivity::resident));
         }
+        if (m_state->pipeline) // the layers other machines run are resident there
+            for (const PipelineStage& s : m_state->pipeline->stages)
+                if (const Machine* m = m_state->pipeline->machine_of(s))
+                    for (std::int64_t l = s.first; l < s.end && l < view.layerDevices.size(); ++l) {
+                        view.layerDevices[static_cast<int>(l)] = QString::fromStdString(
+                            m->name + "/" + s.plan.layer_devices[static_cast<std::size_t>(l - s.first)].map_key());
+                        m_layerStates[static_cast<int>(l)] = static_cast<int>(LayerActivity::resident);
+                    }
         view.contextLength = static_cast<int>(session->context_length());
         view.hasTemplate = session->has_template();
         m_state->session = std::move(session);
@@ -169,6 +181,11 @@ void EngineWorker::chat(const ChatTurnRequest& request)
         stats.stopReason = QString::fromStdString(answer.generation.stop_reason);
         publishLayerStates(true);
         Q_EMIT answerFinished(QString::fromStdString(answer.text), stats);
+    } catch (const RemoteError& e) {
+        publishLayerStates(true);
+        Q_EMIT answerFailed(QString::fromUtf8(e.what()));
+        if (!e.address().empty())
+            Q_EMIT machineFailed(QString::fromStdString(e.address()), QString::fromUtf8(e.what()));
     } catch (const std::exception& e) {
         publishLayerStates(true);
         Q_EMIT answerFailed(QString::fromUtf8(e.what()));

@@ -113,6 +113,7 @@ void MainWindow::startEngine(bool probeBandwidth)
         m_planPage->placementMap()->setLayerStates(states);
         m_chatPage->placementMap()->setLayerStates(states);
     }, Qt::QueuedConnection);
+    connectMachines();
     m_engineThread.setObjectName(QStringLiteral("engine"));
     m_engineThread.start();
 
@@ -185,6 +186,8 @@ void MainWindow::createMenus(const MenuActions& a)
     modelMenu->addAction(m_unloadAction);
     modelMenu->addSeparator();
     modelMenu->addAction(m_quantizeAction);
+    modelMenu->addSeparator();
+    addMachineActions(modelMenu);
     auto* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Layerwise"), this, [this] { showAbout(this); });
 

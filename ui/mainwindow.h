@@ -95,6 +95,16 @@ public:
     // Shows the snapshot's settings (strategy, context, dtype, quantization, limits) and re-plans
     // with them and its map, without recording a step (what undo and redo do).
     void restoreSnapshot(const PlanSnapshot& snapshot);
+    // Other machines running `layerwise worker` (mainwindow_machines.cpp): "Add machine…" asks
+    // for the address and token; the machine's devices become cards and lanes grouped under it
+    // and the layers are planned in pipeline stages. machinesChanged says it joined (failures go
+    // to the usual error dialog).
+    void addMachine(const QString& address, const QString& token);
+    void chooseMachine();
+    void removeMachines();
+    QStringList machines() const { return m_machines; }
+    // After a machine of the loaded pipeline failed: plans without it and loads again.
+    void planWithout(const QString& address);
     // Opens the quantization wizard on the opened model folder (Ctrl+Shift+Q).
     void showQuantizeWizard();
     QuantizeWizard* quantizeWizard() const;
@@ -121,6 +131,9 @@ Q_SIGNALS:
     void modelUnloaded();
     void loadFinished(bool ok); // ok false: failed or cancelled
     void loadErrorShown(const QString& message);
+    void machinesChanged(const QStringList& machines);
+    // A machine of the loaded pipeline failed; the dialog offering to plan without it is shown.
+    void machineFailureShown(const QString& address);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* event) override;
@@ -139,6 +152,9 @@ private:
     void connectServer();
     void connectPlanPage();
     void connectChat();
+    void connectMachines();
+    void addMachineActions(QMenu* menu);
+    void onMachineFailed(const QString& address, const QString& message);
     QWidget* createCentralArea();
     void createStatusBar();
     void onDescribed(const ModelSummary& summary);
@@ -187,6 +203,7 @@ private:
     DefaultModelBanner* m_banner = nullptr;
     QString m_defaultModelPath;
     bool m_loadWhenPlanned = false; // the default model's one-click path
+    QStringList m_machines; // "host2  10.0.0.2:7070", as the engine worker names them
     bool m_chatWhenLoaded = false;
     bool m_loaded = false;
     bool m_loading = false;

@@ -14,14 +14,24 @@ namespace layerwise::ui {
 namespace {
 constexpr qreal labelWidth = 120, laneHeight = 44, top = 8;
 
+// Another machine's devices ("host2/0", "host2/cpu") take their kind's colour, a shade darker.
 QColor laneColor(const QString& key)
 {
+    if (key.contains(QLatin1Char('/')))
+        return laneColor(key.section(QLatin1Char('/'), 1)).darker(125);
     if (key == QLatin1String("cpu"))
         return {0x10, 0xb9, 0x81};
     if (key == QLatin1String("disk"))
         return {0x94, 0xa3, 0xb8};
     static const QColor gpus[] = {{0x3b, 0x82, 0xf6}, {0x63, 0x66, 0xf1}, {0x0e, 0xa5, 0xe9}, {0x8b, 0x5c, 0xf6}};
     return gpus[key.toInt() % 4];
+}
+// "cuda:0", "cpu", "disk"; another machine's "host2/cuda:0".
+QString laneName(const QString& key)
+{
+    const QString machine = key.contains(QLatin1Char('/')) ? key.section(QLatin1Char('/'), 0, 0) + QLatin1Char('/') : QString();
+    const QString device = key.section(QLatin1Char('/'), -1);
+    return machine + (device == QLatin1String("cpu") || device == QLatin1String("disk") ? device : QStringLiteral("cuda:") + device);
 }
 QString activityName(LayerActivity a)
 {
@@ -354,10 +364,17 @@ void PlacementMap::paintEvent(QPaintEvent*)
         p.fillRect(lr, palette().color(QPalette::AlternateBase));
         p.setPen(d.used() > d.limit ? QColor(0xdc, 0x26, 0x26) : palette().color(QPalette::Text));
         p.drawText(QRectF(4, lr.top(), labelWidth - 8, lr.height()), Qt::AlignVCenter | Qt::AlignLeft,
-                   QStringLiteral("%1\n%2 layers").arg(d.key == QLatin1String("cpu") || d.key == QLatin1String("disk")
-                                                           ? d.key
-                                                           : QStringLiteral("cuda:") + d.key)
-                       .arg(d.layers));
+                   QStringLiteral("%1\n%2 layers").arg(laneName(d.key)).arg(d.layers));
+        // A pipeline: each other machine's lanes are a group, under a rule with its caption.
+        if (!d.machine.isEmpty() && (lane == 0 || m_plan.devices[lane - 1].machine != d.machine)) {
+            p.setPen(QPen(palette().color(QPalette::Mid), 1.5));
+            p.drawLine(QPointF(2, lr.top() - 2), QPointF(lr.right(), lr.top() - 2));
+            for (const auto& [name, caption] : m_plan.machines)
+                if (name == d.machine) {
+                    p.setPen(palette().color(QPalette::PlaceholderText));
+                    p.drawText(lr.adjusted(0, 1, -4, 0), Qt::AlignTop | Qt::AlignRight, caption);
+                }
+        }
     }
     for (int i = 0; i < m_plan.layerDevices.size(); ++i) {
         const QRectF r = blockRect(i);
