@@ -6,10 +6,12 @@
 #include "worker_process.h"
 
 #include "chatview.h"
+#include "conversationstore.h"
 #include "devicepanel.h"
 #include "mainwindow.h"
 #include "placementmap.h"
 
+#include <QFile>
 #include <QLabel>
 #include <QSignalSpy>
 #include <QSlider>
@@ -23,7 +25,11 @@ using layerwise::test::Worker;
 class TestMachines : public QObject {
     Q_OBJECT
 private Q_SLOTS:
-    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+    void initTestCase()
+    {
+        QStandardPaths::setTestModeEnabled(true);
+        QFile::remove(ConversationStore().filePath()); // conversations of earlier runs
+    }
     void addedMachineJoinsThePlan();
     void pipelineLoadsAndSurvivesAFailedMachine();
 };
@@ -116,6 +122,7 @@ void TestMachines::pipelineLoadsAndSurvivesAFailedMachine()
     QCOMPARE(w.placementMap()->layerActivity(4), LayerActivity::resident);
     // An answer over the pipeline.
     QSignalSpy answered(w.chatView(), &ChatView::answerDone), answerFailed(w.chatView(), &ChatView::answerFailed);
+    w.chatView()->newConversation();
     w.chatView()->send(QStringLiteral("Once upon a time"));
     QTRY_VERIFY_WITH_TIMEOUT(answered.count() + answerFailed.count() == 1, 60000);
     QVERIFY2(answered.count() == 1, qPrintable(answerFailed.value(0).value(0).toString()));
