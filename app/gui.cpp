@@ -163,7 +163,13 @@ int runGui(int argc, char** argv)
             });
         };
         if (chatPrompt.isEmpty()) {
-            QObject::connect(&window, &ui::MainWindow::planShown, &window, save);
+            // With LAYERWISE_MACHINES, the plan shown once they joined.
+            auto ready = std::make_shared<bool>(qEnvironmentVariableIsEmpty("LAYERWISE_MACHINES"));
+            QObject::connect(&window, &ui::MainWindow::machinesChanged, &window, [ready] { *ready = true; });
+            QObject::connect(&window, &ui::MainWindow::planShown, &window, [ready, save] {
+                if (*ready)
+                    save();
+            });
         } else {
             auto once = std::make_shared<bool>(false);
             QObject::connect(&window, &ui::MainWindow::planShown, &window, [&window, once] {
@@ -190,6 +196,10 @@ int runGui(int argc, char** argv)
     for (const QString& gpu : qEnvironmentVariable("LAYERWISE_GPUS").split(QLatin1Char(','), Qt::SkipEmptyParts))
         window.addHypotheticalGpu(gpu.trimmed());
     window.openModel(model);
+    // LAYERWISE_MACHINES=HOST:PORT,HOST:PORT: machines running `layerwise worker` in the plan from
+    // the start (as Model > Add machine...), with the token in LAYERWISE_TOKEN.
+    for (const QString& m : qEnvironmentVariable("LAYERWISE_MACHINES").split(QLatin1Char(','), Qt::SkipEmptyParts))
+        window.addMachine(m.trimmed(), qEnvironmentVariable("LAYERWISE_TOKEN"));
     return QApplication::exec();
 }
 

@@ -75,7 +75,7 @@ PlanView viewOfPipeline(const PipelinePlan& p, const Model& d, const PlanRequest
     for (const PipelineStage& s : p.stages) {
         const Machine* m = p.machine_of(s);
         for (const auto& f : s.plan.devices)
-            if (!(f.device.id.kind == Device::Kind::disk && f.used() == 0))
+            if (!(f.device.id.kind == Device::Kind::disk && f.used() == 0 && f.limit > (std::int64_t(1) << 50)))
                 v.devices.push_back(footprintRow(f, m));
         const std::string prefix = m ? m->name + "/" : std::string();
         for (std::int64_t l = s.first; l < s.end; ++l) {

@@ -13,6 +13,7 @@ namespace layerwise::ui {
 
 namespace {
 constexpr qreal labelWidth = 120, laneHeight = 44, top = 8;
+constexpr qreal machineGap = 18; // above each other machine's group of lanes: its caption
 
 // Another machine's devices ("host2/0", "host2/cpu") take their kind's colour, a shade darker.
 QColor laneColor(const QString& key)
@@ -77,7 +78,7 @@ bool PlacementMap::hasLegend() const
 void PlacementMap::updateMinimumHeight()
 {
     const int legend = hasLegend() ? 24 : 0;
-    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount())) + legend);
+    setMinimumHeight(static_cast<int>(top * 2 + laneHeight * std::max(1, laneCount()) + gapsAbove(laneCount())) + legend);
 }
 
 QColor PlacementMap::quantColor(const QString& quant)
@@ -134,7 +135,7 @@ void paintBlock(QPainter& p, const QRectF& r, QColor c, LayerActivity a)
 
 void PlacementMap::paintLegend(QPainter& p)
 {
-    const qreal y = top + laneHeight * laneCount() + 2;
+    const qreal y = top + laneHeight * laneCount() + gapsAbove(laneCount()) + 2;
     qreal x = labelWidth;
     const QColor c = laneColor(m_plan.layerDevices.value(0, QStringLiteral("0")));
     const std::pair<LayerActivity, QString> items[] = {{LayerActivity::resident, tr("resident")},
@@ -182,9 +183,23 @@ int PlacementMap::laneOf(int layer) const
     return -1;
 }
 
+bool PlacementMap::startsMachine(int lane) const
+{
+    return lane >= 0 && lane < laneCount() && !m_plan.devices[lane].machine.isEmpty() &&
+           (lane == 0 || m_plan.devices[lane - 1].machine != m_plan.devices[lane].machine);
+}
+
+qreal PlacementMap::gapsAbove(int lane) const
+{
+    int gaps = 0;
+    for (int i = 0; i <= lane && i < laneCount(); ++i)
+        gaps += startsMachine(i);
+    return gaps * machineGap;
+}
+
 QRectF PlacementMap::laneRect(int lane) const
 {
-    return {labelWidth, top + lane * laneHeight, width() - labelWidth - 8, laneHeight - 6};
+    return {labelWidth, top + lane * laneHeight + gapsAbove(lane), width() - labelWidth - 8, laneHeight - 6};
 }
 
 int PlacementMap::laneOfKey(const QString& key) const
@@ -338,8 +353,12 @@ int PlacementMap::moduleAt(const QPointF& p) const
 
 int PlacementMap::laneAt(qreal y) const
 {
-    const int lane = static_cast<int>((y - top) / laneHeight);
-    return lane >= 0 && lane < laneCount() ? lane : -1;
+    if (y < top)
+        return -1;
+    int lane = 0;
+    while (lane < laneCount() && y >= laneRect(lane).top() + laneHeight)
+        ++lane;
+    return lane < laneCount() ? lane : -1;
 }
 
 int PlacementMap::layerAt(const QPointF& p) const
@@ -366,13 +385,14 @@ void PlacementMap::paintEvent(QPaintEvent*)
         p.drawText(QRectF(4, lr.top(), labelWidth - 8, lr.height()), Qt::AlignVCenter | Qt::AlignLeft,
                    QStringLiteral("%1\n%2 layers").arg(laneName(d.key)).arg(d.layers));
         // A pipeline: each other machine's lanes are a group, under a rule with its caption.
-        if (!d.machine.isEmpty() && (lane == 0 || m_plan.devices[lane - 1].machine != d.machine)) {
+        if (startsMachine(lane)) {
+            const QRectF caption(4, lr.top() - machineGap, lr.right() - 4, machineGap - 2);
             p.setPen(QPen(palette().color(QPalette::Mid), 1.5));
-            p.drawLine(QPointF(2, lr.top() - 2), QPointF(lr.right(), lr.top() - 2));
-            for (const auto& [name, caption] : m_plan.machines)
+            p.drawLine(caption.topLeft() + QPointF(0, 2), caption.topRight() + QPointF(0, 2));
+            for (const auto& [name, text] : m_plan.machines)
                 if (name == d.machine) {
-                    p.setPen(palette().color(QPalette::PlaceholderText));
-                    p.drawText(lr.adjusted(0, 1, -4, 0), Qt::AlignTop | Qt::AlignRight, caption);
+                    p.setPen(palette().color(QPalette::Text));
+                    p.drawText(caption, Qt::AlignBottom | Qt::AlignLeft, text);
                 }
         }
     }

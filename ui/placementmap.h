@@ -68,6 +68,10 @@ protected:
 
 private:
     int laneAt(qreal y) const;
+    // A pipeline: whether `lane` is the first of another machine's group, and the height of the
+    // group captions above `lane` (itself included).
+    bool startsMachine(int lane) const;
+    qreal gapsAbove(int lane) const;
     int layerAt(const QPointF& p) const;
     int moduleAt(const QPointF& p) const;
     int expertsAt(const QPointF& p) const;

@@ -239,12 +239,21 @@ DeviceMap whole_model_map(const ModuleTree& tree, const DeviceMap& stage_map, st
 {
     DeviceMap map;
     for (std::size_t i = 0; i < tree.nodes().size(); ++i) {
+        const ModuleNode& n = tree.nodes()[i];
         const int layer = tree.layer_of(static_cast<int>(i));
         const bool mine = layer < 0 ? with_rest : layer >= first && layer < end;
-        for (const ModuleTensor& t : tree.nodes()[i].tensors) {
+        DeviceMap own;
+        for (const ModuleTensor& t : n.tensors) {
             const Device* d = mine ? device_of(stage_map, t.full_name) : nullptr;
-            map.emplace_back(t.full_name, d ? *d : mine ? Device::cpu() : Device::disk());
+            own.emplace_back(t.full_name, d ? *d : mine ? Device::cpu() : Device::disk());
         }
+        // A leaf module on one device is one key ("model.embed_tokens"), as accelerate writes it.
+        const bool one = !own.empty() && n.children.empty() && !n.name.empty() &&
+                         std::all_of(own.begin(), own.end(), [&](const auto& e) { return e.second == own.front().second; });
+        if (one)
+            map.emplace_back(n.name, own.front().second);
+        else
+            map.insert(map.end(), own.begin(), own.end());
     }
     return in_model_order(tree, clean_device_map(std::move(map)));
 }
