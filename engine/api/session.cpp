@@ -72,6 +72,9 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
         for (std::int64_t l = stage.first; l < stage.end; ++l)
             map = move_module(d.tree, map, d.tree.nodes()[static_cast<std::size_t>(blocks[static_cast<std::size_t>(l)])].name, Device::disk());
     }
+    // Every worker loads its stage while this machine loads its own; then each answer is awaited,
+    // the progress callback still asked whether to go on.
+    std::vector<std::int64_t> loading;
     for (std::size_t i = 0; i < options.remote_stages.size(); ++i) {
         const RemoteStage& stage = options.remote_stages[i];
         nlohmann::json load{{"op", "load"}, {"model", std::filesystem::absolute(d.source).string()}, {"first", stage.first},
@@ -80,7 +83,7 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
             load["dtype"] = std::string(torch_name(*options.dtype));
         if (!stage.device_map.empty())
             load["map"] = device_map_to_json(stage.device_map);
-        state->links[i]->call({load, {}}, std::max(options.remote_timeout, std::chrono::milliseconds(std::chrono::minutes(10))));
+        loading.push_back(state->links[i]->post({load, {}}));
     }
     LoadOptions load;
     load.dtype = options.dtype;
@@ -88,9 +91,19 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
     load.offload_folder = options.offload_folder;
     load.quant = options.quant;
     load.gguf_decode = options.gguf_decode;
-    load.progress = options.progress;
+    Progress last;
+    load.progress = [&](const Progress& p) {
+        last = p;
+        return !options.progress || options.progress(p);
+    };
     load.log = options.log;
     state->model = load_model(std::move(d), load);
+    for (std::size_t i = 0; i < options.remote_stages.size(); ++i) {
+        const RemoteStage& stage = options.remote_stages[i];
+        last.item = "layers " + std::to_string(stage.first) + "-" + std::to_string(stage.end - 1) + " on " + stage.address;
+        state->links[i]->await(loading[i], std::max(options.remote_timeout, std::chrono::milliseconds(std::chrono::minutes(10))),
+                               [&] { return !options.progress || options.progress(last); });
+    }
     for (std::size_t i = 0; i < options.remote_stages.size(); ++i) {
         remote::StageClient* link = state->links[i].get();
         LoadedModel::RemoteLayers r;

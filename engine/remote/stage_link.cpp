@@ -3,6 +3,7 @@
 #include "remote/sha256.h"
 
 #include <c10/util/Logging.h>
+#include <thread>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <arpa/inet.h>
@@ -166,32 +167,73 @@ StageClient::~StageClient()
     }
 }
 
-Message StageClient::call(const Message& request, milliseconds timeout)
+std::int64_t StageClient::post(const Message& request)
 {
     const std::int64_t seq = ++m_seq;
     Message r = request;
     r.header["seq"] = seq;
-    const std::string session = m_prefix + m_client_nonce + m_server_nonce;
     const std::string op = request.header.value("op", std::string("?"));
+    const QuietC10d quiet;
+    try {
+        m_store->set(m_prefix + "req/" + std::to_string(seq), encode(r, m_token, m_prefix + m_client_nonce + m_server_nonce, "req"));
+    } catch (const std::exception& e) {
+        throw lost(op, e);
+    }
+    m_ops[seq] = op;
+    return seq;
+}
+
+RemoteError StageClient::lost(const std::string& op, const std::exception& e) const
+{
+    return RemoteError("the worker at " + m_address + " did not answer '" + op +
+                           "' (" + reason(e) + "): it stopped, hung or lost its network; run again without --host " + m_address +
+                           " to use the other machines",
+                       m_address);
+}
+
+Message StageClient::await(std::int64_t seq, milliseconds timeout, const std::function<bool()>& keep_waiting)
+{
+    const std::string key = m_prefix + "res/" + std::to_string(seq);
+    const auto posted = m_ops.find(seq);
+    const std::string op = posted == m_ops.end() ? std::string("?") : posted->second;
+    if (posted != m_ops.end())
+        m_ops.erase(posted);
     std::vector<std::uint8_t> answer;
     const QuietC10d quiet;
     try {
-        m_store->set(m_prefix + "req/" + std::to_string(seq), encode(r, m_token, session, "req"));
-        m_store->setTimeout(timeout.count() > 0 ? timeout : m_timeout);
-        answer = m_store->get(m_prefix + "res/" + std::to_string(seq));
-        m_store->deleteKey(m_prefix + "res/" + std::to_string(seq));
+        const milliseconds limit = timeout.count() > 0 ? timeout : m_timeout;
+        if (keep_waiting) { // in slices, asking between them whether to go on
+            const auto until = std::chrono::steady_clock::now() + limit;
+            while (true) {
+                if (!keep_waiting())
+                    throw CancelledError("cancelled while the worker at " + m_address + " was busy with '" + op + "'");
+                if (m_store->check({key}))
+                    break;
+                if (std::chrono::steady_clock::now() > until)
+                    throw std::runtime_error("no answer within " + std::to_string(limit.count() / 1000) + " s");
+                std::this_thread::sleep_for(milliseconds(50));
+            }
+        }
+        m_store->setTimeout(limit);
+        answer = m_store->get(key);
+        m_store->deleteKey(key);
+    } catch (const CancelledError&) {
+        throw;
     } catch (const std::exception& e) {
-        throw RemoteError("the worker at " + m_address + " did not answer '" + op + "' (" + reason(e) +
-                          "): it stopped, hung or lost its network; run again without --host " + m_address +
-                          " to use the other machines", m_address);
+        throw lost(op, e);
     }
-    std::optional<Message> a = decode(answer, m_token, session, "res", seq);
+    std::optional<Message> a = decode(answer, m_token, m_prefix + m_client_nonce + m_server_nonce, "res", seq);
     if (!a)
         throw RemoteError("the answer of the worker at " + m_address + " to '" + op +
                           "' failed its check (wrong code or sequence); something else is writing to its port", m_address);
     if (a->header.contains("error"))
         throw RemoteError("the worker at " + m_address + ": " + a->header["error"].get<std::string>(), m_address);
     return std::move(*a);
+}
+
+Message StageClient::call(const Message& request, milliseconds timeout)
+{
+    return await(post(request), timeout);
 }
 
 StageServer::StageServer(const std::string& address, std::string token) : m_token(std::move(token))

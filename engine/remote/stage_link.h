@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -47,10 +48,18 @@ public:
     // One request and its answer; RemoteError when the worker fails, refuses or does not answer
     // within `timeout` (0: the link's), or answers with an error (its message is passed on).
     Message call(const Message& request, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+    // The same in two halves, so that other work runs meanwhile: post() sends the request and
+    // returns its number; await() waits for its answer. With `keep_waiting`, it waits in slices of
+    // 50 ms and a false from it is a CancelledError (the worker finishes that request alone).
+    std::int64_t post(const Message& request);
+    Message await(std::int64_t seq, std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                  const std::function<bool()>& keep_waiting = {});
     const std::string& address() const { return m_address; }
 
 private:
+    RemoteError lost(const std::string& op, const std::exception& e) const;
     std::string m_address, m_token, m_prefix, m_client_nonce, m_server_nonce;
+    std::map<std::int64_t, std::string> m_ops; // requests posted and not answered yet: their "op"
     std::chrono::milliseconds m_timeout;
     std::int64_t m_seq = 0;
     std::shared_ptr<c10d::TCPStore> m_store;

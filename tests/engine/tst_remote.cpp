@@ -33,6 +33,7 @@ private Q_SLOTS:
     void deadWorkerIsAnErrorNotAHang();
     void plannedSplitFromTheCommandLine();
     void chatOffersToPlanAgain();
+    void loadingCanBeCancelledWhileAWorkerLoads();
 };
 
 namespace {
@@ -305,6 +306,29 @@ void TestRemote::chatOffersToPlanAgain()
     chat.write("/quit\n");
     QVERIFY(chat.waitForFinished(30000));
     QCOMPARE(chat.exitCode(), 0);
+}
+
+void TestRemote::loadingCanBeCancelledWhileAWorkerLoads()
+{
+    // The workers load their stages while this machine loads its own; the progress callback is
+    // still asked while their answers are awaited, and a false there cancels the load (nothing
+    // stays loaded here). The worker then serves the next coordinator.
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    Worker worker("secret");
+    QVERIFY(!worker.address.empty());
+    test::TempDir offload;
+    SessionOptions o = pipeline_options(offload.path(), even_stages(5, {worker.address}), "secret", std::chrono::seconds(10));
+    std::vector<std::string> items;
+    o.progress = [&](const Progress& p) {
+        items.push_back(p.item);
+        return p.item.find(" on " + worker.address) == std::string::npos;
+    };
+    QVERIFY(throws_with<CancelledError>([&] { Session::load(Model::open(hf.string()), o); }, {worker.address.c_str(), "load"}));
+    QVERIFY(!items.empty());
+    QCOMPARE(items.back(), std::string("layers 2-4 on ") + worker.address);
+    const Run again = greedy(hf, {1}, 8, even_stages(5, {worker.address}), "secret");
+    QVERIFY2(again.error.empty(), again.error.c_str());
+    QCOMPARE(again.tokens.size(), std::size_t(8));
 }
 
 QTEST_GUILESS_MAIN(TestRemote)
