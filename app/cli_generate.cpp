@@ -144,6 +144,11 @@ void runGenerate(GenerateOptions& o)
                          {"peak_rss_bytes", peakRssBytes()},
                          {"device_map", session->hf_device_map()},
                          {"plan", verdict}};
+        // What each device holds (a pipeline's workers too, as they report it).
+        j["footprint"] = nlohmann::json::array();
+        for (const LoadedFootprint& f : session->footprint())
+            j["footprint"].push_back({{"machine", f.machine}, {"device", f.device.name()}, {"weight_bytes", f.weight_bytes},
+                                      {"kv_cache_bytes", f.kv_cache_bytes}, {"layers", f.layers}});
         // Text cut inside a character (a byte-fallback token mid-sequence) is shown with U+FFFD.
         std::cout << j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {

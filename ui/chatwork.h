@@ -1,6 +1,8 @@
 #pragma once
 // Value types for loading and chatting that cross from the engine worker thread to the GUI
 // thread (queued signals). Plain data: no engine types, no LibTorch.
+#include "enginework.h"
+
 #include <QMetaType>
 #include <QString>
 #include <QStringList>
@@ -61,6 +63,9 @@ struct LoadedView {
     QString quant = QStringLiteral("none"); // the load-time quantization ("int8", "nf4-dq", ...)
     bool hasTemplate = false;  // false: chat uses the ChatML fallback; raw completion suits better
     double seconds = 0;
+    // What each device holds now, as measured on the loaded model (other machines' as their
+    // workers report it): keys as FootprintRow's, weights and KV cache filled.
+    QVector<FootprintRow> live;
 };
 
 // What a decoder block is doing now (PlacementMap draws it).

@@ -119,6 +119,19 @@ void EngineWorker::load()
                             m->name + "/" + s.plan.layer_devices[static_cast<std::size_t>(l - s.first)].map_key());
                         m_layerStates[static_cast<int>(l)] = static_cast<int>(LayerActivity::resident);
                     }
+        for (const LoadedFootprint& f : session->footprint()) {
+            FootprintRow row;
+            std::string prefix;
+            for (const Machine& m : m_state->machines)
+                if (m.address == f.machine)
+                    prefix = m.name + "/";
+            row.key = QString::fromStdString(prefix + f.device.map_key());
+            row.machine = QString::fromStdString(prefix).chopped(prefix.empty() ? 0 : 1);
+            row.weights = static_cast<qint64>(f.weight_bytes);
+            row.kvCache = static_cast<qint64>(f.kv_cache_bytes);
+            row.layers = f.layers;
+            view.live.push_back(row);
+        }
         view.contextLength = static_cast<int>(session->context_length());
         view.hasTemplate = session->has_template();
         m_state->session = std::move(session);

@@ -614,6 +614,16 @@ void MainWindow::onLoaded(const LoadedView& view)
     m_loadedView = view;
     m_loadProgress->hide();
     showPlacement();
+    // The cards show what the devices hold now: the weights and KV cache measured on the loaded
+    // model (and on other machines, as their workers report it), beside the plan's activations.
+    QVector<FootprintRow> held = m_plan.devices;
+    for (FootprintRow& row : held)
+        for (const FootprintRow& live : view.live)
+            if (live.key == row.key) {
+                row.weights = live.weights;
+                row.kvCache = live.kvCache;
+            }
+    devicePanel()->setFootprints(held);
     chatView()->setModel(view.source, true, view.hasTemplate, view.contextLength);
     m_status->setText(tr("Loaded %1 in %2 s · context %3 tokens%4")
                           .arg(QFileInfo(view.source).fileName())
@@ -668,6 +678,7 @@ void MainWindow::onUnloaded()
     m_loaded = false;
     m_layerStates.clear();
     showPlacement();
+    devicePanel()->setFootprints(m_plan.devices); // the plan's again, not what was held
     chatView()->setModel(m_source, false, true, 0);
     updateActions();
     if (was) {

@@ -5,6 +5,8 @@
 // states, which run through those layers with this worker's KV cache and go back.
 #include "api/remote.h"
 
+#include "api/footprint.h"
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "devices/inventory.h"
@@ -89,6 +91,17 @@ remote::Message forward(WorkerState& s, const remote::Message& m)
     return remote::tensor_to_wire(out);
 }
 
+// What this worker holds where: its stage's weights and KV cache.
+remote::Message footprint(const WorkerState& s)
+{
+    nlohmann::json devices = nlohmann::json::array();
+    if (s.model)
+        for (const LoadedFootprint& f : model_footprint(*s.model, {&s.runner->cache()}, false))
+            devices.push_back({{"device", f.device.name()}, {"weight_bytes", f.weight_bytes}, {"kv_cache_bytes", f.kv_cache_bytes},
+                               {"layers", f.layers}});
+    return {{{"devices", devices}}, {}};
+}
+
 } // namespace
 
 void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, const std::function<void(std::uint16_t)>& on_listening)
@@ -119,6 +132,8 @@ void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, con
             }
             if (op == "forward")
                 return forward(state, m);
+            if (op == "footprint")
+                return footprint(state);
             throw FormatError("unknown request '" + op + "'");
         },
         stop, log);

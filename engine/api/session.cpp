@@ -1,6 +1,7 @@
 #include "api/session.h"
 
 #include "api/batch_state.h"
+#include "api/footprint.h"
 #include "api/model_access.h"
 #include "core/error.h"
 #include "plan/device_map.h"
@@ -226,10 +227,8 @@ Device device_of_tensor(const at::Tensor& t)
 
 } // namespace
 
-std::vector<LoadedFootprint> Session::footprint() const
+std::vector<LoadedFootprint> model_footprint(const LoadedModel& m, const std::vector<const KvCache*>& caches, bool with_globals)
 {
-    std::lock_guard lock(m_state->mutex);
-    const LoadedModel& m = *m_state->model;
     std::map<Device, LoadedFootprint> by_device;
     std::set<const void*> counted; // tied weights share storage: count it once
     const auto add = [&](const Device& device, const at::Tensor& t) {
@@ -239,19 +238,20 @@ std::vector<LoadedFootprint> Session::footprint() const
             f.weight_bytes += t.nbytes();
     };
     for (const auto& [name, t] : m.globals) {
+        if (!with_globals)
+            break;
         const Device* planned = device_of(m.device_map, name);
         add(planned && planned->kind == Device::Kind::disk ? *planned : device_of_tensor(t), t);
     }
-    for (const auto& layer : m.layers) {
+    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+        if (std::any_of(m.remote.begin(), m.remote.end(), [&](const LoadedModel::RemoteLayers& r) { return l >= r.begin && l < r.end; }))
+            continue; // held by another machine
+        const auto& layer = m.layers[l];
         by_device[layer.home].device = layer.home;
         ++by_device[layer.home].layers;
         for (const auto& [name, t] : layer.tensors)
             add(layer.home, t);
     }
-    std::vector<const KvCache*> caches{&const_cast<Runner&>(m_state->run()).cache()};
-    for (const SequenceBatch* batch : m_state->batches)
-        for (const KvCache* c : batch->own_caches())
-            caches.push_back(c);
     for (const KvCache* cache : caches)
         for (std::size_t i = 0; i < cache->k.size(); ++i)
             for (const at::Tensor* t : {&cache->k[i], &cache->v[i]})
@@ -263,6 +263,30 @@ std::vector<LoadedFootprint> Session::footprint() const
     std::vector<LoadedFootprint> out;
     for (auto& [device, f] : by_device)
         out.push_back(f);
+    return out;
+}
+
+std::vector<LoadedFootprint> Session::footprint() const
+{
+    std::lock_guard lock(m_state->mutex);
+    std::vector<const KvCache*> caches{&const_cast<Runner&>(m_state->run()).cache()};
+    for (const SequenceBatch* batch : m_state->batches)
+        for (const KvCache* c : batch->own_caches())
+            caches.push_back(c);
+    std::vector<LoadedFootprint> out = model_footprint(*m_state->model, caches);
+    // Each worker's own share, as it reports it.
+    for (const auto& link : m_state->links) {
+        const remote::Message m = link->call({{{"op", "footprint"}}, {}});
+        for (const auto& j : m.header.at("devices")) {
+            LoadedFootprint f;
+            f.machine = link->address();
+            f.device = parse_device(j.at("device").get<std::string>());
+            f.weight_bytes = j.at("weight_bytes").get<std::uint64_t>();
+            f.kv_cache_bytes = j.at("kv_cache_bytes").get<std::uint64_t>();
+            f.layers = j.at("layers").get<int>();
+            out.push_back(f);
+        }
+    }
     return out;
 }
 

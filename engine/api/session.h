@@ -52,6 +52,7 @@ void use_pipeline(const Model& model, const PipelinePlan& plan, SessionOptions& 
 
 // What a loaded model holds where (the plan's DeviceFootprint is what it expects to hold).
 struct LoadedFootprint {
+    std::string machine; // "" for this machine; a pipeline worker's "host:port"
     Device device;
     std::uint64_t weight_bytes = 0;   // weights whose home is this device
     std::uint64_t kv_cache_bytes = 0; // the KV cache held there
@@ -99,6 +100,7 @@ public:
 
     nlohmann::json hf_device_map() const;       // where each module runs, transformers' format
     std::vector<Device> layer_devices() const;  // each decoder block's home
+    // With a pipeline, each worker's devices follow, as it reports them (RemoteError when one fails).
     std::vector<LoadedFootprint> footprint() const;
 
     // Up to `slots` sequences decoded together (continuous batching, api/batch.h), each with its

@@ -209,11 +209,18 @@ void TestRemote::deadWorkerIsAnErrorNotAHang()
     const SessionOptions o = pipeline_options(offload.path(), even_stages(5, {address}), "secret", std::chrono::seconds(5));
     auto session = Session::load(Model::open(hf.string()), o);
     // This machine holds the KV cache of its own 2 layers only (of 5; 256 positions, 4 KV heads
-    // of 8 dimensions, float32 keys and values): the worker keeps the other 3 layers'.
-    std::uint64_t kv = 0;
-    for (const LoadedFootprint& f : session->footprint())
-        kv += f.kv_cache_bytes;
+    // of 8 dimensions, float32 keys and values): the worker keeps the other 3 layers', and says so.
+    std::uint64_t kv = 0, kv_worker = 0;
+    int layers = 0, layers_worker = 0;
+    for (const LoadedFootprint& f : session->footprint()) {
+        (f.machine.empty() ? kv : kv_worker) += f.kv_cache_bytes;
+        (f.machine.empty() ? layers : layers_worker) += f.layers;
+        QVERIFY(f.machine.empty() || f.machine == address);
+    }
     QCOMPARE(kv, std::uint64_t(2) * 2 * 256 * 4 * 8 * 4);
+    QCOMPARE(kv_worker, std::uint64_t(3) * 2 * 256 * 4 * 8 * 4);
+    QCOMPARE(layers, 2);
+    QCOMPARE(layers_worker, 3);
     GenerationOptions g;
     g.sampling.greedy = true;
     g.max_new_tokens = 200;
@@ -259,6 +266,20 @@ void TestRemote::plannedSplitFromTheCommandLine()
     QVERIFY2(err.contains(QByteArray("on host2 (") + worker.address.c_str() + ")"), err.constData());
     const auto j = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
     QCOMPARE(j["token_ids"].get<std::vector<std::int64_t>>(), alone.tokens);
+    // The footprint counts the worker's share as it reports it: its layers and their KV cache
+    // (256 positions, 4 KV heads of 8 dimensions, float32 keys and values: 64 KiB a layer); this
+    // machine's the others'.
+    int here = 0, there = 0;
+    std::uint64_t kv_there = 0;
+    for (const auto& f : j["footprint"]) {
+        const bool remote = f["machine"].get<std::string>() == worker.address;
+        (remote ? there : here) += f["layers"].get<int>();
+        if (remote)
+            kv_there += f["kv_cache_bytes"].get<std::uint64_t>();
+    }
+    QCOMPARE(here + there, 5);
+    QVERIFY(there > 0);
+    QCOMPARE(kv_there, std::uint64_t(there) * 2 * 256 * 4 * 8 * 4);
     // With no room anywhere, the plan says so before anything loads.
     QProcess q;
     q.start(QString::fromLocal8Bit(qgetenv("LAYERWISE_BIN")),

@@ -120,6 +120,18 @@ void TestMachines::pipelineLoadsAndSurvivesAFailedMachine()
     QVERIFY2(w.isLoaded(), qPrintable(w.lastError()));
     QVERIFY(w.loadedModel().layerDevices.contains(QStringLiteral("host2/cpu")));
     QCOMPARE(w.placementMap()->layerActivity(4), LayerActivity::resident);
+    // What host2 holds, as its worker reports it: the blocks the plan gave it and their KV cache
+    // (1024 positions, 4 KV heads of 8 dimensions, float32 keys and values: 256 KiB a block).
+    const int remote = static_cast<int>(w.currentPlan().layerDevices.count(QStringLiteral("host2/cpu")));
+    bool reported = false;
+    for (const FootprintRow& row : w.loadedModel().live)
+        if (row.key == QStringLiteral("host2/cpu")) {
+            reported = true;
+            QCOMPARE(row.layers, remote);
+            QCOMPARE(row.kvCache, qint64(remote) * 2 * 1024 * 4 * 8 * 4);
+            QVERIFY(row.weights > 0);
+        }
+    QVERIFY(reported);
     // An answer over the pipeline.
     QSignalSpy answered(w.chatView(), &ChatView::answerDone), answerFailed(w.chatView(), &ChatView::answerFailed);
     w.chatView()->newConversation();
