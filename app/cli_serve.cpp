@@ -45,10 +45,12 @@ void addServeCommand(CLI::App& app, int& exitCode)
         std::size_t parallel = 4;
         QuantCli quant;
         MoeCli moe;
+        PipelineCli pipeline;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("model", o->model, "A model folder or .gguf file (default: the installed default chat model)");
     cmd->add_option("--host", o->host, "Address to listen on (anything but loopback needs --api-key)")->capture_default_str();
+    addPipelineOptions(cmd, o->pipeline, "--worker-host");
     cmd->add_option("--port", o->port, "Port (0: any free one, printed)")->capture_default_str();
     cmd->add_option("--api-key", o->apiKey, "Clients must send 'Authorization: Bearer KEY'");
     cmd->add_option("--max-body-bytes", o->maxBody, "Largest request body (larger: 413)")->capture_default_str();
@@ -85,8 +87,10 @@ void addServeCommand(CLI::App& app, int& exitCode)
         load.dtype = dtype;
         load.quant = quantOptions(o->quant);
         // The plan counts a KV cache per slot plus the session's own.
-        load.device_map = deviceMapFor(model, o->deviceMap, o->maxMemory, o->context, dtype, &verdict, quantFormatName(o->quant),
-                                       static_cast<std::int64_t>(o->parallel) + 1, o->moe);
+        const PlanRequest request = planRequestFor(model, o->deviceMap, o->maxMemory, o->context, dtype, quantFormatName(o->quant),
+                                                   static_cast<std::int64_t>(o->parallel) + 1, o->moe);
+        if (!applyPipeline(o->pipeline, model, request, load, &verdict))
+            load.device_map = deviceMapOf(model, request, &verdict);
         load.offload_folder = o->offloadFolder;
         load.context = o->context;
         load.require_tokenizer = false;

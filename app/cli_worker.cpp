@@ -25,9 +25,9 @@ std::string tokenOrEnvironment(const std::string& token)
 
 } // namespace
 
-void addPipelineOptions(CLI::App* cmd, PipelineCli& p)
+void addPipelineOptions(CLI::App* cmd, PipelineCli& p, const std::string& hostFlag)
 {
-    cmd->add_option("--host", p.hosts,
+    cmd->add_option(hostFlag, p.hosts,
                     "A machine running `layerwise worker` (HOST:PORT; repeat for more): the model's layers are planned in "
                     "stages over this machine and the hosts, in order");
     cmd->add_option("--token", p.token, "The workers' shared secret (default: $LAYERWISE_TOKEN)");

@@ -52,7 +52,8 @@ struct PipelineCli {
     double timeoutSeconds = 60;
     std::string split = "plan"; // "plan": the pipeline planner's; "even": equal shares, in RAM
 };
-void addPipelineOptions(CLI::App* cmd, PipelineCli& p);
+// `hostFlag`: --host, except where --host is taken already (serve: --worker-host).
+void addPipelineOptions(CLI::App* cmd, PipelineCli& p, const std::string& hostFlag = "--host");
 // The machines behind --host, described and their links measured ("host2", "host3"... in order).
 std::vector<Machine> remoteMachines(const PipelineCli& p);
 // With --host: plans the pipeline for `request` (this machine's part) and the hosts, says the

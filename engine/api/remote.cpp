@@ -22,6 +22,7 @@
 #include <c10/util/Logging.h>
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace layerwise {
@@ -31,6 +32,17 @@ struct WorkerState {
     std::unique_ptr<LoadedModel> model;
     std::unique_ptr<Runner> runner;
     std::size_t first = 0, end = 0;
+    // The caches of a coordinator's batch (its sequences, by the ids it gives them): this stage's
+    // share of each; the runner's own cache is sequence 0.
+    std::map<std::int64_t, KvCache> sequences;
+
+    KvCache& sequence(std::int64_t id)
+    {
+        auto it = sequences.find(id);
+        if (it == sequences.end())
+            it = sequences.emplace(id, runner->make_cache()).first;
+        return it->second;
+    }
 };
 
 // This machine's devices, with RAM and disk bandwidth measured once (then the cached figure).
@@ -46,6 +58,7 @@ nlohmann::json describe_devices()
 
 remote::Message load(WorkerState& s, const nlohmann::json& h)
 {
+    s.sequences.clear();
     s.runner.reset();
     s.model.reset();
     const std::string source = h.at("model").get<std::string>();
@@ -73,9 +86,10 @@ remote::Message load(WorkerState& s, const nlohmann::json& h)
     for (const auto& [begin, stop] : {std::pair<std::int64_t, std::int64_t>{0, first}, {end, static_cast<std::int64_t>(blocks.size())}})
         if (begin < stop)
             s.model->remote.push_back({static_cast<std::size_t>(begin), static_cast<std::size_t>(stop), "the coordinator",
-                                       [](const at::Tensor&, std::int64_t) -> at::Tensor {
+                                       [](const at::Tensor&, std::int64_t, std::int64_t) -> at::Tensor {
                                            throw PlanError("a worker runs only its own stage's layers");
-                                       }});
+                                       },
+                                       {}});
     s.runner = std::make_unique<Runner>(*s.model, h.value("context", std::int64_t(2048)));
     s.first = static_cast<std::size_t>(first);
     s.end = static_cast<std::size_t>(end);
@@ -87,8 +101,42 @@ remote::Message forward(WorkerState& s, const remote::Message& m)
     if (!s.runner)
         throw PlanError("no model is loaded on this worker yet (the coordinator sends 'load' first)");
     const at::Tensor hidden = remote::tensor_from_wire(m);
-    const at::Tensor out = s.runner->forward_layers(hidden, s.first, s.end, m.header.at("start").get<std::int64_t>());
-    return remote::tensor_to_wire(out);
+    const std::int64_t start = m.header.at("start").get<std::int64_t>();
+    const std::int64_t id = m.header.value("sequence", std::int64_t(0));
+    if (id == 0)
+        return remote::tensor_to_wire(s.runner->forward_layers(hidden, s.first, s.end, start));
+    // One of a batch's sequences (its prompt's prefill): through the runner on that sequence's cache.
+    KvCache& cache = s.sequence(id);
+    std::swap(s.runner->cache(), cache);
+    struct SwapBack {
+        KvCache& a;
+        KvCache& b;
+        ~SwapBack() { std::swap(a, b); }
+    } swap_back{s.runner->cache(), cache};
+    return remote::tensor_to_wire(s.runner->forward_layers(hidden, s.first, s.end, start));
+}
+
+// A batched step: a row per sequence, each at its own position.
+remote::Message forward_rows(WorkerState& s, const remote::Message& m)
+{
+    if (!s.runner)
+        throw PlanError("no model is loaded on this worker yet (the coordinator sends 'load' first)");
+    const auto ids = m.header.at("sequences").get<std::vector<std::int64_t>>();
+    const auto starts = m.header.at("starts").get<std::vector<std::int64_t>>();
+    const at::Tensor hidden = remote::tensor_from_wire(m);
+    if (ids.size() != starts.size() || static_cast<std::int64_t>(ids.size()) != hidden.size(0))
+        throw FormatError("a batched pipeline step names " + std::to_string(ids.size()) + " sequences for " +
+                          std::to_string(hidden.size(0)) + " rows");
+    std::vector<KvCache*> caches;
+    for (std::size_t b = 0; b < ids.size(); ++b) {
+        KvCache& c = s.sequence(ids[b]);
+        if (starts[b] > c.length)
+            throw PlanError("a batched pipeline step continues a sequence at position " + std::to_string(starts[b]) +
+                            " but this stage holds " + std::to_string(c.length) + "; the stages lost step (start again)");
+        c.length = starts[b];
+        caches.push_back(&c);
+    }
+    return remote::tensor_to_wire(s.runner->forward_layers_rows(hidden, s.first, s.end, caches));
 }
 
 // What this worker holds where: its stage's weights and KV cache.
@@ -132,6 +180,8 @@ void run_worker(const WorkerOptions& options, const std::atomic<bool>& stop, con
             }
             if (op == "forward")
                 return forward(state, m);
+            if (op == "forward_rows")
+                return forward_rows(state, m);
             if (op == "footprint")
                 return footprint(state);
             throw FormatError("unknown request '" + op + "'");

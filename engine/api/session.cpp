@@ -111,10 +111,19 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
         r.begin = static_cast<std::size_t>(options.remote_stages[i].first);
         r.end = static_cast<std::size_t>(options.remote_stages[i].end);
         r.where = link->address();
-        r.forward = [link](const at::Tensor& hidden, std::int64_t start) {
+        r.forward = [link](const at::Tensor& hidden, std::int64_t start, std::int64_t sequence) {
             remote::Message m = remote::tensor_to_wire(hidden);
             m.header["op"] = "forward";
             m.header["start"] = start;
+            if (sequence != 0)
+                m.header["sequence"] = sequence;
+            return remote::tensor_from_wire(link->call(m));
+        };
+        r.forward_rows = [link](const at::Tensor& hidden, const std::vector<std::int64_t>& sequences, const std::vector<std::int64_t>& starts) {
+            remote::Message m = remote::tensor_to_wire(hidden);
+            m.header["op"] = "forward_rows";
+            m.header["sequences"] = sequences;
+            m.header["starts"] = starts;
             return remote::tensor_from_wire(link->call(m));
         };
         state->model->remote.push_back(std::move(r));

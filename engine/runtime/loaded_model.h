@@ -59,11 +59,16 @@ struct LoadedModel {
     std::vector<LayerWeights> layers;
     // Decoder layers [begin, end) that another process runs (a pipeline stage on another machine,
     // engine/remote/): the hidden states of a step go there at `start` and come back. Their own
-    // weights here stay unread (mapped on "disk").
+    // weights here stay unread (mapped on "disk"). `sequence` names the KV cache the step
+    // continues (0: the runner's own; else the id of one of a batch's caches), which the other
+    // process mirrors with one of its own; forward_rows is a batched step, a row per sequence.
     struct RemoteLayers {
         std::size_t begin = 0, end = 0;
         std::string where; // "host:port"
-        std::function<at::Tensor(const at::Tensor& hidden, std::int64_t start)> forward;
+        std::function<at::Tensor(const at::Tensor& hidden, std::int64_t start, std::int64_t sequence)> forward;
+        std::function<at::Tensor(const at::Tensor& hidden, const std::vector<std::int64_t>& sequences,
+                                 const std::vector<std::int64_t>& starts)>
+            forward_rows;
     };
     std::vector<RemoteLayers> remote;
     Device execution_device;                            // where offloaded layers run

@@ -413,6 +413,12 @@ at::Tensor Runner::forward(const at::Tensor& ids, bool all_positions)
 
 namespace {
 constexpr std::int64_t kFusedRowsUpTo = 3;
+
+// How pipeline stages elsewhere name a batch's cache: its address here (stable while it lives).
+std::int64_t sequence_id(const KvCache* cache)
+{
+    return static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(cache));
+}
 } // namespace
 
 at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
@@ -423,11 +429,17 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
     if (caches.size() == 1) {
         // One sequence: the runner's own path (fused decode included) over that cache.
         std::swap(m_cache, *caches[0]);
+        m_sequence = sequence_id(caches[0]);
         struct SwapBack {
             KvCache& a;
             KvCache& b;
-            ~SwapBack() { std::swap(a, b); }
-        } swap_back{m_cache, *caches[0]};
+            std::int64_t& sequence;
+            ~SwapBack()
+            {
+                std::swap(a, b);
+                sequence = 0;
+            }
+        } swap_back{m_cache, *caches[0], m_sequence};
         return forward(ids);
     }
     TORCH_CHECK(ids.size(1) == 1, "forward_rows: batched rows take one token each");
@@ -447,9 +459,6 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
 at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
                                         const std::vector<std::int64_t>& pool_slots)
 {
-    if (!m_model.remote.empty())
-        throw UnsupportedError("several sequences at once over a pipeline of machines is not supported yet; serve one "
-                               "sequence at a time (batch 1) when layers run on " + m_model.remote.front().where);
     for (const KvCache* cache : caches)
         if (cache->length + 1 > cache->capacity)
             throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
@@ -461,26 +470,43 @@ at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, con
                 step.row_positions = step.positions().reshape({-1});
             }
             at::Tensor h = m_arch->embed(step, ids);
-            if (m_arch->quirks.rotary) {
-                // Each row rotates as its sequence would alone: dynamic and longrope frequencies
-                // follow that sequence's length, not the batch's longest.
-                std::vector<at::Tensor> cos, sin;
-                for (const KvCache* cache : caches) {
-                    const at::Tensor inv = inv_freq_for_length(cache->length + 1);
-                    const at::Tensor at_pos = at::tensor({cache->length}, at::kLong);
-                    cos.push_back(rotary_cos_sin_at(inv, at_pos, h.scalar_type(), false, m_rope_scaling));
-                    sin.push_back(rotary_cos_sin_at(inv, at_pos, h.scalar_type(), true, m_rope_scaling));
+            set_row_rotary(step, caches, h.scalar_type());
+            for (std::size_t l = 0; l < m_model.layers.size(); ++l) {
+                if (const LoadedModel::RemoteLayers* r = remote_from(l)) { // a stage on another machine
+                    std::vector<std::int64_t> sequences, starts;
+                    for (const KvCache* cache : caches) {
+                        sequences.push_back(sequence_id(cache));
+                        starts.push_back(cache->length);
+                    }
+                    h = r->forward_rows(h, sequences, starts).to(h.device());
+                    l = r->end - 1;
+                    continue;
                 }
-                step.cos = at::cat(cos, 0).view({ids.size(0), 1, 1, -1}).to(m_exec);
-                step.sin = at::cat(sin, 0).view({ids.size(0), 1, 1, -1}).to(m_exec);
-            }
-            for (std::size_t l = 0; l < m_model.layers.size(); ++l)
                 run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+            }
             return m_arch->head(step, h);
         });
     for (KvCache* cache : caches)
         cache->length += 1;
     return logits.to(at::kFloat);
+}
+
+void Runner::set_row_rotary(ForwardStep& step, const std::vector<KvCache*>& caches, at::ScalarType dtype)
+{
+    if (!m_arch->quirks.rotary)
+        return;
+    // Each row rotates as its sequence would alone: dynamic and longrope frequencies follow that
+    // sequence's length, not the batch's longest.
+    std::vector<at::Tensor> cos, sin;
+    for (const KvCache* cache : caches) {
+        const at::Tensor inv = inv_freq_for_length(cache->length + 1);
+        const at::Tensor at_pos = at::tensor({cache->length}, at::kLong);
+        cos.push_back(rotary_cos_sin_at(inv, at_pos, dtype, false, m_rope_scaling));
+        sin.push_back(rotary_cos_sin_at(inv, at_pos, dtype, true, m_rope_scaling));
+    }
+    const auto rows = static_cast<std::int64_t>(caches.size());
+    step.cos = at::cat(cos, 0).view({rows, 1, 1, -1}).to(m_exec);
+    step.sin = at::cat(sin, 0).view({rows, 1, 1, -1}).to(m_exec);
 }
 
 ForwardStep Runner::begin_step(const at::Tensor& ids)
@@ -503,7 +529,7 @@ at::Tensor Runner::run_forward(const at::Tensor& ids, bool all_positions)
     set_rotary(step, h.scalar_type());
     for (std::size_t l = 0; l < m_model.layers.size(); ++l) {
         if (const LoadedModel::RemoteLayers* r = remote_from(l)) { // a stage on another machine
-            h = r->forward(h, step.start).to(h.device());
+            h = r->forward(h, step.start, m_sequence).to(h.device());
             l = r->end - 1;
             continue;
         }
@@ -546,6 +572,29 @@ at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, s
     for (std::size_t l = begin; l < end; ++l)
         run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
     m_cache.length = start + n;
+    return h;
+}
+
+at::Tensor Runner::forward_layers_rows(const at::Tensor& hidden, std::size_t begin, std::size_t end, const std::vector<KvCache*>& caches)
+{
+    TORCH_CHECK(hidden.dim() == 3 && hidden.size(1) == 1 && hidden.size(0) == static_cast<std::int64_t>(caches.size()) && begin < end &&
+                    end <= m_model.layers.size(),
+                "forward_layers_rows: hidden [rows, 1, size], a cache per row, layers in range");
+    for (const KvCache* cache : caches)
+        if (cache->length + 1 > cache->capacity)
+            throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
+    ForwardStep step{m_model, m_exec, hidden.size(0), 1, 0, {}, {}, nullptr, nullptr, caches, nullptr, {}};
+    set_row_rotary(step, caches, hidden.scalar_type());
+    at::Tensor h = hidden.to(m_exec);
+    m_run_end = end;
+    struct ResetEnd {
+        std::size_t& end;
+        ~ResetEnd() { end = static_cast<std::size_t>(-1); }
+    } reset_end{m_run_end};
+    for (std::size_t l = begin; l < end; ++l)
+        run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
+    for (KvCache* cache : caches)
+        cache->length += 1;
     return h;
 }
 

@@ -102,6 +102,9 @@ public:
     // positions start..start+n through decoder layers [begin, end), with this runner's cache (its
     // positions from `start` on are replaced). The hidden states after layer end - 1.
     at::Tensor forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start);
+    // The same for batched rows: hidden [rows, 1, hidden], row b continuing caches[b] at its
+    // length (each grows by one).
+    at::Tensor forward_layers_rows(const at::Tensor& hidden, std::size_t begin, std::size_t end, const std::vector<KvCache*>& caches);
     // `slots` such caches in one pool.
     KvPool make_pool(std::size_t slots) const;
     void reset() { m_cache.length = 0; }
@@ -137,6 +140,9 @@ public:
     ForwardStep begin_step(const at::Tensor& ids);
     const LoadedModel::RemoteLayers* remote_from(std::size_t layer) const; // the remote stage starting at `layer`
     std::size_t m_run_end = static_cast<std::size_t>(-1); // forward_layers: the end of this stage's layers
+    std::int64_t m_sequence = 0; // the cache a step continues, as pipeline stages elsewhere know it (0: m_cache)
+    // Each row's rotary angles at its own length (batched rows).
+    void set_row_rotary(ForwardStep& step, const std::vector<KvCache*>& caches, at::ScalarType dtype);
     void set_rotary(ForwardStep& step, at::ScalarType dtype) const;
     at::Tensor run_forward(const at::Tensor& ids, bool all_positions);
 

@@ -34,6 +34,7 @@ private Q_SLOTS:
     void plannedSplitFromTheCommandLine();
     void chatOffersToPlanAgain();
     void loadingCanBeCancelledWhileAWorkerLoads();
+    void batchOverAPipeline();
 };
 
 namespace {
@@ -350,6 +351,46 @@ void TestRemote::loadingCanBeCancelledWhileAWorkerLoads()
     const Run again = greedy(hf, {1}, 8, even_stages(5, {worker.address}), "secret");
     QVERIFY2(again.error.empty(), again.error.c_str());
     QCOMPARE(again.tokens.size(), std::size_t(8));
+}
+
+namespace {
+
+// Greedy answers of three prompts decoded together (Session::batch, the server's batching), the
+// layers split with `stages`.
+std::vector<std::vector<std::int64_t>> batched(const fs::path& model, const std::vector<RemoteStage>& stages)
+{
+    test::TempDir offload;
+    auto session = Session::load(Model::open(model.string()), pipeline_options(offload.path(), stages, "secret", std::chrono::seconds(30)));
+    const std::vector<std::vector<std::int64_t>> prompts{{1, 40, 77}, {1, 300, 9, 230, 12}, {1}};
+    std::vector<std::vector<std::int64_t>> out(prompts.size());
+    auto batch = session->batch(3);
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+        SequenceRequest r;
+        r.prompt = prompts[i];
+        r.options.sampling.greedy = true;
+        r.options.max_new_tokens = 24 + static_cast<std::int64_t>(i) * 4;
+        r.on_done = [&out, i](const GenerationResult& g) { out[i] = g.tokens; };
+        batch->join(std::move(r));
+    }
+    while (batch->step() > 0) {
+    }
+    return out;
+}
+
+} // namespace
+
+void TestRemote::batchOverAPipeline()
+{
+    // Several sequences decoded together (the server's batches) over a pipeline: the worker keeps
+    // a cache per sequence of the batch; the answers are those of the batch in one process.
+    const fs::path hf = test::shared_data() / "models" / "stories260K";
+    Worker worker("secret");
+    QVERIFY(!worker.address.empty());
+    const auto alone = batched(hf, {});
+    const auto split = batched(hf, even_stages(5, {worker.address}));
+    QCOMPARE(split, alone);
+    for (std::size_t i = 0; i < alone.size(); ++i)
+        QCOMPARE(alone[i].size(), std::size_t(24 + i * 4));
 }
 
 QTEST_GUILESS_MAIN(TestRemote)
