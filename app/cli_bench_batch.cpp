@@ -71,6 +71,8 @@ void addBatchBench(CLI::App* bench, int& exitCode)
         std::int64_t prompt = 32;
         std::int64_t newTokens = 64;
         int threads = 0;
+        PipelineCli pipeline;
+        bool noMicroBatches = false;
     };
     auto o = std::make_shared<Options>();
     run->add_option("model", o->model, "A model folder or .gguf file")->required();
@@ -79,6 +81,9 @@ void addBatchBench(CLI::App* bench, int& exitCode)
     run->add_option("--prompt-tokens", o->prompt, "Prompt length of each sequence")->capture_default_str();
     run->add_option("--new-tokens", o->newTokens, "Tokens each sequence generates")->capture_default_str();
     run->add_option("--threads", o->threads, "CPU threads (default: all this process may use)");
+    addPipelineOptions(run, o->pipeline);
+    run->add_flag("--no-micro-batches", o->noMicroBatches,
+                  "Over a pipeline (--host): the whole batch through each stage in turn, not in micro-batches");
     run->callback([o, &exitCode]() {
         set_cpu_threads(o->threads);
         Model model = Model::open(o->model);
@@ -90,8 +95,11 @@ void addBatchBench(CLI::App* bench, int& exitCode)
         rows.push_back(1);
         std::sort(rows.begin(), rows.end());
         rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-        load.device_map = deviceMapFor(model, "auto", "", load.context, dtype, nullptr, "none",
-                                       static_cast<std::int64_t>(rows.back()) + 1);
+        const PlanRequest request = planRequestFor(model, "auto", "", load.context, dtype, "none",
+                                                   static_cast<std::int64_t>(rows.back()) + 1, {});
+        if (!applyPipeline(o->pipeline, model, request, load, nullptr))
+            load.device_map = deviceMapOf(model, request, nullptr);
+        load.micro_batches = !o->noMicroBatches;
         load.require_tokenizer = false;
         const auto session = Session::load(std::move(model), load);
         runBatch(*session, 1, o->prompt, 8); // warm-up

@@ -119,12 +119,17 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
                 m.header["sequence"] = sequence;
             return remote::tensor_from_wire(link->call(m));
         };
-        r.forward_rows = [link](const at::Tensor& hidden, const std::vector<std::int64_t>& sequences, const std::vector<std::int64_t>& starts) {
+        r.post_rows = [link](const at::Tensor& hidden, const std::vector<std::int64_t>& sequences, const std::vector<std::int64_t>& starts) {
             remote::Message m = remote::tensor_to_wire(hidden);
             m.header["op"] = "forward_rows";
             m.header["sequences"] = sequences;
             m.header["starts"] = starts;
-            return remote::tensor_from_wire(link->call(m));
+            return link->post(m);
+        };
+        r.await_rows = [link](std::int64_t ticket) { return remote::tensor_from_wire(link->await(ticket)); };
+        r.forward_rows = [post = r.post_rows, wait = r.await_rows](const at::Tensor& hidden, const std::vector<std::int64_t>& sequences,
+                                                                   const std::vector<std::int64_t>& starts) {
+            return wait(post(hidden, sequences, starts));
         };
         state->model->remote.push_back(std::move(r));
     }
@@ -136,6 +141,7 @@ std::unique_ptr<Session> Session::load(Model&& model, const SessionOptions& opti
         state->runner = std::make_unique<Runner>(*state->model, options.context);
     }
     state->model->on_layer_state = options.on_layer_state;
+    state->model->micro_batches = options.micro_batches;
     return std::unique_ptr<Session>(new Session(std::move(state)));
 }
 

@@ -44,6 +44,9 @@ struct SessionOptions {
     std::vector<RemoteStage> remote_stages;
     std::string remote_token;
     std::chrono::milliseconds remote_timeout = std::chrono::seconds(60);
+    // Several sequences decoded together over a pipeline go in micro-batches, one per stage, so
+    // that every machine works at once (false: the whole batch through one stage after the other).
+    bool micro_batches = true;
 };
 
 // Loads by a pipeline plan: this machine's stage becomes options.device_map (the other stages'

@@ -69,7 +69,15 @@ struct LoadedModel {
         std::function<at::Tensor(const at::Tensor& hidden, const std::vector<std::int64_t>& sequences,
                                  const std::vector<std::int64_t>& starts)>
             forward_rows;
+        // forward_rows in two halves, so that other work runs meanwhile (micro-batches): post_rows
+        // sends the step and returns a ticket, await_rows takes its answer. Both or neither.
+        std::function<std::int64_t(const at::Tensor& hidden, const std::vector<std::int64_t>& sequences,
+                                   const std::vector<std::int64_t>& starts)>
+            post_rows;
+        std::function<at::Tensor(std::int64_t ticket)> await_rows;
     };
+    // Batched rows over remote stages go in micro-batches, so that the machines work at once.
+    bool micro_batches = true;
     std::vector<RemoteLayers> remote;
     Device execution_device;                            // where offloaded layers run
     std::function<void(int layer, LayerState state)> on_layer_state;

@@ -462,6 +462,13 @@ at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, con
     for (const KvCache* cache : caches)
         if (cache->length + 1 > cache->capacity)
             throw PlanError("the context is full (" + std::to_string(cache->capacity) + " tokens) for one of the sequences");
+    if (const auto first_remote = pipelined_from(); first_remote && caches.size() > 1) {
+        at::Tensor logits = translating_out_of_memory("decoding " + std::to_string(ids.size(0)) + " sequences together", m_exec.str(),
+                                                      [&] { return forward_rows_pipelined(caches, ids, pool, pool_slots, *first_remote); });
+        for (KvCache* cache : caches)
+            cache->length += 1;
+        return logits.to(at::kFloat);
+    }
     at::Tensor logits = translating_out_of_memory(
         "decoding " + std::to_string(ids.size(0)) + " sequences together", m_exec.str(), [&] {
             ForwardStep step{m_model, m_exec, ids.size(0), 1, 0, {}, {}, nullptr, nullptr, caches, pool, pool_slots};
@@ -489,6 +496,78 @@ at::Tensor Runner::forward_batched_rows(const std::vector<KvCache*>& caches, con
     for (KvCache* cache : caches)
         cache->length += 1;
     return logits.to(at::kFloat);
+}
+
+std::optional<std::size_t> Runner::pipelined_from() const
+{
+    if (m_model.remote.empty() || !m_model.micro_batches)
+        return std::nullopt;
+    std::size_t first = m_model.layers.size(), covered = 0;
+    for (const auto& r : m_model.remote) {
+        if (!r.post_rows || !r.await_rows)
+            return std::nullopt;
+        first = std::min(first, r.begin);
+        covered += r.end - r.begin;
+    }
+    // The remote stages run every layer from the first of them on (this machine's come first).
+    if (covered != m_model.layers.size() - first)
+        return std::nullopt;
+    return first;
+}
+
+at::Tensor Runner::forward_rows_pipelined(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
+                                          const std::vector<std::int64_t>& pool_slots, std::size_t first_remote)
+{
+    // The rows in micro-batches, as many as there are stages (this machine's and the remote ones):
+    // while a worker runs one micro-batch, this machine and the other workers run the others.
+    std::vector<const LoadedModel::RemoteLayers*> stages;
+    for (std::size_t l = first_remote; l < m_model.layers.size(); l = stages.back()->end)
+        stages.push_back(remote_from(l));
+    const auto rows = static_cast<std::int64_t>(caches.size());
+    const std::int64_t micro = std::min<std::int64_t>(rows, static_cast<std::int64_t>(stages.size()) + 1);
+    struct Micro {
+        std::int64_t begin = 0, count = 0;
+        std::vector<KvCache*> caches;
+        std::vector<std::int64_t> sequences, starts;
+        std::optional<ForwardStep> step;
+        at::Tensor h;
+        std::int64_t ticket = 0;
+    };
+    std::vector<Micro> batches(static_cast<std::size_t>(micro));
+    for (std::int64_t m = 0; m < micro; ++m) {
+        Micro& b = batches[static_cast<std::size_t>(m)];
+        b.begin = rows * m / micro;
+        b.count = rows * (m + 1) / micro - b.begin;
+        b.caches.assign(caches.begin() + b.begin, caches.begin() + b.begin + b.count);
+        for (const KvCache* c : b.caches) {
+            b.sequences.push_back(sequence_id(c));
+            b.starts.push_back(c->length);
+        }
+        // This machine's layers, then the micro-batch goes to the first remote stage.
+        const std::vector<std::int64_t> slots =
+            pool ? std::vector<std::int64_t>(pool_slots.begin() + b.begin, pool_slots.begin() + b.begin + b.count) : std::vector<std::int64_t>{};
+        b.step.emplace(ForwardStep{m_model, m_exec, b.count, 1, 0, {}, {}, nullptr, nullptr, b.caches, pool, slots});
+        if (pool) {
+            b.step->slot_ids = at::tensor(slots, at::kLong);
+            b.step->row_positions = b.step->positions().reshape({-1});
+        }
+        b.h = m_arch->embed(*b.step, ids.narrow(0, b.begin, b.count));
+        set_row_rotary(*b.step, b.caches, b.h.scalar_type());
+        for (std::size_t l = 0; l < first_remote; ++l)
+            run_layer(l, [&](const LayerWeights& w) { b.h = m_arch->layer(*b.step, l, w, b.h); });
+        b.ticket = stages.front()->post_rows(b.h, b.sequences, b.starts);
+    }
+    // Each stage in turn takes every micro-batch's answer and hands it to the next stage at once.
+    for (std::size_t s = 0; s < stages.size(); ++s)
+        for (Micro& b : batches) {
+            b.h = stages[s]->await_rows(b.ticket).to(m_exec);
+            if (s + 1 < stages.size())
+                b.ticket = stages[s + 1]->post_rows(b.h, b.sequences, b.starts);
+        }
+    std::vector<at::Tensor> logits;
+    for (Micro& b : batches)
+        logits.push_back(m_arch->head(*b.step, b.h));
+    return at::cat(logits, 0);
 }
 
 void Runner::set_row_rotary(ForwardStep& step, const std::vector<KvCache*>& caches, at::ScalarType dtype)

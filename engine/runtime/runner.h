@@ -140,6 +140,11 @@ public:
     ForwardStep begin_step(const at::Tensor& ids);
     const LoadedModel::RemoteLayers* remote_from(std::size_t layer) const; // the remote stage starting at `layer`
     std::size_t m_run_end = static_cast<std::size_t>(-1); // forward_layers: the end of this stage's layers
+    // Batched rows over remote stages that follow all of this machine's layers, in micro-batches
+    // (forward_rows_pipelined): the first remote decoder layer, or nullopt for another layout.
+    std::optional<std::size_t> pipelined_from() const;
+    at::Tensor forward_rows_pipelined(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
+                                      const std::vector<std::int64_t>& pool_slots, std::size_t first_remote);
     std::int64_t m_sequence = 0; // the cache a step continues, as pipeline stages elsewhere know it (0: m_cache)
     // Each row's rotary angles at its own length (batched rows).
     void set_row_rotary(ForwardStep& step, const std::vector<KvCache*>& caches, at::ScalarType dtype);

@@ -356,11 +356,13 @@ void TestRemote::loadingCanBeCancelledWhileAWorkerLoads()
 namespace {
 
 // Greedy answers of three prompts decoded together (Session::batch, the server's batching), the
-// layers split with `stages`.
-std::vector<std::vector<std::int64_t>> batched(const fs::path& model, const std::vector<RemoteStage>& stages)
+// layers split with `stages`; over a pipeline in micro-batches or not.
+std::vector<std::vector<std::int64_t>> batched(const fs::path& model, const std::vector<RemoteStage>& stages, bool micro_batches = true)
 {
     test::TempDir offload;
-    auto session = Session::load(Model::open(model.string()), pipeline_options(offload.path(), stages, "secret", std::chrono::seconds(30)));
+    SessionOptions o = pipeline_options(offload.path(), stages, "secret", std::chrono::seconds(30));
+    o.micro_batches = micro_batches;
+    auto session = Session::load(Model::open(model.string()), o);
     const std::vector<std::vector<std::int64_t>> prompts{{1, 40, 77}, {1, 300, 9, 230, 12}, {1}};
     std::vector<std::vector<std::int64_t>> out(prompts.size());
     auto batch = session->batch(3);
@@ -381,14 +383,19 @@ std::vector<std::vector<std::int64_t>> batched(const fs::path& model, const std:
 
 void TestRemote::batchOverAPipeline()
 {
-    // Several sequences decoded together (the server's batches) over a pipeline: the worker keeps
+    // Several sequences decoded together (the server's batches) over a pipeline: the workers keep
     // a cache per sequence of the batch; the answers are those of the batch in one process.
     const fs::path hf = test::shared_data() / "models" / "stories260K";
     Worker worker("secret");
     QVERIFY(!worker.address.empty());
+    Worker second("secret");
+    QVERIFY(!second.address.empty());
     const auto alone = batched(hf, {});
-    const auto split = batched(hf, even_stages(5, {worker.address}));
-    QCOMPARE(split, alone);
+    // The whole batch through each stage in turn, and in micro-batches (two stages: two micro-
+    // batches of the three rows; three stages: three), which keep the machines working at once.
+    QCOMPARE(batched(hf, even_stages(5, {worker.address}), false), alone);
+    QCOMPARE(batched(hf, even_stages(5, {worker.address})), alone);
+    QCOMPARE(batched(hf, even_stages(5, {worker.address, second.address})), alone);
     for (std::size_t i = 0; i < alone.size(); ++i)
         QCOMPARE(alone[i].size(), std::size_t(24 + i * 4));
 }
