@@ -1,5 +1,6 @@
 #include "remote/sha256.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -46,31 +47,54 @@ void compress(std::uint32_t h[8], const std::uint8_t* block)
 
 } // namespace
 
-Digest sha256(std::string_view data)
+Sha256& Sha256::update(std::string_view data)
 {
-    std::uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
     std::size_t n = data.size();
+    m_length += n;
+    if (m_filled > 0) { // complete the block begun before
+        const std::size_t take = std::min(n, 64 - m_filled);
+        std::memcpy(m_block + m_filled, p, take);
+        m_filled += take;
+        p += take;
+        n -= take;
+        if (m_filled < 64)
+            return *this;
+        compress(m_h, m_block);
+        m_filled = 0;
+    }
     for (; n >= 64; n -= 64, p += 64)
-        compress(h, p);
+        compress(m_h, p);
+    std::memcpy(m_block, p, n);
+    m_filled = n;
+    return *this;
+}
+
+Digest Sha256::finish()
+{
     // The tail, the 0x80 marker and the message length in bits (big-endian) in one or two blocks.
     std::uint8_t tail[128] = {};
-    std::memcpy(tail, p, n);
-    tail[n] = 0x80;
-    const std::size_t blocks = n + 9 > 64 ? 2 : 1;
-    const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+    std::memcpy(tail, m_block, m_filled);
+    tail[m_filled] = 0x80;
+    const std::size_t blocks = m_filled + 9 > 64 ? 2 : 1;
+    const std::uint64_t bits = m_length * 8;
     for (int i = 0; i < 8; ++i)
         tail[blocks * 64 - 1 - i] = static_cast<std::uint8_t>(bits >> (8 * i));
     for (std::size_t b = 0; b < blocks; ++b)
-        compress(h, tail + 64 * b);
+        compress(m_h, tail + 64 * b);
     Digest out;
     for (int i = 0; i < 8; ++i)
         for (int j = 0; j < 4; ++j)
-            out[static_cast<std::size_t>(4 * i + j)] = static_cast<std::uint8_t>(h[i] >> (24 - 8 * j));
+            out[static_cast<std::size_t>(4 * i + j)] = static_cast<std::uint8_t>(m_h[i] >> (24 - 8 * j));
     return out;
 }
 
-Digest hmac_sha256(std::string_view key, std::string_view message)
+Digest sha256(std::string_view data)
+{
+    return Sha256().update(data).finish();
+}
+
+Digest hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts)
 {
     std::string k(key);
     if (k.size() > 64) {
@@ -83,10 +107,17 @@ Digest hmac_sha256(std::string_view key, std::string_view message)
         inner[i] = static_cast<char>(k[i] ^ 0x36);
         outer[i] = static_cast<char>(k[i] ^ 0x5c);
     }
-    inner.append(message);
-    const Digest d = sha256(inner);
-    outer.append(reinterpret_cast<const char*>(d.data()), d.size());
-    return sha256(outer);
+    Sha256 in;
+    in.update(inner);
+    for (std::string_view part : parts)
+        in.update(part);
+    const Digest d = in.finish();
+    return Sha256().update(outer).update({reinterpret_cast<const char*>(d.data()), d.size()}).finish();
+}
+
+Digest hmac_sha256(std::string_view key, std::string_view message)
+{
+    return hmac_sha256(key, {message});
 }
 
 std::string hex(const Digest& digest)

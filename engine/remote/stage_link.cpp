@@ -54,7 +54,7 @@ std::string mac_of(const std::string& token, const std::string& session, const c
 {
     nlohmann::json header = m.header;
     header.erase("mac");
-    return hex(hmac_sha256(token, session + ":" + direction + ":" + header.dump() + ":" + m.payload));
+    return hex(hmac_sha256(token, {session, ":", direction, ":", header.dump(), ":", m.payload}));
 }
 
 std::vector<std::uint8_t> encode(Message m, const std::string& token, const std::string& session, const char* direction)

@@ -99,6 +99,13 @@ void TestRemote::sha256Vectors()
              std::string("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
     QCOMPARE(hex(remote::hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
              std::string("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"));
+    // The same digests from data given in parts of any size (a message's header, then its payload).
+    remote::Sha256 parts;
+    for (std::size_t n = 0, size = 1; n < 1000000; n += size, size = size * 7 % 1000 + 1)
+        parts.update(std::string(std::min<std::size_t>(size, 1000000 - n), 'a'));
+    QCOMPARE(hex(parts.finish()), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+    QCOMPARE(hex(remote::hmac_sha256("Jefe", {"what do ya ", "", "want for nothing?"})),
+             std::string("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
     QVERIFY(remote::same_digest("abc", "abc"));
     QVERIFY(!remote::same_digest("abc", "abd"));
     QVERIFY(!remote::same_digest("abc", "abcd"));
