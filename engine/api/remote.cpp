@@ -105,15 +105,8 @@ remote::Message forward(WorkerState& s, const remote::Message& m)
     const std::int64_t id = m.header.value("sequence", std::int64_t(0));
     if (id == 0)
         return remote::tensor_to_wire(s.runner->forward_layers(hidden, s.first, s.end, start));
-    // One of a batch's sequences (its prompt's prefill): through the runner on that sequence's cache.
-    KvCache& cache = s.sequence(id);
-    std::swap(s.runner->cache(), cache);
-    struct SwapBack {
-        KvCache& a;
-        KvCache& b;
-        ~SwapBack() { std::swap(a, b); }
-    } swap_back{s.runner->cache(), cache};
-    return remote::tensor_to_wire(s.runner->forward_layers(hidden, s.first, s.end, start));
+    // One of a batch's sequences (its prompt's prefill): on that sequence's cache.
+    return remote::tensor_to_wire(s.runner->forward_layers(hidden, s.first, s.end, start, s.sequence(id)));
 }
 
 // A batched step: a row per sequence, each at its own position.
@@ -143,8 +136,13 @@ remote::Message forward_rows(WorkerState& s, const remote::Message& m)
 remote::Message footprint(const WorkerState& s)
 {
     nlohmann::json devices = nlohmann::json::array();
+    std::vector<const KvCache*> caches;
+    if (s.runner)
+        caches.push_back(&s.runner->cache());
+    for (const auto& [id, cache] : s.sequences)
+        caches.push_back(&cache);
     if (s.model)
-        for (const LoadedFootprint& f : model_footprint(*s.model, {&s.runner->cache()}, false))
+        for (const LoadedFootprint& f : model_footprint(*s.model, caches, false))
             devices.push_back({{"device", f.device.name()}, {"weight_bytes", f.weight_bytes}, {"kv_cache_bytes", f.kv_cache_bytes},
                                {"layers", f.layers}});
     return {{{"devices", devices}}, {}};

@@ -419,6 +419,25 @@ std::int64_t sequence_id(const KvCache* cache)
 {
     return static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(cache));
 }
+
+// The runner's own cache exchanged with another one (and the sequence id it goes by) for a scope.
+struct CacheSwap {
+    KvCache& own;
+    KvCache& other;
+    std::int64_t& sequence;
+    CacheSwap(KvCache& own, KvCache& other, std::int64_t& sequence, std::int64_t id) : own(own), other(other), sequence(sequence)
+    {
+        std::swap(own, other);
+        sequence = id;
+    }
+    ~CacheSwap()
+    {
+        std::swap(own, other);
+        sequence = 0;
+    }
+    CacheSwap(const CacheSwap&) = delete;
+    CacheSwap& operator=(const CacheSwap&) = delete;
+};
 } // namespace
 
 at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::Tensor& ids, KvPool* pool,
@@ -428,18 +447,7 @@ at::Tensor Runner::forward_rows(const std::vector<KvCache*>& caches, const at::T
                 "forward_rows: ids must be int64 [rows, n], one row per cache");
     if (caches.size() == 1) {
         // One sequence: the runner's own path (fused decode included) over that cache.
-        std::swap(m_cache, *caches[0]);
-        m_sequence = sequence_id(caches[0]);
-        struct SwapBack {
-            KvCache& a;
-            KvCache& b;
-            std::int64_t& sequence;
-            ~SwapBack()
-            {
-                std::swap(a, b);
-                sequence = 0;
-            }
-        } swap_back{m_cache, *caches[0], m_sequence};
+        const CacheSwap swap(m_cache, *caches[0], m_sequence, sequence_id(caches[0]));
         return forward(ids);
     }
     TORCH_CHECK(ids.size(1) == 1, "forward_rows: batched rows take one token each");
@@ -652,6 +660,12 @@ at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, s
         run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
     m_cache.length = start + n;
     return h;
+}
+
+at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start, KvCache& cache)
+{
+    const CacheSwap swap(m_cache, cache, m_sequence, 0);
+    return forward_layers(hidden, begin, end, start);
 }
 
 at::Tensor Runner::forward_layers_rows(const at::Tensor& hidden, std::size_t begin, std::size_t end, const std::vector<KvCache*>& caches)

@@ -102,6 +102,8 @@ public:
     // positions start..start+n through decoder layers [begin, end), with this runner's cache (its
     // positions from `start` on are replaced). The hidden states after layer end - 1.
     at::Tensor forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start);
+    // The same over another cache than the runner's own (one of a batch's sequences).
+    at::Tensor forward_layers(const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start, KvCache& cache);
     // The same for batched rows: hidden [rows, 1, hidden], row b continuing caches[b] at its
     // length (each grows by one).
     at::Tensor forward_layers_rows(const at::Tensor& hidden, std::size_t begin, std::size_t end, const std::vector<KvCache*>& caches);
