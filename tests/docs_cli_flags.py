@@ -13,7 +13,7 @@ from pathlib import Path
 
 exe, root = sys.argv[1], Path(sys.argv[2])
 COMMANDS = [["inspect"], ["devices"], ["plan"], ["generate"], ["chat"], ["tokenize"], ["quantize"], ["eval"], ["serve"], ["worker"],
-            ["bench"], ["bench", "model"], ["bench", "kernels"], ["bench", "plan"], ["bench", "peer"]]
+            ["bench"], ["bench", "model"], ["bench", "kernels"], ["bench", "plan"], ["bench", "peer"], ["bench", "batch"]]
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 accepted = {}
