@@ -292,14 +292,18 @@ std::vector<LoadedFootprint> Session::footprint() const
     // Each worker's own share, as it reports it.
     for (const auto& link : m_state->links) {
         const remote::Message m = link->call({{{"op", "footprint"}}, {}});
-        for (const auto& j : m.header.at("devices")) {
-            LoadedFootprint f;
-            f.machine = link->address();
-            f.device = parse_device(j.at("device").get<std::string>());
-            f.weight_bytes = j.at("weight_bytes").get<std::uint64_t>();
-            f.kv_cache_bytes = j.at("kv_cache_bytes").get<std::uint64_t>();
-            f.layers = j.at("layers").get<int>();
-            out.push_back(f);
+        try {
+            for (const auto& j : m.header.at("devices")) {
+                LoadedFootprint f;
+                f.machine = link->address();
+                f.device = parse_device(j.at("device").get<std::string>());
+                f.weight_bytes = j.at("weight_bytes").get<std::uint64_t>();
+                f.kv_cache_bytes = j.at("kv_cache_bytes").get<std::uint64_t>();
+                f.layers = j.at("layers").get<int>();
+                out.push_back(f);
+            }
+        } catch (const nlohmann::json::exception& e) {
+            throw RemoteError("the worker at " + link->address() + " described what it holds wrongly: " + e.what(), link->address());
         }
     }
     return out;
