@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -111,18 +112,43 @@ void sum_up(PipelinePlan& p, const ModelConfig& config, const PlanRequest& reque
 }
 
 // The time of n decoder blocks on a machine, for n = 0..layers (infinite where they do not fit).
+// Fitting is monotone in n, so the most that fit is found by bisection; the times are planned at
+// about a dozen counts up to it and interpolated between them (a model's blocks are alike, and
+// the chosen split is planned again exactly), which keeps a mixture of experts' search short.
 std::vector<double> stage_times(const ModuleTree& tree, const ModelConfig& config, const PlanRequest& request, const Machine* machine,
                                 std::int64_t layers)
 {
     std::vector<double> t(static_cast<std::size_t>(layers + 1), inf);
-    for (std::int64_t n = machine ? 1 : 0; n <= layers; ++n) {
+    std::map<std::int64_t, double> planned;
+    const auto time_of = [&](std::int64_t n) {
+        if (auto it = planned.find(n); it != planned.end())
+            return it->second;
         const Plan p = plan_stage(tree, config, request, machine, 0, n, false);
-        if (p.verdict == Verdict::does_not_fit)
-            break; // more blocks fit no better
-        t[static_cast<std::size_t>(n)] = p.estimate.seconds_per_token;
-    }
+        return planned[n] = p.verdict == Verdict::does_not_fit ? inf : p.estimate.seconds_per_token;
+    };
     if (machine)
         t[0] = 0; // left out
+    const std::int64_t lo = machine ? 1 : 0;
+    if (lo > layers || !std::isfinite(time_of(lo)))
+        return t;
+    std::int64_t most = lo, over = layers + 1; // `most` fits; `over` does not (or is past the end)
+    if (std::isfinite(time_of(layers)))
+        most = layers;
+    else
+        for (over = layers; over - most > 1;) {
+            const std::int64_t mid = (most + over) / 2;
+            (std::isfinite(time_of(mid)) ? most : over) = mid;
+        }
+    const std::int64_t step = std::max<std::int64_t>(1, (most - lo) / 12);
+    std::int64_t prev = lo;
+    for (std::int64_t n = lo; n <= most; n = n == most ? most + 1 : std::min(most, n + step)) {
+        const double tn = time_of(n);
+        t[static_cast<std::size_t>(n)] = tn;
+        for (std::int64_t k = prev + 1; k < n; ++k) // between two planned counts, on the line joining them
+            t[static_cast<std::size_t>(k)] = t[static_cast<std::size_t>(prev)] +
+                                             (tn - t[static_cast<std::size_t>(prev)]) * static_cast<double>(k - prev) / static_cast<double>(n - prev);
+        prev = n;
+    }
     return t;
 }
 
