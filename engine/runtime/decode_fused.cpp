@@ -212,36 +212,34 @@ bool llama_decode_fused_applies(const LoadedModel& m)
     return float_cpu(m.find_global("model.norm.weight"));
 }
 
-at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
+namespace {
+
+// The step's buffers, kept from step to step on this thread (no allocation per token); sized for
+// `total` cached positions.
+Buffers& step_buffers(const ModelConfig& c, std::int64_t total)
+{
+    thread_local Buffers kept;
+    Buffers& b = kept;
+    b.h.resize(c.hidden_size), b.x.resize(c.hidden_size), b.q.resize(c.num_heads * c.head_dim), b.k.resize(c.num_kv_heads * c.head_dim);
+    b.v.resize(c.num_kv_heads * c.head_dim), b.attn.resize(c.num_heads * c.head_dim), b.gate.resize(c.intermediate_size);
+    b.up.resize(c.intermediate_size);
+    b.scores.resize(c.num_heads * total);
+    return b;
+}
+
+// Decoder layers [begin, end) of one decode step at position `start`, on the hidden state in b.h
+// (the runner's cache; its rotary factors cp, sp). A reference to the buffers, so that the
+// attention's worker threads use this thread's, not thread-locals of their own.
+void fused_layers(Runner& runner, Buffers& b, std::size_t begin, std::size_t end, std::int64_t start, const float* cp, const float* sp)
 {
     LoadedModel& m = runner.model();
     const ModelConfig& c = m.config;
     const std::int64_t hidden = c.hidden_size, heads = c.num_heads, kv_heads = c.num_kv_heads, dim = c.head_dim;
     const std::int64_t groups = heads / kv_heads, inter = c.intermediate_size;
-    const std::int64_t start = runner.position();
-    if (start + 1 > runner.capacity())
-        throw PlanError("the context is full (" + std::to_string(runner.capacity()) +
-                        " tokens); start a new conversation or plan a longer context");
     const std::int64_t total = start + 1;
     const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
     const bool qk_norm = runner.architecture().quirks.qk_norm;
-
-    // Kept from step to step (no allocation per token); a reference, so that the attention's
-    // worker threads use this thread's buffers, not thread-locals of their own.
-    thread_local Buffers kept;
-    Buffers& b = kept;
-    b.h.resize(hidden), b.x.resize(hidden), b.q.resize(heads * dim), b.k.resize(kv_heads * dim);
-    b.v.resize(kv_heads * dim), b.attn.resize(heads * dim), b.gate.resize(inter), b.up.resize(inter);
-    b.scores.resize(heads * total);
-
-    const at::Tensor embedded = global_embedding(m, "model.embed_tokens", ids).to(at::kFloat).contiguous();
-    std::copy(embedded.data_ptr<float>(), embedded.data_ptr<float>() + hidden, b.h.begin());
-    const at::Tensor cos = runner.rotary(start, 1, at::kFloat, false).contiguous();
-    const at::Tensor sin = runner.rotary(start, 1, at::kFloat, true).contiguous();
-    const float* cp = cos.data_ptr<float>();
-    const float* sp = sin.data_ptr<float>();
-
-    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+    for (std::size_t l = begin; l < end; ++l) {
         runner.run_layer(l, [&](const LayerWeights& w) {
             rms_norm_into(b.h.data(), w["input_layernorm.weight"].data_ptr<float>(), hidden, c.norm_eps, b.x.data());
             const GgufRows qkv[] = {rows_of(w, "self_attn.q_proj", b.q.data()), rows_of(w, "self_attn.k_proj", b.k.data()),
@@ -328,9 +326,53 @@ at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
                 b.h[i] += b.x[i];
         });
     }
+}
+
+} // namespace
+
+at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids)
+{
+    LoadedModel& m = runner.model();
+    const ModelConfig& c = m.config;
+    const std::int64_t hidden = c.hidden_size;
+    const std::int64_t start = runner.position();
+    if (start + 1 > runner.capacity())
+        throw PlanError("the context is full (" + std::to_string(runner.capacity()) +
+                        " tokens); start a new conversation or plan a longer context");
+    Buffers& b = step_buffers(c, start + 1);
+    const at::Tensor embedded = global_embedding(m, "model.embed_tokens", ids).to(at::kFloat).contiguous();
+    std::copy(embedded.data_ptr<float>(), embedded.data_ptr<float>() + hidden, b.h.begin());
+    const at::Tensor cos = runner.rotary(start, 1, at::kFloat, false).contiguous();
+    const at::Tensor sin = runner.rotary(start, 1, at::kFloat, true).contiguous();
+    for (std::size_t l = 0; l < m.layers.size();) {
+        if (const LoadedModel::RemoteLayers* r = runner.remote_from(l)) { // a pipeline stage on another machine
+            const at::Tensor h = at::from_blob(b.h.data(), {1, 1, hidden}, at::TensorOptions().dtype(at::kFloat));
+            const at::Tensor out = r->forward(h, start, runner.m_sequence).to(at::kFloat).contiguous();
+            std::copy(out.data_ptr<float>(), out.data_ptr<float>() + hidden, b.h.begin());
+            l = r->end;
+            continue;
+        }
+        std::size_t stop = l + 1;
+        while (stop < m.layers.size() && !runner.remote_from(stop))
+            ++stop;
+        fused_layers(runner, b, l, stop, start, cos.data_ptr<float>(), sin.data_ptr<float>());
+        l = stop;
+    }
     rms_norm_into(b.h.data(), m.global("model.norm.weight").data_ptr<float>(), hidden, c.norm_eps, b.x.data());
     const at::Tensor x = at::from_blob(b.x.data(), {1, 1, hidden}, at::TensorOptions().dtype(at::kFloat));
     return global_linear(m, "lm_head", x);
+}
+
+at::Tensor llama_decode_fused_layers(Runner& runner, const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start)
+{
+    const ModelConfig& c = runner.model().config;
+    Buffers& b = step_buffers(c, start + 1);
+    const at::Tensor in = hidden.to(at::kFloat).contiguous();
+    std::copy(in.data_ptr<float>(), in.data_ptr<float>() + c.hidden_size, b.h.begin());
+    const at::Tensor cos = runner.rotary(start, 1, at::kFloat, false).contiguous();
+    const at::Tensor sin = runner.rotary(start, 1, at::kFloat, true).contiguous();
+    fused_layers(runner, b, begin, end, start, cos.data_ptr<float>(), sin.data_ptr<float>());
+    return at::from_blob(b.h.data(), {1, 1, c.hidden_size}, at::TensorOptions().dtype(at::kFloat)).clone();
 }
 
 } // namespace layerwise

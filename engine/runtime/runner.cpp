@@ -247,7 +247,7 @@ at::Tensor Runner::inv_freq_for_length(std::int64_t seq_len)
 
 bool Runner::fused_decode_ready()
 {
-    if (!m_fused || !m_model.remote.empty())
+    if (!m_fused)
         return false;
     if (!m_fused_applies)
         m_fused_applies = m_arch->quirks.fused_decode && !m_streamer && llama_decode_fused_applies(m_model);
@@ -648,14 +648,19 @@ at::Tensor Runner::forward_layers(const at::Tensor& hidden, std::size_t begin, s
     m_cache.length = start; // a rewound or restarted sequence: its later positions are forgotten
     if (m_arch->quirks.rotary)
         update_rope(start + n);
-    ForwardStep step{m_model, m_exec, hidden.size(0), n, start, {}, {}, &m_cache, nullptr};
-    set_rotary(step, hidden.scalar_type());
-    at::Tensor h = hidden.to(m_exec);
     m_run_end = end;
     struct ResetEnd {
         std::size_t& end;
         ~ResetEnd() { end = static_cast<std::size_t>(-1); }
     } reset_end{m_run_end};
+    if (hidden.size(0) == 1 && n == 1 && fused_decode_ready()) { // a decode step: the fused one
+        at::Tensor out = llama_decode_fused_layers(*this, hidden, begin, end, start);
+        m_cache.length = start + 1;
+        return out;
+    }
+    ForwardStep step{m_model, m_exec, hidden.size(0), n, start, {}, {}, &m_cache, nullptr};
+    set_rotary(step, hidden.scalar_type());
+    at::Tensor h = hidden.to(m_exec);
     for (std::size_t l = begin; l < end; ++l)
         run_layer(l, [&](const LayerWeights& w) { h = m_arch->layer(step, l, w, h); });
     m_cache.length = start + n;

@@ -184,6 +184,9 @@ const Architecture& architecture_of(const ModelConfig& config);
 // and the step itself ([1, 1, vocab] logits).
 bool llama_decode_fused_applies(const LoadedModel& m);
 at::Tensor llama_decode_fused(Runner& runner, const at::Tensor& ids);
+// A pipeline stage's share of such a step: hidden [1, 1, hidden] through layers [begin, end) at
+// position `start` (the runner's cache); the hidden state after them.
+at::Tensor llama_decode_fused_layers(Runner& runner, const at::Tensor& hidden, std::size_t begin, std::size_t end, std::int64_t start);
 
 // Shared pieces.
 // inv_freq (float32 [rotary_dim / 2]) and the cos/sin factor of the config's rope type.
