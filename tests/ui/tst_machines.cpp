@@ -9,6 +9,7 @@
 #include "conversationstore.h"
 #include "devicepanel.h"
 #include "mainwindow.h"
+#include "plan_lanes.h"
 #include "placementmap.h"
 
 #include <QFile>
@@ -20,6 +21,7 @@
 #include <QtTest>
 
 using namespace layerwise::ui;
+using layerwise::ui::test::laneOf;
 using layerwise::test::Worker;
 
 class TestMachines : public QObject {
@@ -33,19 +35,6 @@ private Q_SLOTS:
     void addedMachineJoinsThePlan();
     void pipelineLoadsAndSurvivesAFailedMachine();
 };
-
-namespace {
-
-int laneOf(const MainWindow& w, const QString& key)
-{
-    const auto& devices = w.currentPlan().devices;
-    for (int i = 0; i < devices.size(); ++i)
-        if (devices[i].key == key)
-            return i;
-    return -1;
-}
-
-} // namespace
 
 void TestMachines::addedMachineJoinsThePlan()
 {

@@ -4,6 +4,7 @@
 
 #include "devicepanel.h"
 #include "mainwindow.h"
+#include "plan_lanes.h"
 #include "moduletreemodel.h"
 #include "placementmap.h"
 #include "planbar.h"
@@ -25,6 +26,7 @@
 #include <QLineEdit>
 
 using namespace layerwise::ui;
+using layerwise::ui::test::laneOf;
 
 class TestMainWindow : public QObject {
     Q_OBJECT
@@ -56,14 +58,6 @@ void openPlanned(MainWindow& w, QSignalSpy& planned, const QString& model = QStr
     QTRY_VERIFY_WITH_TIMEOUT(planned.count() >= 1 && w.devicePanel()->cardCount() >= 3, 20000);
 }
 
-int laneOf(const MainWindow& w, const QString& key)
-{
-    const auto& devices = w.currentPlan().devices;
-    for (int i = 0; i < devices.size(); ++i)
-        if (devices[i].key == key)
-            return i;
-    return -1;
-}
 
 // The device an hf_device_map gives a module: the key equal to it or the longest key that is a
 // parent of it ("" covers everything), as accelerate resolves it; "" when no key covers it.
