@@ -50,6 +50,7 @@ public Q_SLOTS:
     void addMachine(const QString& address, const QString& token);
     // That machine leaves the plan (after it failed, say).
     void removeMachine(const QString& address);
+    void removeAllMachines();
     // Loads the described model with the current plan's device map and dtype (a pipeline: each
     // other machine loads its stage).
     void load();

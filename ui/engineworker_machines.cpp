@@ -50,9 +50,7 @@ std::vector<Machine> limitedMachines(std::vector<Machine> machines, const PlanSe
             continue;
         for (Machine& m : machines)
             if (QString::fromStdString(m.name) == machine)
-                for (DeviceInfo& d : m.devices)
-                    if (QString::fromStdString(d.id.map_key()) == device)
-                        d.available_bytes = static_cast<std::uint64_t>(std::max<qint64>(bytes, 0));
+                m.max_memory.push_back({parse_device(device.toStdString()), std::max<qint64>(bytes, 0)});
     }
     return machines;
 }
@@ -96,7 +94,8 @@ PlanView viewOfPipeline(const PipelinePlan& p, const Model& d, const PlanRequest
             if (dev.id.kind != Device::Kind::disk) {
                 DeviceFootprint f;
                 f.device = dev;
-                f.limit = static_cast<std::int64_t>(dev.available_bytes);
+                const MemoryLimit* limit = find_limit(m.max_memory, dev.id);
+                f.limit = limit ? limit->bytes : static_cast<std::int64_t>(dev.available_bytes);
                 v.devices.push_back(footprintRow(f, &m));
             }
     }
@@ -112,11 +111,9 @@ void EngineWorker::addMachine(const QString& address, const QString& token)
                 throw PlanError(where + " is in the plan already (as " + m.name + ")");
         if (!m_state->machines.empty() && token.toStdString() != m_state->machineToken)
             throw PlanError("the machines of one plan share one token: give the token the other workers were started with");
-        // Names stay as given: host2, host3... after the highest in use.
-        int next = 2;
-        for (const Machine& m : m_state->machines)
-            next = std::max(next, std::stoi(m.name.substr(4)) + 1);
-        m_state->machines.push_back(describe_machine(where, token.toStdString(), "host" + std::to_string(next)));
+        // Names stay as given (host2, host3...), never reused while the app runs.
+        m_state->machines.push_back(describe_machine(where, token.toStdString(), "host" + std::to_string(m_state->nextMachine)));
+        ++m_state->nextMachine;
         m_state->machineToken = token.toStdString();
         publishMachines();
     } catch (const std::exception& e) {
@@ -129,6 +126,13 @@ void EngineWorker::removeMachine(const QString& address)
     std::erase_if(m_state->machines, [&](const Machine& m) { return m.address == address.toStdString(); });
     if (m_state->machines.empty())
         m_state->pipeline.reset();
+    publishMachines();
+}
+
+void EngineWorker::removeAllMachines()
+{
+    m_state->machines.clear();
+    m_state->pipeline.reset();
     publishMachines();
 }
 

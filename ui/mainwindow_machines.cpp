@@ -74,8 +74,7 @@ void MainWindow::chooseMachine()
 
 void MainWindow::removeMachines()
 {
-    for (const QString& m : m_machines)
-        QMetaObject::invokeMethod(m_worker, "removeMachine", Qt::QueuedConnection, Q_ARG(QString, m.section(QStringLiteral("  "), 1)));
+    QMetaObject::invokeMethod(m_worker, "removeAllMachines", Qt::QueuedConnection);
 }
 
 void MainWindow::planWithout(const QString& address)

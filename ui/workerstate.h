@@ -20,6 +20,7 @@ struct WorkerState {
     // pipeline planned over them and this machine (then `plan` is this machine's stage).
     std::vector<Machine> machines;
     std::string machineToken;
+    int nextMachine = 2; // the number of the next machine's name ("host2")
     std::optional<PipelinePlan> pipeline;
     std::unique_ptr<Session> session; // the loaded model and its conversation
     // The local server over `session` and the thread it serves on (stopped before the session goes).

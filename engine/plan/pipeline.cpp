@@ -29,7 +29,7 @@ PlanRequest stage_request(const PlanRequest& request, const Machine* machine)
     PlanRequest r = request;
     if (machine) {
         r.devices = machine->devices;
-        r.max_memory.clear(); // the limits given are this machine's
+        r.max_memory = machine->max_memory; // the request's limits are this machine's
     }
     return r;
 }

@@ -28,6 +28,7 @@ struct Machine {
     std::string name;    // "host2": its devices read "host2/cuda:0", "host2/cpu"
     std::string address; // "10.0.0.2:7070", where its worker listens
     std::vector<DeviceInfo> devices;
+    MaxMemory max_memory; // limits of its devices; a device without one may use its available memory
     MachineLink link;    // between it and this machine
 };
 
